@@ -1,0 +1,164 @@
+import CRdKafka
+import Foundation
+import Logging
+
+/// What the cluster says about its brokers, topics and partitions.
+public struct KafkaClusterMetadata: Sendable, Hashable {
+    public struct Broker: Sendable, Hashable {
+        public var id: Int32
+        public var host: String
+        public var port: Int32
+    }
+
+    public struct Partition: Sendable, Hashable {
+        public var id: Int32
+        /// Broker id of the leader; -1 while there is none.
+        public var leader: Int32
+        public var replicas: [Int32]
+        public var inSyncReplicas: [Int32]
+    }
+
+    public struct Topic: Sendable, Hashable {
+        public var name: String
+        public var partitions: [Partition]
+        /// Set when the broker could not describe the topic (e.g. it does not exist).
+        public var error: String?
+    }
+
+    public var brokers: [Broker]
+    public var topics: [Topic]
+
+    public func topic(_ name: String) -> Topic? { topics.first { $0.name == name } }
+}
+
+/// How far a consumer group is behind on one partition.
+public struct KafkaPartitionLag: Sendable, Hashable {
+    public var topicPartition: KafkaTopicPartition
+    /// The group's committed offset; nil when it never committed on this partition.
+    public var committedOffset: Int64?
+    /// Oldest offset the broker still holds.
+    public var lowWatermark: Int64
+    /// Offset the next produced record will get.
+    public var highWatermark: Int64
+
+    /// Records not yet consumed. A group with no commit counts everything retained.
+    public var lag: Int64 { max(0, highWatermark - max(committedOffset ?? lowWatermark, lowWatermark)) }
+}
+
+/// Cluster inspection: metadata, watermarks and consumer-group lag.
+public final class KafkaAdmin: @unchecked Sendable {
+    private let client: RDKafkaClient
+    private let configuration: KafkaConfiguration
+    private let logger: Logger
+
+    public init(configuration: KafkaConfiguration, logger: Logger) throws(KafkaError) {
+        self.configuration = configuration
+        self.logger = logger
+        self.client = try RDKafkaClient(
+            role: .producer, properties: configuration.commonProperties + configuration.properties.sorted { $0.key < $1.key },
+            callbacks: RDKafkaCallbacks(logger: logger)
+        )
+    }
+
+    deinit {
+        client.destroy()
+    }
+
+    private var timeoutMilliseconds: Int32 { Int32(configuration.requestTimeout.milliseconds) }
+
+    /// Brokers, and topics with their partitions (all topics when `topics` is nil).
+    public func metadata(topics: [String]? = nil) async throws -> KafkaClusterMetadata {
+        let client = client
+        let timeout = timeoutMilliseconds
+        let bootstrap = configuration.bootstrapServers
+        return try await onBlockingThread { () -> Result<KafkaClusterMetadata, KafkaError> in
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let code = rd_kafka_metadata(client.handle, 1, nil, &metadata, timeout)
+            guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+                return .failure(.rdKafka(code, kind: .adminFailed, context: "metadata request to \(bootstrap)"))
+            }
+            defer { rd_kafka_metadata_destroy(metadata) }
+            return .success(Self.convert(metadata.pointee, only: topics.map(Set.init)))
+        }.get()
+    }
+
+    private static func convert(_ metadata: rd_kafka_metadata, only wanted: Set<String>?) -> KafkaClusterMetadata {
+        let brokers = (0..<Int(metadata.broker_cnt)).map { index in
+            let broker = metadata.brokers[index]
+            return KafkaClusterMetadata.Broker(id: broker.id, host: String(cString: broker.host), port: broker.port)
+        }
+        let topics = (0..<Int(metadata.topic_cnt)).compactMap { index -> KafkaClusterMetadata.Topic? in
+            let topic = metadata.topics[index]
+            let name = String(cString: topic.topic)
+            if let wanted, !wanted.contains(name) { return nil }
+            let partitions = (0..<Int(topic.partition_cnt)).map { partitionIndex in
+                let partition = topic.partitions[partitionIndex]
+                return KafkaClusterMetadata.Partition(
+                    id: partition.id,
+                    leader: partition.leader,
+                    replicas: Array(UnsafeBufferPointer(start: partition.replicas, count: Int(partition.replica_cnt))),
+                    inSyncReplicas: Array(UnsafeBufferPointer(start: partition.isrs, count: Int(partition.isr_cnt)))
+                )
+            }.sorted { $0.id < $1.id }
+            let error = topic.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : String(cString: rd_kafka_err2str(topic.err))
+            return KafkaClusterMetadata.Topic(name: name, partitions: partitions, error: error)
+        }.sorted { $0.name < $1.name }
+        return KafkaClusterMetadata(brokers: brokers.sorted { $0.id < $1.id }, topics: topics)
+    }
+
+    /// Oldest and next offset of a partition, asked of its leader.
+    public func watermarks(_ partition: KafkaTopicPartition) async throws -> (low: Int64, high: Int64) {
+        let client = client
+        let timeout = timeoutMilliseconds
+        return try await onBlockingThread { () -> Result<(low: Int64, high: Int64), KafkaError> in
+            var low: Int64 = 0
+            var high: Int64 = 0
+            let code = rd_kafka_query_watermark_offsets(client.handle, partition.topic, partition.partition, &low, &high, timeout)
+            guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                return .failure(.rdKafka(code, kind: .adminFailed, context: "watermarks of \(partition)"))
+            }
+            return .success((low, high))
+        }.get()
+    }
+
+    /// The offsets `group` committed, per partition (nil where it never committed).
+    public func committedOffsets(group: String, partitions: [KafkaTopicPartition]) async throws -> [KafkaTopicPartition: Int64?] {
+        // OffsetFetch goes to the group's coordinator; a consumer handle that never subscribes
+        // asks without joining the group.
+        let groupClient = try RDKafkaClient(
+            role: .consumer,
+            properties: configuration.commonProperties + [("group.id", group)] + configuration.properties.sorted { $0.key < $1.key },
+            callbacks: RDKafkaCallbacks(logger: logger)
+        )
+        let timeout = timeoutMilliseconds
+        return try await onBlockingThread { () -> Result<[KafkaTopicPartition: Int64?], KafkaError> in
+            defer { groupClient.destroy(skipConsumerClose: true) }
+            return RDKafkaTopicPartitionList.withList(partitions.map { ($0, nil) }) { list in
+                let code = rd_kafka_committed(groupClient.handle, list, timeout)
+                guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    return .failure(.rdKafka(code, kind: .adminFailed, context: "committed offsets of group \(group)"))
+                }
+                var offsets: [KafkaTopicPartition: Int64?] = [:]
+                for (partition, offset, _) in RDKafkaTopicPartitionList.entries(list) {
+                    offsets[partition] = offset >= 0 ? offset : nil
+                }
+                return .success(offsets)
+            }
+        }.get()
+    }
+
+    /// Lag of `group` on every partition of `topics`: high watermark minus committed offset.
+    public func lag(group: String, topics: [String]) async throws -> [KafkaPartitionLag] {
+        let metadata = try await metadata(topics: topics)
+        let partitions = metadata.topics.flatMap { topic in
+            topic.partitions.map { KafkaTopicPartition(topic: topic.name, partition: $0.id) }
+        }
+        let committed = try await committedOffsets(group: group, partitions: partitions)
+        var result: [KafkaPartitionLag] = []
+        for partition in partitions.sorted() {
+            let (low, high) = try await watermarks(partition)
+            result.append(KafkaPartitionLag(topicPartition: partition, committedOffset: committed[partition] ?? nil, lowWatermark: low, highWatermark: high))
+        }
+        return result
+    }
+}

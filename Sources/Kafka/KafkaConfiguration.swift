@@ -1,0 +1,153 @@
+/// Settings every Kafka client shares: where the cluster is and how to talk to it.
+///
+/// Typed fields cover what vigil sets on purpose; `properties` passes any other librdkafka
+/// property straight through (TLS and SASL for production clusters, tuning). Every property
+/// is checked when the client is created: an unknown name or a bad value fails at start
+/// with an error naming the property.
+public struct KafkaConfiguration: Sendable {
+    /// `host:port[,host:port…]` of one or more brokers.
+    public var bootstrapServers: String
+    /// Shown in broker logs and quotas; the worker name is a good choice.
+    public var clientID: String
+    /// How long a start-up connectivity check waits for a broker, and how long
+    /// admin and metadata requests wait for an answer.
+    public var requestTimeout: Duration
+    /// Extra librdkafka properties, e.g. `security.protocol`, `ssl.ca.location`,
+    /// `sasl.mechanism`, `sasl.username`, `sasl.password`. Applied last, so they override.
+    public var properties: [String: String]
+
+    public init(
+        bootstrapServers: String,
+        clientID: String = "vigil",
+        requestTimeout: Duration = .seconds(10),
+        properties: [String: String] = [:]
+    ) {
+        self.bootstrapServers = bootstrapServers
+        self.clientID = clientID
+        self.requestTimeout = requestTimeout
+        self.properties = properties
+    }
+
+    /// Properties that go to librdkafka for any client, before the client-specific ones.
+    var commonProperties: [(String, String)] {
+        [
+            ("bootstrap.servers", bootstrapServers),
+            ("client.id", clientID),
+            ("socket.connection.setup.timeout.ms", String(requestTimeout.milliseconds)),
+        ]
+    }
+
+    /// Property names whose values are never shown in errors or logs.
+    static func isSecret(_ property: String) -> Bool {
+        let name = property.lowercased()
+        return ["password", "secret", "key", "token", "jaas"].contains { name.contains($0) }
+    }
+}
+
+/// How a `KafkaProducer` delivers.
+public struct KafkaProducerConfiguration: Sendable {
+    public var cluster: KafkaConfiguration
+    /// Messages handed to the producer but not yet acknowledged. When the limit is reached,
+    /// `send` waits: back-pressure instead of unbounded memory.
+    public var maxInFlightMessages: Int
+    /// How long librdkafka waits to fill a batch before sending it.
+    public var linger: Duration
+    /// How long librdkafka keeps retrying one message before reporting it failed.
+    public var deliveryTimeout: Duration
+    /// Largest message accepted (`message.max.bytes`); larger sends fail at once with `.messageTooLarge`.
+    public var maxMessageBytes: Int
+
+    public init(
+        cluster: KafkaConfiguration,
+        maxInFlightMessages: Int = 10_000,
+        linger: Duration = .milliseconds(5),
+        deliveryTimeout: Duration = .seconds(120),
+        maxMessageBytes: Int = 1_000_000
+    ) {
+        self.cluster = cluster
+        self.maxInFlightMessages = maxInFlightMessages
+        self.linger = linger
+        self.deliveryTimeout = deliveryTimeout
+        self.maxMessageBytes = maxMessageBytes
+    }
+
+    var librdkafkaProperties: [(String, String)] {
+        cluster.commonProperties + [
+            // Idempotence implies acks=all and ordered retries: no duplicates, no reordering.
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("compression.codec", "zstd"),
+            ("linger.ms", String(linger.milliseconds)),
+            ("message.timeout.ms", String(deliveryTimeout.milliseconds)),
+            ("message.max.bytes", String(maxMessageBytes)),
+            // Above our own in-flight limit, so librdkafka's queue never rejects a send.
+            ("queue.buffering.max.messages", String(maxInFlightMessages + 1_000)),
+        ] + cluster.properties.sorted { $0.key < $1.key }
+    }
+}
+
+/// How a `KafkaConsumer` joins its group and commits.
+public struct KafkaConsumerConfiguration: Sendable {
+    /// Where a group with no committed offset for a partition starts.
+    public enum StartPosition: String, Sendable {
+        case earliest, latest
+    }
+
+    public var cluster: KafkaConfiguration
+    /// The consumer group: replicas of one worker share it and split the partitions.
+    public var groupID: String
+    public var topics: [String]
+    public var startPosition: StartPosition
+    /// Stored offsets are committed this often, on every revoke and on close.
+    public var commitInterval: Duration
+    /// A member that sends no heartbeat for this long is removed from the group.
+    public var sessionTimeout: Duration
+    /// Messages fetched ahead of the application. The fetch pauses while the buffer is full.
+    public var bufferedMessages: Int
+    /// Whether a jump in offsets counts as lost records. True for ordinary topics (a gap
+    /// there means the broker dropped data before it was read); set false for compacted
+    /// topics, where gaps are normal.
+    public var offsetGapsAreLoss: Bool
+
+    public init(
+        cluster: KafkaConfiguration,
+        groupID: String,
+        topics: [String],
+        startPosition: StartPosition = .earliest,
+        commitInterval: Duration = .seconds(1),
+        sessionTimeout: Duration = .seconds(10),
+        bufferedMessages: Int = 1_000,
+        offsetGapsAreLoss: Bool = true
+    ) {
+        self.cluster = cluster
+        self.groupID = groupID
+        self.topics = topics
+        self.startPosition = startPosition
+        self.commitInterval = commitInterval
+        self.sessionTimeout = sessionTimeout
+        self.bufferedMessages = bufferedMessages
+        self.offsetGapsAreLoss = offsetGapsAreLoss
+    }
+
+    var librdkafkaProperties: [(String, String)] {
+        cluster.commonProperties + [
+            ("group.id", groupID),
+            ("auto.offset.reset", startPosition.rawValue),
+            // Offsets are stored by the application after processing, then committed in the background.
+            ("enable.auto.offset.store", "false"),
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", String(commitInterval.milliseconds)),
+            ("session.timeout.ms", String(sessionTimeout.milliseconds)),
+            ("heartbeat.interval.ms", String(max(100, sessionTimeout.milliseconds / 5))),
+            ("enable.partition.eof", "false"),
+        ] + cluster.properties.sorted { $0.key < $1.key }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, as librdkafka's `*.ms` properties want them.
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,454 @@
+import CRdKafka
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// Something that happened to a consumer's membership or data, for logs, metrics and tests.
+public enum KafkaConsumerEvent: Sendable, Hashable {
+    /// The group gave this member these partitions.
+    case assigned([KafkaTopicPartition])
+    /// The group took these partitions away; stored offsets were committed first
+    /// (`commitError` says why not, when that failed).
+    case revoked([KafkaTopicPartition], commitError: String?)
+    /// The broker no longer had records this consumer expected.
+    case recordsLost(KafkaRecordLoss)
+}
+
+/// A consumer-group member: reads its partitions' records in order, and commits only the
+/// offsets the application stored after processing them (at-least-once).
+///
+/// Iterate `messages`, call `storeOffset(_:)` once a record is fully processed (for a
+/// worker: after every output was acknowledged), and stored offsets are committed every
+/// `commitInterval`, before partitions are revoked, and on close. Run it as a `Service`
+/// (graceful shutdown closes it) or call `close()`. Only one task may iterate at a time.
+public final class KafkaConsumer: Service, @unchecked Sendable {
+    private let client: RDKafkaClient
+    private let configuration: KafkaConsumerConfiguration
+    private let logger: Logger
+    private let buffer: ConsumerBuffer
+    private let pollThread: PollingThread
+    private let membership: ConsumerMembership
+
+    public init(
+        configuration: KafkaConsumerConfiguration,
+        logger: Logger,
+        eventHandler: @escaping @Sendable (KafkaConsumerEvent) -> Void = { _ in }
+    ) throws(KafkaError) {
+        self.configuration = configuration
+        self.logger = logger
+        let buffer = ConsumerBuffer(capacity: configuration.bufferedMessages)
+        let membership = ConsumerMembership(
+            logger: logger, gapsAreLoss: configuration.offsetGapsAreLoss,
+            requestTimeout: configuration.cluster.requestTimeout, buffer: buffer, eventHandler: eventHandler
+        )
+        let client = try RDKafkaClient(
+            role: .consumer,
+            properties: configuration.librdkafkaProperties,
+            callbacks: RDKafkaCallbacks(logger: logger) { handle, code, partitions in
+                membership.rebalance(handle: handle, code: code, partitions: partitions)
+            }
+        )
+        // Serve the group's events (rebalances) from the same queue as the records.
+        rd_kafka_poll_set_consumer(client.handle)
+        let subscribeCode = RDKafkaTopicPartitionList.withList(configuration.topics.map {
+            (KafkaTopicPartition(topic: $0, partition: RD_KAFKA_PARTITION_UA), nil)
+        }) { rd_kafka_subscribe(client.handle, $0) }
+        guard subscribeCode == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            client.destroy(skipConsumerClose: true)
+            throw KafkaError.rdKafka(subscribeCode, kind: .consumerFailed, context: "cannot subscribe to \(configuration.topics)")
+        }
+        self.client = client
+        self.buffer = buffer
+        self.membership = membership
+        self.pollThread = PollingThread(name: "vigil.kafka.consumer.poll") {
+            guard buffer.waitForSpace() else { return }
+            guard let message = rd_kafka_consumer_poll(client.handle, 100) else { return }
+            defer { rd_kafka_message_destroy(message) }
+            membership.received(message)
+        }
+    }
+
+    /// Waits until a broker answers, or throws `.brokersUnreachable` after the request timeout.
+    public func checkConnectivity() async throws {
+        let client = client
+        let cluster = configuration.cluster
+        try await onBlockingThread { () -> Result<Void, KafkaError> in
+            Result { () throws(KafkaError) in
+                try client.checkConnectivity(bootstrapServers: cluster.bootstrapServers, timeout: cluster.requestTimeout)
+            }
+        }.get()
+    }
+
+    /// The records of the assigned partitions, in offset order per partition. Ends when the
+    /// consumer is closed or the iterating task is cancelled; throws on a fatal consumer error.
+    public var messages: KafkaConsumerMessages { KafkaConsumerMessages(buffer: buffer) }
+
+    /// The partitions this member owns right now.
+    public var assignment: [KafkaTopicPartition] { membership.assignment }
+
+    /// Marks `message` as processed: its offset + 1 will be committed. Throws when the
+    /// partition was revoked meanwhile (its new owner will process the record again).
+    public func storeOffset(_ message: KafkaConsumerMessage) throws(KafkaError) {
+        let partition = message.topicPartition
+        let code = RDKafkaTopicPartitionList.withList([(partition, message.offset + 1)]) { list -> rd_kafka_resp_err_t in
+            let code = rd_kafka_offsets_store(client.handle, list)
+            return code != RD_KAFKA_RESP_ERR_NO_ERROR ? code : list.pointee.elems[0].err
+        }
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError.rdKafka(
+                code, kind: .offsetCommitFailed,
+                context: "cannot store offset \(message.offset + 1) for \(partition) (revoked in a rebalance? its new owner re-reads it)"
+            )
+        }
+    }
+
+    /// Commits every stored offset now and waits for the coordinator's answer.
+    public func commit() async throws {
+        let client = client
+        let code = await onBlockingThread { rd_kafka_commit(client.handle, nil, 0) }
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR || code == RD_KAFKA_RESP_ERR__NO_OFFSET else {
+            throw KafkaError.rdKafka(code, kind: .offsetCommitFailed, context: "commit failed")
+        }
+    }
+
+    /// Stops fetching from these partitions until `resume`; records already buffered are still delivered.
+    public func pause(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
+        try changeFetching(partitions, pause: true)
+    }
+
+    public func resume(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
+        try changeFetching(partitions, pause: false)
+    }
+
+    private func changeFetching(_ partitions: [KafkaTopicPartition], pause: Bool) throws(KafkaError) {
+        let code = RDKafkaTopicPartitionList.withList(partitions.map { ($0, nil) }) { list in
+            pause ? rd_kafka_pause_partitions(client.handle, list) : rd_kafka_resume_partitions(client.handle, list)
+        }
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError.rdKafka(code, kind: .consumerFailed, context: pause ? "pause failed" : "resume failed")
+        }
+    }
+
+    /// Leaves the group cleanly: ends `messages`, commits stored offsets, revokes and leaves,
+    /// waiting at most `timeout` for the group coordinator (librdkafka 2.0.2's close can hang
+    /// when its queue is not served; this one serves it and gives up at the deadline).
+    public func close(timeout: Duration = .seconds(30)) async {
+        guard buffer.finish() else { return }
+        let client = client
+        let pollThread = pollThread
+        let logger = logger
+        let membership = membership
+        await onBlockingThread {
+            pollThread.stop()
+            Self.closeGroupMembership(client, membership: membership, timeout: timeout, logger: logger)
+            client.destroy(skipConsumerClose: true)
+        }
+    }
+
+    private static func closeGroupMembership(_ client: RDKafkaClient, membership: ConsumerMembership, timeout: Duration, logger: Logger) {
+        let queue = rd_kafka_queue_new(client.handle)!
+        defer { rd_kafka_queue_destroy(queue) }
+        if let error = rd_kafka_consumer_close_queue(client.handle, queue) {
+            logger.error("consumer close failed", metadata: ["error": "\(KafkaError.consuming(error, kind: .consumerFailed, context: "close"))"])
+            return
+        }
+        let deadline = ContinuousClock.now + timeout
+        while rd_kafka_consumer_closed(client.handle) == 0 {
+            guard ContinuousClock.now < deadline else {
+                logger.error("consumer did not leave its group within \(timeout); uncommitted records will be redelivered")
+                return
+            }
+            // Serving the queue runs the rebalance callback, which commits before revoking.
+            guard let event = rd_kafka_queue_poll(queue, 100) else { continue }
+            defer { rd_kafka_event_destroy(event) }
+            // The final revoke arrives here as an event, not through the rebalance callback:
+            // handle it the same way (commit, then unassign), or the close never completes.
+            if rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE, let partitions = rd_kafka_event_topic_partition_list(event) {
+                membership.rebalance(handle: client.handle, code: rd_kafka_event_error(event), partitions: partitions)
+            }
+        }
+    }
+
+    /// Service entry point: runs until graceful shutdown, then closes.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await close()
+    }
+}
+
+/// The records of a consumer's partitions.
+public struct KafkaConsumerMessages: AsyncSequence, Sendable {
+    public typealias Element = KafkaConsumerMessage
+    fileprivate let buffer: ConsumerBuffer
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        fileprivate let buffer: ConsumerBuffer
+
+        public mutating func next() async throws -> KafkaConsumerMessage? {
+            try await buffer.next()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(buffer: buffer) }
+}
+
+/// Group membership and per-partition bookkeeping, driven from the poll thread:
+/// rebalances (commit on revoke), received records (loss detection), assignment.
+private final class ConsumerMembership: @unchecked Sendable {
+    private let logger: Logger
+    private let gapsAreLoss: Bool
+    private let requestTimeout: Duration
+    private let buffer: ConsumerBuffer
+    private let eventHandler: @Sendable (KafkaConsumerEvent) -> Void
+    private let lock = NSLock()
+    private var assigned: Set<KafkaTopicPartition> = []
+    private var gaps = OffsetGapDetector()  // touched only on the poll thread
+
+    init(
+        logger: Logger, gapsAreLoss: Bool, requestTimeout: Duration, buffer: ConsumerBuffer,
+        eventHandler: @escaping @Sendable (KafkaConsumerEvent) -> Void
+    ) {
+        self.logger = logger
+        self.gapsAreLoss = gapsAreLoss
+        self.requestTimeout = requestTimeout
+        self.buffer = buffer
+        self.eventHandler = eventHandler
+    }
+
+    var assignment: [KafkaTopicPartition] { lock.withLock { assigned.sorted() } }
+
+    func rebalance(handle: OpaquePointer, code: rd_kafka_resp_err_t, partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        let topicPartitions = RDKafkaTopicPartitionList.entries(partitions).map(\.0)
+        switch code {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            let committed = committedOffsets(handle: handle, partitions: partitions)
+            for partition in topicPartitions {
+                gaps.assigned(partition, committedOffset: committed[partition])
+            }
+            rd_kafka_assign(handle, partitions)
+            lock.withLock { assigned.formUnion(topicPartitions) }
+            logger.info("partitions assigned", metadata: ["partitions": "\(topicPartitions.sorted())"])
+            eventHandler(.assigned(topicPartitions.sorted()))
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            // Commit what the application finished before the partitions move to another member.
+            let commitCode = rd_kafka_commit(handle, nil, 0)
+            let commitError = commitCode == RD_KAFKA_RESP_ERR_NO_ERROR || commitCode == RD_KAFKA_RESP_ERR__NO_OFFSET
+                ? nil : String(cString: rd_kafka_err2str(commitCode))
+            rd_kafka_assign(handle, nil)
+            let revoked = Set(topicPartitions)
+            lock.withLock { assigned.subtract(revoked) }
+            buffer.discard { revoked.contains($0.topicPartition) }
+            for partition in topicPartitions { gaps.revoked(partition) }
+            if let commitError {
+                logger.warning("commit on revoke failed; uncommitted records will be redelivered", metadata: ["error": "\(commitError)"])
+            }
+            logger.info("partitions revoked", metadata: ["partitions": "\(topicPartitions.sorted())"])
+            eventHandler(.revoked(topicPartitions.sorted(), commitError: commitError))
+        default:
+            logger.error("rebalance failed; dropping the assignment", metadata: ["error": "\(String(cString: rd_kafka_err2str(code)))"])
+            rd_kafka_assign(handle, nil)
+            lock.withLock { assigned = [] }
+        }
+    }
+
+    /// The group's committed offset per partition (nil where none is committed).
+    private func committedOffsets(handle: OpaquePointer, partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [KafkaTopicPartition: Int64] {
+        guard let copy = rd_kafka_topic_partition_list_copy(partitions) else { return [:] }
+        defer { rd_kafka_topic_partition_list_destroy(copy) }
+        let code = rd_kafka_committed(handle, copy, Int32(requestTimeout.milliseconds))
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            logger.warning("cannot read committed offsets; record loss before the first record of this assignment goes unnoticed",
+                           metadata: ["error": "\(String(cString: rd_kafka_err2str(code)))"])
+            return [:]
+        }
+        var offsets: [KafkaTopicPartition: Int64] = [:]
+        for (partition, offset, error) in RDKafkaTopicPartitionList.entries(copy) where error == RD_KAFKA_RESP_ERR_NO_ERROR && offset >= 0 {
+            offsets[partition] = offset
+        }
+        return offsets
+    }
+
+    func received(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) {
+        let message = pointer.pointee
+        guard message.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            consumerError(pointer)
+            return
+        }
+        let record = Self.makeMessage(pointer)
+        if gapsAreLoss, let loss = gaps.received(record.topicPartition, offset: record.offset) {
+            logger.error("\(loss)", metadata: [
+                "topic": "\(loss.topicPartition.topic)", "partition": "\(loss.topicPartition.partition)",
+                "first_missing_offset": "\(loss.firstMissingOffset)", "resumed_at_offset": "\(loss.resumedAtOffset)",
+            ])
+            Counter(label: "vigil_records_lost_total", dimensions: [
+                ("topic", loss.topicPartition.topic), ("partition", String(loss.topicPartition.partition)),
+            ]).increment(by: loss.count)
+            eventHandler(.recordsLost(loss))
+        }
+        buffer.append(record)
+    }
+
+    private func consumerError(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) {
+        let message = pointer.pointee
+        if message.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return }
+        let topic = message.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "-"
+        let error = KafkaError.rdKafka(message.err, kind: .consumerFailed, context: "consuming \(topic)[\(message.partition)]")
+        if message.err == RD_KAFKA_RESP_ERR__FATAL {
+            logger.critical("consumer failed fatally", metadata: ["error": "\(error)"])
+            buffer.fail(error)
+        } else {
+            logger.warning("consumer error; librdkafka keeps retrying", metadata: ["error": "\(error)"])
+            Counter(label: "vigil_kafka_consumer_errors_total", dimensions: [("topic", topic)]).increment()
+        }
+    }
+
+    private static func makeMessage(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaConsumerMessage {
+        let message = pointer.pointee
+        var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)
+        return KafkaConsumerMessage(
+            topic: String(cString: rd_kafka_topic_name(message.rkt)),
+            partition: message.partition,
+            offset: message.offset,
+            key: message.key.map { Array(UnsafeRawBufferPointer(start: $0, count: message.key_len)) },
+            value: message.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: message.len)) } ?? [],
+            headers: headers(pointer),
+            timestampMilliseconds: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp
+        )
+    }
+
+    private static func headers(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
+        var list: OpaquePointer?
+        guard rd_kafka_message_headers(pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
+        var headers: [KafkaHeader] = []
+        var index = 0
+        var name: UnsafePointer<CChar>?
+        var value: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(list, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            headers.append(KafkaHeader(
+                key: String(cString: name!),
+                value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }
+            ))
+            index += 1
+        }
+        return headers
+    }
+}
+
+/// The hand-over between the poll thread and the iterating task: a bounded queue of
+/// records, at most one waiting reader, and the end-of-stream state.
+final class ConsumerBuffer: @unchecked Sendable {
+    private let condition = NSCondition()
+    private let capacity: Int
+    private var records: [KafkaConsumerMessage] = []
+    private var head = 0
+    private var waiter: CheckedContinuation<KafkaConsumerMessage?, any Error>?
+    private var pendingCancel = false
+    private var finished = false
+    private var failure: KafkaError?
+
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+    }
+
+    private var count: Int { records.count - head }
+
+    /// Poll thread: blocks up to 100 ms while the buffer is full. False when there is still no room.
+    func waitForSpace() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        if count >= capacity && !finished {
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.1))
+        }
+        return count < capacity && !finished
+    }
+
+    func append(_ record: KafkaConsumerMessage) {
+        condition.lock()
+        guard !finished else {
+            condition.unlock()
+            return
+        }
+        if let waiter {
+            self.waiter = nil
+            condition.unlock()
+            waiter.resume(returning: record)
+            return
+        }
+        records.append(record)
+        condition.unlock()
+    }
+
+    /// Drops buffered records that match, e.g. those of revoked partitions (never processed,
+    /// so never stored: the partition's next owner reads them again).
+    func discard(where matches: (KafkaConsumerMessage) -> Bool) {
+        condition.lock()
+        records = Array(records[head...].filter { !matches($0) })
+        head = 0
+        condition.signal()
+        condition.unlock()
+    }
+
+    func fail(_ error: KafkaError) {
+        condition.lock()
+        failure = error
+        let waiting = waiter
+        waiter = nil
+        condition.unlock()
+        waiting?.resume(throwing: error)
+    }
+
+    /// Ends the stream; false if it had already ended.
+    func finish() -> Bool {
+        condition.lock()
+        let wasFinished = finished
+        finished = true
+        records = []
+        head = 0
+        let waiting = waiter
+        waiter = nil
+        condition.broadcast()
+        condition.unlock()
+        waiting?.resume(returning: nil)
+        return !wasFinished
+    }
+
+    func next() async throws -> KafkaConsumerMessage? {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                condition.lock()
+                if pendingCancel || finished {
+                    pendingCancel = false
+                    condition.unlock()
+                    continuation.resume(returning: nil)
+                } else if count > 0 {
+                    let record = records[head]
+                    head += 1
+                    if head > 1_024 && head * 2 > records.count {
+                        records.removeFirst(head)
+                        head = 0
+                    }
+                    condition.signal()
+                    condition.unlock()
+                    continuation.resume(returning: record)
+                } else if let failure {
+                    condition.unlock()
+                    continuation.resume(throwing: failure)
+                } else {
+                    precondition(waiter == nil, "KafkaConsumer.messages supports one iterating task at a time")
+                    waiter = continuation
+                    condition.unlock()
+                }
+            }
+        } onCancel: {
+            condition.lock()
+            let waiting = waiter
+            waiter = nil
+            if waiting == nil { pendingCancel = true }
+            condition.unlock()
+            waiting?.resume(returning: nil)
+        }
+    }
+}

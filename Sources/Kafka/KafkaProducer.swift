@@ -1,0 +1,226 @@
+import CRdKafka
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Produces records with librdkafka's idempotent producer (`acks=all`, zstd).
+///
+/// `send` completes when the cluster acknowledged the record, with its partition and offset,
+/// or throws a `KafkaError`. At most `maxInFlightMessages` records are held at once; beyond
+/// that `send` waits. Run it as a `Service` (graceful shutdown flushes), or call `close()`.
+public final class KafkaProducer: Service, @unchecked Sendable {
+    private let client: RDKafkaClient
+    private let limiter: InFlightLimiter
+    private let pollThread: PollingThread
+    private let state = NSLock()
+    private var isClosed = false  // guarded by `state`
+    private let configuration: KafkaProducerConfiguration
+
+    /// Creates the producer and checks every property. Does not contact the cluster;
+    /// call `checkConnectivity()` to fail fast on a wrong address.
+    public init(configuration: KafkaProducerConfiguration, logger: Logger) throws(KafkaError) {
+        self.configuration = configuration
+        let client = try RDKafkaClient(
+            role: .producer,
+            properties: configuration.librdkafkaProperties,
+            callbacks: RDKafkaCallbacks(logger: logger)
+        ) { configuration in
+            rd_kafka_conf_set_dr_msg_cb(configuration) { _, message, _ in
+                guard let message, let opaque = message.pointee._private else { return }
+                let delivery = Unmanaged<PendingDeliveryState>.fromOpaque(opaque).takeRetainedValue()
+                delivery.complete(with: message.pointee)
+            }
+        }
+        self.client = client
+        self.limiter = InFlightLimiter(limit: configuration.maxInFlightMessages)
+        // Delivery reports are served by rd_kafka_poll on this thread, off the cooperative pool.
+        self.pollThread = PollingThread(name: "vigil.kafka.producer.poll") {
+            rd_kafka_poll(client.handle, 100)
+        }
+    }
+
+    /// Waits until a broker answers a metadata request, or throws `.brokersUnreachable`
+    /// after the configured request timeout.
+    public func checkConnectivity() async throws {
+        let client = client
+        let configuration = configuration.cluster
+        try await onBlockingThread { () -> Result<Void, KafkaError> in
+            Result { () throws(KafkaError) in
+                try client.checkConnectivity(bootstrapServers: configuration.bootstrapServers, timeout: configuration.requestTimeout)
+            }
+        }.get()
+    }
+
+    /// Produces one record and waits for the cluster's acknowledgement.
+    @discardableResult
+    public func send(_ message: KafkaProducerMessage) async throws -> KafkaDeliveryReport {
+        try await enqueue(message).report()
+    }
+
+    /// Hands one record to the producer and returns as soon as it is queued, so a caller can
+    /// keep many records in flight and await their reports later. Waits while the in-flight
+    /// limit is reached. Throws at once for records that can never be sent (too large,
+    /// unknown partition, producer closed).
+    public func enqueue(_ message: KafkaProducerMessage) async throws -> KafkaPendingDelivery {
+        try await limiter.acquire()
+        let delivery = PendingDeliveryState(limiter: limiter)
+        do {
+            try produce(message, delivery: delivery)
+        } catch {
+            limiter.release()
+            throw error
+        }
+        return KafkaPendingDelivery(state: delivery)
+    }
+
+    private func produce(_ message: KafkaProducerMessage, delivery: PendingDeliveryState) throws(KafkaError) {
+        if state.withLock({ isClosed }) { throw KafkaError.closed("send") }
+        let headers = makeHeaders(message.headers)
+        let opaque = Unmanaged.passRetained(delivery).toOpaque()
+        let code = message.value.withUnsafeBytes { value in
+            withOptionalBytes(message.key) { key in
+                vigil_rd_kafka_produce(
+                    client.handle, message.topic, message.partition ?? RD_KAFKA_PARTITION_UA,
+                    key?.baseAddress, key?.count ?? 0,
+                    value.baseAddress, value.count,
+                    headers, opaque
+                )
+            }
+        }
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            // Not queued: librdkafka owns neither the headers nor the delivery state.
+            if let headers { rd_kafka_headers_destroy(headers) }
+            Unmanaged<PendingDeliveryState>.fromOpaque(opaque).release()
+            throw produceError(code, message: message)
+        }
+    }
+
+    private func produceError(_ code: rd_kafka_resp_err_t, message: KafkaProducerMessage) -> KafkaError {
+        let size = message.value.count + (message.key?.count ?? 0)
+        if code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE {
+            return KafkaError(
+                kind: .messageTooLarge,
+                code: Int32(code.rawValue),
+                detail: "a record of \(size) bytes for topic \(message.topic) exceeds message.max.bytes "
+                    + "(\(configuration.maxMessageBytes)); split the payload or raise the limit on producer, topic and broker"
+            )
+        }
+        if code == RD_KAFKA_RESP_ERR__FATAL { return fatalError() }
+        return KafkaError.rdKafka(code, kind: .deliveryFailed, context: "cannot queue a record for topic \(message.topic)")
+    }
+
+    private func fatalError() -> KafkaError {
+        var reason = [CChar](repeating: 0, count: 512)
+        let code = rd_kafka_fatal_error(client.handle, &reason, reason.count)
+        return KafkaError(
+            kind: .deliveryFailed, code: Int32(code.rawValue), isFatal: true,
+            detail: "the producer hit a fatal error and must be restarted: \(String(cBuffer: reason))"
+        )
+    }
+
+    private func makeHeaders(_ headers: [KafkaHeader]) -> OpaquePointer? {
+        guard !headers.isEmpty else { return nil }
+        let list = rd_kafka_headers_new(headers.count)!
+        for header in headers {
+            if let value = header.value {
+                value.withUnsafeBytes { bytes in
+                    _ = rd_kafka_header_add(list, header.key, -1, bytes.baseAddress, bytes.count)
+                }
+            } else {
+                _ = rd_kafka_header_add(list, header.key, -1, nil, 0)
+            }
+        }
+        return list
+    }
+
+    /// Waits until every queued record was delivered or failed, for at most `timeout`.
+    public func flush(timeout: Duration = .seconds(30)) async throws {
+        let client = client
+        let code = await onBlockingThread { rd_kafka_flush(client.handle, Int32(timeout.milliseconds)) }
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError.rdKafka(code, kind: .deliveryFailed, context: "flush did not finish within \(timeout)")
+        }
+    }
+
+    /// Stops accepting records, flushes what is queued (records still undelivered after
+    /// `timeout` fail their `send` with an error, never silently), and releases the client.
+    public func close(timeout: Duration = .seconds(30)) async {
+        let firstClose = state.withLock {
+            defer { isClosed = true }
+            return !isClosed
+        }
+        guard firstClose else { return }
+        limiter.close(with: KafkaError.closed("send"))
+        do {
+            try await flush(timeout: timeout)
+        } catch {
+            client.logger.error("producer closing with undelivered records; they are reported as failed", metadata: ["error": "\(error)"])
+            rd_kafka_purge(client.handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+            _ = await onBlockingThread { [client] in rd_kafka_flush(client.handle, 5_000) }
+        }
+        pollThread.stop()
+        client.destroy()
+    }
+
+    /// Service entry point: runs until graceful shutdown, then flushes and closes.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await close()
+    }
+}
+
+/// A record the producer accepted; `report()` waits for the cluster's acknowledgement.
+public struct KafkaPendingDelivery: Sendable {
+    fileprivate let state: PendingDeliveryState
+
+    public func report() async throws -> KafkaDeliveryReport {
+        try await state.wait()
+    }
+}
+
+/// Holds one record's outcome until someone asks for it. Created per record, retained
+/// by librdkafka (as the message opaque) until its delivery report arrives.
+final class PendingDeliveryState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<KafkaDeliveryReport, KafkaError>?
+    private var waiters: [CheckedContinuation<KafkaDeliveryReport, any Error>] = []
+    private let limiter: InFlightLimiter
+
+    init(limiter: InFlightLimiter) {
+        self.limiter = limiter
+    }
+
+    /// Called from the delivery-report callback.
+    func complete(with message: rd_kafka_message_t) {
+        let topic = message.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
+        let outcome: Result<KafkaDeliveryReport, KafkaError>
+        if message.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            outcome = .success(KafkaDeliveryReport(topic: topic, partition: message.partition, offset: message.offset))
+        } else {
+            outcome = .failure(.rdKafka(message.err, kind: .deliveryFailed, context: "record for topic \(topic) was not delivered"))
+        }
+        limiter.release()
+        let waiting = lock.withLock {
+            result = outcome
+            defer { waiters = [] }
+            return waiters
+        }
+        for waiter in waiting { waiter.resume(with: outcome.mapError { $0 as any Error }) }
+    }
+
+    func wait() async throws -> KafkaDeliveryReport {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready = lock.withLock { () -> Result<KafkaDeliveryReport, KafkaError>? in
+                if result == nil { waiters.append(continuation) }
+                return result
+            }
+            if let ready { continuation.resume(with: ready.mapError { $0 as any Error }) }
+        }
+    }
+}
+
+/// Calls `body` with the bytes of `bytes`, or with nil when there are none.
+func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+    guard let bytes else { return body(nil) }
+    return bytes.withUnsafeBytes { body($0) }
+}
