@@ -21,10 +21,13 @@ public final class KafkaMockCluster: @unchecked Sendable {
             throw KafkaError(kind: .invalidConfiguration, detail: "a mock cluster needs 1 to 32 brokers, not \(brokers)")
         }
         // The mock cluster hangs off a client handle; a producer with no bootstrap servers serves.
+        // Its own notices ("no bootstrap.servers configured") would only confuse an operator.
+        var hostLogger = logger
+        hostLogger.logLevel = max(.warning, logger.logLevel)
         let client = try RDKafkaClient(
             role: .producer,
             properties: [("client.id", "vigil-dev-cluster"), ("log.connection.close", "false")],
-            callbacks: RDKafkaCallbacks(logger: logger)
+            callbacks: RDKafkaCallbacks(logger: hostLogger)
         )
         guard let cluster = rd_kafka_mock_cluster_new(client.handle, Int32(brokers)) else {
             client.destroy()

@@ -1,0 +1,29 @@
+# vigil — two commands on a fresh machine: `make demo` and `make test`.
+# Both install what is missing first (Scripts/install-deps: apt + pip, idempotent).
+
+SWIFT ?= swift
+BIN = $(shell $(SWIFT) build --show-bin-path)
+
+.PHONY: deps build test demo bench clean
+
+deps:
+	@Scripts/install-deps
+
+build: deps
+	$(SWIFT) build
+
+# Every test: unit, in-process Kafka, and multi-process runs against `vigil dev-cluster` and kcat.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: build
+	@Scripts/demo
+
+# Throughput against kcat on the same dev cluster, printed as a ratio (not part of `make test`).
+bench: deps
+	$(SWIFT) build -c release
+	$(shell $(SWIFT) build -c release --show-bin-path)/vigil bench kafka
+
+clean:
+	rm -rf .build .build-* .vigil

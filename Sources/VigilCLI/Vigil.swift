@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct Vigil: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vigil",
+        abstract: "Operate a vigil cluster: the local dev cluster, topics, status and benchmarks.",
+        discussion: """
+            vigil turns camera video into safety incidents and alerts. It never identifies people.
+            Start locally with `vigil dev-cluster`; see README.md for the whole pipeline.
+            """,
+        subcommands: [DevClusterCommand.self, BenchCommand.self]
+    )
+}
+
+/// Options every long-running command shares.
+struct LoggingOptions: ParsableArguments {
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    /// Logs go to standard error, so standard output stays for results scripts read.
+    func bootstrap(label: String) -> Logger {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: label)
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Writes one line to standard output at once (unbuffered), for scripts and tests that wait for it.
+func writeLine(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

@@ -1,0 +1,113 @@
+@testable import DevCluster
+@testable import Kafka
+import Logging
+import Testing
+
+@Suite("Offset gap detection")
+struct OffsetGapDetectorTests {
+    let partition = KafkaTopicPartition(topic: "frames.v1", partition: 3)
+
+    @Test("consecutive offsets after the committed one are no loss")
+    func consecutive() {
+        var detector = OffsetGapDetector()
+        detector.assigned(partition, committedOffset: 10)
+        #expect(detector.received(partition, offset: 10) == nil)
+        #expect(detector.received(partition, offset: 11) == nil)
+    }
+
+    @Test("a jump past the committed offset is the exact lost range")
+    func jumpAfterAssignment() {
+        var detector = OffsetGapDetector()
+        detector.assigned(partition, committedOffset: 100)
+        let loss = detector.received(partition, offset: 12_084)
+        #expect(loss == KafkaRecordLoss(topicPartition: partition, firstMissingOffset: 100, resumedAtOffset: 12_084))
+        #expect(loss?.count == 11_984)
+        #expect(loss?.description.contains("offsets 100–12083") == true)
+        #expect(detector.received(partition, offset: 12_085) == nil)
+    }
+
+    @Test("a jump in mid-stream is reported; a group with no commit has nothing to compare")
+    func midStreamAndFresh() {
+        var detector = OffsetGapDetector()
+        detector.assigned(partition, committedOffset: nil)
+        #expect(detector.received(partition, offset: 5_000) == nil)
+        #expect(detector.received(partition, offset: 5_001) == nil)
+        #expect(detector.received(partition, offset: 5_010)?.count == 8, "offsets 5002...5009")
+    }
+
+    @Test("after a revoke, the partition's history is forgotten")
+    func revoke() {
+        var detector = OffsetGapDetector()
+        detector.assigned(partition, committedOffset: 1)
+        detector.revoked(partition)
+        #expect(detector.received(partition, offset: 50) == nil)
+    }
+}
+
+@Suite("Configuration")
+struct ConfigurationTests {
+    @Test("the producer is idempotent with acks=all and zstd, and pass-through properties override")
+    func producerProperties() {
+        let configuration = KafkaProducerConfiguration(
+            cluster: .init(bootstrapServers: "b:9092", properties: ["linger.ms": "20", "security.protocol": "SSL"]),
+            maxInFlightMessages: 50
+        )
+        let properties = configuration.librdkafkaProperties
+        let last = Dictionary(properties, uniquingKeysWith: { _, later in later })
+        #expect(last["enable.idempotence"] == "true")
+        #expect(last["acks"] == "all")
+        #expect(last["compression.codec"] == "zstd")
+        #expect(last["linger.ms"] == "20")
+        #expect(last["security.protocol"] == "SSL")
+        #expect(Int(last["queue.buffering.max.messages"]!)! > 50)
+    }
+
+    @Test("the consumer stores offsets explicitly and commits them in the background")
+    func consumerProperties() {
+        let configuration = KafkaConsumerConfiguration(
+            cluster: .init(bootstrapServers: "b:9092"), groupID: "vigil-detect", topics: ["frames.v1"], commitInterval: .milliseconds(1_500)
+        )
+        let properties = Dictionary(configuration.librdkafkaProperties, uniquingKeysWith: { _, later in later })
+        #expect(properties["enable.auto.offset.store"] == "false")
+        #expect(properties["enable.auto.commit"] == "true")
+        #expect(properties["auto.commit.interval.ms"] == "1500")
+        #expect(properties["group.id"] == "vigil-detect")
+    }
+
+    @Test("secret-looking property names are recognised", arguments: ["sasl.password", "ssl.key.password", "sasl.oauthbearer.client.secret", "ssl.keystore.password"])
+    func secrets(name: String) {
+        #expect(KafkaConfiguration.isSecret(name))
+    }
+
+    @Test("ordinary property names are not secrets", arguments: ["bootstrap.servers", "acks", "linger.ms"])
+    func notSecrets(name: String) {
+        #expect(!KafkaConfiguration.isSecret(name))
+    }
+}
+
+@Suite("Dev cluster topics")
+struct DevClusterTopicTests {
+    @Test("NAME[:PARTITIONS[:REPLICATION]] parses with defaults")
+    func parsing() throws {
+        #expect(try DevClusterTopic(argument: "frames.v1:12:2", defaultReplicationFactor: 3) == DevClusterTopic(name: "frames.v1", partitions: 12, replicationFactor: 2))
+        #expect(try DevClusterTopic(argument: "rules.v1", defaultReplicationFactor: 3) == DevClusterTopic(name: "rules.v1", partitions: 1, replicationFactor: 3))
+    }
+
+    @Test("malformed topic arguments say how to write them", arguments: ["", ":3", "a:b", "a:1:2:3"])
+    func malformed(argument: String) {
+        let error = #expect(throws: KafkaError.self) { try DevClusterTopic(argument: argument, defaultReplicationFactor: 3) }
+        #expect(error?.description.contains("NAME[:PARTITIONS[:REPLICATION]]") == true)
+    }
+
+    @Test("the mock cluster refuses impossible topics and unknown brokers with a clear message")
+    func mockClusterRefusals() throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let cluster = try KafkaMockCluster(brokers: 2, logger: logger)
+        defer { cluster.shutdown() }
+        let replication = #expect(throws: KafkaError.self) { try cluster.createTopic("t", partitions: 3, replicationFactor: 3) }
+        #expect(replication?.description.contains("1 to 2") == true)
+        let broker = #expect(throws: KafkaError.self) { try cluster.setBrokerDown(7) }
+        #expect(broker?.description.contains("no broker 7") == true)
+    }
+}
