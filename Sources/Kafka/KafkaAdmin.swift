@@ -47,8 +47,8 @@ public struct KafkaPartitionLag: Sendable, Hashable {
 
 /// Cluster inspection: metadata, watermarks and consumer-group lag.
 public final class KafkaAdmin: @unchecked Sendable {
-    private let client: RDKafkaClient
-    private let configuration: KafkaConfiguration
+    let client: RDKafkaClient
+    let configuration: KafkaConfiguration
     private let logger: Logger
 
     public init(configuration: KafkaConfiguration, logger: Logger) throws(KafkaError) {
@@ -60,18 +60,13 @@ public final class KafkaAdmin: @unchecked Sendable {
         )
     }
 
-    deinit {
-        client.destroy()
-    }
-
     private var timeoutMilliseconds: Int32 { Int32(configuration.requestTimeout.milliseconds) }
 
     /// Brokers, and topics with their partitions (all topics when `topics` is nil).
     public func metadata(topics: [String]? = nil) async throws -> KafkaClusterMetadata {
-        let client = client
         let timeout = timeoutMilliseconds
         let bootstrap = configuration.bootstrapServers
-        return try await onBlockingThread { () -> Result<KafkaClusterMetadata, KafkaError> in
+        return try await onBlockingThread { [client = self.client] () -> Result<KafkaClusterMetadata, KafkaError> in
             var metadata: UnsafePointer<rd_kafka_metadata>?
             let code = rd_kafka_metadata(client.handle, 1, nil, &metadata, timeout)
             guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
@@ -108,9 +103,8 @@ public final class KafkaAdmin: @unchecked Sendable {
 
     /// Oldest and next offset of a partition, asked of its leader.
     public func watermarks(_ partition: KafkaTopicPartition) async throws -> (low: Int64, high: Int64) {
-        let client = client
         let timeout = timeoutMilliseconds
-        return try await onBlockingThread { () -> Result<(low: Int64, high: Int64), KafkaError> in
+        return try await onBlockingThread { [client = self.client] () -> Result<(low: Int64, high: Int64), KafkaError> in
             var low: Int64 = 0
             var high: Int64 = 0
             let code = rd_kafka_query_watermark_offsets(client.handle, partition.topic, partition.partition, &low, &high, timeout)

@@ -64,13 +64,19 @@ public final class KafkaProducer: Service, @unchecked Sendable {
     public func enqueue(_ message: KafkaProducerMessage) async throws -> KafkaPendingDelivery {
         try await limiter.acquire()
         let delivery = PendingDeliveryState(limiter: limiter)
-        do {
-            try produce(message, delivery: delivery)
-        } catch {
-            limiter.release()
-            throw error
+        while true {
+            do {
+                try produce(message, delivery: delivery)
+                return KafkaPendingDelivery(state: delivery)
+            } catch where error.code == Int32(RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue) {
+                // librdkafka's byte limit (queue.buffering.max.kbytes) can fill before our record
+                // limit does, with large records: wait for deliveries to drain it, never drop.
+                try await Task.sleep(for: .milliseconds(5))
+            } catch {
+                limiter.release()
+                throw error
+            }
         }
-        return KafkaPendingDelivery(state: delivery)
     }
 
     private func produce(_ message: KafkaProducerMessage, delivery: PendingDeliveryState) throws(KafkaError) {

@@ -87,8 +87,22 @@ final class RDKafkaClient: @unchecked Sendable {
         self.callbacks = retained
     }
 
-    /// Destroys the handle. Call exactly once, after the consumer was closed or the producer flushed.
+    private let destroyed = NSLock()
+    private var isDestroyed = false  // guarded by `destroyed`
+
+    /// Handles nobody destroyed explicitly (admin clients) go when their last user does.
+    deinit {
+        destroy()
+    }
+
+    /// Destroys the handle, once; later calls do nothing. Producers and consumers call it
+    /// after flushing or closing.
     func destroy(skipConsumerClose: Bool = false) {
+        let first = destroyed.withLock {
+            defer { isDestroyed = true }
+            return !isDestroyed
+        }
+        guard first else { return }
         if skipConsumerClose {
             rd_kafka_destroy_flags(handle, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
         } else {
