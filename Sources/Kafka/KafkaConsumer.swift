@@ -71,13 +71,7 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
 
     /// Waits until a broker answers, or throws `.brokersUnreachable` after the request timeout.
     public func checkConnectivity() async throws {
-        let client = client
-        let cluster = configuration.cluster
-        try await onBlockingThread { () -> Result<Void, KafkaError> in
-            Result { () throws(KafkaError) in
-                try client.checkConnectivity(bootstrapServers: cluster.bootstrapServers, timeout: cluster.requestTimeout)
-            }
-        }.get()
+        try await client.checkConnectivity(configuration.cluster)
     }
 
     /// The records of the assigned partitions, in offset order per partition. Ends when the

@@ -42,13 +42,7 @@ public final class KafkaProducer: Service, @unchecked Sendable {
     /// Waits until a broker answers a metadata request, or throws `.brokersUnreachable`
     /// after the configured request timeout.
     public func checkConnectivity() async throws {
-        let client = client
-        let configuration = configuration.cluster
-        try await onBlockingThread { () -> Result<Void, KafkaError> in
-            Result { () throws(KafkaError) in
-                try client.checkConnectivity(bootstrapServers: configuration.bootstrapServers, timeout: configuration.requestTimeout)
-            }
-        }.get()
+        try await client.checkConnectivity(configuration.cluster)
     }
 
     /// Produces one record and waits for the cluster's acknowledgement.

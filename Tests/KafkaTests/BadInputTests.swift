@@ -7,11 +7,7 @@ import Testing
 /// error in bounded time, and nothing already accepted is lost.
 @Suite("Bad input", .serialized, .timeLimit(.minutes(2)))
 struct BadInputTests {
-    let logger: Logger = {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        return logger
-    }()
+    let logger = quietLogger(.critical)
 
     @Test("an unknown librdkafka property fails at start, naming the property")
     func unknownProperty() throws {

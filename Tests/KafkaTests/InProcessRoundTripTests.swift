@@ -7,11 +7,7 @@ import Testing
 /// the wrapper's behaviour; the multi-process guarantees live in IntegrationTests.
 @Suite("Kafka round trip (in-process mock cluster)", .serialized, .timeLimit(.minutes(2)))
 struct InProcessRoundTripTests {
-    let logger: Logger = {
-        var logger = Logger(label: "test")
-        logger.logLevel = .warning
-        return logger
-    }()
+    let logger = quietLogger(.warning)
 
     @Test("keyed records with headers come back in order with their delivery offsets")
     func roundTrip() async throws {

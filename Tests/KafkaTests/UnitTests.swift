@@ -101,9 +101,7 @@ struct DevClusterTopicTests {
 
     @Test("the mock cluster refuses impossible topics and unknown brokers with a clear message")
     func mockClusterRefusals() throws {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let cluster = try KafkaMockCluster(brokers: 2, logger: logger)
+        let cluster = try KafkaMockCluster(brokers: 2, logger: quietLogger())
         defer { cluster.shutdown() }
         let replication = #expect(throws: KafkaError.self) { try cluster.createTopic("t", partitions: 3, replicationFactor: 3) }
         #expect(replication?.description.contains("1 to 2") == true)

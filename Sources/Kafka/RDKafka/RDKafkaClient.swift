@@ -111,8 +111,17 @@ final class RDKafkaClient: @unchecked Sendable {
         callbacks.release()
     }
 
-    /// Asks any broker for cluster metadata: proves the bootstrap servers answer.
-    func checkConnectivity(bootstrapServers: String, timeout: Duration) throws(KafkaError) {
+    /// Asks any broker for cluster metadata, off the cooperative pool: proves the bootstrap
+    /// servers answer, or throws `.brokersUnreachable` after the cluster's request timeout.
+    func checkConnectivity(_ cluster: KafkaConfiguration) async throws {
+        try await onBlockingThread { [self] () -> Result<Void, KafkaError> in
+            Result { () throws(KafkaError) in
+                try checkConnectivity(bootstrapServers: cluster.bootstrapServers, timeout: cluster.requestTimeout)
+            }
+        }.get()
+    }
+
+    private func checkConnectivity(bootstrapServers: String, timeout: Duration) throws(KafkaError) {
         var metadata: UnsafePointer<rd_kafka_metadata>?
         let code = rd_kafka_metadata(handle, 0, nil, &metadata, Int32(timeout.milliseconds))
         if let metadata { rd_kafka_metadata_destroy(metadata) }
