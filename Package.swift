@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "vigil", targets: ["VigilCLI"]),
         .executable(name: "vigil-kafka-probe", targets: ["KafkaProbe"]),
+        .executable(name: "vigil-passthrough", targets: ["PassThroughWorker"]),
         .library(name: "Kafka", targets: ["Kafka"]),
     ],
     dependencies: [
@@ -21,6 +22,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: [.defaults, "YAML"]),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
     ],
     targets: [
         // The only place C is seen: librdkafka and its embedded mock cluster.
@@ -51,6 +56,30 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What every worker shares: configuration, consume → stage → produce → store offset,
+        // dead-letter queue, load shedding, trace propagation, metrics and health endpoints.
+        .target(
+            name: "WorkerRuntime",
+            dependencies: [
+                "Kafka",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A worker whose stage forwards each record unchanged: runtime tests and its overhead benchmark.
+        .executableTarget(
+            name: "PassThroughWorker",
+            dependencies: ["WorkerRuntime"],
+            swiftSettings: swiftSettings
+        ),
         // `vigil`, the operator CLI.
         .executableTarget(
             name: "VigilCLI",
@@ -79,6 +108,11 @@ let package = Package(
         .testTarget(
             name: "KafkaTests",
             dependencies: ["Kafka", "DevCluster"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WorkerRuntimeTests",
+            dependencies: ["WorkerRuntime", "Kafka"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

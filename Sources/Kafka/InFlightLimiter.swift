@@ -1,19 +1,20 @@
 import Foundation
 
-/// Caps the number of messages a producer holds at once: `acquire` waits while the cap is
-/// reached, so a fast caller slows down instead of growing memory without bound.
-final class InFlightLimiter: @unchecked Sendable {
+/// Caps how many things are in flight at once (records a producer holds, records a worker
+/// awaits): `acquire` waits while the cap is reached, so a fast caller slows down instead of
+/// growing memory without bound.
+public final class InFlightLimiter: @unchecked Sendable {
     private let lock = NSLock()
     private var available: Int
     private var waiters: [CheckedContinuation<Void, any Error>] = []
     private var closedError: KafkaError?
 
-    init(limit: Int) {
+    public init(limit: Int) {
         precondition(limit > 0, "in-flight limit must be positive")
         available = limit
     }
 
-    func acquire() async throws {
+    public func acquire() async throws {
         if try tryAcquire() { return }
         try await withCheckedThrowingContinuation { continuation in
             enqueueOrResume(continuation)
@@ -45,7 +46,7 @@ final class InFlightLimiter: @unchecked Sendable {
         }
     }
 
-    func release() {
+    public func release() {
         lock.lock()
         if waiters.isEmpty {
             available += 1
@@ -58,7 +59,7 @@ final class InFlightLimiter: @unchecked Sendable {
     }
 
     /// Fails every waiting and future `acquire` with `error`.
-    func close(with error: KafkaError) {
+    public func close(with error: KafkaError) {
         lock.lock()
         closedError = error
         let pending = waiters

@@ -29,6 +29,8 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     private let buffer: ConsumerBuffer
     private let pollThread: PollingThread
     private let membership: ConsumerMembership
+    private let closeState = NSLock()
+    private var isClosed = false  // guarded by `closeState`
 
     public init(
         configuration: KafkaConsumerConfiguration,
@@ -84,7 +86,12 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     /// Marks `message` as processed: its offset + 1 will be committed. Throws when the
     /// partition was revoked meanwhile (its new owner will process the record again).
     public func storeOffset(_ message: KafkaConsumerMessage) throws(KafkaError) {
-        let partition = message.topicPartition
+        try storeOffset(of: message.topicPartition, processedOffset: message.offset)
+    }
+
+    /// Marks the record at `processedOffset` of `partition` (and all before it) as processed.
+    public func storeOffset(of partition: KafkaTopicPartition, processedOffset: Int64) throws(KafkaError) {
+        let message = (topicPartition: partition, offset: processedOffset)
         let code = RDKafkaTopicPartitionList.withList([(partition, message.offset + 1)]) { list -> rd_kafka_resp_err_t in
             let code = rd_kafka_offsets_store(client.handle, list)
             return code != RD_KAFKA_RESP_ERR_NO_ERROR ? code : list.pointee.elems[0].err
@@ -103,6 +110,32 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         let code = await onBlockingThread { rd_kafka_commit(client.handle, nil, 0) }
         guard code == RD_KAFKA_RESP_ERR_NO_ERROR || code == RD_KAFKA_RESP_ERR__NO_OFFSET else {
             throw KafkaError.rdKafka(code, kind: .offsetCommitFailed, context: "commit failed")
+        }
+    }
+
+    /// Ends `messages` without leaving the group: the first step of a graceful shutdown, so
+    /// the application can finish what it holds and store its offsets before `close` commits.
+    public func endMessages() {
+        buffer.finish()
+    }
+
+    /// Records not yet consumed per assigned partition: the high watermark of the last fetch
+    /// minus this member's position. Needs no broker request.
+    public func lag() -> [KafkaTopicPartition: Int64] {
+        let partitions = assignment
+        guard !partitions.isEmpty else { return [:] }
+        return RDKafkaTopicPartitionList.withList(partitions.map { ($0, nil) }) { list in
+            guard rd_kafka_position(client.handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
+            var lag: [KafkaTopicPartition: Int64] = [:]
+            for (partition, position, _) in RDKafkaTopicPartitionList.entries(list) {
+                var low: Int64 = 0
+                var high: Int64 = 0
+                guard rd_kafka_get_watermark_offsets(client.handle, partition.topic, partition.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                      high >= 0 else { continue }
+                // No position yet (nothing fetched): everything retained is outstanding.
+                lag[partition] = max(0, high - (position >= 0 ? position : low))
+            }
+            return lag
         }
     }
 
@@ -128,7 +161,12 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     /// waiting at most `timeout` for the group coordinator (librdkafka 2.0.2's close can hang
     /// when its queue is not served; this one serves it and gives up at the deadline).
     public func close(timeout: Duration = .seconds(30)) async {
-        guard buffer.finish() else { return }
+        let firstClose = closeState.withLock {
+            defer { isClosed = true }
+            return !isClosed
+        }
+        guard firstClose else { return }
+        buffer.finish()
         let client = client
         let pollThread = pollThread
         let logger = logger
@@ -394,10 +432,9 @@ final class ConsumerBuffer: @unchecked Sendable {
         waiting?.resume(throwing: error)
     }
 
-    /// Ends the stream; false if it had already ended.
-    func finish() -> Bool {
+    /// Ends the stream (again: no effect).
+    func finish() {
         condition.lock()
-        let wasFinished = finished
         finished = true
         records = []
         head = 0
@@ -406,7 +443,6 @@ final class ConsumerBuffer: @unchecked Sendable {
         condition.broadcast()
         condition.unlock()
         waiting?.resume(returning: nil)
-        return !wasFinished
     }
 
     func next() async throws -> KafkaConsumerMessage? {

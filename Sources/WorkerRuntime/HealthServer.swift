@@ -1,0 +1,106 @@
+import Foundation
+import Hummingbird
+import Kafka
+import Logging
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+
+/// Whether the worker can do its job: it owns partitions and a broker answers.
+final class Readiness: @unchecked Sendable {
+    private let lock = NSLock()
+    private var brokerReachable = false
+    private var brokerProblem = "not checked yet"
+
+    func setBroker(reachable: Bool, problem: String) {
+        lock.withLock {
+            brokerReachable = reachable
+            brokerProblem = problem
+        }
+    }
+
+    /// nil when ready, else why not.
+    func problem(assignment: [KafkaTopicPartition]) -> String? {
+        let (reachable, problem) = lock.withLock { (brokerReachable, brokerProblem) }
+        if !reachable { return "broker unreachable: \(problem)" }
+        if assignment.isEmpty { return "no partitions assigned (joining the group, or more replicas than partitions)" }
+        return nil
+    }
+}
+
+/// Keeps readiness and the lag gauges current: every few seconds it asks a broker for
+/// metadata and reads the consumer's cached watermarks.
+struct ClusterWatch: Service {
+    let consumer: KafkaConsumer
+    let readiness: Readiness
+    let metrics: WorkerMetrics
+    let interval: Duration
+
+    func run() async throws {
+        // Ends quietly at graceful shutdown: a watch that stops is not a failure of the worker.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await consumer.checkConnectivity()
+                    readiness.setBroker(reachable: true, problem: "")
+                } catch {
+                    readiness.setBroker(reachable: false, problem: "\(error)")
+                }
+                for (partition, lag) in consumer.lag() {
+                    metrics.setLag(topic: partition.topic, partition: partition.partition, lag: lag)
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+}
+
+/// `/metrics` (Prometheus text format), `/livez` and `/readyz`, served by Hummingbird.
+enum HealthServer {
+    static func router(registry: PrometheusCollectorRegistry, consumer: KafkaConsumer, readiness: Readiness) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("metrics") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: MetricHelp.annotate(registry.emitToString())))
+            )
+        }
+        router.get("livez") { _, _ in "ok\n" }
+        router.get("readyz") { _, _ in
+            if let problem = readiness.problem(assignment: consumer.assignment) {
+                return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "not ready: \(problem)\n")))
+            }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
+        }
+        return router
+    }
+}
+
+/// `# HELP` lines for vigil's metrics. swift-metrics carries no help text, so the exposition
+/// gets them here, one table for every worker.
+enum MetricHelp {
+    static let texts: [String: String] = [
+        "vigil_records_in_total": "Records consumed by the worker, per input topic.",
+        "vigil_records_out_total": "Records produced by the worker, per output topic.",
+        "vigil_records_dead_lettered_total": "Input records the stage refused, sent to <topic>.dlq with their origin and error.",
+        "vigil_records_skipped_total": "Input records skipped on purpose (load shedding), per reason; never produced.",
+        "vigil_records_lost_total": "Records the broker dropped before this consumer read them (offset gaps).",
+        "vigil_records_in_flight": "Input records processed whose outputs await the broker's acknowledgement.",
+        "vigil_processing_seconds": "Time the stage spent on one input record.",
+        "vigil_consumer_lag": "Records not yet consumed per assigned partition (high watermark minus position).",
+        "vigil_kafka_consumer_errors_total": "Errors the Kafka consumer reported while fetching; librdkafka retries them.",
+    ]
+
+    static func annotate(_ exposition: String) -> String {
+        var lines: [Substring] = []
+        for line in exposition.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# TYPE "), let name = line.split(separator: " ").dropFirst(2).first,
+               let help = texts[String(name)], lines.last?.hasPrefix("# HELP \(name) ") != true {
+                lines.append("# HELP \(name) \(help)")
+            }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,65 @@
+import Kafka
+
+/// One input record, as a stage sees it.
+public struct StageInput: Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    /// The camera id on every vigil topic.
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    public var headers: [KafkaHeader]
+    public var timestampMilliseconds: Int64?
+
+    public init(
+        topic: String, partition: Int32 = 0, offset: Int64 = 0, key: [UInt8]?, value: [UInt8],
+        headers: [KafkaHeader] = [], timestampMilliseconds: Int64? = nil
+    ) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestampMilliseconds = timestampMilliseconds
+    }
+
+    init(_ message: KafkaConsumerMessage) {
+        self.init(
+            topic: message.topic, partition: message.partition, offset: message.offset, key: message.key,
+            value: message.value, headers: message.headers, timestampMilliseconds: message.timestampMilliseconds
+        )
+    }
+
+    public func header(_ key: String) -> [UInt8]? {
+        headers.first { $0.key == key }?.value ?? nil
+    }
+}
+
+/// One record a stage wants produced. Keep the input's key (camera id) unless the output
+/// topic is keyed otherwise, so per-camera order holds downstream.
+public struct StageOutput: Sendable {
+    public var topic: String
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    /// The stage's own headers (`content-type`, schema version…); the runtime adds
+    /// `traceparent`, stage timing and the record id.
+    public var headers: [KafkaHeader]
+
+    public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) {
+        self.topic = topic
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
+}
+
+/// A worker's logic: turns one input record into zero or more output records.
+///
+/// Stages are pure-ish: no Kafka, no clocks they do not get from the input, state only
+/// where the stage declares it, so `StageTestDriver` can test them in memory. Throwing
+/// sends the input to the dead-letter queue and the worker moves on; throw only for
+/// problems of this record (it is malformed, it breaks a rule), not for outages.
+public protocol Stage: Sendable {
+    func process(_ input: StageInput) async throws -> [StageOutput]
+}

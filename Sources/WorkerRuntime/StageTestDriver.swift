@@ -1,0 +1,49 @@
+import Foundation
+import Kafka
+
+/// Runs a stage in memory, the way the worker runtime runs it on Kafka, without a broker:
+/// feed inputs, read what would have been produced, dead-lettered or skipped (the idea of
+/// Kafka Streams' TopologyTestDriver).
+public final class StageTestDriver: @unchecked Sendable {
+    private let handler: RecordHandler
+    private let lock = NSLock()
+    private var nextOffset: [String: Int64] = [:]
+    private var produced: [KafkaProducerMessage] = []
+    private var deadLettered: [KafkaProducerMessage] = []
+    private var skipped: [StageInput] = []
+
+    public init(stage: any Stage, worker: String = "test-worker", maxAge: Duration? = nil, deadLetterSuffix: String = ".dlq") {
+        handler = RecordHandler(worker: worker, stage: stage, maxAge: maxAge, deadLetterSuffix: deadLetterSuffix)
+    }
+
+    /// Feeds one record; offsets count up per topic unless the input sets them.
+    /// - Parameter nowMilliseconds: the clock for the age check (default: the input's own timestamp, never too old).
+    @discardableResult
+    public func feed(_ input: StageInput, nowMilliseconds: Int64? = nil) async -> RecordOutcome {
+        var input = input
+        if input.offset == 0 {
+            input.offset = lock.withLock {
+                defer { nextOffset[input.topic, default: 0] += 1 }
+                return nextOffset[input.topic, default: 0]
+            }
+        }
+        let outcome = await handler.handle(input, nowMilliseconds: nowMilliseconds ?? input.timestampMilliseconds ?? 0)
+        lock.withLock {
+            switch outcome {
+            case .processed(let messages): produced += messages
+            case .deadLettered(let message, _): deadLettered.append(message)
+            case .skipped: skipped.append(input)
+            }
+        }
+        return outcome
+    }
+
+    public var outputs: [KafkaProducerMessage] { lock.withLock { produced } }
+    public var deadLetters: [KafkaProducerMessage] { lock.withLock { deadLettered } }
+    public var skippedInputs: [StageInput] { lock.withLock { skipped } }
+
+    /// Outputs for one topic, in production order.
+    public func outputs(topic: String) -> [KafkaProducerMessage] {
+        outputs.filter { $0.topic == topic }
+    }
+}

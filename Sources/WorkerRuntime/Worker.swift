@@ -1,0 +1,88 @@
+import Foundation
+import Hummingbird
+import Kafka
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+
+/// Runs one stage as a vigil worker: the whole `main` of a worker executable is
+/// `try await Worker.run(stage: MyStage(), name: "vigil-detect")`.
+public enum Worker {
+    /// Reads the configuration (file from `--config PATH` or `VIGIL_CONFIG`, then the
+    /// environment), bootstraps logging and metrics, and runs until SIGTERM/SIGINT.
+    public static func run(stage: any Stage, name: String, arguments: [String] = CommandLine.arguments) async throws {
+        let configuration: WorkerConfiguration
+        do {
+            configuration = try await WorkerConfiguration.load(defaultName: name, file: configFile(arguments))
+        } catch {
+            FileHandle.standardError.write(Data("\(name): \(error)\n".utf8))
+            exit(64)  // EX_USAGE: nothing started, fix the configuration
+        }
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        try await run(stage: stage, configuration: configuration, registry: registry, logger: Logger(label: configuration.name))
+    }
+
+    /// Runs with a ready configuration; tests and benchmarks call this directly.
+    public static func run(
+        stage: any Stage, configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger,
+        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        let metrics = WorkerMetrics(worker: configuration.name)
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(
+                cluster: configuration.kafka, groupID: configuration.groupID, topics: configuration.inputs,
+                commitInterval: configuration.commitInterval
+            ),
+            logger: logger
+        )
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: configuration.kafka), logger: logger)
+        let runner = StageRunner(
+            consumer: consumer, producer: producer,
+            handler: RecordHandler(worker: configuration.name, stage: stage, maxAge: configuration.maxAge, deadLetterSuffix: configuration.deadLetterSuffix),
+            maxInFlightRecords: configuration.maxInFlightRecords, metrics: metrics, logger: logger
+        )
+        let readiness = Readiness()
+        let http = Application(
+            router: HealthServer.router(registry: registry, consumer: consumer, readiness: readiness),
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: configuration.name),
+            onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.httpPort) },
+            logger: logger
+        )
+        logger.info("worker starting", metadata: [
+            "group": "\(configuration.groupID)", "inputs": "\(configuration.inputs)", "bootstrap": "\(configuration.kafka.bootstrapServers)",
+        ])
+        // Graceful shutdown runs in reverse: the loop stops and stores its offsets, the HTTP
+        // server closes, the producer flushes, and last the consumer commits and leaves the group.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: consumer),
+                    .init(service: producer),
+                    .init(service: http),
+                    .init(service: ClusterWatch(consumer: consumer, readiness: readiness, metrics: metrics, interval: .seconds(5))),
+                    .init(service: runner, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        logger.info("worker stopped")
+    }
+
+    private static func configFile(_ arguments: [String]) -> String? {
+        if let index = arguments.firstIndex(of: "--config"), arguments.indices.contains(index + 1) {
+            return arguments[index + 1]
+        }
+        return ProcessInfo.processInfo.environment["VIGIL_CONFIG"]
+    }
+}

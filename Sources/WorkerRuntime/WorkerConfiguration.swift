@@ -1,0 +1,137 @@
+import Configuration
+import Foundation
+import Kafka
+import Logging
+import SystemPackage
+
+/// Everything a worker needs at start, read once from a YAML file and the environment
+/// (environment wins) and validated before anything connects.
+///
+/// | key | environment | default |
+/// |---|---|---|
+/// | `kafka.bootstrap` | `KAFKA_BOOTSTRAP` | required |
+/// | `kafka.properties` | `KAFKA_PROPERTIES` | none; `name=value` list, e.g. TLS/SASL |
+/// | `kafka.commit-interval-ms` | `KAFKA_COMMIT_INTERVAL_MS` | 1000 |
+/// | `kafka.request-timeout-ms` | `KAFKA_REQUEST_TIMEOUT_MS` | 10000 |
+/// | `worker.name` | `WORKER_NAME` | the executable's name |
+/// | `worker.group` | `WORKER_GROUP` | the worker name |
+/// | `worker.inputs` | `WORKER_INPUTS` | required; comma-separated topics |
+/// | `worker.max-in-flight` | `WORKER_MAX_IN_FLIGHT` | 1000 records awaiting delivery |
+/// | `worker.max-age-ms` | `WORKER_MAX_AGE_MS` | none (never skip) |
+/// | `worker.dlq-suffix` | `WORKER_DLQ_SUFFIX` | `.dlq` |
+/// | `http.host`, `http.port` | `HTTP_HOST`, `HTTP_PORT` | `0.0.0.0`, 9090 (0: any free port) |
+/// | `log.level` | `LOG_LEVEL` | info |
+public struct WorkerConfiguration: Sendable {
+    public var name: String
+    public var groupID: String
+    public var inputs: [String]
+    public var kafka: KafkaConfiguration
+    public var commitInterval: Duration
+    public var maxInFlightRecords: Int
+    public var maxAge: Duration?
+    public var deadLetterSuffix: String
+    public var httpHost: String
+    public var httpPort: Int
+    public var logLevel: Logger.Level
+
+    public init(
+        name: String, groupID: String? = nil, inputs: [String], kafka: KafkaConfiguration,
+        commitInterval: Duration = .seconds(1), maxInFlightRecords: Int = 1_000, maxAge: Duration? = nil,
+        deadLetterSuffix: String = ".dlq", httpHost: String = "0.0.0.0", httpPort: Int = 9090, logLevel: Logger.Level = .info
+    ) {
+        self.name = name
+        self.groupID = groupID ?? name
+        self.inputs = inputs
+        self.kafka = kafka
+        self.commitInterval = commitInterval
+        self.maxInFlightRecords = maxInFlightRecords
+        self.maxAge = maxAge
+        self.deadLetterSuffix = deadLetterSuffix
+        self.httpHost = httpHost
+        self.httpPort = httpPort
+        self.logLevel = logLevel
+    }
+
+    /// Reads the configuration: environment over the YAML file at `file` (if given).
+    public static func load(
+        defaultName: String, file: String?, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> WorkerConfiguration {
+        var providers: [any ConfigProvider] = [EnvironmentVariablesProvider(environmentVariables: environment)]
+        if let file {
+            guard FileManager.default.fileExists(atPath: file) else {
+                throw WorkerConfigurationError(key: "config file", problem: "\(file) does not exist")
+            }
+            providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(file)))
+        }
+        return try read(ConfigReader(providers: providers), defaultName: defaultName)
+    }
+
+    static func read(_ config: ConfigReader, defaultName: String) throws -> WorkerConfiguration {
+        guard let bootstrap = config.string(forKey: "kafka.bootstrap"), !bootstrap.isEmpty else {
+            throw WorkerConfigurationError(key: "kafka.bootstrap", problem: "is required: the Kafka bootstrap servers, host:port[,host:port]")
+        }
+        let inputs = (config.stringArray(forKey: "worker.inputs") ?? []).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !inputs.isEmpty else {
+            throw WorkerConfigurationError(key: "worker.inputs", problem: "is required: the topics this worker consumes, comma-separated")
+        }
+        var properties: [String: String] = [:]
+        for entry in config.stringArray(forKey: "kafka.properties", isSecret: true) ?? [] {
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                throw WorkerConfigurationError(key: "kafka.properties", problem: "entries must look like name=value")
+            }
+            properties[String(entry[..<equals]).trimmingCharacters(in: .whitespaces)] = String(entry[entry.index(after: equals)...])
+        }
+        let commitMilliseconds = try positive(config, "kafka.commit-interval-ms", default: 1_000)
+        let timeoutMilliseconds = try positive(config, "kafka.request-timeout-ms", default: 10_000)
+        let maxInFlight = try positive(config, "worker.max-in-flight", default: 1_000)
+        let maxAge = try config.int(forKey: "worker.max-age-ms").map { value in
+            guard value > 0 else { throw WorkerConfigurationError(key: "worker.max-age-ms", problem: "must be positive, or left out to never skip") }
+            return Duration.milliseconds(value)
+        }
+        let port = config.int(forKey: "http.port", default: 9090)
+        guard (0...65_535).contains(port) else {
+            throw WorkerConfigurationError(key: "http.port", problem: "must be 0 to 65535")
+        }
+        let levelText = config.string(forKey: "log.level", default: "info")
+        guard let level = Logger.Level(rawValue: levelText) else {
+            throw WorkerConfigurationError(key: "log.level", problem: "\"\(levelText)\" is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        let suffix = config.string(forKey: "worker.dlq-suffix", default: ".dlq")
+        guard !suffix.isEmpty else { throw WorkerConfigurationError(key: "worker.dlq-suffix", problem: "must not be empty") }
+        let name = config.string(forKey: "worker.name", default: defaultName)
+        return WorkerConfiguration(
+            name: name,
+            groupID: config.string(forKey: "worker.group", default: name),
+            inputs: inputs,
+            kafka: KafkaConfiguration(
+                bootstrapServers: bootstrap, clientID: name, requestTimeout: .milliseconds(timeoutMilliseconds), properties: properties
+            ),
+            commitInterval: .milliseconds(commitMilliseconds),
+            maxInFlightRecords: maxInFlight,
+            maxAge: maxAge,
+            deadLetterSuffix: suffix,
+            httpHost: config.string(forKey: "http.host", default: "0.0.0.0"),
+            httpPort: port,
+            logLevel: level
+        )
+    }
+
+    private static func positive(_ config: ConfigReader, _ key: ConfigKey, default value: Int) throws -> Int {
+        let number = config.int(forKey: key, default: value)
+        guard number > 0 else {
+            throw WorkerConfigurationError(key: key.components.joined(separator: "."), problem: "must be positive, not \(number)")
+        }
+        return number
+    }
+}
+
+/// A configuration value that is missing or wrong, named by its key and environment variable.
+public struct WorkerConfigurationError: Error, CustomStringConvertible {
+    public let key: String
+    public let problem: String
+
+    public var description: String {
+        let environment = key.uppercased().replacingOccurrences(of: ".", with: "_").replacingOccurrences(of: "-", with: "_")
+        return "configuration \(key) (environment \(environment)) \(problem)"
+    }
+}

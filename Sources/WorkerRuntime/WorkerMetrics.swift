@@ -1,0 +1,54 @@
+import Foundation
+import Metrics
+
+/// The runtime's metrics, one vocabulary for every worker (names end in `_total`/`_seconds`).
+/// Handles are cached per label set: creating them per record would cost a registry lookup.
+final class WorkerMetrics: @unchecked Sendable {
+    private let worker: String
+    private let lock = NSLock()
+    private var counters: [String: Counter] = [:]
+    private var gauges: [String: Gauge] = [:]
+    private let processing: Timer
+    private let inFlight: Gauge
+
+    init(worker: String) {
+        self.worker = worker
+        processing = Timer(label: "vigil_processing_seconds", dimensions: [("worker", worker)], preferredDisplayUnit: .seconds)
+        inFlight = Gauge(label: "vigil_records_in_flight", dimensions: [("worker", worker)])
+    }
+
+    func recordIn(topic: String) { counter("vigil_records_in_total", topic: topic).increment() }
+    func recordOut(topic: String) { counter("vigil_records_out_total", topic: topic).increment() }
+    func deadLettered(topic: String) { counter("vigil_records_dead_lettered_total", topic: topic).increment() }
+
+    func skipped(topic: String, reason: RecordOutcome.SkipReason) {
+        cached(&counters, "vigil_records_skipped_total|\(topic)|\(reason.rawValue)") {
+            Counter(label: "vigil_records_skipped_total", dimensions: [("worker", worker), ("topic", topic), ("reason", reason.rawValue)])
+        }.increment()
+    }
+
+    func processed(in duration: Duration) {
+        processing.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    func setInFlight(_ count: Int) { inFlight.record(count) }
+
+    func setLag(topic: String, partition: Int32, lag: Int64) {
+        cached(&gauges, "\(topic)|\(partition)") {
+            Gauge(label: "vigil_consumer_lag", dimensions: [("worker", worker), ("topic", topic), ("partition", String(partition))])
+        }.record(lag)
+    }
+
+    private func counter(_ name: String, topic: String) -> Counter {
+        cached(&counters, "\(name)|\(topic)") { Counter(label: name, dimensions: [("worker", worker), ("topic", topic)]) }
+    }
+
+    private func cached<Handle>(_ table: inout [String: Handle], _ key: String, make: () -> Handle) -> Handle {
+        lock.lock()
+        defer { lock.unlock() }
+        if let handle = table[key] { return handle }
+        let handle = make()
+        table[key] = handle
+        return handle
+    }
+}
