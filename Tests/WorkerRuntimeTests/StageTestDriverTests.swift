@@ -1,0 +1,111 @@
+import Foundation
+import Kafka
+import Testing
+@testable import WorkerRuntime
+
+/// A stage used to exercise the runtime: doubles every record to two topics, refuses the value
+/// `bad`, and keeps a per-camera count to show where per-camera state lives.
+struct CountingStage: Stage {
+    func process(_ input: StageInput) async throws -> [StageOutput] {
+        guard input.value != Array("bad".utf8) else { throw BadRecord(offset: input.offset) }
+        return [
+            StageOutput(topic: "copies.v1", key: input.key, value: input.value, headers: [KafkaHeader(key: "content-type", value: "test")]),
+            StageOutput(topic: "sizes.v1", key: input.key, value: Array(String(input.value.count).utf8)),
+        ]
+    }
+}
+
+struct BadRecord: Error, CustomStringConvertible {
+    let offset: Int64
+    var description: String { "record at offset \(offset) is not a valid frame" }
+}
+
+func header(_ message: KafkaProducerMessage, _ key: String) -> String? {
+    message.headers.first { $0.key == key }?.value.map { String(decoding: $0, as: UTF8.self) }
+}
+
+@Suite("Stages in memory (StageTestDriver)")
+struct StageTestDriverTests {
+    @Test("outputs keep the key, get a deterministic record id, the input's trace and the stage timing")
+    func outputsAndHeaders() async {
+        let driver = StageTestDriver(stage: CountingStage(), worker: "vigil-test")
+        let traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        await driver.feed(StageInput(
+            topic: "frames.v1", partition: 2, offset: 41, key: Array("camera-7".utf8), value: Array("hello".utf8),
+            headers: [KafkaHeader(key: "traceparent", value: traceParent), KafkaHeader(key: "vigil-stage-timing", value: "vigil-decode:120")]
+        ))
+        let copies = driver.outputs(topic: "copies.v1")
+        let sizes = driver.outputs(topic: "sizes.v1")
+        #expect(copies.count == 1 && sizes.count == 1)
+        #expect(copies[0].key == Array("camera-7".utf8))
+        #expect(copies[0].value == Array("hello".utf8))
+        #expect(sizes[0].value == Array("5".utf8))
+        #expect(header(copies[0], "content-type") == "test")
+        #expect(header(copies[0], "vigil-record-id") == "frames.v1/2/41/0")
+        #expect(header(sizes[0], "vigil-record-id") == "frames.v1/2/41/1")
+
+        let outputTrace = try? #require(header(copies[0], "traceparent"))
+        let parts = outputTrace?.split(separator: "-") ?? []
+        #expect(parts.count == 4)
+        #expect(parts[safe: 1] == "4bf92f3577b34da6a3ce929d0e0e4736", "the trace id survives")
+        #expect(parts[safe: 2] != "00f067aa0ba902b7", "a new span for this stage")
+        let timing = header(copies[0], "vigil-stage-timing") ?? ""
+        #expect(timing.hasPrefix("vigil-decode:120,vigil-test:"), "earlier stages' timing kept, this one appended: \(timing)")
+    }
+
+    @Test("a record without a trace starts one; the same input always yields the same record id")
+    func newTraceAndDeterministicIDs() async {
+        let first = StageTestDriver(stage: CountingStage())
+        let second = StageTestDriver(stage: CountingStage())
+        let input = StageInput(topic: "frames.v1", partition: 0, offset: 9, key: Array("c".utf8), value: [1, 2])
+        await first.feed(input)
+        await second.feed(input)
+        #expect(first.outputs.map { header($0, "vigil-record-id") } == second.outputs.map { header($0, "vigil-record-id") })
+        let trace = header(first.outputs[0], "traceparent") ?? ""
+        #expect(trace.split(separator: "-").count == 4 && trace.hasPrefix("00-"))
+        #expect(header(first.outputs[0], "traceparent")?.split(separator: "-")[1] != header(second.outputs[0], "traceparent")?.split(separator: "-")[1],
+                "independent new traces")
+    }
+
+    @Test("a refused record goes to <topic>.dlq with origin and error headers; the next one is processed")
+    func deadLetter() async {
+        let driver = StageTestDriver(stage: CountingStage(), worker: "vigil-test")
+        await driver.feed(StageInput(topic: "frames.v1", partition: 1, offset: 5, key: Array("camera-1".utf8), value: Array("bad".utf8),
+                                     headers: [KafkaHeader(key: "traceparent", value: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]))
+        await driver.feed(StageInput(topic: "frames.v1", partition: 1, offset: 6, key: Array("camera-1".utf8), value: Array("good".utf8)))
+        let dead = driver.deadLetters
+        #expect(dead.count == 1)
+        #expect(dead.first?.topic == "frames.v1.dlq")
+        #expect(dead.first?.value == Array("bad".utf8), "the original bytes, unchanged")
+        #expect(dead.first?.key == Array("camera-1".utf8))
+        #expect(dead.first.flatMap { header($0, "vigil-dlq-origin-topic") } == "frames.v1")
+        #expect(dead.first.flatMap { header($0, "vigil-dlq-origin-partition") } == "1")
+        #expect(dead.first.flatMap { header($0, "vigil-dlq-origin-offset") } == "5")
+        #expect(dead.first.flatMap { header($0, "vigil-dlq-error") } == "record at offset 5 is not a valid frame")
+        #expect(dead.first.flatMap { header($0, "vigil-dlq-worker") } == "vigil-test")
+        #expect(dead.first.flatMap { header($0, "traceparent") } != nil, "the input's own headers are kept")
+        #expect(driver.outputs(topic: "copies.v1").map(\.value) == [Array("good".utf8)])
+    }
+
+    @Test("records older than the maximum age are skipped and reported, younger ones processed")
+    func loadShedding() async {
+        let driver = StageTestDriver(stage: CountingStage(), maxAge: .seconds(2))
+        let now: Int64 = 1_800_000_000_000
+        let old = await driver.feed(StageInput(topic: "frames.v1", key: nil, value: [1], timestampMilliseconds: now - 2_001), nowMilliseconds: now)
+        let fresh = await driver.feed(StageInput(topic: "frames.v1", key: nil, value: [2], timestampMilliseconds: now - 1_999), nowMilliseconds: now)
+        guard case .skipped(.tooOld) = old else {
+            Issue.record("expected the old record to be skipped, got \(old)")
+            return
+        }
+        guard case .processed(let outputs) = fresh else {
+            Issue.record("expected the fresh record to be processed, got \(fresh)")
+            return
+        }
+        #expect(outputs.count == 2)
+        #expect(driver.skippedInputs.map(\.value) == [[1]])
+    }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
