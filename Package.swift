@@ -86,6 +86,8 @@ let package = Package(
             dependencies: [
                 "Kafka",
                 "DevCluster",
+                "WorkerRuntime",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

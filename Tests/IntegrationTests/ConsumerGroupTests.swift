@@ -129,3 +129,29 @@ struct ConsumerGroupTests {
         try await cluster.stop()
     }
 }
+
+@Suite("vigil status", .timeLimit(.minutes(3)))
+struct StatusCommandTests {
+    @Test("lag per partition of a group, against the dev cluster")
+    func lagOfAGroup() async throws {
+        let cluster = try await DevClusterProcess(topics: ["status:2"])
+        try await cluster.produce(topic: "status", count: 100, keys: 2)
+        let consumer = try cluster.consumer(topic: "status", group: "status-group", extra: ["--max", "40"])
+        try await consumer.waitForExit()
+        #expect(consumer.exitStatus == 0)
+
+        let status = try ChildProcess("vigil", ["status", "--bootstrap", cluster.bootstrapServers, "--group", "status-group", "--topic", "status"])
+        try await status.waitForExit()
+        #expect(status.exitStatus == 0, "\(status.standardError)")
+        let rows = status.output.filter { $0.hasPrefix("  status\t") }.map { $0.split(separator: "\t").map(String.init) }
+        #expect(rows.count == 2, "\(status.output)")
+        let committed = rows.compactMap { Int($0[2]) }.reduce(0, +)
+        let high = rows.compactMap { Int($0[3]) }.reduce(0, +)
+        let lag = rows.compactMap { Int($0[4]) }.reduce(0, +)
+        #expect(committed == 40, "the consumer stored and committed 40 records")
+        #expect(high == 100)
+        #expect(lag == 60)
+        #expect(status.output.contains("  total lag 60"))
+        try await cluster.stop()
+    }
+}

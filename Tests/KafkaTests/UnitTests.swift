@@ -109,3 +109,28 @@ struct DevClusterTopicTests {
         #expect(broker?.description.contains("no broker 7") == true)
     }
 }
+
+@Suite("Consumer group assignment bytes")
+struct ConsumerAssignmentDecoderTests {
+    /// Version 0; topics "frames.v1" → [0, 2] and "a" → [7]; empty user data.
+    static let encoded: [UInt8] = [0, 0, 0, 0, 0, 2]
+        + [0, 9] + Array("frames.v1".utf8) + [0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2]
+        + [0, 1] + Array("a".utf8) + [0, 0, 0, 1, 0, 0, 0, 7]
+        + [0, 0, 0, 0]
+
+    @Test("topics and partitions are read from the consumer protocol's assignment")
+    func decodes() {
+        let partitions = Self.encoded.withUnsafeBytes { ConsumerAssignmentDecoder.partitions($0) }
+        #expect(partitions == [
+            KafkaTopicPartition(topic: "frames.v1", partition: 0), KafkaTopicPartition(topic: "frames.v1", partition: 2),
+            KafkaTopicPartition(topic: "a", partition: 7),
+        ])
+    }
+
+    @Test("truncated bytes give what was complete, never a crash")
+    func truncated() {
+        let partitions = Array(Self.encoded.prefix(27)).withUnsafeBytes { ConsumerAssignmentDecoder.partitions($0) }
+        #expect(partitions == [KafkaTopicPartition(topic: "frames.v1", partition: 0)])
+        #expect([UInt8]().withUnsafeBytes { ConsumerAssignmentDecoder.partitions($0) }.isEmpty)
+    }
+}
