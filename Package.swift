@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "vigil-kafka-probe", targets: ["KafkaProbe"]),
         .executable(name: "vigil-passthrough", targets: ["PassThroughWorker"]),
         .library(name: "Kafka", targets: ["Kafka"]),
+        .library(name: "VigilSchema", targets: ["VigilSchema"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // The only place C is seen: librdkafka and its embedded mock cluster.
@@ -56,6 +58,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Every topic's message, generated from proto/vigil/v1 by Scripts/gen-proto and committed.
+        .target(
+            name: "VigilSchema",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // What every worker shares: configuration, consume → stage → produce → store offset,
         // dead-letter queue, load shedding, trace propagation, metrics and health endpoints.
         .target(
@@ -77,7 +87,11 @@ let package = Package(
         // A worker whose stage forwards each record unchanged: runtime tests and its overhead benchmark.
         .executableTarget(
             name: "PassThroughWorker",
-            dependencies: ["WorkerRuntime"],
+            dependencies: [
+                "WorkerRuntime",
+                "VigilSchema",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: swiftSettings
         ),
         // `vigil`, the operator CLI.
@@ -118,6 +132,14 @@ let package = Package(
                 "WorkerRuntime", "Kafka",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SchemaTests",
+            dependencies: [
+                "VigilSchema",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,19 +1,35 @@
+import SwiftProtobuf
+import VigilSchema
 import WorkerRuntime
 
 /// Forwards every record unchanged to `<input topic>.out`: the runtime's own test and
-/// overhead benchmark. A record whose value is the bytes `poison` is refused, to exercise
-/// the dead-letter path with a real failing record.
+/// overhead benchmark. A record whose `content-type` header names a vigil message is decoded
+/// first, so an undecodable one is refused and lands in the dead-letter queue.
 struct PassThroughStage: Stage {
+    /// The messages this stage can check, by `content-type` (the protobuf message name).
+    static let messageTypes: [String: any SwiftProtobuf.Message.Type] = Dictionary(
+        uniqueKeysWithValues: ([
+            Vigil_V1_CameraHealth.self, Vigil_V1_VideoChunk.self, Vigil_V1_Frame.self, Vigil_V1_FrameDetections.self,
+            Vigil_V1_Incident.self, Vigil_V1_Alert.self,
+        ] as [any SwiftProtobuf.Message.Type]).map { ($0.protoMessageName, $0) }
+    )
+
     func process(_ input: StageInput) async throws -> [StageOutput] {
-        if input.value == Array("poison".utf8) {
-            throw PoisonRecord()
+        if let contentType = input.header("content-type").map({ String(decoding: $0, as: UTF8.self) }) {
+            guard let type = Self.messageTypes[contentType] else { throw UndecodableRecord(reason: "unknown content-type \(contentType)") }
+            do {
+                _ = try type.init(serializedBytes: input.value)
+            } catch {
+                throw UndecodableRecord(reason: "not a valid \(contentType): \(error)")
+            }
         }
         return [StageOutput(topic: input.topic + ".out", key: input.key, value: input.value, headers: input.headers)]
     }
 }
 
-struct PoisonRecord: Error, CustomStringConvertible {
-    var description: String { "cannot decode the record: it is the test poison value" }
+struct UndecodableRecord: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { "cannot decode the record: \(reason)" }
 }
 
 try await Worker.run(stage: PassThroughStage(), name: "vigil-passthrough")

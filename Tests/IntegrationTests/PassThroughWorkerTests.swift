@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The worker runtime on the dev cluster, through `vigil-passthrough` (a stage that forwards
-/// each record from `in` to `in.out` and refuses the value `poison`).
+/// each record from `in` to `in.out`, refusing records that fail to decode as their content-type).
 @Suite("Worker runtime across processes", .serialized, .timeLimit(.minutes(5)))
 struct PassThroughWorkerTests {
     static let topics = ["in:3", "in.out:3", "in.dlq:1"]
@@ -69,12 +69,17 @@ struct PassThroughWorkerTests {
         let cluster = try await DevClusterProcess(topics: Self.topics)
         let (worker, port) = try await Self.startWorker(cluster)
         let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
-        let kcat = try ChildProcess(
-            "/usr/bin/kcat",
-            ["-P", "-b", cluster.bootstrapServers, "-t", "in", "-p", "0", "-K:", "-H", "traceparent=00-\(traceID)-00f067aa0ba902b7-01"],
-            name: "kcat producer", standardInput: Data("camera-1:before\ncamera-1:poison\ncamera-1:after\n".utf8)
-        )
-        try await kcat.waitForExit()
+        // Three records in order on one partition; the middle one claims to be a CameraHealth
+        // message but its bytes are not valid protobuf.
+        for (value, extraHeaders) in [("before", [String]()), ("poison", ["-H", "content-type=vigil.v1.CameraHealth"]), ("after", [])] {
+            let kcat = try ChildProcess(
+                "/usr/bin/kcat",
+                ["-P", "-b", cluster.bootstrapServers, "-t", "in", "-p", "0", "-K:", "-H", "traceparent=00-\(traceID)-00f067aa0ba902b7-01"] + extraHeaders,
+                name: "kcat producer", standardInput: Data("camera-1:\(value)\n".utf8)
+            )
+            try await kcat.waitForExit()
+            #expect(kcat.exitStatus == 0)
+        }
         let out = try cluster.consumer(topic: "in.out", group: "out-reader")
         let dlq = try cluster.consumer(topic: "in.dlq", group: "dlq-reader")
         try await eventually("two records forwarded and one dead-lettered") { out.events("message").count >= 2 && dlq.events("message").count >= 1 }
@@ -88,7 +93,8 @@ struct PassThroughWorkerTests {
         #expect(headers["vigil-dlq-origin-partition"] == "0")
         #expect(headers["vigil-dlq-origin-offset"] == "1")
         #expect(headers["vigil-dlq-worker"] == "vigil-passthrough")
-        #expect(headers["vigil-dlq-error"]?.contains("cannot decode the record") == true)
+        #expect(headers["vigil-dlq-error"]?.hasPrefix("cannot decode the record: not a valid vigil.v1.CameraHealth") == true, "\(headers)")
+        #expect(headers["content-type"] == "vigil.v1.CameraHealth", "the record's own headers travel with it")
         #expect(worker.standardError.contains("record dead-lettered"), "the worker logs it")
 
         // The trace id travels from input to output; the span is this stage's own.
