@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "vigil-passthrough", targets: ["PassThroughWorker"]),
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "VigilSchema", targets: ["VigilSchema"]),
+        .library(name: "Topology", targets: ["Topology"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // The only place C is seen: librdkafka and its embedded mock cluster.
@@ -47,11 +49,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Topology/topology.yaml as typed values: topics, workers, regions; validation; topic specs.
+        .target(
+            name: "Topology",
+            dependencies: [
+                "Kafka",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The embedded dev cluster: mock brokers, topic creation, fault-injection control API.
         .target(
             name: "DevCluster",
             dependencies: [
                 "Kafka",
+                "Topology",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -102,6 +114,7 @@ let package = Package(
                 "DevCluster",
                 "WorkerRuntime",
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                "Topology",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -145,7 +158,12 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Kafka"],
+            dependencies: ["Kafka", "Topology"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TopologyTests",
+            dependencies: ["Topology", "DevCluster", "Kafka", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
     ]

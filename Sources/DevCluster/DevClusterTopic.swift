@@ -23,17 +23,6 @@ public struct DevClusterTopic: Codable, Sendable, Hashable {
         }
         self.init(name: parts[0], partitions: partitions, replicationFactor: replication)
     }
-
-    /// The pipeline's topics (ARCHITECTURE.md), until the Topology file provides them.
-    /// Raw-pixel topics get more partitions: each mock partition keeps only its newest 5 MiB.
-    public static func pipelineDefaults(replicationFactor: Int) -> [DevClusterTopic] {
-        let partitionsByTopic: [(String, Int)] = [
-            ("video.packets.v1", 24), ("camera.health.v1", 6), ("frames.v1", 24), ("detections.v1", 12),
-            ("snapshots.v1", 12), ("incidents.v1", 6), ("rules.v1", 1), ("alerts.v1", 6),
-            ("alert.actions.v1", 6), ("audit.events.v1", 6), ("audit.log.v1", 1),
-        ]
-        return partitionsByTopic.map { DevClusterTopic(name: $0.0, partitions: $0.1, replicationFactor: replicationFactor) }
-    }
 }
 
 /// What a running dev cluster tells scripts and the `vigil dev-cluster` control commands.

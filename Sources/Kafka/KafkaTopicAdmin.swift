@@ -479,6 +479,11 @@ enum RDKafkaAdminRequest {
     /// reason, e.g. "Failed while waiting for controller") arrives before ours.
     static let timeoutGrace: Duration = .seconds(1)
 
+    /// Appended to every Admin API timeout: the dev cluster is the likeliest cause here.
+    static let mockClusterHint =
+        "; note that librdkafka's mock cluster (vigil dev-cluster) never answers CreateTopics or DescribeConfigs, "
+        + "so against it these requests always time out (the dev cluster creates its topics itself)"
+
     /// Blocks the calling thread for at most `requestTimeout + timeoutGrace`.
     static func perform<Value>(
         on client: RDKafkaClient,
@@ -514,7 +519,8 @@ enum RDKafkaAdminRequest {
             let code = rd_kafka_event_error(event)
             guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
                 let message = rd_kafka_event_error_string(event).map { String(cString: $0) }
-                return .failure(.adminResult(code, message: message, context: context))
+                let error = KafkaError.adminResult(code, message: message, context: context)
+                return .failure(code == RD_KAFKA_RESP_ERR__TIMED_OUT ? error.appending(mockClusterHint) : error)
             }
             return readResult(event)
         }
@@ -523,7 +529,7 @@ enum RDKafkaAdminRequest {
                 kind: .adminFailed,
                 code: Int32(RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue),
                 isRetriable: true,
-                detail: "\(context): no answer within \(requestTimeout); check that the brokers are reachable"
+                detail: "\(context): no answer within \(requestTimeout); check that the brokers are reachable" + mockClusterHint
             )
         )
     }
@@ -553,6 +559,11 @@ enum RDKafkaAdminRequest {
 }
 
 extension KafkaError {
+    /// The same error with more explanation after its detail.
+    fileprivate func appending(_ text: String) -> KafkaError {
+        KafkaError(kind: kind, code: code, isFatal: isFatal, isRetriable: isRetriable, detail: detail + text)
+    }
+
     /// An Admin API error with the broker's (or librdkafka's) own explanation, which is more
     /// specific than the code's generic text; neither ever contains configuration secrets.
     fileprivate static func adminResult(_ code: rd_kafka_resp_err_t, message: String?, context: String) -> KafkaError {

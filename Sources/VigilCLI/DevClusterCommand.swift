@@ -4,6 +4,7 @@ import Foundation
 import Kafka
 import Logging
 import ServiceLifecycle
+import Topology
 import UnixSignals
 
 struct DevClusterCommand: AsyncParsableCommand {
@@ -12,9 +13,11 @@ struct DevClusterCommand: AsyncParsableCommand {
         abstract: "Run a local Kafka cluster (librdkafka's mock brokers) and inject faults into it.",
         discussion: """
             `vigil dev-cluster` (same as `vigil dev-cluster start`) starts brokers on loopback that
-            speak the real Kafka protocol; any Kafka client, kcat included, can use them. It prints
-            the bootstrap servers and writes them, with the control API's address, to the state file.
-            The other subcommands talk to the running cluster through that file.
+            speak the real Kafka protocol; any Kafka client, kcat included, can use them. It creates
+            the topics of Topology/topology.yaml with the dev profile's partitions (or only the
+            --topic ones), prints the bootstrap servers and writes them, with the control API's
+            address, to the state file. The other subcommands talk to the running cluster through
+            that file.
 
             Limits (librdkafka's): every partition keeps only its newest 5 MiB or 100,000 batches,
             data lives in memory, there is no compaction, and topics are created here, not through
@@ -47,14 +50,19 @@ extension DevClusterCommand {
             abstract: "Start the cluster and run until SIGINT or SIGTERM."
         )
 
-        @Option(help: "Number of brokers (1-32).")
-        var brokers = 3
+        @Option(help: "Number of brokers (1-32). Default: the topology's dev.brokers, or 3 with --topic.")
+        var brokers: Int?
 
-        @Option(name: .customLong("topic"), help: "A topic to create, as NAME[:PARTITIONS[:REPLICATION]]. Repeatable. Default: the pipeline's topics.")
+        @Option(
+            name: .customLong("topic"),
+            help: "A topic to create instead of the topology's, as NAME[:PARTITIONS[:REPLICATION]]. Repeatable."
+        )
         var topics: [String] = []
 
-        @Option(help: "Replication factor for topics that do not give one (at most --brokers).")
+        @Option(help: "Replication factor for --topic entries that do not give one (at most --brokers).")
         var replicationFactor = 3
+
+        @OptionGroup(title: "Topology (used without --topic)") var topology: TopologyOption
 
         @Option(help: "Port of the control API on 127.0.0.1; 0 picks a free one.")
         var controlPort = 0
@@ -66,27 +74,40 @@ extension DevClusterCommand {
         @OptionGroup var logging: LoggingOptions
 
         func validate() throws {
-            guard (1...32).contains(brokers) else { throw ValidationError("--brokers must be 1 to 32") }
-            guard (1...brokers).contains(replicationFactor) else {
-                throw ValidationError("--replication-factor must be 1 to --brokers (\(brokers))")
+            if let brokers, !(1...32).contains(brokers) { throw ValidationError("--brokers must be 1 to 32") }
+            if !topics.isEmpty, !(1...(brokers ?? 3)).contains(replicationFactor) {
+                throw ValidationError("--replication-factor must be 1 to --brokers (\(brokers ?? 3))")
             }
         }
 
         func run() async throws {
             let logger = logging.bootstrap(label: "vigil.dev-cluster")
-            let replication = min(replicationFactor, brokers)
-            let topicList = try topics.isEmpty
-                ? DevClusterTopic.pipelineDefaults(replicationFactor: replication)
-                : topics.map { argument in
+            let brokerCount: Int
+            let topicList: [DevClusterTopic]
+            if topics.isEmpty {
+                let loaded = try topology.loadValid()
+                brokerCount = brokers ?? loaded.dev.brokers
+                topicList = loaded.devClusterTopics(brokers: brokerCount)
+                if loaded.dev.replicationFactor > brokerCount {
+                    logger.notice(
+                        "replication factor lowered to the broker count",
+                        metadata: ["declared": "\(loaded.dev.replicationFactor)", "brokers": "\(brokerCount)"]
+                    )
+                }
+            } else {
+                brokerCount = brokers ?? 3
+                let replication = min(replicationFactor, brokerCount)
+                topicList = try topics.map { argument in
                     do {
                         return try DevClusterTopic(argument: argument, defaultReplicationFactor: replication)
                     } catch {
                         throw ValidationError("\(error)")
                     }
                 }
+            }
             let service = DevClusterService(
                 configuration: .init(
-                    brokers: brokers, topics: topicList, controlPort: controlPort,
+                    brokers: brokerCount, topics: topicList, controlPort: controlPort,
                     stateFile: stateFile.url, bootstrapFile: bootstrapFile.map { URL(fileURLWithPath: $0) }
                 ),
                 logger: logger

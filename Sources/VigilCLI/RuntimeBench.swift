@@ -90,6 +90,7 @@ struct RuntimeBench: AsyncParsableCommand {
                     try consumer.storeOffset(message)
                 }
             }
+            // Ends when the benchmark cancels this task.
             for try await message in consumer.messages {
                 let delivery = try await producer.enqueue(
                     KafkaProducerMessage(topic: "bench.raw.out", key: message.key, value: message.value, headers: message.headers)
@@ -99,12 +100,19 @@ struct RuntimeBench: AsyncParsableCommand {
             input.finish()
             try await group.waitForAll()
         }
+        await producer.close()
+        await consumer.close()
     }
 
     /// Runs `body` until `output` holds every record; seconds from its first record to its last.
     private func measure(output: String, admin: KafkaAdmin, _ body: @escaping @Sendable () async throws -> Void) async throws -> Double {
         let task = Task { try await body() }
         defer { task.cancel() }
+        // Clients close before the cluster goes away, so teardown is quiet.
+        func stop() async {
+            task.cancel()
+            _ = try? await task.value
+        }
         var first: ContinuousClock.Instant?
         let deadline = ContinuousClock.now + .seconds(600)
         while ContinuousClock.now < deadline {
@@ -115,6 +123,7 @@ struct RuntimeBench: AsyncParsableCommand {
             if total > 0 && first == nil { first = .now }
             if total >= records, let first {
                 let elapsed = ContinuousClock.now - first
+                await stop()
                 return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             }
             try await Task.sleep(for: .milliseconds(20))

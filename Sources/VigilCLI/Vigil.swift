@@ -11,7 +11,7 @@ struct Vigil: AsyncParsableCommand {
             vigil turns camera video into safety incidents and alerts. It never identifies people.
             Start locally with `vigil dev-cluster`; see README.md for the whole pipeline.
             """,
-        subcommands: [DevClusterCommand.self, StatusCommand.self, BenchCommand.self]
+        subcommands: [DevClusterCommand.self, TopicsCommand.self, StatusCommand.self, BenchCommand.self]
     )
 }
 

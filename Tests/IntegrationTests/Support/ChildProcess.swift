@@ -14,11 +14,17 @@ final class ChildProcess: @unchecked Sendable {
     private var partialLine = Data()
     let standardErrorFile: URL
 
-    init(_ executable: String, _ arguments: [String], name: String? = nil, standardInput: Data? = nil) throws {
+    /// `environment` is added to (and overrides) the test process's own.
+    init(
+        _ executable: String, _ arguments: [String], name: String? = nil, standardInput: Data? = nil, environment: [String: String] = [:]
+    ) throws {
         self.name = name ?? executable
         let executableURL = executable.hasPrefix("/") ? URL(fileURLWithPath: executable) : binaryDirectory.appendingPathComponent(executable)
         process.executableURL = executableURL
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         standardErrorFile = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-test-\(UUID().uuidString).stderr")
         FileManager.default.createFile(atPath: standardErrorFile.path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: standardErrorFile)

@@ -7,17 +7,32 @@ final class DevClusterProcess: @unchecked Sendable {
     let stateFile: URL
     let bootstrapServers: String
 
-    init(brokers: Int = 3, topics: [String]) async throws {
+    convenience init(brokers: Int = 3, topics: [String]) async throws {
+        try await self.init(
+            arguments: ["--brokers", String(brokers), "--replication-factor", String(min(3, brokers))] + topics.flatMap { ["--topic", $0] }
+        )
+    }
+
+    /// The cluster with the topics of a topology file (its dev profile), as `vigil dev-cluster` starts by default.
+    convenience init(topology: URL) async throws {
+        try await self.init(arguments: ["--topology", topology.path])
+    }
+
+    private init(arguments: [String]) async throws {
         stateFile = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-dev-cluster-\(UUID().uuidString).json")
         process = try ChildProcess(
             "vigil",
-            ["dev-cluster", "--brokers", String(brokers), "--replication-factor", String(min(3, brokers)),
-             "--state-file", stateFile.path, "--log-level", "warning"] + topics.flatMap { ["--topic", $0] },
+            ["dev-cluster", "--state-file", stateFile.path, "--log-level", "warning"] + arguments,
             name: "dev-cluster"
         )
         let stateFile = stateFile
+        let child = process
         try await eventually(timeout: .seconds(30), "the dev cluster writes its state file") {
-            FileManager.default.fileExists(atPath: stateFile.path)
+            if FileManager.default.fileExists(atPath: stateFile.path) { return true }
+            guard child.isRunning else {
+                throw ExitedEarly(description: "vigil dev-cluster exited (status \(child.exitStatus)) before writing its state file: \(child.standardError)")
+            }
+            return false
         }
         let state = try JSONSerialization.jsonObject(with: Data(contentsOf: stateFile)) as! [String: Any]
         bootstrapServers = state["bootstrapServers"] as! String
@@ -86,6 +101,10 @@ extension DevClusterProcess {
             try await Task.sleep(for: .milliseconds(200))
         }
     }
+}
+
+struct ExitedEarly: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// Sequence numbers in the `message` events of some consumers.

@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+
+/// `vigil topics apply` end to end against the scripted Kafka protocol peer, which — unlike
+/// the dev cluster — answers CreateTopics: what the CLI sends is decoded and checked.
+@Suite("vigil topics apply against a scripted Kafka protocol peer", .serialized, .timeLimit(.minutes(2)))
+struct TopicsApplyCommandTests {
+    static let topology = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Topology/topology.yaml")
+
+    struct Run {
+        var status: Int32
+        var output: [String]
+        var standardError: String
+    }
+
+    /// Runs the `vigil` built next to this test binary and waits for it; its --timeout bounds the wait.
+    static func vigil(_ arguments: [String]) throws -> Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("vigil")
+        process.arguments = arguments
+        let output = Pipe()
+        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-test-\(UUID().uuidString).stderr")
+        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errorFile) }
+        process.standardOutput = output
+        process.standardError = try FileHandle(forWritingTo: errorFile)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Read to the end (the child exiting closes the pipe), so a full pipe never blocks it.
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(
+            status: process.terminationStatus,
+            output: String(decoding: outputData, as: UTF8.self).split(separator: "\n").map(String.init),
+            standardError: (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
+        )
+    }
+
+    @Test("apply creates every declared topic with the region's partitions and configs, and reports each")
+    func applyCreatesEveryTopic() throws {
+        let broker = try ScriptedAdminBroker()
+        defer { broker.stop() }
+        let run = try Self.vigil(
+            ["topics", "apply", "--bootstrap", broker.bootstrapServers, "--region", "region-b", "--timeout", "5", "--topology", Self.topology.path]
+        )
+        #expect(run.status == 0, "\(run.standardError)")
+        #expect(run.output.contains("plan: 21 to create, 0 for an operator, 0 topics with unknown configs"))
+        #expect(run.output.filter { $0.hasPrefix("created   ") }.count == 21)
+        #expect(run.output.contains("created   video.packets.v1"))
+
+        let call = try #require(broker.createTopicsCalls.first)
+        #expect(broker.createTopicsCalls.count == 1)
+        #expect(call.topics.count == 21)
+        #expect(
+            call.topics.first
+                == .init(
+                    name: "video.packets.v1", partitions: 48, replicationFactor: 3,
+                    configs: [
+                        .init(name: "cleanup.policy", value: "delete"),
+                        .init(name: "min.insync.replicas", value: "2"),
+                        .init(name: "retention.ms", value: "900000"),
+                    ]
+                )
+        )
+        #expect(call.topics.first { $0.name == "rules.v1" }?.partitions == 1)
+        #expect(call.topics.first { $0.name == "rules.v1" }?.configs.first == .init(name: "cleanup.policy", value: "compact"))
+        #expect(broker.protocolErrors == [])
+    }
+
+    @Test("a topic the broker refuses is reported with the broker's reason, and apply exits 1")
+    func applyReportsRefusals() throws {
+        let broker = try ScriptedAdminBroker(
+            creationErrors: ["audit.log.v1": (code: 38, message: "Replication factor: 3 larger than available brokers: 1.")]
+        )
+        defer { broker.stop() }
+        let run = try Self.vigil(["topics", "apply", "--bootstrap", broker.bootstrapServers, "--timeout", "5", "--topology", Self.topology.path])
+        #expect(run.status == 1)
+        #expect(
+            run.output.contains(
+                "failed    audit.log.v1: adminFailed: creating topic \"audit.log.v1\": Replication factor: 3 larger than available brokers: 1. "
+                    + "[INVALID_REPLICATION_FACTOR]"
+            )
+        )
+        #expect(run.output.filter { $0.hasPrefix("created   ") }.count == 20)
+        #expect(run.standardError.contains("vigil: 1 topic could not be created"))
+    }
+}
