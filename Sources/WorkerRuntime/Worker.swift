@@ -28,7 +28,15 @@ public enum Worker {
         }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        try await run(stage: stage, configuration: configuration, registry: registry, logger: Logger(label: configuration.name))
+        let logger = Logger(label: configuration.name)
+        do {
+            try await run(stage: stage, configuration: configuration, registry: registry, logger: logger)
+        } catch {
+            // A clear last word instead of a crash report: the orchestrator restarts the worker,
+            // which resumes from its last commit.
+            logger.critical("worker stopped on an error", metadata: ["error": "\(error)"])
+            exit(1)
+        }
     }
 
     /// Runs with a ready configuration; tests and benchmarks call this directly.
