@@ -1,3 +1,5 @@
+import Foundation
+
 /// Settings every Kafka client shares: where the cluster is and how to talk to it.
 ///
 /// Typed fields cover what vigil sets on purpose; `properties` passes any other librdkafka
@@ -35,6 +37,22 @@ public struct KafkaConfiguration: Sendable {
             ("client.id", clientID),
             ("socket.connection.setup.timeout.ms", String(requestTimeout.milliseconds)),
         ]
+    }
+
+    /// Parses `name=value` entries (command-line flags, environment lists) into properties.
+    /// An entry without a name or `=` is refused; its text is not repeated, as it may hold a secret.
+    public static func properties(fromAssignments entries: [String]) throws(KafkaError) -> [String: String] {
+        var properties: [String: String] = [:]
+        for (index, entry) in entries.enumerated() {
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                throw KafkaError(
+                    kind: .invalidConfiguration,
+                    detail: "Kafka property #\(index + 1) is not NAME=VALUE (e.g. security.protocol=SSL)"
+                )
+            }
+            properties[entry[..<equals].trimmingCharacters(in: .whitespaces)] = String(entry[entry.index(after: equals)...])
+        }
+        return properties
     }
 
     /// Property names whose values are never shown in errors or logs.

@@ -36,14 +36,10 @@ struct ClusterOptions: ParsableArguments {
     var logLevel: String = "warning"
 
     func cluster() throws -> KafkaConfiguration {
-        var extra: [String: String] = [:]
-        for property in properties {
-            guard let equals = property.firstIndex(of: "=") else {
-                throw ValidationError("--property \(property): write it as NAME=VALUE")
-            }
-            extra[String(property[..<equals])] = String(property[property.index(after: equals)...])
-        }
-        return KafkaConfiguration(bootstrapServers: bootstrap, clientID: "vigil-kafka-probe", requestTimeout: .seconds(requestTimeout), properties: extra)
+        KafkaConfiguration(
+            bootstrapServers: bootstrap, clientID: "vigil-kafka-probe", requestTimeout: .seconds(requestTimeout),
+            properties: try KafkaConfiguration.properties(fromAssignments: properties)
+        )
     }
 
     func logger() -> Logger {

@@ -22,12 +22,7 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "vigil.status")
         logger.logLevel = .error
-        var extra: [String: String] = [:]
-        for property in properties {
-            let parts = property.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { throw ValidationError("--property \(property): write it as NAME=VALUE") }
-            extra[parts[0]] = parts[1]
-        }
+        let extra = try KafkaConfiguration.properties(fromAssignments: properties)
         let admin = try KafkaAdmin(configuration: .init(bootstrapServers: bootstrap, clientID: "vigil-status", properties: extra), logger: logger)
         let described: [KafkaConsumerGroup]
         do {

@@ -34,18 +34,16 @@ struct ClusterOptions: ParsableArguments {
 
     func validate() throws {
         guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
-        for property in properties where !property.contains("=") || property.hasPrefix("=") {
-            throw ValidationError("--property \(property): write it as KEY=VALUE, e.g. security.protocol=SSL")
+        do {
+            _ = try KafkaConfiguration.properties(fromAssignments: properties)
+        } catch {
+            throw ValidationError("--property: \(error.detail)")
         }
     }
 
     func admin(logger: Logger) throws -> KafkaAdmin {
-        var pairs: [String: String] = [:]
-        for property in properties {
-            let parts = property.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            pairs[String(parts[0])] = String(parts[1])
-        }
         do {
+            let pairs = try KafkaConfiguration.properties(fromAssignments: properties)
             return try KafkaAdmin(
                 configuration: KafkaConfiguration(
                     bootstrapServers: bootstrap, clientID: "vigil-topics", requestTimeout: .seconds(timeout), properties: pairs

@@ -74,12 +74,11 @@ public struct WorkerConfiguration: Sendable {
         guard !inputs.isEmpty else {
             throw WorkerConfigurationError(key: "worker.inputs", problem: "is required: the topics this worker consumes, comma-separated")
         }
-        var properties: [String: String] = [:]
-        for entry in config.stringArray(forKey: "kafka.properties", isSecret: true) ?? [] {
-            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
-                throw WorkerConfigurationError(key: "kafka.properties", problem: "entries must look like name=value")
-            }
-            properties[String(entry[..<equals]).trimmingCharacters(in: .whitespaces)] = String(entry[entry.index(after: equals)...])
+        let properties: [String: String]
+        do {
+            properties = try KafkaConfiguration.properties(fromAssignments: config.stringArray(forKey: "kafka.properties", isSecret: true) ?? [])
+        } catch {
+            throw WorkerConfigurationError(key: "kafka.properties", problem: "entries must look like name=value: \(error.detail)")
         }
         let commitMilliseconds = try positive(config, "kafka.commit-interval-ms", default: 1_000)
         let timeoutMilliseconds = try positive(config, "kafka.request-timeout-ms", default: 10_000)

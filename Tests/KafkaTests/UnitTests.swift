@@ -134,3 +134,19 @@ struct ConsumerAssignmentDecoderTests {
         #expect([UInt8]().withUnsafeBytes { ConsumerAssignmentDecoder.partitions($0) }.isEmpty)
     }
 }
+
+@Suite("Property assignments")
+struct PropertyAssignmentTests {
+    @Test("NAME=VALUE entries become properties; values may contain '='")
+    func parses() throws {
+        let properties = try KafkaConfiguration.properties(fromAssignments: ["security.protocol=SSL", " sasl.password=a=b"])
+        #expect(properties == ["security.protocol": "SSL", "sasl.password": "a=b"])
+    }
+
+    @Test("an entry without a name or '=' is refused without repeating it", arguments: ["hunter2", "=value"])
+    func refuses(entry: String) {
+        let error = #expect(throws: KafkaError.self) { try KafkaConfiguration.properties(fromAssignments: ["acks=all", entry]) }
+        #expect(error?.description.contains("#2 is not NAME=VALUE") == true)
+        #expect(error?.description.contains(entry) == false)
+    }
+}
