@@ -29,6 +29,7 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     private let buffer: ConsumerBuffer
     private let pollThread: PollingThread
     private let membership: ConsumerMembership
+    private static let maxBatch = 256
     private let closeState = NSLock()
     private var isClosed = false  // guarded by `closeState`
 
@@ -65,9 +66,17 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         self.membership = membership
         self.pollThread = PollingThread(name: "vigil.kafka.consumer.poll") {
             guard buffer.waitForSpace() else { return }
-            guard let message = rd_kafka_consumer_poll(client.handle, 100) else { return }
-            defer { rd_kafka_message_destroy(message) }
-            membership.received(message)
+            // Take what one fetch brought in a single hand-over: waking the reading task once
+            // per batch, not once per record, is most of the consumer's throughput.
+            var batch: [KafkaConsumerMessage] = []
+            var timeout: Int32 = 100
+            while batch.count < Self.maxBatch, let message = rd_kafka_consumer_poll(client.handle, timeout) {
+                if let record = membership.received(message) { batch.append(record) }
+                rd_kafka_message_destroy(message)
+                timeout = 0
+            }
+            // A rebalance during the polls above may have revoked some of these partitions.
+            buffer.append(contentsOf: membership.keepingAssigned(batch))
         }
     }
 
@@ -301,11 +310,20 @@ private final class ConsumerMembership: @unchecked Sendable {
         return offsets
     }
 
-    func received(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) {
+    /// The records of `batch` whose partitions this member still owns.
+    func keepingAssigned(_ batch: [KafkaConsumerMessage]) -> [KafkaConsumerMessage] {
+        guard !batch.isEmpty else { return batch }
+        let owned = lock.withLock { assigned }
+        return batch.filter { owned.contains($0.topicPartition) }
+    }
+
+    /// Converts one polled message into a record (checking for lost records before it);
+    /// nil for consumer errors, which are logged and counted here.
+    func received(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaConsumerMessage? {
         let message = pointer.pointee
         guard message.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             consumerError(pointer)
-            return
+            return nil
         }
         let record = Self.makeMessage(pointer)
         if gapsAreLoss, let loss = gaps.received(record.topicPartition, offset: record.offset) {
@@ -318,7 +336,7 @@ private final class ConsumerMembership: @unchecked Sendable {
             ]).increment(by: loss.count)
             eventHandler(.recordsLost(loss))
         }
-        buffer.append(record)
+        return record
     }
 
     private func consumerError(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) {
@@ -397,19 +415,22 @@ final class ConsumerBuffer: @unchecked Sendable {
         return count < capacity && !finished
     }
 
-    func append(_ record: KafkaConsumerMessage) {
+    func append(contentsOf batch: [KafkaConsumerMessage]) {
+        guard !batch.isEmpty else { return }
         condition.lock()
         guard !finished else {
             condition.unlock()
             return
         }
         if let waiter {
+            // The waiting reader takes the first record; the rest wait in the buffer.
             self.waiter = nil
+            records.append(contentsOf: batch.dropFirst())
             condition.unlock()
-            waiter.resume(returning: record)
+            waiter.resume(returning: batch[0])
             return
         }
-        records.append(record)
+        records.append(contentsOf: batch)
         condition.unlock()
     }
 
