@@ -65,6 +65,20 @@ struct ClusterOptions: ParsableArguments {
     }
 }
 
+extension ClusterOptions {
+    /// The topology's topics for this cluster's profile and what the cluster has, with the
+    /// header that says which values could not be read. Both `describe` and `apply` start here.
+    func declaredAndActual(topology: TopologyOption, logger: Logger) async throws -> (specs: [KafkaTopicSpec], view: ClusterView, admin: KafkaAdmin) {
+        let loaded = try topology.loadValid()
+        let profile = try profile(of: loaded)
+        let specs = loaded.topicSpecs(profile: profile)
+        let admin = try admin(logger: logger)
+        let view = try await ClusterView.read(admin, bootstrap: bootstrap, declared: specs)
+        view.printHeader(topology: topology.topology, profile: profile, declared: specs.count, bootstrap: bootstrap)
+        return (specs, view, admin)
+    }
+}
+
 /// What the cluster says about the declared topics: metadata always, configs when the cluster
 /// answers DescribeConfigs (librdkafka's mock cluster does not).
 struct ClusterView {
@@ -148,13 +162,7 @@ extension TopicsCommand {
         @OptionGroup var logging: LoggingOptions
 
         func run() async throws {
-            let logger = logging.bootstrap(label: "vigil.topics")
-            let loaded = try topology.loadValid()
-            let profile = try cluster.profile(of: loaded)
-            let specs = loaded.topicSpecs(profile: profile)
-            let admin = try cluster.admin(logger: logger)
-            let view = try await ClusterView.read(admin, bootstrap: cluster.bootstrap, declared: specs)
-            view.printHeader(topology: topology.topology, profile: profile, declared: specs.count, bootstrap: cluster.bootstrap)
+            let (specs, view, _) = try await cluster.declaredAndActual(topology: topology, logger: logging.bootstrap(label: "vigil.topics"))
             writeLine("")
 
             var rows = [["TOPIC", "PARTITIONS", "REPLICATION", "RETENTION", "CLEANUP", "MIN.INSYNC", "LEADERS", "STATUS"]]
@@ -266,13 +274,7 @@ extension TopicsCommand {
         }
 
         func run() async throws {
-            let logger = logging.bootstrap(label: "vigil.topics")
-            let loaded = try topology.loadValid()
-            let profile = try cluster.profile(of: loaded)
-            let specs = loaded.topicSpecs(profile: profile)
-            let admin = try cluster.admin(logger: logger)
-            let view = try await ClusterView.read(admin, bootstrap: cluster.bootstrap, declared: specs)
-            view.printHeader(topology: topology.topology, profile: profile, declared: specs.count, bootstrap: cluster.bootstrap)
+            let (specs, view, admin) = try await cluster.declaredAndActual(topology: topology, logger: logging.bootstrap(label: "vigil.topics"))
 
             let changes = KafkaAdmin.diff(declared: specs, actual: view.metadata, actualConfigs: view.configs ?? [:])
             let steps = changes.map { Self.step($0, configsKnown: view.configs != nil) }
