@@ -55,6 +55,49 @@ public struct KafkaConfiguration: Sendable {
         return properties
     }
 
+    /// Properties vigil's delivery guarantees and memory bounds rest on, with why: set through
+    /// `properties` they are refused at start instead of silently weakening a worker.
+    static let protectedProperties: [String: String] = {
+        let offsetStore = "offsets are stored only after every output of a record was acknowledged"
+        let commits = "vigil commits stored offsets itself (periodically, on revoke and on close); set the commit interval instead"
+        let idempotence = "the producer must be idempotent so retries neither duplicate nor reorder outputs"
+        let acks = "an output counts as delivered only once every in-sync replica has it (acks=all)"
+        let memory = "the worker's memory budget sets librdkafka's queues and fetch sizes; change the budget instead"
+        return [
+            "enable.auto.offset.store": offsetStore,
+            "enable.auto.commit": commits,
+            "auto.commit.enable": commits,
+            "auto.commit.interval.ms": commits,
+            "enable.idempotence": idempotence,
+            "enable.gapless.guarantee": idempotence,
+            "acks": acks,
+            "request.required.acks": acks,
+            "queued.max.messages.kbytes": memory,
+            "queued.min.messages": memory,
+            "fetch.max.bytes": memory,
+            "max.partition.fetch.bytes": memory,
+            "queue.buffering.max.kbytes": memory,
+            "queue.buffering.max.messages": memory,
+            "message.max.bytes": memory,
+        ]
+    }()
+
+    /// Refuses pass-through properties that would override what delivery or the memory budget
+    /// depends on, and the cooperative assignment protocol, which vigil's consumer does not speak.
+    public static func checkPassThrough(_ properties: [String: String]) throws(KafkaError) {
+        for name in properties.keys.sorted() {
+            if let reason = protectedProperties[name] {
+                throw KafkaError(kind: .invalidConfiguration, detail: "Kafka property \"\(name)\" cannot be overridden: \(reason)")
+            }
+            if name == "partition.assignment.strategy", properties[name]?.contains("cooperative") == true {
+                throw KafkaError(
+                    kind: .invalidConfiguration,
+                    detail: "Kafka property \"partition.assignment.strategy\": the cooperative protocol is not supported; use range or roundrobin"
+                )
+            }
+        }
+    }
+
     /// Property names whose values are never shown in errors or logs.
     static func isSecret(_ property: String) -> Bool {
         let name = property.lowercased()
@@ -74,19 +117,25 @@ public struct KafkaProducerConfiguration: Sendable {
     public var deliveryTimeout: Duration
     /// Largest message accepted (`message.max.bytes`); larger sends fail at once with `.messageTooLarge`.
     public var maxMessageBytes: Int
+    /// Bytes (keys, values, headers) handed to the producer but not yet acknowledged: beyond
+    /// it `send` waits, whatever the size of the records. A record larger than the whole
+    /// budget is let through alone.
+    public var maxInFlightBytes: Int
 
     public init(
         cluster: KafkaConfiguration,
         maxInFlightMessages: Int = 10_000,
         linger: Duration = .milliseconds(5),
         deliveryTimeout: Duration = .seconds(120),
-        maxMessageBytes: Int = 1_000_000
+        maxMessageBytes: Int = 1_000_000,
+        maxInFlightBytes: Int = 64 << 20
     ) {
         self.cluster = cluster
         self.maxInFlightMessages = maxInFlightMessages
         self.linger = linger
         self.deliveryTimeout = deliveryTimeout
         self.maxMessageBytes = maxMessageBytes
+        self.maxInFlightBytes = maxInFlightBytes
     }
 
     var librdkafkaProperties: [(String, String)] {
@@ -98,8 +147,9 @@ public struct KafkaProducerConfiguration: Sendable {
             ("linger.ms", String(linger.milliseconds)),
             ("message.timeout.ms", String(deliveryTimeout.milliseconds)),
             ("message.max.bytes", String(maxMessageBytes)),
-            // Above our own in-flight limit, so librdkafka's queue never rejects a send.
+            // Above our own in-flight limits, so librdkafka's queue never rejects a send.
             ("queue.buffering.max.messages", String(maxInFlightMessages + 1_000)),
+            ("queue.buffering.max.kbytes", String(min(2_097_151, (maxInFlightBytes + maxMessageBytes) / 1_024 + 1_024))),
         ] + cluster.properties.sorted { $0.key < $1.key }
     }
 }
@@ -122,6 +172,12 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var sessionTimeout: Duration
     /// Messages fetched ahead of the application. The fetch pauses while the buffer is full.
     public var bufferedMessages: Int
+    /// Bytes of fetched records waiting for the application, at most (one record is let
+    /// through however large).
+    public var bufferedBytes: Int
+    /// Bytes librdkafka may prefetch into its own queue (`queued.max.messages.kbytes`; one
+    /// fetch response may go past it).
+    public var prefetchBytes: Int
     /// Whether a jump in offsets counts as lost records. True for ordinary topics (a gap
     /// there means the broker dropped data before it was read); set false for compacted
     /// topics, where gaps are normal.
@@ -135,6 +191,8 @@ public struct KafkaConsumerConfiguration: Sendable {
         commitInterval: Duration = .seconds(1),
         sessionTimeout: Duration = .seconds(10),
         bufferedMessages: Int = 1_000,
+        bufferedBytes: Int = 32 << 20,
+        prefetchBytes: Int = 32 << 20,
         offsetGapsAreLoss: Bool = true
     ) {
         self.cluster = cluster
@@ -144,6 +202,8 @@ public struct KafkaConsumerConfiguration: Sendable {
         self.commitInterval = commitInterval
         self.sessionTimeout = sessionTimeout
         self.bufferedMessages = bufferedMessages
+        self.bufferedBytes = bufferedBytes
+        self.prefetchBytes = prefetchBytes
         self.offsetGapsAreLoss = offsetGapsAreLoss
     }
 
@@ -151,15 +211,24 @@ public struct KafkaConsumerConfiguration: Sendable {
         cluster.commonProperties + [
             ("group.id", groupID),
             ("auto.offset.reset", startPosition.rawValue),
-            // Offsets are stored by the application after processing, then committed in the background.
+            // Offsets are stored by the application after processing; the consumer commits them
+            // itself (every commitInterval, on revoke, on close), so no commit happens behind its back.
             ("enable.auto.offset.store", "false"),
-            ("enable.auto.commit", "true"),
-            ("auto.commit.interval.ms", String(commitInterval.milliseconds)),
+            ("enable.auto.commit", "false"),
+            // Prefetching is bounded in bytes: a fetch may return up to fetch.max.bytes beyond the queue.
+            ("queued.max.messages.kbytes", String(max(1, min(2_097_151, prefetchBytes / 1_024)))),
+            ("fetch.max.bytes", String(fetchMaxBytes)),
+            ("max.partition.fetch.bytes", String(min(1_048_576, fetchMaxBytes))),
+            ("receive.message.max.bytes", String(fetchMaxBytes + 512)),
             ("session.timeout.ms", String(sessionTimeout.milliseconds)),
             ("heartbeat.interval.ms", String(max(100, sessionTimeout.milliseconds / 5))),
             ("enable.partition.eof", "false"),
         ] + cluster.properties.sorted { $0.key < $1.key }
     }
+
+    /// One fetch response at most: a quarter of the prefetch budget, but never below the
+    /// largest record (librdkafka requires fetch.max.bytes ≥ message.max.bytes).
+    private var fetchMaxBytes: Int { max(1_048_576, prefetchBytes / 4) }
 }
 
 extension Duration {

@@ -38,12 +38,13 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         logger: Logger,
         eventHandler: @escaping @Sendable (KafkaConsumerEvent) -> Void = { _ in }
     ) throws(KafkaError) {
+        try KafkaConfiguration.checkPassThrough(configuration.cluster.properties)
         self.configuration = configuration
         self.logger = logger
-        let buffer = ConsumerBuffer(capacity: configuration.bufferedMessages)
+        let buffer = ConsumerBuffer(capacity: configuration.bufferedMessages, byteCapacity: configuration.bufferedBytes)
         let membership = ConsumerMembership(
-            logger: logger, gapsAreLoss: configuration.offsetGapsAreLoss,
-            requestTimeout: configuration.cluster.requestTimeout, buffer: buffer, eventHandler: eventHandler
+            logger: logger, gapsAreLoss: configuration.offsetGapsAreLoss, requestTimeout: configuration.cluster.requestTimeout,
+            worker: configuration.cluster.clientID, buffer: buffer, eventHandler: eventHandler
         )
         let client = try RDKafkaClient(
             role: .consumer,
@@ -64,14 +65,37 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         self.client = client
         self.buffer = buffer
         self.membership = membership
+        let commitInterval = configuration.commitInterval
+        let loop = PollLoopState(nextCommit: ContinuousClock.now + commitInterval)
         self.pollThread = PollingThread(name: "vigil.kafka.consumer.poll") {
-            guard buffer.waitForSpace() else { return }
+            if ContinuousClock.now >= loop.nextCommit {
+                // Asynchronous: the stored offsets go to the coordinator without blocking the fetch.
+                _ = rd_kafka_commit(client.handle, nil, 1)
+                loop.nextCommit = ContinuousClock.now + commitInterval
+            }
+            if buffer.isFinished {
+                // Draining for shutdown: fetch nothing more, but keep serving the group (rebalance
+                // callbacks) without spinning. Records still polled were never handed out, so
+                // their offsets are never stored and their next owner reads them again.
+                if !loop.drainStarted {
+                    loop.drainStarted = true
+                    membership.pauseAll(handle: client.handle)
+                }
+                if let message = rd_kafka_consumer_poll(client.handle, 100) { rd_kafka_message_destroy(message) }
+                return
+            }
+            guard let room = buffer.waitForSpace() else { return }
             // Take what one fetch brought in a single hand-over: waking the reading task once
-            // per batch, not once per record, is most of the consumer's throughput.
+            // per batch, not once per record, is most of the consumer's throughput. The batch
+            // stops at the buffer's free bytes, so large records cannot overshoot the budget.
             var batch: [KafkaConsumerMessage] = []
+            var batchBytes = 0
             var timeout: Int32 = 100
-            while batch.count < Self.maxBatch, let message = rd_kafka_consumer_poll(client.handle, timeout) {
-                if let record = membership.received(message) { batch.append(record) }
+            while batch.count < Self.maxBatch, batchBytes < room, let message = rd_kafka_consumer_poll(client.handle, timeout) {
+                if let record = membership.received(message, handle: client.handle) {
+                    batch.append(record)
+                    batchBytes += record.byteCount
+                }
                 rd_kafka_message_destroy(message)
                 timeout = 0
             }
@@ -92,35 +116,34 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     /// The partitions this member owns right now.
     public var assignment: [KafkaTopicPartition] { membership.assignment }
 
-    /// Marks `message` as processed: its offset + 1 will be committed. Throws when the
-    /// partition was revoked meanwhile (its new owner will process the record again).
+    /// Marks `message` as processed: its offset + 1 will be committed. Throws
+    /// `.partitionNotAssigned` when the partition was revoked since the record was read (its
+    /// new owner processes it again); any other error means offsets cannot be stored at all.
     public func storeOffset(_ message: KafkaConsumerMessage) throws(KafkaError) {
-        try storeOffset(of: message.topicPartition, processedOffset: message.offset)
+        try storeOffset(of: message.topicPartition, processedOffset: message.offset, generation: message.assignmentGeneration)
     }
 
-    /// Marks the record at `processedOffset` of `partition` (and all before it) as processed.
-    public func storeOffset(of partition: KafkaTopicPartition, processedOffset: Int64) throws(KafkaError) {
-        let message = (topicPartition: partition, offset: processedOffset)
-        let code = RDKafkaTopicPartitionList.withList([(partition, message.offset + 1)]) { list -> rd_kafka_resp_err_t in
-            let code = rd_kafka_offsets_store(client.handle, list)
-            return code != RD_KAFKA_RESP_ERR_NO_ERROR ? code : list.pointee.elems[0].err
-        }
-        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError.rdKafka(
-                code, kind: .offsetCommitFailed,
-                context: "cannot store offset \(message.offset + 1) for \(partition) (revoked in a rebalance? its new owner re-reads it)"
-            )
+    /// Marks the record at `processedOffset` of `partition` (and all before it) as processed,
+    /// if `generation` is still the partition's current assignment.
+    public func storeOffset(of partition: KafkaTopicPartition, processedOffset: Int64, generation: UInt64) throws(KafkaError) {
+        try client.withHandle("store an offset") { handle throws(KafkaError) in
+            try membership.store(handle: handle, partition: partition, processedOffset: processedOffset, generation: generation)
         }
     }
 
     /// Commits every stored offset now and waits for the coordinator's answer.
     public func commit() async throws {
         let client = client
-        let code = await onBlockingThread { rd_kafka_commit(client.handle, nil, 0) }
+        let code = try await onBlockingThread { () -> Result<rd_kafka_resp_err_t, KafkaError> in
+            Result { () throws(KafkaError) in try client.withHandle("commit") { rd_kafka_commit($0, nil, 0) } }
+        }.get()
         guard code == RD_KAFKA_RESP_ERR_NO_ERROR || code == RD_KAFKA_RESP_ERR__NO_OFFSET else {
             throw KafkaError.rdKafka(code, kind: .offsetCommitFailed, context: "commit failed")
         }
     }
+
+    /// Records fetched and waiting for the application (for liveness: is there input the loop is not taking?).
+    public var bufferedRecords: Int { buffer.bufferedCount }
 
     /// Ends `messages` without leaving the group: the first step of a graceful shutdown, so
     /// the application can finish what it holds and store its offsets before `close` commits.
@@ -133,13 +156,17 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     public func lag() -> [KafkaTopicPartition: Int64] {
         let partitions = assignment
         guard !partitions.isEmpty else { return [:] }
-        return RDKafkaTopicPartitionList.withList(partitions.map { ($0, nil) }) { list in
-            guard rd_kafka_position(client.handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
+        return (try? client.withHandle("read lag") { handle in lag(handle, partitions) }) ?? [:]
+    }
+
+    private func lag(_ handle: OpaquePointer, _ partitions: [KafkaTopicPartition]) -> [KafkaTopicPartition: Int64] {
+        RDKafkaTopicPartitionList.withList(partitions.map { ($0, nil) }) { list in
+            guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
             var lag: [KafkaTopicPartition: Int64] = [:]
             for (partition, position, _) in RDKafkaTopicPartitionList.entries(list) {
                 var low: Int64 = 0
                 var high: Int64 = 0
-                guard rd_kafka_get_watermark_offsets(client.handle, partition.topic, partition.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                guard rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
                       high >= 0 else { continue }
                 // No position yet (nothing fetched): everything retained is outstanding.
                 lag[partition] = max(0, high - (position >= 0 ? position : low))
@@ -158,8 +185,10 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     }
 
     private func changeFetching(_ partitions: [KafkaTopicPartition], pause: Bool) throws(KafkaError) {
-        let code = RDKafkaTopicPartitionList.withList(partitions.map { ($0, nil) }) { list in
-            pause ? rd_kafka_pause_partitions(client.handle, list) : rd_kafka_resume_partitions(client.handle, list)
+        let code = try client.withHandle(pause ? "pause" : "resume") { handle in
+            RDKafkaTopicPartitionList.withList(partitions.map { ($0, nil) }) { list in
+                pause ? rd_kafka_pause_partitions(handle, list) : rd_kafka_resume_partitions(handle, list)
+            }
         }
         guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError.rdKafka(code, kind: .consumerFailed, context: pause ? "pause failed" : "resume failed")
@@ -234,41 +263,75 @@ public struct KafkaConsumerMessages: AsyncSequence, Sendable {
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(buffer: buffer) }
 }
 
+/// What the consumer's poll thread remembers between rounds; touched only by that thread.
+private final class PollLoopState: @unchecked Sendable {
+    var nextCommit: ContinuousClock.Instant
+    var drainStarted = false
+
+    init(nextCommit: ContinuousClock.Instant) {
+        self.nextCommit = nextCommit
+    }
+}
+
 /// Group membership and per-partition bookkeeping, driven from the poll thread:
 /// rebalances (commit on revoke), received records (loss detection), assignment.
 private final class ConsumerMembership: @unchecked Sendable {
     private let logger: Logger
     private let gapsAreLoss: Bool
     private let requestTimeout: Duration
+    private let worker: String
     private let buffer: ConsumerBuffer
     private let eventHandler: @Sendable (KafkaConsumerEvent) -> Void
+    /// Guards the assignment, and is held while librdkafka's assignment changes and while an
+    /// offset is stored, so a store never lands in a partition's next assignment.
     private let lock = NSLock()
-    private var assigned: Set<KafkaTopicPartition> = []
+    /// The assignment generation each owned partition was given.
+    private var assigned: [KafkaTopicPartition: UInt64] = [:]
+    private var lastGeneration: UInt64 = 0
     private var gaps = OffsetGapDetector()  // touched only on the poll thread
 
     init(
-        logger: Logger, gapsAreLoss: Bool, requestTimeout: Duration, buffer: ConsumerBuffer,
+        logger: Logger, gapsAreLoss: Bool, requestTimeout: Duration, worker: String, buffer: ConsumerBuffer,
         eventHandler: @escaping @Sendable (KafkaConsumerEvent) -> Void
     ) {
         self.logger = logger
         self.gapsAreLoss = gapsAreLoss
         self.requestTimeout = requestTimeout
+        self.worker = worker
         self.buffer = buffer
         self.eventHandler = eventHandler
     }
 
-    var assignment: [KafkaTopicPartition] { lock.withLock { assigned.sorted() } }
+    var assignment: [KafkaTopicPartition] { lock.withLock { assigned.keys.sorted() } }
 
     func rebalance(handle: OpaquePointer, code: rd_kafka_resp_err_t, partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
         let topicPartitions = RDKafkaTopicPartitionList.entries(partitions).map(\.0)
+        if String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE" {
+            // Refused in the configuration; should a broker-side setting bring it anyway, stop
+            // loudly instead of consuming nothing while looking healthy.
+            failAssignment(KafkaError(kind: .consumerFailed, detail: "the group uses the cooperative rebalance protocol, which this consumer does not support"))
+            return
+        }
         switch code {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             let committed = committedOffsets(handle: handle, partitions: partitions)
             for partition in topicPartitions {
                 gaps.assigned(partition, committedOffset: committed[partition])
             }
-            rd_kafka_assign(handle, partitions)
-            lock.withLock { assigned.formUnion(topicPartitions) }
+            let assignCode = lock.withLock { () -> rd_kafka_resp_err_t in
+                let assignCode = rd_kafka_assign(handle, partitions)
+                if assignCode == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    for partition in topicPartitions {
+                        lastGeneration += 1
+                        assigned[partition] = lastGeneration
+                    }
+                }
+                return assignCode
+            }
+            guard assignCode == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                failAssignment(KafkaError.rdKafka(assignCode, kind: .consumerFailed, context: "cannot take the assigned partitions \(topicPartitions.sorted())"))
+                return
+            }
             logger.info("partitions assigned", metadata: ["partitions": "\(topicPartitions.sorted())"])
             eventHandler(.assigned(topicPartitions.sorted()))
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
@@ -276,20 +339,67 @@ private final class ConsumerMembership: @unchecked Sendable {
             let commitCode = rd_kafka_commit(handle, nil, 0)
             let commitError = commitCode == RD_KAFKA_RESP_ERR_NO_ERROR || commitCode == RD_KAFKA_RESP_ERR__NO_OFFSET
                 ? nil : String(cString: rd_kafka_err2str(commitCode))
-            rd_kafka_assign(handle, nil)
             let revoked = Set(topicPartitions)
-            lock.withLock { assigned.subtract(revoked) }
+            let unassignCode = lock.withLock { () -> rd_kafka_resp_err_t in
+                for partition in revoked { assigned[partition] = nil }
+                return rd_kafka_assign(handle, nil)
+            }
             buffer.discard { revoked.contains($0.topicPartition) }
             for partition in topicPartitions { gaps.revoked(partition) }
             if let commitError {
                 logger.warning("commit on revoke failed; uncommitted records will be redelivered", metadata: ["error": "\(commitError)"])
             }
+            if unassignCode != RD_KAFKA_RESP_ERR_NO_ERROR {
+                logger.warning("unassign after revoke failed", metadata: ["error": "\(String(cString: rd_kafka_err2str(unassignCode)))"])
+            }
             logger.info("partitions revoked", metadata: ["partitions": "\(topicPartitions.sorted())"])
             eventHandler(.revoked(topicPartitions.sorted(), commitError: commitError))
         default:
             logger.error("rebalance failed; dropping the assignment", metadata: ["error": "\(String(cString: rd_kafka_err2str(code)))"])
-            rd_kafka_assign(handle, nil)
-            lock.withLock { assigned = [] }
+            lock.withLock {
+                assigned = [:]
+                _ = rd_kafka_assign(handle, nil)
+            }
+            buffer.discard { _ in true }
+        }
+    }
+
+    private func failAssignment(_ error: KafkaError) {
+        logger.critical("consumer cannot take its assignment", metadata: ["error": "\(error)"])
+        lock.withLock { assigned = [:] }
+        buffer.fail(error)
+    }
+
+    /// Stops fetching every owned partition (shutdown drain).
+    func pauseAll(handle: OpaquePointer) {
+        let partitions = assignment
+        guard !partitions.isEmpty else { return }
+        _ = RDKafkaTopicPartitionList.withList(partitions.map { ($0, nil) }) { rd_kafka_pause_partitions(handle, $0) }
+    }
+
+    /// Stores `processedOffset + 1` for `partition`, if it is still in the assignment that
+    /// delivered the record.
+    func store(handle: OpaquePointer, partition: KafkaTopicPartition, processedOffset: Int64, generation: UInt64) throws(KafkaError) {
+        let code = lock.withLock { () -> rd_kafka_resp_err_t in
+            guard let current = assigned[partition], current == generation else { return RD_KAFKA_RESP_ERR__STATE }
+            return RDKafkaTopicPartitionList.withList([(partition, processedOffset + 1)]) { list -> rd_kafka_resp_err_t in
+                let code = rd_kafka_offsets_store(handle, list)
+                return code != RD_KAFKA_RESP_ERR_NO_ERROR ? code : list.pointee.elems[0].err
+            }
+        }
+        switch code {
+        case RD_KAFKA_RESP_ERR_NO_ERROR:
+            return
+        case RD_KAFKA_RESP_ERR__STATE, RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+            throw KafkaError.rdKafka(
+                code, kind: .partitionNotAssigned,
+                context: "offset \(processedOffset + 1) of \(partition) not stored: the partition was revoked; its new owner reads the record again"
+            )
+        default:
+            throw KafkaError(
+                kind: .offsetCommitFailed, code: Int32(code.rawValue), isFatal: true,
+                detail: "cannot store offset \(processedOffset + 1) of \(partition): \(String(cString: rd_kafka_err2str(code)))"
+            )
         }
     }
 
@@ -314,29 +424,57 @@ private final class ConsumerMembership: @unchecked Sendable {
     func keepingAssigned(_ batch: [KafkaConsumerMessage]) -> [KafkaConsumerMessage] {
         guard !batch.isEmpty else { return batch }
         let owned = lock.withLock { assigned }
-        return batch.filter { owned.contains($0.topicPartition) }
+        return batch.compactMap { record in
+            guard let generation = owned[record.topicPartition] else { return nil }
+            var record = record
+            record.assignmentGeneration = generation
+            return record
+        }
     }
 
     /// Converts one polled message into a record (checking for lost records before it);
     /// nil for consumer errors, which are logged and counted here.
-    func received(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaConsumerMessage? {
+    func received(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>, handle: OpaquePointer) -> KafkaConsumerMessage? {
         let message = pointer.pointee
         guard message.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             consumerError(pointer)
             return nil
         }
         let record = Self.makeMessage(pointer)
-        if gapsAreLoss, let loss = gaps.received(record.topicPartition, offset: record.offset) {
+        if gapsAreLoss, let gap = gaps.received(record.topicPartition, offset: record.offset),
+           let loss = confirmedLoss(gap, handle: handle) {
             logger.error("\(loss)", metadata: [
                 "topic": "\(loss.topicPartition.topic)", "partition": "\(loss.topicPartition.partition)",
                 "first_missing_offset": "\(loss.firstMissingOffset)", "resumed_at_offset": "\(loss.resumedAtOffset)",
             ])
             Counter(label: "vigil_records_lost_total", dimensions: [
-                ("topic", loss.topicPartition.topic), ("partition", String(loss.topicPartition.partition)),
+                ("worker", worker), ("topic", loss.topicPartition.topic), ("partition", String(loss.topicPartition.partition)),
             ]).increment(by: loss.count)
             eventHandler(.recordsLost(loss))
         }
         return record
+    }
+
+    /// A jump in offsets is a loss only where the broker deleted records: its log now starts
+    /// after the expected offset. Compaction and transaction markers also leave jumps, with
+    /// the log start still before them.
+    private func confirmedLoss(_ gap: KafkaRecordLoss, handle: OpaquePointer) -> KafkaRecordLoss? {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let partition = gap.topicPartition
+        // The cached log start comes with every fetch response; ask the broker when there is none.
+        if rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR || low < 0 {
+            let code = rd_kafka_query_watermark_offsets(handle, partition.topic, partition.partition, &low, &high, Int32(requestTimeout.milliseconds))
+            guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                logger.warning("offsets jumped but the log start is unknown; counted as lost", metadata: ["partition": "\(partition)"])
+                return gap
+            }
+        }
+        guard low > gap.firstMissingOffset else {
+            logger.debug("offsets jumped over records the log still holds (compaction or transaction markers)", metadata: ["partition": "\(partition)"])
+            return nil
+        }
+        return KafkaRecordLoss(topicPartition: partition, firstMissingOffset: gap.firstMissingOffset, resumedAtOffset: min(low, gap.resumedAtOffset))
     }
 
     private func consumerError(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) {
@@ -387,33 +525,44 @@ private final class ConsumerMembership: @unchecked Sendable {
     }
 }
 
-/// The hand-over between the poll thread and the iterating task: a bounded queue of
-/// records, at most one waiting reader, and the end-of-stream state.
+/// The hand-over between the poll thread and the iterating task: a queue bounded in records
+/// and bytes, at most one waiting reader, and the end-of-stream state.
 final class ConsumerBuffer: @unchecked Sendable {
     private let condition = NSCondition()
     private let capacity: Int
+    private let byteCapacity: Int
     private var records: [KafkaConsumerMessage] = []
     private var head = 0
+    private var bytes = 0
     private var waiter: CheckedContinuation<KafkaConsumerMessage?, any Error>?
     private var pendingCancel = false
     private var finished = false
     private var failure: KafkaError?
 
-    init(capacity: Int) {
+    init(capacity: Int, byteCapacity: Int) {
         self.capacity = max(1, capacity)
+        self.byteCapacity = max(1, byteCapacity)
     }
 
     private var count: Int { records.count - head }
 
-    /// Poll thread: blocks up to 100 ms while the buffer is full. False when there is still no room.
-    func waitForSpace() -> Bool {
+    var bufferedCount: Int { condition.withLock { count } }
+
+    var isFinished: Bool { condition.withLock { finished } }
+
+    /// Poll thread: blocks up to 100 ms while the buffer is full. The bytes that may be added
+    /// now (an empty buffer takes one record of any size), or nil when there is still no room.
+    func waitForSpace() -> Int? {
         condition.lock()
         defer { condition.unlock() }
-        if count >= capacity && !finished {
+        if isFull && !finished {
             _ = condition.wait(until: Date(timeIntervalSinceNow: 0.1))
         }
-        return count < capacity && !finished
+        guard !isFull && !finished else { return nil }
+        return count == 0 ? max(1, byteCapacity) : byteCapacity - bytes
     }
+
+    private var isFull: Bool { count >= capacity || (count > 0 && bytes >= byteCapacity) }
 
     func append(contentsOf batch: [KafkaConsumerMessage]) {
         guard !batch.isEmpty else { return }
@@ -425,11 +574,13 @@ final class ConsumerBuffer: @unchecked Sendable {
         if let waiter {
             // The waiting reader takes the first record; the rest wait in the buffer.
             self.waiter = nil
+            for record in batch.dropFirst() { bytes += record.byteCount }
             records.append(contentsOf: batch.dropFirst())
             condition.unlock()
             waiter.resume(returning: batch[0])
             return
         }
+        for record in batch { bytes += record.byteCount }
         records.append(contentsOf: batch)
         condition.unlock()
     }
@@ -440,6 +591,7 @@ final class ConsumerBuffer: @unchecked Sendable {
         condition.lock()
         records = Array(records[head...].filter { !matches($0) })
         head = 0
+        bytes = records.reduce(0) { $0 + $1.byteCount }
         condition.signal()
         condition.unlock()
     }
@@ -459,6 +611,7 @@ final class ConsumerBuffer: @unchecked Sendable {
         finished = true
         records = []
         head = 0
+        bytes = 0
         let waiting = waiter
         waiter = nil
         condition.broadcast()
@@ -477,6 +630,7 @@ final class ConsumerBuffer: @unchecked Sendable {
                 } else if count > 0 {
                     let record = records[head]
                     head += 1
+                    bytes -= record.byteCount
                     if head > 1_024 && head * 2 > records.count {
                         records.removeFirst(head)
                         head = 0

@@ -20,6 +20,9 @@ public struct KafkaError: Error, Sendable, Equatable, CustomStringConvertible {
         case consumerFailed
         /// Committing or storing offsets failed.
         case offsetCommitFailed
+        /// The partition is no longer this member's (revoked in a rebalance): its new owner
+        /// processes the record again. Not a fault of the caller.
+        case partitionNotAssigned
         /// An admin request (metadata, topics, offsets) failed.
         case adminFailed
         /// The client was closed before the operation completed.

@@ -75,11 +75,15 @@ public struct KafkaConsumerMessage: Sendable {
     public var headers: [KafkaHeader]
     /// Record timestamp in milliseconds since the epoch, when the broker provides one.
     public var timestampMilliseconds: Int64?
+    /// Which assignment of its partition delivered the record: storing its offset after the
+    /// partition was revoked and assigned again would move the committed offset backwards.
+    public var assignmentGeneration: UInt64
 
     public init(
         topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8],
-        headers: [KafkaHeader] = [], timestampMilliseconds: Int64? = nil
+        headers: [KafkaHeader] = [], timestampMilliseconds: Int64? = nil, assignmentGeneration: UInt64 = 0
     ) {
+        self.assignmentGeneration = assignmentGeneration
         self.topic = topic
         self.partition = partition
         self.offset = offset
@@ -91,8 +95,28 @@ public struct KafkaConsumerMessage: Sendable {
 
     public var topicPartition: KafkaTopicPartition { KafkaTopicPartition(topic: topic, partition: partition) }
 
+    /// Key, value and header bytes: what the record costs in memory budgets.
+    public var byteCount: Int { KafkaRecordSize.bytes(key: key, value: value, headers: headers) }
+
     /// The first header with this key, if any.
     public func header(_ key: String) -> [UInt8]? {
         headers.first { $0.key == key }?.value ?? nil
     }
+}
+
+/// The size a record counts for in byte budgets and against `message.max.bytes`.
+public enum KafkaRecordSize {
+    /// Per-header overhead on the wire (length varints), rounded up.
+    static let headerOverhead = 10
+
+    public static func bytes(key: [UInt8]?, value: [UInt8], headers: [KafkaHeader]) -> Int {
+        var total = value.count + (key?.count ?? 0)
+        for header in headers { total += header.key.utf8.count + (header.value?.count ?? 0) + headerOverhead }
+        return total
+    }
+}
+
+extension KafkaProducerMessage {
+    /// Key, value and header bytes, as librdkafka counts them against `message.max.bytes`.
+    public var byteCount: Int { KafkaRecordSize.bytes(key: key, value: value, headers: headers) }
 }

@@ -19,6 +19,7 @@ public final class KafkaProducer: Service, @unchecked Sendable {
     /// Creates the producer and checks every property. Does not contact the cluster;
     /// call `checkConnectivity()` to fail fast on a wrong address.
     public init(configuration: KafkaProducerConfiguration, logger: Logger) throws(KafkaError) {
+        try KafkaConfiguration.checkPassThrough(configuration.cluster.properties)
         self.configuration = configuration
         let client = try RDKafkaClient(
             role: .producer,
@@ -32,7 +33,7 @@ public final class KafkaProducer: Service, @unchecked Sendable {
             }
         }
         self.client = client
-        self.limiter = InFlightLimiter(limit: configuration.maxInFlightMessages)
+        self.limiter = InFlightLimiter(limit: configuration.maxInFlightMessages, byteLimit: configuration.maxInFlightBytes)
         // Delivery reports are served by rd_kafka_poll on this thread, off the cooperative pool.
         self.pollThread = PollingThread(name: "vigil.kafka.producer.poll") {
             rd_kafka_poll(client.handle, 100)
@@ -56,37 +57,52 @@ public final class KafkaProducer: Service, @unchecked Sendable {
     /// limit is reached. Throws at once for records that can never be sent (too large,
     /// unknown partition, producer closed).
     public func enqueue(_ message: KafkaProducerMessage) async throws -> KafkaPendingDelivery {
-        try await limiter.acquire()
-        let delivery = PendingDeliveryState(limiter: limiter)
-        while true {
-            do {
-                try produce(message, delivery: delivery)
-                return KafkaPendingDelivery(state: delivery)
-            } catch where error.code == Int32(RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue) {
-                // librdkafka's byte limit (queue.buffering.max.kbytes) can fill before our record
-                // limit does, with large records: wait for deliveries to drain it, never drop.
+        let bytes = message.byteCount
+        try await limiter.acquire(bytes: bytes)
+        let delivery = PendingDeliveryState(limiter: limiter, bytes: bytes)
+        do {
+            // librdkafka's own limits can fill before ours with many small records: wait for
+            // deliveries to drain them, never drop.
+            while try !produceUnlessQueueFull(message, delivery: delivery) {
                 try await Task.sleep(for: .milliseconds(5))
-            } catch {
-                limiter.release()
-                throw error
             }
+            return KafkaPendingDelivery(state: delivery)
+        } catch {
+            // Not queued (refused, or cancelled while waiting for room): give the slot back.
+            limiter.release(bytes: bytes)
+            throw error
         }
     }
+
+    /// False when librdkafka's queue is full; throws when the record can never be queued.
+    private func produceUnlessQueueFull(_ message: KafkaProducerMessage, delivery: PendingDeliveryState) throws(KafkaError) -> Bool {
+        do {
+            try produce(message, delivery: delivery)
+            return true
+        } catch where error.code == Int32(RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue) {
+            return false
+        }
+    }
+
+    /// The largest record the producer accepts (key, value and headers), `message.max.bytes`.
+    public var maxMessageBytes: Int { configuration.maxMessageBytes }
 
     private func produce(_ message: KafkaProducerMessage, delivery: PendingDeliveryState) throws(KafkaError) {
         if state.withLock({ isClosed }) { throw KafkaError.closed("send") }
         let headers = makeHeaders(message.headers)
         let opaque = Unmanaged.passRetained(delivery).toOpaque()
-        let code = message.value.withUnsafeBytes { value in
-            withOptionalBytes(message.key) { key in
-                vigil_rd_kafka_produce(
-                    client.handle, message.topic, message.partition ?? RD_KAFKA_PARTITION_UA,
-                    key?.baseAddress, key?.count ?? 0,
-                    value.baseAddress, value.count,
-                    headers, opaque
-                )
+        let code = (try? client.withHandle("send") { handle in
+            message.value.withUnsafeBytes { value in
+                withOptionalBytes(message.key) { key in
+                    vigil_rd_kafka_produce(
+                        handle, message.topic, message.partition ?? RD_KAFKA_PARTITION_UA,
+                        key?.baseAddress, key?.count ?? 0,
+                        value.baseAddress, value.count,
+                        headers, opaque
+                    )
+                }
             }
-        }
+        }) ?? RD_KAFKA_RESP_ERR__DESTROY
         guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
             // Not queued: librdkafka owns neither the headers nor the delivery state.
             if let headers { rd_kafka_headers_destroy(headers) }
@@ -106,12 +122,13 @@ public final class KafkaProducer: Service, @unchecked Sendable {
             )
         }
         if code == RD_KAFKA_RESP_ERR__FATAL { return fatalError() }
+        if code == RD_KAFKA_RESP_ERR__DESTROY { return KafkaError.closed("send") }
         return KafkaError.rdKafka(code, kind: .deliveryFailed, context: "cannot queue a record for topic \(message.topic)")
     }
 
     private func fatalError() -> KafkaError {
         var reason = [CChar](repeating: 0, count: 512)
-        let code = rd_kafka_fatal_error(client.handle, &reason, reason.count)
+        let code = (try? client.withHandle("read the fatal error") { rd_kafka_fatal_error($0, &reason, reason.count) }) ?? RD_KAFKA_RESP_ERR__FATAL
         return KafkaError(
             kind: .deliveryFailed, code: Int32(code.rawValue), isFatal: true,
             detail: "the producer hit a fatal error and must be restarted: \(String(cBuffer: reason))"
@@ -136,7 +153,9 @@ public final class KafkaProducer: Service, @unchecked Sendable {
     /// Waits until every queued record was delivered or failed, for at most `timeout`.
     public func flush(timeout: Duration = .seconds(30)) async throws {
         let client = client
-        let code = await onBlockingThread { rd_kafka_flush(client.handle, Int32(timeout.milliseconds)) }
+        let code = try await onBlockingThread { () -> Result<rd_kafka_resp_err_t, KafkaError> in
+            Result { () throws(KafkaError) in try client.withHandle("flush") { rd_kafka_flush($0, Int32(timeout.milliseconds)) } }
+        }.get()
         guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError.rdKafka(code, kind: .deliveryFailed, context: "flush did not finish within \(timeout)")
         }
@@ -151,15 +170,18 @@ public final class KafkaProducer: Service, @unchecked Sendable {
         }
         guard firstClose else { return }
         limiter.close(with: KafkaError.closed("send"))
-        do {
-            try await flush(timeout: timeout)
-        } catch {
-            client.logger.error("producer closing with undelivered records; they are reported as failed", metadata: ["error": "\(error)"])
-            rd_kafka_purge(client.handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
-            _ = await onBlockingThread { [client] in rd_kafka_flush(client.handle, 5_000) }
+        let client = client
+        let pollThread = pollThread
+        // Flush, purge and destroy block: on a thread of their own, never the cooperative pool.
+        await onBlockingThread {
+            if rd_kafka_flush(client.handle, Int32(timeout.milliseconds)) != RD_KAFKA_RESP_ERR_NO_ERROR {
+                client.logger.error("producer closing with records undelivered after \(timeout); they are reported as failed")
+                rd_kafka_purge(client.handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+                _ = rd_kafka_flush(client.handle, 5_000)
+            }
+            pollThread.stop()
+            client.destroy()
         }
-        pollThread.stop()
-        client.destroy()
     }
 
     /// Service entry point: runs until graceful shutdown, then flushes and closes.
@@ -185,9 +207,11 @@ final class PendingDeliveryState: @unchecked Sendable {
     private var result: Result<KafkaDeliveryReport, KafkaError>?
     private var waiters: [CheckedContinuation<KafkaDeliveryReport, any Error>] = []
     private let limiter: InFlightLimiter
+    private let bytes: Int
 
-    init(limiter: InFlightLimiter) {
+    init(limiter: InFlightLimiter, bytes: Int) {
         self.limiter = limiter
+        self.bytes = bytes
     }
 
     /// Called from the delivery-report callback.
@@ -199,7 +223,7 @@ final class PendingDeliveryState: @unchecked Sendable {
         } else {
             outcome = .failure(.rdKafka(message.err, kind: .deliveryFailed, context: "record for topic \(topic) was not delivered"))
         }
-        limiter.release()
+        limiter.release(bytes: bytes)
         let waiting = lock.withLock {
             result = outcome
             defer { waiters = [] }

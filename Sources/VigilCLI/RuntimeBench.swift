@@ -53,7 +53,9 @@ struct RuntimeBench: AsyncParsableCommand {
         let runtime = try await measure(output: "bench.runtime.out", admin: admin) {
             try await Worker.run(
                 stage: Forward(),
-                configuration: WorkerConfiguration(name: "bench-runtime", inputs: ["bench.runtime.in"], kafka: common, httpHost: "127.0.0.1", httpPort: 0),
+                configuration: WorkerConfiguration(
+                    name: "bench-runtime", inputs: ["bench.runtime.in"], outputs: ["bench.runtime.out"], kafka: common, httpHost: "127.0.0.1", httpPort: 0
+                ),
                 registry: registry, logger: logger
             )
         }

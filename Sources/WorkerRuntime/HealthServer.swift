@@ -57,7 +57,9 @@ struct ClusterWatch: Service {
 
 /// `/metrics` (Prometheus text format), `/livez` and `/readyz`, served by Hummingbird.
 enum HealthServer {
-    static func router(registry: PrometheusCollectorRegistry, consumer: KafkaConsumer, readiness: Readiness) -> Router<BasicRequestContext> {
+    static func router(
+        registry: PrometheusCollectorRegistry, consumer: KafkaConsumer, readiness: Readiness, progress: LoopProgress, livenessTimeout: Duration
+    ) -> Router<BasicRequestContext> {
         let router = Router()
         router.get("metrics") { _, _ in
             Response(
@@ -66,7 +68,13 @@ enum HealthServer {
                 body: .init(byteBuffer: ByteBuffer(string: MetricHelp.annotate(registry.emitToString())))
             )
         }
-        router.get("livez") { _, _ in "ok\n" }
+        router.get("livez") { _, _ in
+            if let stuck = progress.stuck(longerThan: livenessTimeout, bufferedInput: consumer.bufferedRecords) {
+                let text = "stuck: the worker loop has not advanced for \(stuck) while input is waiting (\(progress.inFlight) records in flight)\n"
+                return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: text)))
+            }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
         router.get("readyz") { _, _ in
             if let problem = readiness.problem(assignment: consumer.assignment) {
                 return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "not ready: \(problem)\n")))
@@ -85,6 +93,7 @@ enum MetricHelp {
         "vigil_records_out_total": "Records produced by the worker, per output topic.",
         "vigil_records_dead_lettered_total": "Input records the stage refused, sent to <topic>.dlq with their origin and error.",
         "vigil_records_skipped_total": "Input records skipped on purpose (load shedding), per reason; never produced.",
+        "vigil_records_retried_total": "Attempts to process a record again because the stage reported an outage (StageUnavailable).",
         "vigil_records_lost_total": "Records the broker dropped before this consumer read them (offset gaps).",
         "vigil_records_in_flight": "Input records processed whose outputs await the broker's acknowledgement.",
         "vigil_processing_seconds": "Time the stage spent on one input record.",

@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import Synchronization
 import W3CTraceContext
 
 /// What became of one input record. The same decision is made in memory
@@ -11,9 +12,23 @@ public enum RecordOutcome: Sendable {
     case deadLettered(KafkaProducerMessage, reason: String)
     /// Older than the configured maximum age: load shedding; counted, never produced.
     case skipped(reason: SkipReason)
+    /// The stage cannot work now (`StageUnavailable`): try the same record again later.
+    case retryLater(reason: String)
 
     public enum SkipReason: String, Sendable {
         case tooOld = "too_old"
+    }
+}
+
+/// A stage wrote to a topic the worker did not declare: a defect of the stage or of the
+/// worker's configuration, never of the record, so the worker stops instead of dead-lettering.
+public struct UndeclaredOutput: Error, CustomStringConvertible {
+    public var topic: String
+    public var declared: [String]
+
+    public var description: String {
+        "the stage produced to topic \"\(topic)\", which this worker does not declare as an output (declared: \(declared.joined(separator: ", "))); "
+            + "add it to the worker's outputs in Topology/topology.yaml (worker.outputs) or fix the stage"
     }
 }
 
@@ -31,6 +46,10 @@ public enum RecordHeaders {
     public static let originOffset = "vigil-dlq-origin-offset"
     public static let error = "vigil-dlq-error"
     public static let worker = "vigil-dlq-worker"
+    /// On a dead letter whose value was cut to fit the record size limit: the original size in bytes.
+    public static let truncatedFrom = "vigil-dlq-value-truncated-from"
+    /// On a dead letter that had to leave the input's own headers out to fit: how many there were.
+    public static let headersDropped = "vigil-dlq-headers-dropped"
 }
 
 /// The runtime's per-record logic, free of Kafka clients and clocks.
@@ -40,58 +59,114 @@ struct RecordHandler: Sendable {
     /// Records older than this (by record timestamp) are skipped; nil: never.
     let maxAge: Duration?
     let deadLetterSuffix: String
+    /// The topics the stage may write; nil allows any (in-memory tests that do not care).
+    let declaredOutputs: Set<String>?
+    /// The largest record the producer accepts (key, value and headers).
+    let maxRecordBytes: Int
+    private let spanIDs = SpanIDGenerator()
 
+    init(
+        worker: String, stage: any Stage, maxAge: Duration?, deadLetterSuffix: String,
+        declaredOutputs: Set<String>?, maxRecordBytes: Int = 1_000_000
+    ) {
+        self.worker = worker
+        self.stage = stage
+        self.maxAge = maxAge
+        self.deadLetterSuffix = deadLetterSuffix
+        self.declaredOutputs = declaredOutputs
+        self.maxRecordBytes = maxRecordBytes
+    }
+
+    /// Runs the stage on one record and decides what becomes of it.
     /// - Parameter now: milliseconds since the epoch, for the age check.
-    func handle(_ input: StageInput, nowMilliseconds: Int64) async -> RecordOutcome {
+    /// - Throws: `CancellationError` when the worker is stopping (the record stays
+    ///   unprocessed), `UndeclaredOutput` when the stage wrote where it may not.
+    func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> RecordOutcome {
         if let maxAge, let timestamp = input.timestampMilliseconds, nowMilliseconds - timestamp > maxAge.milliseconds {
             return .skipped(reason: .tooOld)
         }
-        let trace = Self.childTrace(of: input)
         let started = ContinuousClock.now
+        let outputs: [StageOutput]
         do {
-            let outputs = try await stage.process(input)
-            let elapsed = ContinuousClock.now - started
-            let timing = Self.appendTiming(input.header(RecordHeaders.stageTiming), worker: worker, elapsed: elapsed)
-            let messages = outputs.enumerated().map { index, output in
-                var headers = output.headers.filter { ![RecordHeaders.traceParent, RecordHeaders.stageTiming, RecordHeaders.recordID].contains($0.key) }
-                headers.append(KafkaHeader(key: RecordHeaders.traceParent, value: trace.traceParentHeaderValue))
-                if let state = trace.traceStateHeaderValue { headers.append(KafkaHeader(key: RecordHeaders.traceState, value: state)) }
-                headers.append(KafkaHeader(key: RecordHeaders.stageTiming, value: timing))
-                headers.append(KafkaHeader(key: RecordHeaders.recordID, value: "\(input.topic)/\(input.partition)/\(input.offset)/\(index)"))
-                return KafkaProducerMessage(topic: output.topic, key: output.key, value: output.value, headers: headers)
-            }
-            return .processed(messages)
+            outputs = try await stage.process(input)
+        } catch let error as StageUnavailable {
+            return .retryLater(reason: Self.safeReason(error))
         } catch {
+            // A stage interrupted by shutdown has not judged the record: never dead-letter it.
+            if error is CancellationError || Task.isCancelled { throw CancellationError() }
             return deadLetter(input, reason: Self.safeReason(error))
         }
+        let elapsed = ContinuousClock.now - started
+        if let declaredOutputs, let undeclared = outputs.first(where: { !declaredOutputs.contains($0.topic) }) {
+            throw UndeclaredOutput(topic: undeclared.topic, declared: declaredOutputs.sorted())
+        }
+        let trace = childTrace(of: input)
+        let traceParent = KafkaHeader(key: RecordHeaders.traceParent, value: trace.traceParentHeaderValue)
+        let traceState = trace.traceStateHeaderValue.map { KafkaHeader(key: RecordHeaders.traceState, value: $0) }
+        let timing = KafkaHeader(key: RecordHeaders.stageTiming, value: Self.appendTiming(input.header(RecordHeaders.stageTiming), worker: worker, elapsed: elapsed))
+        let recordIDPrefix = "\(input.topic)/\(input.partition)/\(input.offset)/"
+        var messages: [KafkaProducerMessage] = []
+        messages.reserveCapacity(outputs.count)
+        for (index, output) in outputs.enumerated() {
+            var headers = output.headers.filter { !Self.runtimeHeaders.contains($0.key) }
+            headers.append(traceParent)
+            if let traceState { headers.append(traceState) }
+            headers.append(timing)
+            headers.append(KafkaHeader(key: RecordHeaders.recordID, value: recordIDPrefix + String(index)))
+            let message = KafkaProducerMessage(topic: output.topic, key: output.key, value: output.value, headers: headers)
+            // Checked before anything is produced: a record's outputs go out whole or not at all.
+            guard message.byteCount <= maxRecordBytes else {
+                return deadLetter(input, reason: "output \(index) for topic \(output.topic) is \(message.byteCount) bytes, over the \(maxRecordBytes)-byte record limit")
+            }
+            messages.append(message)
+        }
+        return .processed(messages)
     }
 
-    /// The input, unchanged, addressed to its dead-letter topic with where it came from and why it failed.
+    /// Headers the runtime sets on every output, replacing any the stage copied from its input.
+    private static let runtimeHeaders: Set<String> = [RecordHeaders.traceParent, RecordHeaders.traceState, RecordHeaders.stageTiming, RecordHeaders.recordID]
+
+    /// The input, addressed to its dead-letter topic with where it came from and why it failed.
+    /// A copy that would exceed the record limit keeps its key and origin but loses the
+    /// value's tail (and, if still too large, the input's own headers), saying so in headers.
     func deadLetter(_ input: StageInput, reason: String) -> RecordOutcome {
-        let headers = input.headers + [
+        let origin = [
             KafkaHeader(key: RecordHeaders.originTopic, value: input.topic),
             KafkaHeader(key: RecordHeaders.originPartition, value: String(input.partition)),
             KafkaHeader(key: RecordHeaders.originOffset, value: String(input.offset)),
             KafkaHeader(key: RecordHeaders.error, value: reason),
             KafkaHeader(key: RecordHeaders.worker, value: worker),
         ]
-        return .deadLettered(
-            KafkaProducerMessage(topic: input.topic + deadLetterSuffix, key: input.key, value: input.value, headers: headers),
-            reason: reason
-        )
+        let topic = input.topic + deadLetterSuffix
+        var copy = KafkaProducerMessage(topic: topic, key: input.key, value: input.value, headers: input.headers + origin)
+        if copy.byteCount > maxRecordBytes {
+            var headers = input.headers + origin + [KafkaHeader(key: RecordHeaders.truncatedFrom, value: String(input.value.count))]
+            var fixed = KafkaRecordSize.bytes(key: input.key, value: [], headers: headers)
+            if fixed > maxRecordBytes {
+                headers = origin + [
+                    KafkaHeader(key: RecordHeaders.truncatedFrom, value: String(input.value.count)),
+                    KafkaHeader(key: RecordHeaders.headersDropped, value: String(input.headers.count)),
+                ]
+                fixed = KafkaRecordSize.bytes(key: input.key, value: [], headers: headers)
+            }
+            copy = KafkaProducerMessage(topic: topic, key: input.key, value: Array(input.value.prefix(max(0, maxRecordBytes - fixed))), headers: headers)
+        }
+        return .deadLettered(copy, reason: reason)
     }
 
     /// The input's trace continued with a new span for this stage, or a new trace when the
     /// input carried none (or an unreadable one).
-    static func childTrace(of input: StageInput) -> TraceContext {
+    func childTrace(of input: StageInput) -> TraceContext {
+        var generator = spanIDs
         if let parent = input.header(RecordHeaders.traceParent).map({ String(decoding: $0, as: UTF8.self) }),
            let context = try? TraceContext(
                traceParentHeaderValue: parent,
                traceStateHeaderValue: input.header(RecordHeaders.traceState).map { String(decoding: $0, as: UTF8.self) }
            ) {
-            return TraceContext(traceID: context.traceID, spanID: .random(), flags: context.flags, state: context.state)
+            return TraceContext(traceID: context.traceID, spanID: .random(using: &generator), flags: context.flags, state: context.state)
         }
-        return TraceContext(traceID: .random(), spanID: .random(), flags: .sampled, state: TraceState())
+        let traceID = TraceID.random(using: &generator)
+        return TraceContext(traceID: traceID, spanID: .random(using: &generator), flags: .sampled, state: TraceState())
     }
 
     static func appendTiming(_ previous: [UInt8]?, worker: String, elapsed: Duration) -> String {
@@ -111,5 +186,35 @@ struct RecordHandler: Sendable {
 extension Duration {
     var milliseconds: Int64 {
         components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// Span and trace ids, unique per worker process without a system call per record: SplitMix64
+/// over a counter seeded once from the system's generator. Ids need to be unique, not secret.
+struct SpanIDGenerator: RandomNumberGenerator, Sendable {
+    private let state: Atomic64 = {
+        var system = SystemRandomNumberGenerator()
+        return Atomic64(system.next())
+    }()
+
+    mutating func next() -> UInt64 {
+        var z = state.add(0x9E37_79B9_7F4A_7C15)
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A shared 64-bit counter.
+final class Atomic64: Sendable {
+    private let value: Atomic<UInt64>
+
+    init(_ initial: UInt64) {
+        value = Atomic(initial)
+    }
+
+    /// Adds `delta` (wrapping) and returns the new value.
+    func add(_ delta: UInt64) -> UInt64 {
+        value.wrappingAdd(delta, ordering: .relaxed).newValue
     }
 }

@@ -57,9 +57,28 @@ public struct StageOutput: Sendable {
 /// A worker's logic: turns one input record into zero or more output records.
 ///
 /// Stages are pure-ish: no Kafka, no clocks they do not get from the input, state only
-/// where the stage declares it, so `StageTestDriver` can test them in memory. Throwing
-/// sends the input to the dead-letter queue and the worker moves on; throw only for
-/// problems of this record (it is malformed, it breaks a rule), not for outages.
+/// where the stage declares it, so `StageTestDriver` can test them in memory.
+///
+/// What a stage throws decides what happens to the input:
+/// - `StageUnavailable`: the stage cannot work now (a model failed to load, an endpoint is
+///   down). The runtime retries the same record with backoff and, if the outage lasts,
+///   stops the worker without storing the record's offset. Nothing is dead-lettered.
+/// - `CancellationError` (the worker is shutting down): the record is left unprocessed and
+///   its offset unstored; the next owner of the partition processes it.
+/// - anything else: the record itself is bad (malformed, breaks a rule). It goes to
+///   `<topic>.dlq` with its origin and the error, and the worker moves on.
 public protocol Stage: Sendable {
     func process(_ input: StageInput) async throws -> [StageOutput]
+}
+
+/// Thrown by a stage that cannot work right now for reasons outside the record: the record
+/// is retried, never dead-lettered. `reason` is logged; keep secrets and payloads out of it.
+public struct StageUnavailable: Error, CustomStringConvertible {
+    public var reason: String
+
+    public init(_ reason: String) {
+        self.reason = reason
+    }
+
+    public var description: String { "stage unavailable: \(reason)" }
 }

@@ -8,23 +8,33 @@ import ServiceLifecycle
 ///
 /// Records are processed one at a time in consumption order, so per-partition (per-camera)
 /// order holds; deliveries are awaited in the background, in the same order, so processing
-/// does not wait for the network. On graceful shutdown it stops taking records, lets the
-/// in-flight ones finish and stores their offsets; the consumer then commits as it leaves.
+/// does not wait for the network. The runner owns the consumer and producer and closes them
+/// itself, in order, however it ends:
+/// - graceful shutdown: stop taking records, finish the in-flight ones, store their offsets,
+///   flush the producer, commit and leave the group;
+/// - an output not delivered, an offset that cannot be stored, a stage outage that outlasts
+///   `outageLimit`, a stage writing to an undeclared topic: stop taking records at once and
+///   throw, without storing the failed input's offset, so a restarted worker redoes it.
 final class StageRunner: Service, @unchecked Sendable {
-    private let consumer: KafkaConsumer
+    fileprivate let consumer: KafkaConsumer
     private let producer: KafkaProducer
     private let handler: RecordHandler
     private let metrics: WorkerMetrics
+    private let progress: LoopProgress
+    private let outageLimit: Duration
     private let logger: Logger
     private let inFlight: InFlightLimiter
-    private let inFlightCount = NSLock()
-    private var inFlightRecords = 0  // guarded by `inFlightCount`
 
-    init(consumer: KafkaConsumer, producer: KafkaProducer, handler: RecordHandler, maxInFlightRecords: Int, metrics: WorkerMetrics, logger: Logger) {
+    init(
+        consumer: KafkaConsumer, producer: KafkaProducer, handler: RecordHandler, maxInFlightRecords: Int,
+        outageLimit: Duration, metrics: WorkerMetrics, progress: LoopProgress, logger: Logger
+    ) {
         self.consumer = consumer
         self.producer = producer
         self.handler = handler
         self.metrics = metrics
+        self.progress = progress
+        self.outageLimit = outageLimit
         self.logger = logger
         self.inFlight = InFlightLimiter(limit: maxInFlightRecords)
     }
@@ -33,51 +43,73 @@ final class StageRunner: Service, @unchecked Sendable {
     struct PendingRecord: Sendable {
         var partition: KafkaTopicPartition
         var offset: Int64
+        var generation: UInt64
         var deliveries: [KafkaPendingDelivery]
     }
 
     func run() async throws {
+        let failure: (any Error)?
+        do {
+            try await processUntilStopped()
+            failure = nil
+        } catch {
+            failure = error
+        }
+        // The one owner of the clients closes them in order: outputs flushed first, then the
+        // consumer commits the offsets stored by the loop and leaves the group.
+        await producer.close()
+        await consumer.close()
+        if let failure { throw failure }
+        logger.info("worker loop finished; every processed record's offset is stored")
+    }
+
+    private func processUntilStopped() async throws {
         let (pending, pendingInput) = AsyncStream<PendingRecord>.makeStream()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.storeOffsetsInOrder(pending) }
-            do {
+            group.addTask {
+                do {
+                    try await self.storeOffsetsInOrder(pending)
+                } catch {
+                    // Stop taking records at once: a waiting acquire fails and the stream ends.
+                    self.inFlight.close(with: error)
+                    self.consumer.endMessages()
+                    throw error
+                }
+            }
+            group.addTask {
+                defer { pendingInput.finish() }
                 try await withGracefulShutdownHandler {
-                    for try await message in self.consumer.messages {
-                        try await self.inFlight.acquire()
-                        self.changeInFlight(by: 1)
-                        pendingInput.yield(try await self.handle(message))
-                    }
+                    try await self.consume(into: pendingInput)
                 } onGracefulShutdown: {
                     self.consumer.endMessages()
                 }
-            } catch {
-                pendingInput.finish()
-                throw error
             }
-            pendingInput.finish()
             try await group.waitForAll()
         }
-        logger.info("worker loop finished; every processed record's offset is stored")
+    }
+
+    private func consume(into pending: AsyncStream<PendingRecord>.Continuation) async throws {
+        for try await message in consumer.messages {
+            try await inFlight.acquire()
+            progress.began()
+            metrics.setInFlight(progress.inFlight)
+            pending.yield(try await handle(message))
+        }
     }
 
     private func handle(_ message: KafkaConsumerMessage) async throws -> PendingRecord {
         metrics.recordIn(topic: message.topic)
         let started = ContinuousClock.now
         let input = StageInput(message)
-        var outcome = await handler.handle(input, nowMilliseconds: Int64(Date().timeIntervalSince1970 * 1_000))
+        let outcome = try await outcomeRetryingOutages(input)
         var deliveries: [KafkaPendingDelivery] = []
-        if case .processed(let outputs) = outcome {
-            do {
-                for output in outputs { deliveries.append(try await producer.enqueue(output)) }
-                for output in outputs { metrics.recordOut(topic: output.topic) }
-            } catch let error as KafkaError where error.kind == .messageTooLarge {
-                // This record's output can never be sent: a problem of the record, so it goes to the DLQ.
-                outcome = handler.deadLetter(input, reason: RecordHandler.safeReason(error))
-            }
-        }
         switch outcome {
-        case .processed:
-            break
+        case .processed(let outputs):
+            deliveries.reserveCapacity(outputs.count)
+            for output in outputs {
+                deliveries.append(try await producer.enqueue(output))
+                metrics.recordOut(topic: output.topic)
+            }
         case .deadLettered(let copy, let reason):
             logger.warning("record dead-lettered", metadata: [
                 "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)",
@@ -88,9 +120,35 @@ final class StageRunner: Service, @unchecked Sendable {
         case .skipped(let reason):
             logger.debug("record skipped", metadata: ["topic": "\(message.topic)", "offset": "\(message.offset)", "reason": "\(reason.rawValue)"])
             metrics.skipped(topic: message.topic, reason: reason)
+        case .retryLater:
+            preconditionFailure("outcomeRetryingOutages returns only final outcomes")
         }
         metrics.processed(in: ContinuousClock.now - started)
-        return PendingRecord(partition: message.topicPartition, offset: message.offset, deliveries: deliveries)
+        return PendingRecord(partition: message.topicPartition, offset: message.offset, generation: message.assignmentGeneration, deliveries: deliveries)
+    }
+
+    /// The stage's outcome for `input`, retrying with capped exponential backoff while the stage
+    /// reports an outage; throws `StageOutage` once the outage has lasted `outageLimit`.
+    private func outcomeRetryingOutages(_ input: StageInput) async throws -> RecordOutcome {
+        let now = handler.maxAge == nil ? 0 : Int64(Date().timeIntervalSince1970 * 1_000)
+        let outageStarted = ContinuousClock.now
+        var delay = Duration.milliseconds(100)
+        while true {
+            let outcome = try await handler.handle(input, nowMilliseconds: now)
+            guard case .retryLater(let reason) = outcome else { return outcome }
+            let lasted = ContinuousClock.now - outageStarted
+            guard lasted < outageLimit else {
+                throw StageOutage(reason: reason, lasted: lasted, topic: input.topic, partition: input.partition, offset: input.offset)
+            }
+            logger.warning("stage unavailable; retrying the record", metadata: [
+                "topic": "\(input.topic)", "partition": "\(input.partition)", "offset": "\(input.offset)",
+                "reason": "\(reason)", "retry_in": "\(delay)",
+            ])
+            metrics.retried(topic: input.topic)
+            progress.touch()  // waiting out an outage on purpose is not a stuck loop
+            try await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(5))
+        }
     }
 
     private func storeOffsetsInOrder(_ pending: AsyncStream<PendingRecord>) async throws {
@@ -99,31 +157,49 @@ final class StageRunner: Service, @unchecked Sendable {
                 do {
                     _ = try await delivery.report()
                 } catch {
-                    // Not delivered after librdkafka's retries: an outage, not a bad record. Stop
-                    // without storing this offset, so the input is processed again after restart.
-                    logger.critical("an output was not delivered; stopping so its input is reprocessed after restart", metadata: [
+                    // Not delivered after librdkafka's retries: an outage, not a bad record.
+                    logger.critical("an output was not delivered; stopping without storing its input's offset, so the input is processed again after restart", metadata: [
                         "topic": "\(record.partition.topic)", "partition": "\(record.partition.partition)", "offset": "\(record.offset)",
                         "error": "\(error)",
                     ])
                     throw error
                 }
             }
-            do {
-                try consumer.storeOffset(of: record.partition, processedOffset: record.offset)
-            } catch {
+            if let error = storeOffset(of: record) {
+                guard error.kind == .partitionNotAssigned else { throw error }
                 // The partition moved to another member in a rebalance; it reprocesses from its commit.
                 logger.debug("offset not stored", metadata: ["error": "\(error)"])
             }
             inFlight.release()
-            changeInFlight(by: -1)
+            progress.completed()
+            metrics.setInFlight(progress.inFlight)
         }
     }
+}
 
-    private func changeInFlight(by delta: Int) {
-        let count = inFlightCount.withLock {
-            inFlightRecords += delta
-            return inFlightRecords
+extension StageRunner {
+    /// Stores the record's offset; the error when it could not be stored.
+    fileprivate func storeOffset(of record: PendingRecord) -> KafkaError? {
+        do {
+            try consumer.storeOffset(of: record.partition, processedOffset: record.offset, generation: record.generation)
+            return nil
+        } catch {
+            return error
         }
-        metrics.setInFlight(count)
+    }
+}
+
+/// The stage reported an outage for longer than the worker waits: it stops without storing
+/// the record's offset; restarted, it retries the record.
+struct StageOutage: Error, CustomStringConvertible {
+    var reason: String
+    var lasted: Duration
+    var topic: String
+    var partition: Int32
+    var offset: Int64
+
+    var description: String {
+        "the stage was unavailable for \(lasted) (\(reason)) while processing \(topic)[\(partition)] offset \(offset); "
+            + "stopping without storing its offset: fix what the stage depends on, or raise worker.outage-timeout-ms"
     }
 }

@@ -11,15 +11,27 @@ public final class StageTestDriver: @unchecked Sendable {
     private var produced: [KafkaProducerMessage] = []
     private var deadLettered: [KafkaProducerMessage] = []
     private var skipped: [StageInput] = []
+    private var retried: [StageInput] = []
 
-    public init(stage: any Stage, worker: String = "test-worker", maxAge: Duration? = nil, deadLetterSuffix: String = ".dlq") {
-        handler = RecordHandler(worker: worker, stage: stage, maxAge: maxAge, deadLetterSuffix: deadLetterSuffix)
+    /// - Parameters:
+    ///   - outputs: the topics the stage may write, as the worker declares them; nil allows any.
+    ///   - maxRecordBytes: the record size limit outputs and dead letters must fit.
+    public init(
+        stage: any Stage, worker: String = "test-worker", outputs: [String]? = nil, maxAge: Duration? = nil,
+        deadLetterSuffix: String = ".dlq", maxRecordBytes: Int = 1_000_000
+    ) {
+        handler = RecordHandler(
+            worker: worker, stage: stage, maxAge: maxAge, deadLetterSuffix: deadLetterSuffix,
+            declaredOutputs: outputs.map { Set($0) }, maxRecordBytes: maxRecordBytes
+        )
     }
 
     /// Feeds one record; offsets count up per topic unless the input sets them.
     /// - Parameter nowMilliseconds: the clock for the age check (default: the input's own timestamp, never too old).
+    /// - Throws: `UndeclaredOutput` when the stage writes to a topic not in `outputs`, and
+    ///   `CancellationError` when cancelled, as the worker would stop.
     @discardableResult
-    public func feed(_ input: StageInput, nowMilliseconds: Int64? = nil) async -> RecordOutcome {
+    public func feed(_ input: StageInput, nowMilliseconds: Int64? = nil) async throws -> RecordOutcome {
         var input = input
         if input.offset == 0 {
             input.offset = lock.withLock {
@@ -27,12 +39,13 @@ public final class StageTestDriver: @unchecked Sendable {
                 return nextOffset[input.topic, default: 0]
             }
         }
-        let outcome = await handler.handle(input, nowMilliseconds: nowMilliseconds ?? input.timestampMilliseconds ?? 0)
+        let outcome = try await handler.handle(input, nowMilliseconds: nowMilliseconds ?? input.timestampMilliseconds ?? 0)
         lock.withLock {
             switch outcome {
             case .processed(let messages): produced += messages
             case .deadLettered(let message, _): deadLettered.append(message)
             case .skipped: skipped.append(input)
+            case .retryLater: retried.append(input)
             }
         }
         return outcome
@@ -41,6 +54,8 @@ public final class StageTestDriver: @unchecked Sendable {
     public var outputs: [KafkaProducerMessage] { lock.withLock { produced } }
     public var deadLetters: [KafkaProducerMessage] { lock.withLock { deadLettered } }
     public var skippedInputs: [StageInput] { lock.withLock { skipped } }
+    /// Inputs the stage could not handle for an outage (`StageUnavailable`); the worker retries them.
+    public var retriedInputs: [StageInput] { lock.withLock { retried } }
 
     /// Outputs for one topic, in production order.
     public func outputs(topic: String) -> [KafkaProducerMessage] {

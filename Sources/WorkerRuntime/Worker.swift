@@ -45,36 +45,59 @@ public enum Worker {
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         let metrics = WorkerMetrics(worker: configuration.name)
+        let budget = configuration.memoryBudget
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(
                 cluster: configuration.kafka, groupID: configuration.groupID, topics: configuration.inputs,
-                commitInterval: configuration.commitInterval
+                commitInterval: configuration.commitInterval,
+                bufferedBytes: budget.consumerBufferBytes, prefetchBytes: budget.consumerPrefetchBytes
             ),
             logger: logger
         )
-        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: configuration.kafka), logger: logger)
+        let producer: KafkaProducer
+        do {
+            producer = try KafkaProducer(
+                configuration: KafkaProducerConfiguration(
+                    cluster: configuration.kafka, deliveryTimeout: configuration.deliveryTimeout, maxInFlightBytes: budget.producerInFlightBytes
+                ),
+                logger: logger
+            )
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        let declaredOutputs = Set(configuration.outputs + configuration.inputs.map { $0 + configuration.deadLetterSuffix })
+        let progress = LoopProgress()
         let runner = StageRunner(
             consumer: consumer, producer: producer,
-            handler: RecordHandler(worker: configuration.name, stage: stage, maxAge: configuration.maxAge, deadLetterSuffix: configuration.deadLetterSuffix),
-            maxInFlightRecords: configuration.maxInFlightRecords, metrics: metrics, logger: logger
+            handler: RecordHandler(
+                worker: configuration.name, stage: stage, maxAge: configuration.maxAge, deadLetterSuffix: configuration.deadLetterSuffix,
+                declaredOutputs: declaredOutputs,
+                // librdkafka's own size check counts header framing a little differently: keep a margin.
+                maxRecordBytes: producer.maxMessageBytes - 512
+            ),
+            maxInFlightRecords: configuration.maxInFlightRecords, outageLimit: configuration.outageTimeout,
+            metrics: metrics, progress: progress, logger: logger
         )
         let readiness = Readiness()
         let http = Application(
-            router: HealthServer.router(registry: registry, consumer: consumer, readiness: readiness),
+            router: HealthServer.router(
+                registry: registry, consumer: consumer, readiness: readiness, progress: progress, livenessTimeout: configuration.livenessTimeout
+            ),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: configuration.name),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger
         )
         logger.info("worker starting", metadata: [
-            "group": "\(configuration.groupID)", "inputs": "\(configuration.inputs)", "bootstrap": "\(configuration.kafka.bootstrapServers)",
+            "group": "\(configuration.groupID)", "inputs": "\(configuration.inputs)", "outputs": "\(configuration.outputs)",
+            "bootstrap": "\(configuration.kafka.bootstrapServers)", "memory_budget_bytes": "\(budget.bytes)",
         ])
-        // Graceful shutdown runs in reverse: the loop stops and stores its offsets, the HTTP
-        // server closes, the producer flushes, and last the consumer commits and leaves the group.
+        // Graceful shutdown runs in reverse: the loop stops, stores its offsets and closes its
+        // clients (it owns them: producer flushed, then the consumer commits and leaves), then
+        // the HTTP server and the cluster watch end.
         let group = ServiceGroup(
             configuration: .init(
                 services: [
-                    .init(service: consumer),
-                    .init(service: producer),
                     .init(service: http),
                     .init(service: ClusterWatch(consumer: consumer, readiness: readiness, metrics: metrics, interval: .seconds(5))),
                     .init(service: runner, successTerminationBehavior: .gracefullyShutdownGroup),

@@ -13,10 +13,15 @@ import SystemPackage
 /// | `kafka.properties` | `KAFKA_PROPERTIES` | none; `name=value` list, e.g. TLS/SASL |
 /// | `kafka.commit-interval-ms` | `KAFKA_COMMIT_INTERVAL_MS` | 1000 |
 /// | `kafka.request-timeout-ms` | `KAFKA_REQUEST_TIMEOUT_MS` | 10000 |
+/// | `kafka.delivery-timeout-ms` | `KAFKA_DELIVERY_TIMEOUT_MS` | 120000; an output undelivered this long stops the worker |
 /// | `worker.name` | `WORKER_NAME` | the executable's name |
 /// | `worker.group` | `WORKER_GROUP` | the worker name |
 /// | `worker.inputs` | `WORKER_INPUTS` | required; comma-separated topics |
+/// | `worker.outputs` | `WORKER_OUTPUTS` | required; the only topics the stage may write (DLQs are added) |
 /// | `worker.max-in-flight` | `WORKER_MAX_IN_FLIGHT` | 1000 records awaiting delivery |
+/// | `worker.memory-budget-mb` | `WORKER_MEMORY_BUDGET_MB` | 256; Kafka buffers, see `MemoryBudget` |
+/// | `worker.liveness-timeout-ms` | `WORKER_LIVENESS_TIMEOUT_MS` | 60000; `/livez` fails when stuck this long |
+/// | `worker.outage-timeout-ms` | `WORKER_OUTAGE_TIMEOUT_MS` | 60000; a stage outage this long stops the worker |
 /// | `worker.max-age-ms` | `WORKER_MAX_AGE_MS` | none (never skip) |
 /// | `worker.dlq-suffix` | `WORKER_DLQ_SUFFIX` | `.dlq` |
 /// | `http.host`, `http.port` | `HTTP_HOST`, `HTTP_PORT` | `0.0.0.0`, 9090 (0: any free port) |
@@ -25,9 +30,15 @@ public struct WorkerConfiguration: Sendable {
     public var name: String
     public var groupID: String
     public var inputs: [String]
+    /// The topics the stage may write. The worker also writes its inputs' dead-letter topics.
+    public var outputs: [String]
     public var kafka: KafkaConfiguration
     public var commitInterval: Duration
+    public var deliveryTimeout: Duration
     public var maxInFlightRecords: Int
+    public var memoryBudget: MemoryBudget
+    public var livenessTimeout: Duration
+    public var outageTimeout: Duration
     public var maxAge: Duration?
     public var deadLetterSuffix: String
     public var httpHost: String
@@ -35,16 +46,23 @@ public struct WorkerConfiguration: Sendable {
     public var logLevel: Logger.Level
 
     public init(
-        name: String, groupID: String? = nil, inputs: [String], kafka: KafkaConfiguration,
-        commitInterval: Duration = .seconds(1), maxInFlightRecords: Int = 1_000, maxAge: Duration? = nil,
+        name: String, groupID: String? = nil, inputs: [String], outputs: [String], kafka: KafkaConfiguration,
+        commitInterval: Duration = .seconds(1), deliveryTimeout: Duration = .seconds(120), maxInFlightRecords: Int = 1_000,
+        memoryBudget: MemoryBudget = MemoryBudget(bytes: 256 << 20), livenessTimeout: Duration = .seconds(60),
+        outageTimeout: Duration = .seconds(60), maxAge: Duration? = nil,
         deadLetterSuffix: String = ".dlq", httpHost: String = "0.0.0.0", httpPort: Int = 9090, logLevel: Logger.Level = .info
     ) {
         self.name = name
         self.groupID = groupID ?? name
         self.inputs = inputs
+        self.outputs = outputs
         self.kafka = kafka
         self.commitInterval = commitInterval
+        self.deliveryTimeout = deliveryTimeout
         self.maxInFlightRecords = maxInFlightRecords
+        self.memoryBudget = memoryBudget
+        self.livenessTimeout = livenessTimeout
+        self.outageTimeout = outageTimeout
         self.maxAge = maxAge
         self.deadLetterSuffix = deadLetterSuffix
         self.httpHost = httpHost
@@ -74,15 +92,33 @@ public struct WorkerConfiguration: Sendable {
         guard !inputs.isEmpty else {
             throw WorkerConfigurationError(key: "worker.inputs", problem: "is required: the topics this worker consumes, comma-separated")
         }
+        let outputs = (config.stringArray(forKey: "worker.outputs") ?? []).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !outputs.isEmpty else {
+            throw WorkerConfigurationError(key: "worker.outputs", problem: "is required: the topics this worker may write, comma-separated (its outputs in Topology/topology.yaml)")
+        }
         let properties: [String: String]
         do {
             properties = try KafkaConfiguration.properties(fromAssignments: config.stringArray(forKey: "kafka.properties", isSecret: true) ?? [])
         } catch {
             throw WorkerConfigurationError(key: "kafka.properties", problem: "entries must look like name=value: \(error.detail)")
         }
+        do {
+            try KafkaConfiguration.checkPassThrough(properties)
+        } catch {
+            throw WorkerConfigurationError(key: "kafka.properties", problem: "refused: \(error.detail)")
+        }
         let commitMilliseconds = try positive(config, "kafka.commit-interval-ms", default: 1_000)
         let timeoutMilliseconds = try positive(config, "kafka.request-timeout-ms", default: 10_000)
+        let deliveryMilliseconds = try positive(config, "kafka.delivery-timeout-ms", default: 120_000)
         let maxInFlight = try positive(config, "worker.max-in-flight", default: 1_000)
+        let budgetMegabytes = try positive(config, "worker.memory-budget-mb", default: 256)
+        guard budgetMegabytes >= MemoryBudget.minimumMegabytes else {
+            throw WorkerConfigurationError(
+                key: "worker.memory-budget-mb", problem: "must be at least \(MemoryBudget.minimumMegabytes): every buffer must hold one 1 MB record"
+            )
+        }
+        let livenessMilliseconds = try positive(config, "worker.liveness-timeout-ms", default: 60_000)
+        let outageMilliseconds = try positive(config, "worker.outage-timeout-ms", default: 60_000)
         let maxAge = try config.int(forKey: "worker.max-age-ms").map { value in
             guard value > 0 else { throw WorkerConfigurationError(key: "worker.max-age-ms", problem: "must be positive, or left out to never skip") }
             return Duration.milliseconds(value)
@@ -102,11 +138,16 @@ public struct WorkerConfiguration: Sendable {
             name: name,
             groupID: config.string(forKey: "worker.group", default: name),
             inputs: inputs,
+            outputs: outputs,
             kafka: KafkaConfiguration(
                 bootstrapServers: bootstrap, clientID: name, requestTimeout: .milliseconds(timeoutMilliseconds), properties: properties
             ),
             commitInterval: .milliseconds(commitMilliseconds),
+            deliveryTimeout: .milliseconds(deliveryMilliseconds),
             maxInFlightRecords: maxInFlight,
+            memoryBudget: MemoryBudget(bytes: budgetMegabytes << 20),
+            livenessTimeout: .milliseconds(livenessMilliseconds),
+            outageTimeout: .milliseconds(outageMilliseconds),
             maxAge: maxAge,
             deadLetterSuffix: suffix,
             httpHost: config.string(forKey: "http.host", default: "0.0.0.0"),
@@ -133,4 +174,23 @@ public struct WorkerConfigurationError: Error, CustomStringConvertible {
         let environment = key.uppercased().replacingOccurrences(of: ".", with: "_").replacingOccurrences(of: "-", with: "_")
         return "configuration \(key) (environment \(environment)) \(problem)"
     }
+}
+
+/// A worker's memory for records in transit, in bytes, split between the Kafka buffers so
+/// that a worker on large records (frames, video chunks) stays inside it however large they
+/// are: a quarter for librdkafka's prefetch queue, a quarter for fetched records waiting for
+/// the stage, half for outputs awaiting acknowledgement. The stage's own memory comes on top.
+public struct MemoryBudget: Sendable, Equatable {
+    /// Each share must hold at least one record of the 1 MB limit.
+    public static let minimumMegabytes = 16
+
+    public var bytes: Int
+
+    public init(bytes: Int) {
+        self.bytes = bytes
+    }
+
+    public var consumerPrefetchBytes: Int { bytes / 4 }
+    public var consumerBufferBytes: Int { bytes / 4 }
+    public var producerInFlightBytes: Int { bytes / 2 }
 }

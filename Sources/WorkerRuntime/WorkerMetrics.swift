@@ -8,6 +8,7 @@ final class WorkerMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var counters: [String: Counter] = [:]
     private var gauges: [String: Gauge] = [:]
+    private var topicCounters: [String: TopicCounters] = [:]
     private let processing: Timer
     private let inFlight: Gauge
 
@@ -17,9 +18,10 @@ final class WorkerMetrics: @unchecked Sendable {
         inFlight = Gauge(label: "vigil_records_in_flight", dimensions: [("worker", worker)])
     }
 
-    func recordIn(topic: String) { counter("vigil_records_in_total", topic: topic).increment() }
-    func recordOut(topic: String) { counter("vigil_records_out_total", topic: topic).increment() }
-    func deadLettered(topic: String) { counter("vigil_records_dead_lettered_total", topic: topic).increment() }
+    func recordIn(topic: String) { counters(topic).recordsIn.increment() }
+    func recordOut(topic: String) { counters(topic).recordsOut.increment() }
+    func deadLettered(topic: String) { counters(topic).deadLettered.increment() }
+    func retried(topic: String) { counters(topic).retried.increment() }
 
     func skipped(topic: String, reason: RecordOutcome.SkipReason) {
         cached(&counters, "vigil_records_skipped_total|\(topic)|\(reason.rawValue)") {
@@ -39,8 +41,30 @@ final class WorkerMetrics: @unchecked Sendable {
         }.record(lag)
     }
 
-    private func counter(_ name: String, topic: String) -> Counter {
-        cached(&counters, "\(name)|\(topic)") { Counter(label: name, dimensions: [("worker", worker), ("topic", topic)]) }
+    /// The per-topic counters, made on first use. Looked up by topic alone: no label string
+    /// is built per record.
+    private func counters(_ topic: String) -> TopicCounters {
+        lock.lock()
+        defer { lock.unlock() }
+        if let counters = topicCounters[topic] { return counters }
+        let made = TopicCounters(worker: worker, topic: topic)
+        topicCounters[topic] = made
+        return made
+    }
+
+    private struct TopicCounters {
+        let recordsIn: Counter
+        let recordsOut: Counter
+        let deadLettered: Counter
+        let retried: Counter
+
+        init(worker: String, topic: String) {
+            let dimensions = [("worker", worker), ("topic", topic)]
+            recordsIn = Counter(label: "vigil_records_in_total", dimensions: dimensions)
+            recordsOut = Counter(label: "vigil_records_out_total", dimensions: dimensions)
+            deadLettered = Counter(label: "vigil_records_dead_lettered_total", dimensions: dimensions)
+            retried = Counter(label: "vigil_records_retried_total", dimensions: dimensions)
+        }
     }
 
     private func cached<Handle>(_ table: inout [String: Handle], _ key: String, make: () -> Handle) -> Handle {

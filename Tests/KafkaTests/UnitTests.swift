@@ -1,3 +1,4 @@
+import Foundation
 @testable import DevCluster
 @testable import Kafka
 import Logging
@@ -62,15 +63,16 @@ struct ConfigurationTests {
         #expect(Int(last["queue.buffering.max.messages"]!)! > 50)
     }
 
-    @Test("the consumer stores offsets explicitly and commits them in the background")
+    @Test("the consumer stores offsets explicitly and commits them itself, with byte-bounded prefetching")
     func consumerProperties() {
         let configuration = KafkaConsumerConfiguration(
             cluster: .init(bootstrapServers: "b:9092"), groupID: "vigil-detect", topics: ["frames.v1"], commitInterval: .milliseconds(1_500)
         )
         let properties = Dictionary(configuration.librdkafkaProperties, uniquingKeysWith: { _, later in later })
         #expect(properties["enable.auto.offset.store"] == "false")
-        #expect(properties["enable.auto.commit"] == "true")
-        #expect(properties["auto.commit.interval.ms"] == "1500")
+        #expect(properties["enable.auto.commit"] == "false", "commits happen on the poll thread, on revoke and on close, never behind vigil's back")
+        #expect(properties["queued.max.messages.kbytes"] == String((32 << 20) / 1_024))
+        #expect(Int(properties["fetch.max.bytes"]!)! >= 1_000_000, "librdkafka requires fetch.max.bytes ≥ message.max.bytes")
         #expect(properties["group.id"] == "vigil-detect")
     }
 
@@ -148,5 +150,98 @@ struct PropertyAssignmentTests {
         let error = #expect(throws: KafkaError.self) { try KafkaConfiguration.properties(fromAssignments: ["acks=all", entry]) }
         #expect(error?.description.contains("#2 is not NAME=VALUE") == true)
         #expect(error?.description.contains(entry) == false)
+    }
+}
+
+@Suite("In-flight limits")
+struct InFlightLimiterTests {
+    /// Starts `acquire` in a task and reports whether it completed after the caller released a slot.
+    private final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        var isSet: Bool { lock.withLock { value } }
+        func set() { lock.withLock { value = true } }
+    }
+
+    @Test("at the record limit acquire waits until a slot is released")
+    func waitsAtTheLimit() async throws {
+        let limiter = InFlightLimiter(limit: 2)
+        try await limiter.acquire()
+        try await limiter.acquire()
+        let admitted = Flag()
+        let waiter = Task {
+            try await limiter.acquire()
+            admitted.set()
+        }
+        // The waiter cannot have passed: no slot is free. Releasing one admits it.
+        #expect(!admitted.isSet)
+        limiter.release()
+        try await waiter.value
+        #expect(admitted.isSet)
+    }
+
+    @Test("the byte budget holds back a record that does not fit; one larger than the budget passes alone")
+    func byteBudget() async throws {
+        let limiter = InFlightLimiter(limit: 100, byteLimit: 1_000)
+        try await limiter.acquire(bytes: 600)
+        let second = Task { try await limiter.acquire(bytes: 600) }
+        limiter.release(bytes: 600)
+        try await second.value
+        limiter.release(bytes: 600)
+        // Nothing in flight: a record larger than the whole budget is let through instead of waiting forever.
+        try await limiter.acquire(bytes: 5_000)
+        let small = Task { try await limiter.acquire(bytes: 1) }
+        limiter.release(bytes: 5_000)
+        try await small.value
+    }
+
+    @Test("a cancelled waiter ends with CancellationError and leaves no slot taken")
+    func cancelledWaiterLeaksNothing() async throws {
+        let limiter = InFlightLimiter(limit: 1)
+        try await limiter.acquire()
+        let waiter = Task { try await limiter.acquire() }
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+        limiter.release()
+        // Exactly one slot exists again: one acquire passes at once, the next one waits.
+        try await limiter.acquire()
+        let blocked = Task { try await limiter.acquire() }
+        blocked.cancel()
+        await #expect(throws: CancellationError.self) { try await blocked.value }
+    }
+
+    @Test("close fails waiting and later acquires with the given error")
+    func closeFailsWaiters() async throws {
+        let limiter = InFlightLimiter(limit: 1)
+        try await limiter.acquire()
+        let waiter = Task { try await limiter.acquire() }
+        limiter.close(with: KafkaError(kind: .deliveryFailed, detail: "output lost"))
+        await #expect(throws: KafkaError.self) { try await waiter.value }
+        await #expect(throws: KafkaError.self) { try await limiter.acquire() }
+    }
+}
+
+@Suite("Protected properties")
+struct ProtectedPropertyTests {
+    @Test("a producer or consumer refuses pass-through properties that weaken delivery", arguments: [
+        "enable.auto.offset.store", "enable.idempotence", "acks", "enable.auto.commit", "queue.buffering.max.kbytes",
+    ])
+    func refused(name: String) throws {
+        let cluster = KafkaConfiguration(bootstrapServers: "127.0.0.1:1", properties: [name: "1"])
+        let producerError = #expect(throws: KafkaError.self) { _ = try KafkaProducer(configuration: .init(cluster: cluster), logger: quietLogger()) }
+        #expect(producerError?.kind == .invalidConfiguration && producerError?.detail.contains("\"\(name)\" cannot be overridden") == true)
+        let consumerError = #expect(throws: KafkaError.self) {
+            _ = try KafkaConsumer(configuration: .init(cluster: cluster, groupID: "g", topics: ["t"]), logger: quietLogger())
+        }
+        #expect(consumerError?.kind == .invalidConfiguration)
+    }
+
+    @Test("the cooperative assignment protocol is refused, naming what to use instead")
+    func cooperativeRefused() throws {
+        let cluster = KafkaConfiguration(bootstrapServers: "127.0.0.1:1", properties: ["partition.assignment.strategy": "cooperative-sticky"])
+        let error = #expect(throws: KafkaError.self) {
+            _ = try KafkaConsumer(configuration: .init(cluster: cluster, groupID: "g", topics: ["t"]), logger: quietLogger())
+        }
+        #expect(error?.detail.contains("use range or roundrobin") == true)
     }
 }

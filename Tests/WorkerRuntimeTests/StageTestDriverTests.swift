@@ -27,10 +27,10 @@ func header(_ message: KafkaProducerMessage, _ key: String) -> String? {
 @Suite("Stages in memory (StageTestDriver)")
 struct StageTestDriverTests {
     @Test("outputs keep the key, get a deterministic record id, the input's trace and the stage timing")
-    func outputsAndHeaders() async {
+    func outputsAndHeaders() async throws {
         let driver = StageTestDriver(stage: CountingStage(), worker: "vigil-test")
         let traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-        await driver.feed(StageInput(
+        try await driver.feed(StageInput(
             topic: "frames.v1", partition: 2, offset: 41, key: Array("camera-7".utf8), value: Array("hello".utf8),
             headers: [KafkaHeader(key: "traceparent", value: traceParent), KafkaHeader(key: "vigil-stage-timing", value: "vigil-decode:120")]
         ))
@@ -54,12 +54,12 @@ struct StageTestDriverTests {
     }
 
     @Test("a record without a trace starts one; the same input always yields the same record id")
-    func newTraceAndDeterministicIDs() async {
+    func newTraceAndDeterministicIDs() async throws {
         let first = StageTestDriver(stage: CountingStage())
         let second = StageTestDriver(stage: CountingStage())
         let input = StageInput(topic: "frames.v1", partition: 0, offset: 9, key: Array("c".utf8), value: [1, 2])
-        await first.feed(input)
-        await second.feed(input)
+        try await first.feed(input)
+        try await second.feed(input)
         #expect(first.outputs.map { header($0, "vigil-record-id") } == second.outputs.map { header($0, "vigil-record-id") })
         let trace = header(first.outputs[0], "traceparent") ?? ""
         #expect(trace.split(separator: "-").count == 4 && trace.hasPrefix("00-"))
@@ -68,11 +68,11 @@ struct StageTestDriverTests {
     }
 
     @Test("a refused record goes to <topic>.dlq with origin and error headers; the next one is processed")
-    func deadLetter() async {
+    func deadLetter() async throws {
         let driver = StageTestDriver(stage: CountingStage(), worker: "vigil-test")
-        await driver.feed(StageInput(topic: "frames.v1", partition: 1, offset: 5, key: Array("camera-1".utf8), value: Array("bad".utf8),
+        try await driver.feed(StageInput(topic: "frames.v1", partition: 1, offset: 5, key: Array("camera-1".utf8), value: Array("bad".utf8),
                                      headers: [KafkaHeader(key: "traceparent", value: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]))
-        await driver.feed(StageInput(topic: "frames.v1", partition: 1, offset: 6, key: Array("camera-1".utf8), value: Array("good".utf8)))
+        try await driver.feed(StageInput(topic: "frames.v1", partition: 1, offset: 6, key: Array("camera-1".utf8), value: Array("good".utf8)))
         let dead = driver.deadLetters
         #expect(dead.count == 1)
         #expect(dead.first?.topic == "frames.v1.dlq")
@@ -88,11 +88,11 @@ struct StageTestDriverTests {
     }
 
     @Test("records older than the maximum age are skipped and reported, younger ones processed")
-    func loadShedding() async {
+    func loadShedding() async throws {
         let driver = StageTestDriver(stage: CountingStage(), maxAge: .seconds(2))
         let now: Int64 = 1_800_000_000_000
-        let old = await driver.feed(StageInput(topic: "frames.v1", key: nil, value: [1], timestampMilliseconds: now - 2_001), nowMilliseconds: now)
-        let fresh = await driver.feed(StageInput(topic: "frames.v1", key: nil, value: [2], timestampMilliseconds: now - 1_999), nowMilliseconds: now)
+        let old = try await driver.feed(StageInput(topic: "frames.v1", key: nil, value: [1], timestampMilliseconds: now - 2_001), nowMilliseconds: now)
+        let fresh = try await driver.feed(StageInput(topic: "frames.v1", key: nil, value: [2], timestampMilliseconds: now - 1_999), nowMilliseconds: now)
         guard case .skipped(.tooOld) = old else {
             Issue.record("expected the old record to be skipped, got \(old)")
             return
@@ -108,4 +108,114 @@ struct StageTestDriverTests {
 
 extension Array {
     subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
+
+/// A stage whose dependency can be down: it throws `StageUnavailable` while `down` is set.
+final class FlakyDependencyStage: Stage, @unchecked Sendable {
+    private let lock = NSLock()
+    private var isDown = true
+    var down: Bool {
+        get { lock.withLock { isDown } }
+        set { lock.withLock { isDown = newValue } }
+    }
+
+    func process(_ input: StageInput) async throws -> [StageOutput] {
+        if down { throw StageUnavailable("model server unreachable") }
+        return [StageOutput(topic: "copies.v1", key: input.key, value: input.value)]
+    }
+}
+
+/// Waits until its task is cancelled, as a stage does that is mid-way through a slow call at shutdown.
+struct SlowStage: Stage {
+    func process(_ input: StageInput) async throws -> [StageOutput] {
+        try await Task.sleep(for: .seconds(3_600))
+        return []
+    }
+}
+
+/// Writes each input, padded to `outputSize` bytes, to `topic`.
+struct SizedOutputStage: Stage {
+    var topic = "copies.v1"
+    var outputSize: Int
+
+    func process(_ input: StageInput) async throws -> [StageOutput] {
+        [
+            StageOutput(topic: topic, key: input.key, value: Array("small".utf8)),
+            StageOutput(topic: topic, key: input.key, value: [UInt8](repeating: 7, count: outputSize)),
+        ]
+    }
+}
+
+@Suite("What a stage's failures mean (StageTestDriver)")
+struct StageFailureTests {
+    let camera = Array("camera-1".utf8)
+
+    @Test("an outage (StageUnavailable) asks for a retry and is never dead-lettered; once back, the record is processed")
+    func outageIsRetriedNotDeadLettered() async throws {
+        let stage = FlakyDependencyStage()
+        let driver = StageTestDriver(stage: stage)
+        let input = StageInput(topic: "frames.v1", key: camera, value: [1, 2, 3])
+        let outcome = try await driver.feed(input)
+        guard case .retryLater(let reason) = outcome else { Issue.record("expected retryLater, got \(outcome)"); return }
+        #expect(reason.contains("model server unreachable"))
+        #expect(driver.deadLetters.isEmpty && driver.outputs.isEmpty)
+        #expect(driver.retriedInputs.count == 1)
+        stage.down = false
+        try await driver.feed(input)
+        #expect(driver.outputs(topic: "copies.v1").count == 1)
+    }
+
+    @Test("a stage cancelled at shutdown leaves its record unjudged: nothing dead-lettered, the cancellation propagates")
+    func cancellationIsNotABadRecord() async throws {
+        let driver = StageTestDriver(stage: SlowStage())
+        let task = Task { try await driver.feed(StageInput(topic: "frames.v1", key: camera, value: [1])) }
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+        #expect(driver.deadLetters.isEmpty, "cancellation is not a bad record")
+    }
+
+    @Test("one oversized output: nothing of the record is produced, it goes to the DLQ with the reason")
+    func oversizedOutputIsCheckedBeforeAnyIsProduced() async throws {
+        let driver = StageTestDriver(stage: SizedOutputStage(outputSize: 2_000), maxRecordBytes: 1_500)
+        let outcome = try await driver.feed(StageInput(topic: "frames.v1", key: camera, value: [1]))
+        guard case .deadLettered(let copy, let reason) = outcome else { Issue.record("expected a dead letter, got \(outcome)"); return }
+        #expect(driver.outputs.isEmpty, "the small output is not produced alone")
+        #expect(copy.topic == "frames.v1.dlq")
+        #expect(reason.contains("output 1 for topic copies.v1") && reason.contains("over the 1500-byte record limit"), "\(reason)")
+    }
+
+    @Test("a dead letter of a near-limit input is cut to fit the record limit, and says so")
+    func deadLetterCopyIsCapped() async throws {
+        struct RefuseAll: Stage {
+            func process(_ input: StageInput) async throws -> [StageOutput] { throw BadRecord(offset: input.offset) }
+        }
+        let refusing = StageTestDriver(stage: RefuseAll(), maxRecordBytes: 1_000)
+        let input = StageInput(topic: "frames.v1", key: camera, value: [UInt8](repeating: 9, count: 990), headers: [KafkaHeader(key: "content-type", value: "vigil.v1.Frame")])
+        let outcome = try await refusing.feed(input)
+        guard case .deadLettered(let copy, _) = outcome else { Issue.record("expected a dead letter, got \(outcome)"); return }
+        #expect(copy.byteCount <= 1_000, "the copy fits: \(copy.byteCount) bytes")
+        #expect(header(copy, RecordHeaders.truncatedFrom) == "990")
+        #expect(header(copy, RecordHeaders.originOffset) != nil && header(copy, "content-type") == "vigil.v1.Frame")
+        #expect(copy.value.allSatisfy { $0 == 9 } && !copy.value.isEmpty, "the copy keeps the value's head")
+    }
+
+    @Test("a record whose copy fits is dead-lettered whole, without a truncation header")
+    func smallDeadLetterIsWhole() async throws {
+        let driver = StageTestDriver(stage: CountingStage())
+        let outcome = try await driver.feed(StageInput(topic: "frames.v1", key: camera, value: Array("bad".utf8)))
+        guard case .deadLettered(let copy, _) = outcome else { Issue.record("expected a dead letter, got \(outcome)"); return }
+        #expect(copy.value == Array("bad".utf8))
+        #expect(header(copy, RecordHeaders.truncatedFrom) == nil)
+    }
+
+    @Test("a stage writing to a topic the worker did not declare stops the worker, naming the topic")
+    func undeclaredOutputIsRefused() async throws {
+        let driver = StageTestDriver(stage: SizedOutputStage(topic: "somewhere.else", outputSize: 1), outputs: ["copies.v1"])
+        let error = await #expect(throws: UndeclaredOutput.self) {
+            try await driver.feed(StageInput(topic: "frames.v1", key: camera, value: [1]))
+        }
+        #expect(error?.description.contains("\"somewhere.else\"") == true)
+        #expect(error?.description.contains("declared: copies.v1") == true)
+        #expect(driver.outputs.isEmpty && driver.deadLetters.isEmpty)
+    }
 }

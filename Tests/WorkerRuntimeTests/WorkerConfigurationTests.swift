@@ -11,7 +11,10 @@ struct WorkerConfigurationTests {
     func environment() async throws {
         let configuration = try await WorkerConfiguration.load(
             defaultName: "vigil-detect", file: nil,
-            environment: ["KAFKA_BOOTSTRAP": "b1:9092,b2:9092", "WORKER_INPUTS": "frames.v1, camera.health.v1", "KAFKA_PROPERTIES": "security.protocol=SSL,ssl.ca.location=/etc/ca.pem"]
+            environment: [
+                "KAFKA_BOOTSTRAP": "b1:9092,b2:9092", "WORKER_INPUTS": "frames.v1, camera.health.v1", "WORKER_OUTPUTS": "detections.v1,snapshots.v1",
+                "KAFKA_PROPERTIES": "security.protocol=SSL,ssl.ca.location=/etc/ca.pem",
+            ]
         )
         #expect(configuration.name == "vigil-detect")
         #expect(configuration.groupID == "vigil-detect")
@@ -21,6 +24,10 @@ struct WorkerConfigurationTests {
         #expect(configuration.maxAge == nil)
         #expect(configuration.httpPort == 9090)
         #expect(configuration.deadLetterSuffix == ".dlq")
+        #expect(configuration.outputs == ["detections.v1", "snapshots.v1"])
+        #expect(configuration.memoryBudget == MemoryBudget(bytes: 256 << 20))
+        #expect(configuration.deliveryTimeout == .seconds(120))
+        #expect(configuration.livenessTimeout == .seconds(60))
     }
 
     @Test("a YAML file, with the environment overriding it")
@@ -32,7 +39,9 @@ struct WorkerConfigurationTests {
           bootstrap: file-broker:9092
         worker:
           inputs: [detections.v1]
+          outputs: [incidents.v1]
           max-age-ms: 5000
+          memory-budget-mb: 64
         http:
           port: 9191
         log:
@@ -44,21 +53,51 @@ struct WorkerConfigurationTests {
         #expect(configuration.maxAge == .milliseconds(5_000))
         #expect(configuration.httpPort == 9292, "environment wins over the file")
         #expect(configuration.logLevel == .debug)
+        #expect(configuration.memoryBudget.bytes == 64 << 20)
+        #expect(configuration.memoryBudget.consumerBufferBytes + configuration.memoryBudget.consumerPrefetchBytes
+            + configuration.memoryBudget.producerInFlightBytes == 64 << 20, "the shares add up to the budget")
     }
 
     @Test("each bad or missing value names its key and environment variable", arguments: [
-        (["WORKER_INPUTS": "frames.v1"], "kafka.bootstrap (environment KAFKA_BOOTSTRAP) is required"),
-        (["KAFKA_BOOTSTRAP": "b:9092"], "worker.inputs (environment WORKER_INPUTS) is required"),
-        (["KAFKA_BOOTSTRAP": "b:9092", "WORKER_INPUTS": "t", "LOG_LEVEL": "loud"], "log.level (environment LOG_LEVEL) \"loud\" is not one of"),
-        (["KAFKA_BOOTSTRAP": "b:9092", "WORKER_INPUTS": "t", "WORKER_MAX_IN_FLIGHT": "0"], "worker.max-in-flight (environment WORKER_MAX_IN_FLIGHT) must be positive"),
-        (["KAFKA_BOOTSTRAP": "b:9092", "WORKER_INPUTS": "t", "HTTP_PORT": "70000"], "http.port (environment HTTP_PORT) must be 0 to 65535"),
-        (["KAFKA_BOOTSTRAP": "b:9092", "WORKER_INPUTS": "t", "KAFKA_PROPERTIES": "novalue"], "kafka.properties (environment KAFKA_PROPERTIES) entries must look like name=value"),
+        (["WORKER_INPUTS": "frames.v1", "WORKER_OUTPUTS": "o"], "kafka.bootstrap (environment KAFKA_BOOTSTRAP) is required"),
+        (["KAFKA_BOOTSTRAP": "b:9092", "WORKER_OUTPUTS": "o"], "worker.inputs (environment WORKER_INPUTS) is required"),
+        (["KAFKA_BOOTSTRAP": "b:9092", "WORKER_INPUTS": "t"], "worker.outputs (environment WORKER_OUTPUTS) is required"),
+        (["KAFKA_BOOTSTRAP": "b:9092", "WORKER_INPUTS": "t", "WORKER_OUTPUTS": "o", "LOG_LEVEL": "loud"], "log.level (environment LOG_LEVEL) \"loud\" is not one of"),
+        (["KAFKA_BOOTSTRAP": "b:9092", "WORKER_INPUTS": "t", "WORKER_OUTPUTS": "o", "WORKER_MAX_IN_FLIGHT": "0"], "worker.max-in-flight (environment WORKER_MAX_IN_FLIGHT) must be positive"),
+        (["KAFKA_BOOTSTRAP": "b:9092", "WORKER_INPUTS": "t", "WORKER_OUTPUTS": "o", "HTTP_PORT": "70000"], "http.port (environment HTTP_PORT) must be 0 to 65535"),
+        (["KAFKA_BOOTSTRAP": "b:9092", "WORKER_INPUTS": "t", "WORKER_OUTPUTS": "o", "KAFKA_PROPERTIES": "novalue"], "kafka.properties (environment KAFKA_PROPERTIES) entries must look like name=value"),
+        (["KAFKA_BOOTSTRAP": "b:9092", "WORKER_INPUTS": "t", "WORKER_OUTPUTS": "o", "WORKER_MEMORY_BUDGET_MB": "8"], "worker.memory-budget-mb (environment WORKER_MEMORY_BUDGET_MB) must be at least 16"),
     ])
     func errors(environment: [String: String], message: String) async throws {
         let error = await #expect(throws: WorkerConfigurationError.self) {
             try await WorkerConfiguration.load(defaultName: "w", file: nil, environment: environment)
         }
         #expect(error?.description.contains(message) == true, "\(String(describing: error))")
+    }
+
+    @Test("settings delivery depends on cannot be overridden through KAFKA_PROPERTIES", arguments: [
+        "enable.auto.offset.store=true", "enable.auto.commit=true", "auto.commit.enable=true", "enable.idempotence=false",
+        "acks=1", "request.required.acks=1", "queued.max.messages.kbytes=2000000", "partition.assignment.strategy=cooperative-sticky",
+    ])
+    func protectedProperties(property: String) async throws {
+        let error = await #expect(throws: WorkerConfigurationError.self) {
+            try await WorkerConfiguration.load(
+                defaultName: "w", file: nil,
+                environment: ["KAFKA_BOOTSTRAP": "b:9092", "WORKER_INPUTS": "t", "WORKER_OUTPUTS": "o", "KAFKA_PROPERTIES": "client.rack=r1,\(property)"]
+            )
+        }
+        let name = String(property.split(separator: "=")[0])
+        #expect(error?.description.contains("kafka.properties (environment KAFKA_PROPERTIES) refused") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("\"\(name)\"") == true, "names the property: \(String(describing: error))")
+    }
+
+    @Test("ordinary tuning and the eager assignment strategies pass through")
+    func allowedProperties() async throws {
+        let configuration = try await WorkerConfiguration.load(
+            defaultName: "w", file: nil,
+            environment: ["KAFKA_BOOTSTRAP": "b:9092", "WORKER_INPUTS": "t", "WORKER_OUTPUTS": "o", "KAFKA_PROPERTIES": "partition.assignment.strategy=roundrobin,linger.ms=20"]
+        )
+        #expect(configuration.kafka.properties["partition.assignment.strategy"] == "roundrobin")
     }
 
     @Test("a missing config file is named")

@@ -87,22 +87,48 @@ final class RDKafkaClient: @unchecked Sendable {
         self.callbacks = retained
     }
 
-    private let destroyed = NSLock()
-    private var isDestroyed = false  // guarded by `destroyed`
+    /// Calls in progress and whether the handle is gone: `destroy` waits for the calls, and
+    /// a call after it fails with `.closed` instead of touching freed memory.
+    private let users = NSCondition()
+    private var activeUsers = 0  // guarded by `users`
+    private var isDestroyed = false  // guarded by `users`
 
     /// Handles nobody destroyed explicitly (admin clients) go when their last user does.
     deinit {
         destroy()
     }
 
-    /// Destroys the handle, once; later calls do nothing. Producers and consumers call it
-    /// after flushing or closing.
-    func destroy(skipConsumerClose: Bool = false) {
-        let first = destroyed.withLock {
-            defer { isDestroyed = true }
-            return !isDestroyed
+    /// Runs `body` with the live handle, or throws `.closed` once the client was destroyed.
+    func withHandle<T>(_ operation: @autoclosure () -> String, _ body: (OpaquePointer) throws(KafkaError) -> T) throws(KafkaError) -> T {
+        users.lock()
+        guard !isDestroyed else {
+            users.unlock()
+            throw KafkaError.closed(operation())
         }
-        guard first else { return }
+        activeUsers += 1
+        users.unlock()
+        defer {
+            users.lock()
+            activeUsers -= 1
+            if activeUsers == 0 { users.broadcast() }
+            users.unlock()
+        }
+        return try body(handle)
+    }
+
+    var isClosed: Bool { users.withLock { isDestroyed } }
+
+    /// Destroys the handle, once, after the calls in progress have returned; later calls do
+    /// nothing. Blocks: call it off the cooperative pool (`onBlockingThread`).
+    func destroy(skipConsumerClose: Bool = false) {
+        users.lock()
+        guard !isDestroyed else {
+            users.unlock()
+            return
+        }
+        isDestroyed = true
+        while activeUsers > 0 { users.wait() }
+        users.unlock()
         if skipConsumerClose {
             rd_kafka_destroy_flags(handle, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
         } else {
@@ -122,9 +148,12 @@ final class RDKafkaClient: @unchecked Sendable {
     }
 
     private func checkConnectivity(bootstrapServers: String, timeout: Duration) throws(KafkaError) {
-        var metadata: UnsafePointer<rd_kafka_metadata>?
-        let code = rd_kafka_metadata(handle, 0, nil, &metadata, Int32(timeout.milliseconds))
-        if let metadata { rd_kafka_metadata_destroy(metadata) }
+        let code = try withHandle("check connectivity") { handle in
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let code = rd_kafka_metadata(handle, 0, nil, &metadata, Int32(timeout.milliseconds))
+            if let metadata { rd_kafka_metadata_destroy(metadata) }
+            return code
+        }
         guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError(
                 kind: .brokersUnreachable,
