@@ -219,7 +219,9 @@ public struct KafkaConsumerConfiguration: Sendable {
             ("queued.max.messages.kbytes", String(max(1, min(2_097_151, prefetchBytes / 1_024)))),
             ("fetch.max.bytes", String(fetchMaxBytes)),
             ("max.partition.fetch.bytes", String(min(1_048_576, fetchMaxBytes))),
-            ("receive.message.max.bytes", String(fetchMaxBytes + 512)),
+            // A fetch response may exceed fetch.max.bytes by one record batch (Kafka returns at
+            // least one batch; the mock cluster does too): room for it, and the protocol framing.
+            ("receive.message.max.bytes", String(fetchMaxBytes + 1_048_576 + 512)),
             ("session.timeout.ms", String(sessionTimeout.milliseconds)),
             ("heartbeat.interval.ms", String(max(100, sessionTimeout.milliseconds / 5))),
             ("enable.partition.eof", "false"),

@@ -531,7 +531,9 @@ final class ConsumerBuffer: @unchecked Sendable {
     private let condition = NSCondition()
     private let capacity: Int
     private let byteCapacity: Int
-    private var records: [KafkaConsumerMessage] = []
+    /// Handed-out records are set to nil at once, so their bytes are freed before the array is
+    /// compacted: with frame-sized records, keeping them until then would defeat the budget.
+    private var records: [KafkaConsumerMessage?] = []
     private var head = 0
     private var bytes = 0
     private var waiter: CheckedContinuation<KafkaConsumerMessage?, any Error>?
@@ -575,13 +577,13 @@ final class ConsumerBuffer: @unchecked Sendable {
             // The waiting reader takes the first record; the rest wait in the buffer.
             self.waiter = nil
             for record in batch.dropFirst() { bytes += record.byteCount }
-            records.append(contentsOf: batch.dropFirst())
+            records.append(contentsOf: batch.dropFirst().map { $0 })
             condition.unlock()
             waiter.resume(returning: batch[0])
             return
         }
         for record in batch { bytes += record.byteCount }
-        records.append(contentsOf: batch)
+        records.append(contentsOf: batch.map { $0 })
         condition.unlock()
     }
 
@@ -589,9 +591,9 @@ final class ConsumerBuffer: @unchecked Sendable {
     /// so never stored: the partition's next owner reads them again).
     func discard(where matches: (KafkaConsumerMessage) -> Bool) {
         condition.lock()
-        records = Array(records[head...].filter { !matches($0) })
+        records = records[head...].filter { !matches($0!) }
         head = 0
-        bytes = records.reduce(0) { $0 + $1.byteCount }
+        bytes = records.reduce(0) { $0 + $1!.byteCount }
         condition.signal()
         condition.unlock()
     }
@@ -628,10 +630,11 @@ final class ConsumerBuffer: @unchecked Sendable {
                     condition.unlock()
                     continuation.resume(returning: nil)
                 } else if count > 0 {
-                    let record = records[head]
+                    let record = records[head]!
+                    records[head] = nil
                     head += 1
                     bytes -= record.byteCount
-                    if head > 1_024 && head * 2 > records.count {
+                    if head >= 64 && head * 2 > records.count {
                         records.removeFirst(head)
                         head = 0
                     }

@@ -142,6 +142,9 @@ extension KafkaProbe {
         @Option(help: "Store offsets of processed records: all, or none (simulates a worker that never finishes).")
         var store: StoreMode = .all
         @Option(help: "Commit interval in milliseconds.") var commitIntervalMs = 500
+        @Option(help: "Milliseconds to spend on each record after reporting it (a slow consumer holds fetched records longer).")
+        var delayMs = 0
+        @Option(help: "Records fetched ahead of processing, at most.") var buffered = 1_000
 
         enum StoreMode: String, ExpressibleByArgument { case all, none }
 
@@ -150,7 +153,7 @@ extension KafkaProbe {
             let consumer = try KafkaConsumer(
                 configuration: .init(
                     cluster: options.cluster(), groupID: group, topics: [options.topic],
-                    commitInterval: .milliseconds(commitIntervalMs), sessionTimeout: .seconds(6)
+                    commitInterval: .milliseconds(commitIntervalMs), sessionTimeout: .seconds(6), bufferedMessages: buffered
                 ),
                 logger: logger
             ) { event in
@@ -166,7 +169,7 @@ extension KafkaProbe {
                     ])
                 }
             }
-            let reader = RecordReader(consumer: consumer, max: max, store: store == .all)
+            let reader = RecordReader(consumer: consumer, max: max, store: store == .all, delay: .milliseconds(delayMs))
             let group = ServiceGroup(
                 configuration: .init(
                     services: [
@@ -209,13 +212,15 @@ final class RecordReader: Service, @unchecked Sendable {
     private let consumer: KafkaConsumer
     private let max: Int
     private let store: Bool
+    private let delay: Duration
     private let lock = NSLock()
     private var processed = 0
 
-    init(consumer: KafkaConsumer, max: Int, store: Bool) {
+    init(consumer: KafkaConsumer, max: Int, store: Bool, delay: Duration) {
         self.consumer = consumer
         self.max = max
         self.store = store
+        self.delay = delay
     }
 
     var count: Int { lock.withLock { processed } }
@@ -230,7 +235,14 @@ final class RecordReader: Service, @unchecked Sendable {
                     "value": String(decoding: message.value.prefix(64), as: UTF8.self),
                     "headers": Dictionary(message.headers.map { ($0.key, String(decoding: $0.value ?? [], as: UTF8.self)) }) { first, _ in first },
                 ])
-                if self.store { try self.consumer.storeOffset(message) }
+                if self.delay > .zero { try await Task.sleep(for: self.delay) }
+                if self.store {
+                    do {
+                        try self.consumer.storeOffset(message)
+                    } catch let error as KafkaError where error.kind == .partitionNotAssigned {
+                        // Revoked while this record was processed: its new owner reads it again.
+                    }
+                }
                 let total = self.lock.withLock {
                     self.processed += 1
                     return self.processed

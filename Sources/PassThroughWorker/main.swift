@@ -1,3 +1,4 @@
+import Foundation
 import SwiftProtobuf
 import VigilSchema
 import WorkerRuntime
@@ -5,7 +6,12 @@ import WorkerRuntime
 /// Forwards every record unchanged to `<input topic>.out`: the runtime's own test and
 /// overhead benchmark. A record whose `content-type` header names a vigil message is decoded
 /// first, so an undecodable one is refused and lands in the dead-letter queue.
+///
+/// `PASSTHROUGH_DELAY_MS` makes the stage spend that long on each record: the runtime's tests
+/// use it for a slow stage (memory budgets, liveness, shutdown while records are in flight).
 struct PassThroughStage: Stage {
+    var delay: Duration = .zero
+
     /// The messages this stage can check, by `content-type` (the protobuf message name).
     static let messageTypes: [String: any SwiftProtobuf.Message.Type] = Dictionary(
         uniqueKeysWithValues: ([
@@ -15,6 +21,7 @@ struct PassThroughStage: Stage {
     )
 
     func process(_ input: StageInput) async throws -> [StageOutput] {
+        if delay > .zero { try await Task.sleep(for: delay) }
         if let contentType = input.header("content-type").map({ String(decoding: $0, as: UTF8.self) }) {
             guard let type = Self.messageTypes[contentType] else { throw UndecodableRecord(reason: "unknown content-type \(contentType)") }
             do {
@@ -32,4 +39,5 @@ struct UndecodableRecord: Error, CustomStringConvertible {
     var description: String { "cannot decode the record: \(reason)" }
 }
 
-try await Worker.run(stage: PassThroughStage(), name: "vigil-passthrough")
+let delayMilliseconds = ProcessInfo.processInfo.environment["PASSTHROUGH_DELAY_MS"].flatMap { Int($0) } ?? 0
+try await Worker.run(stage: PassThroughStage(delay: .milliseconds(delayMilliseconds)), name: "vigil-passthrough")

@@ -18,10 +18,7 @@ struct KafkaBench: AsyncParsableCommand {
         commandName: "kafka",
         abstract: "Kafka produce/consume throughput vs kcat on the same dev cluster.",
         discussion: """
-            For each value size, vigil and kcat each produce the same records to their own topic,
-            then each consumes them as a new consumer group. Times are wall-clock from start to the
-            last acknowledgement (produce) or the last record (consume), group join included for
-            both. The ratio is vigil / kcat: above 1 means vigil is faster.
+            For each value size, vigil and kcat each produce the same records to their own topic, then each consumes them as a new consumer group. Times are wall-clock from start to the last acknowledgement (produce) or the last record (consume), group join included for both. The ratio is vigil / kcat: above 1 means vigil is faster.
             """
     )
 

@@ -12,18 +12,11 @@ struct DevClusterCommand: AsyncParsableCommand {
         commandName: "dev-cluster",
         abstract: "Run a local Kafka cluster (librdkafka's mock brokers) and inject faults into it.",
         discussion: """
-            `vigil dev-cluster` (same as `vigil dev-cluster start`) starts brokers on loopback that
-            speak the real Kafka protocol; any Kafka client, kcat included, can use them. It creates
-            the topics of Topology/topology.yaml with the dev profile's partitions (or only the
-            --topic ones), prints the bootstrap servers and writes them, with the control API's
-            address, to the state file. The other subcommands talk to the running cluster through
-            that file.
+            `vigil dev-cluster` (same as `vigil dev-cluster start`) starts brokers on loopback that speak the real Kafka protocol; any Kafka client, kcat included, can use them. It creates the topics of Topology/topology.yaml with the dev profile's partitions (or only the --topic ones), prints the bootstrap servers and writes them, with the control API's address, to the state file. The other subcommands talk to the running cluster through that file.
 
-            Limits (librdkafka's): every partition keeps only its newest 5 MiB or 100,000 batches,
-            data lives in memory, there is no compaction, and topics are created here, not through
-            the Admin API. Consumers detect and count records the broker dropped.
+            Limits (librdkafka's): every partition keeps only its newest 5 MiB or 100,000 batches, data lives in memory, there is no compaction, and topics are created here, not through the Admin API. Consumers detect and count records the broker dropped.
             """,
-        subcommands: [Start.self, BrokerCommand.self, RoundTripTime.self, Leader.self, RequestErrors.self, CreateTopic.self, Status.self],
+        subcommands: [Start.self, BrokerCommand.self, RoundTripTime.self, Leader.self, Coordinator.self, RequestErrors.self, CreateTopic.self, Status.self],
         defaultSubcommand: Start.self
     )
 }
@@ -170,6 +163,19 @@ extension DevClusterCommand {
         func run() async throws {
             try await stateFile.client().setLeader(topic: topic, partition: partition, broker: broker)
             print("leader of \(topic)[\(partition)] is broker \(broker)")
+        }
+    }
+
+    struct Coordinator: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Move a consumer group's coordinator to another broker.")
+
+        @Option(help: "Consumer group id.") var group: String
+        @Option var broker: Int32
+        @OptionGroup var stateFile: StateFileOption
+
+        func run() async throws {
+            try await stateFile.client().setCoordinator(keyType: "group", key: group, broker: broker)
+            print("coordinator of group \(group) is broker \(broker)")
         }
     }
 

@@ -13,11 +13,7 @@ struct RuntimeBench: AsyncParsableCommand {
         commandName: "runtime",
         abstract: "Worker runtime overhead per record vs a raw consumer→producer loop.",
         discussion: """
-            Both sides read the same records from their own input topic and forward each to an output
-            topic, storing offsets only after delivery. The clock runs from the first output record to
-            the last, read from the output topic's watermarks, so group joins are not counted.
-            The runtime side adds the DLQ/shedding decision, trace headers, record ids, metrics
-            (Prometheus) and in-order offset storing.
+            Both sides read the same records from their own input topic and forward each to an output topic, storing offsets only after delivery. The clock runs from the first output record to the last, read from the output topic's watermarks, so group joins are not counted. The runtime side adds the DLQ/shedding decision, trace headers, record ids, metrics (Prometheus) and in-order offset storing.
             """
     )
 

@@ -8,9 +8,7 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Consumer groups: their members, assigned partitions and lag per partition.",
         discussion: """
-            Lag = high watermark − committed offset. Members and assignments come from the group
-            coordinator (DescribeGroups); librdkafka's mock cluster does not answer that request, so
-            against the dev cluster give --group and --topic and the lag is shown without members.
+            Lag = high watermark − committed offset. Members and assignments come from the group coordinator (DescribeGroups); librdkafka's mock cluster does not answer that request, so against the dev cluster give --group and --topic and the lag is shown without members.
             """
     )
 

@@ -9,10 +9,7 @@ struct TopicsCommand: AsyncParsableCommand {
         commandName: "topics",
         abstract: "Check the topology and bring a cluster's topics in line with it.",
         discussion: """
-            Topology/topology.yaml declares every topic (partitions, replication, retention, \
-            compaction, dead-letter topics), the workers that read and write them, and the regions. \
-            `validate` checks the file; `describe` compares it with a cluster; `apply` creates what \
-            is missing and lists what an operator has to change.
+            Topology/topology.yaml declares every topic (partitions, replication, retention, compaction, dead-letter topics), the workers that read and write them, and the regions. `validate` checks the file; `describe` compares it with a cluster; `apply` creates what is missing and lists what an operator has to change.
             """,
         subcommands: [Validate.self, Describe.self, Apply.self]
     )
@@ -150,10 +147,7 @@ extension TopicsCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show each declared topic next to what the cluster has.",
             discussion: """
-                Columns show declared/actual. `?` means the cluster did not say: librdkafka's mock \
-                cluster (`vigil dev-cluster`) answers metadata but not DescribeConfigs, so there \
-                retention, cleanup and min.insync are unknown. Leaders are counted per broker \
-                (broker×partitions).
+                Columns show declared/actual. `?` means the cluster did not say: librdkafka's mock cluster (`vigil dev-cluster`) answers metadata but not DescribeConfigs, so there retention, cleanup and min.insync are unknown. Leaders are counted per broker (broker×partitions).
                 """
         )
 
@@ -237,21 +231,11 @@ extension TopicsCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create the topology's missing topics on a cluster and list what needs an operator.",
             discussion: """
-                Reads the cluster (metadata and topic configs), prints the plan, then creates the \
-                missing topics (CreateTopics) and reports each. Differences it cannot make on its own \
-                are listed for an operator: fewer partitions than declared (CreatePartitions is not \
-                implemented yet), more partitions than declared (Kafka cannot shrink a topic), another \
-                replication factor (needs a reassignment) and config values (AlterConfigs is not \
-                implemented yet). When the cluster does not answer DescribeConfigs, configs are \
-                reported as unknown.
+                Reads the cluster (metadata and topic configs), prints the plan, then creates the missing topics (CreateTopics) and reports each. Differences it cannot make on its own are listed for an operator: fewer partitions than declared (CreatePartitions is not implemented yet), more partitions than declared (Kafka cannot shrink a topic), another replication factor (needs a reassignment) and config values (AlterConfigs is not implemented yet). When the cluster does not answer DescribeConfigs, configs are reported as unknown.
 
-                librdkafka's mock cluster (`vigil dev-cluster`) answers neither CreateTopics nor \
-                DescribeConfigs: there, `vigil dev-cluster` creates the topology's topics itself, and \
-                `apply` waits --timeout seconds for configs before reporting them unknown.
+                librdkafka's mock cluster (`vigil dev-cluster`) answers neither CreateTopics nor DescribeConfigs: there, `vigil dev-cluster` creates the topology's topics itself, and `apply` waits --timeout seconds for configs before reporting them unknown.
 
-                Exit status: 0 the cluster matches (or, with --dry-run, nothing to do); 1 an error \
-                (invalid topology, cluster unreachable, a creation refused); 2 changes remain for an \
-                operator or could not be checked (with --dry-run: any change planned).
+                Exit status: 0 the cluster matches (or, with --dry-run, nothing to do); 1 an error (invalid topology, cluster unreachable, a creation refused); 2 changes remain for an operator or could not be checked (with --dry-run: any change planned).
                 """
         )
 

@@ -8,8 +8,7 @@ struct Vigil: AsyncParsableCommand {
         commandName: "vigil",
         abstract: "Operate a vigil cluster: the local dev cluster, topics, status and benchmarks.",
         discussion: """
-            vigil turns camera video into safety incidents and alerts. It never identifies people.
-            Start locally with `vigil dev-cluster`; see README.md for the whole pipeline.
+            vigil turns camera video into safety incidents and alerts. It never identifies people. Start locally with `vigil dev-cluster`; see README.md for the whole pipeline.
             """,
         subcommands: [DevClusterCommand.self, TopicsCommand.self, StatusCommand.self, BenchCommand.self]
     )

@@ -8,7 +8,10 @@ final class WorkerMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var counters: [String: Counter] = [:]
     private var gauges: [String: Gauge] = [:]
-    private var topicCounters: [String: TopicCounters] = [:]
+    private var recordsIn: [String: Counter] = [:]
+    private var recordsOut: [String: Counter] = [:]
+    private var recordsDeadLettered: [String: Counter] = [:]
+    private var recordsRetried: [String: Counter] = [:]
     private let processing: Timer
     private let inFlight: Gauge
 
@@ -18,10 +21,10 @@ final class WorkerMetrics: @unchecked Sendable {
         inFlight = Gauge(label: "vigil_records_in_flight", dimensions: [("worker", worker)])
     }
 
-    func recordIn(topic: String) { counters(topic).recordsIn.increment() }
-    func recordOut(topic: String) { counters(topic).recordsOut.increment() }
-    func deadLettered(topic: String) { counters(topic).deadLettered.increment() }
-    func retried(topic: String) { counters(topic).retried.increment() }
+    func recordIn(topic: String) { counter(&recordsIn, "vigil_records_in_total", topic).increment() }
+    func recordOut(topic: String) { counter(&recordsOut, "vigil_records_out_total", topic).increment() }
+    func deadLettered(topic: String) { counter(&recordsDeadLettered, "vigil_records_dead_lettered_total", topic).increment() }
+    func retried(topic: String) { counter(&recordsRetried, "vigil_records_retried_total", topic).increment() }
 
     func skipped(topic: String, reason: RecordOutcome.SkipReason) {
         cached(&counters, "vigil_records_skipped_total|\(topic)|\(reason.rawValue)") {
@@ -41,30 +44,15 @@ final class WorkerMetrics: @unchecked Sendable {
         }.record(lag)
     }
 
-    /// The per-topic counters, made on first use. Looked up by topic alone: no label string
-    /// is built per record.
-    private func counters(_ topic: String) -> TopicCounters {
+    /// A per-topic counter, made on first use and looked up by topic alone: no label string is
+    /// built per record.
+    private func counter(_ table: inout [String: Counter], _ name: String, _ topic: String) -> Counter {
         lock.lock()
         defer { lock.unlock() }
-        if let counters = topicCounters[topic] { return counters }
-        let made = TopicCounters(worker: worker, topic: topic)
-        topicCounters[topic] = made
-        return made
-    }
-
-    private struct TopicCounters {
-        let recordsIn: Counter
-        let recordsOut: Counter
-        let deadLettered: Counter
-        let retried: Counter
-
-        init(worker: String, topic: String) {
-            let dimensions = [("worker", worker), ("topic", topic)]
-            recordsIn = Counter(label: "vigil_records_in_total", dimensions: dimensions)
-            recordsOut = Counter(label: "vigil_records_out_total", dimensions: dimensions)
-            deadLettered = Counter(label: "vigil_records_dead_lettered_total", dimensions: dimensions)
-            retried = Counter(label: "vigil_records_retried_total", dimensions: dimensions)
-        }
+        if let counter = table[topic] { return counter }
+        let counter = Counter(label: name, dimensions: [("worker", worker), ("topic", topic)])
+        table[topic] = counter
+        return counter
     }
 
     private func cached<Handle>(_ table: inout [String: Handle], _ key: String, make: () -> Handle) -> Handle {

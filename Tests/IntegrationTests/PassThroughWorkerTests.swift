@@ -7,67 +7,89 @@ import Testing
 struct PassThroughWorkerTests {
     static let topics = ["in:3", "in.out:3", "in.dlq:1"]
 
-    /// Starts the worker with its HTTP server on a free port; returns it with the port.
-    static func startWorker(_ cluster: DevClusterProcess) async throws -> (ChildProcess, Int) {
-        let worker = try ChildProcess(
-            "/usr/bin/env",
-            ["KAFKA_BOOTSTRAP=\(cluster.bootstrapServers)", "WORKER_INPUTS=in", "HTTP_HOST=127.0.0.1", "HTTP_PORT=0",
-             "KAFKA_COMMIT_INTERVAL_MS=200", binaryDirectory.appendingPathComponent("vigil-passthrough").path],
-            name: "vigil-passthrough"
-        )
-        var port = 0
-        try await eventually(timeout: .seconds(30), "the worker's HTTP server listens") {
-            guard let line = worker.standardError.split(separator: "\n").first(where: { $0.contains("listening on 127.0.0.1:") }),
-                  let value = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) })
-            else { return false }
-            port = value
-            return true
+    /// Puts the leadership of every `in` partition, the DLQ and the worker group's coordinator
+    /// on broker 1 and every `in.out` partition on broker 2, so taking broker 2 down stops the
+    /// outputs' acknowledgements while input keeps flowing.
+    static func separateOutputBroker(_ cluster: DevClusterProcess, group: String = "vigil-passthrough") async throws {
+        for partition in 0..<3 {
+            try await cluster.control(["leader", "--topic", "in", "--partition", String(partition), "--broker", "1"])
+            try await cluster.control(["leader", "--topic", "in.out", "--partition", String(partition), "--broker", "2"])
         }
-        return (worker, port)
+        try await cluster.control(["leader", "--topic", "in.dlq", "--partition", "0", "--broker", "1"])
+        try await cluster.control(["coordinator", "--group", group, "--broker", "1"])
     }
 
-    static func get(_ port: Int, _ path: String) async throws -> (Int, String) {
-        let curl = try ChildProcess("/usr/bin/curl", ["-s", "-o", "/dev/stdout", "-w", "\n%{http_code}\n", "http://127.0.0.1:\(port)\(path)"], name: "curl \(path)")
-        try await curl.waitForExit(timeout: .seconds(30))
-        let lines = curl.output
-        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
-    }
-
-    @Test("SIGKILL mid-stream, then restart: every input has its output; duplicates carry the same record id")
-    func killAndRestart() async throws {
+    @Test("SIGKILL while outputs are unacknowledged: nothing was committed, the restarted worker reprocesses every input, each output once")
+    func killWhileOutputsUnacknowledged() async throws {
         let cluster = try await DevClusterProcess(topics: Self.topics)
+        try await Self.separateOutputBroker(cluster)
         try await cluster.produce(topic: "in", count: 5_000, keys: 30)
-        let reader = try cluster.consumer(topic: "in.out", group: "reader")
-        let (first, _) = try await Self.startWorker(cluster)
-        try await eventually("the worker forwarded some records") { reader.events("message").count >= 500 }
-        first.signal(SIGKILL)
-        try await first.waitForExit()
+        try await cluster.control(["broker", "down", "2"])
 
-        let (second, _) = try await Self.startWorker(cluster)
+        let first = try await PassThroughWorkerProcess.start(cluster, environment: ["WORKER_MAX_IN_FLIGHT": "200"])
+        // Back-pressure, observed: the loop takes exactly as many records as may be in flight, then waits.
+        try await eventually("200 records in flight") { (try? await first.metric("vigil_records_in_flight")) == 200 }
+        #expect(try await first.metric("vigil_records_in_total") == 200, "the 201st record waits for a slot")
+        first.process.signal(SIGKILL)
+        try await first.process.waitForExit()
+        #expect(try await cluster.lag(topic: "in", group: "vigil-passthrough") == 5_000, "no offset committed for an unacknowledged output")
+
+        try await cluster.control(["broker", "up", "2"])
+        let reader = try cluster.consumer(topic: "in.out", group: "reader")
+        let second = try await PassThroughWorkerProcess.start(cluster)
         try await eventually(timeout: .seconds(120), "every input reached in.out") { Set(consumedSequences([reader])).count >= 5_000 }
-        second.signal(SIGTERM)
-        try await second.waitForExit()
-        #expect(second.exitStatus == 0, "graceful stop: \(second.standardError.suffix(1_000))")
+        try await cluster.waitUntilCommitted(topic: "in", group: "vigil-passthrough")
+        #expect(try await second.metric("vigil_records_in_total") == 5_000, "the restarted worker reprocessed every input")
+        second.process.signal(SIGTERM)
+        try await second.process.waitForExit()
+        #expect(second.process.exitStatus == 0, "graceful stop: \(second.process.standardError.suffix(1_000))")
         reader.signal(SIGTERM)
         try await reader.waitForExit()
 
-        let messages = reader.events("message")
-        #expect(Set(consumedSequences([reader])) == Set(0..<5_000), "none lost")
-        var recordIDs: [String: Set<String>] = [:]
-        for message in messages {
+        let sequences = consumedSequences([reader])
+        #expect(Set(sequences) == Set(0..<5_000), "none lost")
+        #expect(sequences.count == 5_000, "no output twice: the killed worker's produce requests never reached the broker (\(sequences.count - 5_000) duplicates)")
+        for message in reader.events("message") {
             let headers = message["headers"] as? [String: String] ?? [:]
-            recordIDs[headers["seq"] ?? "?", default: []].insert(headers["vigil-record-id"] ?? "missing")
+            #expect(headers["vigil-record-id"]?.hasPrefix("in/") == true)
         }
-        #expect(recordIDs.values.allSatisfy { $0.count == 1 && !$0.contains("missing") }, "a redelivered input yields the same record id")
-        let duplicates = messages.count - 5_000
-        #expect(duplicates < 5_000, "only records not yet committed at the kill are repeated (\(duplicates))")
+        try await cluster.stop()
+    }
+
+    @Test("an undelivered output stops the worker (exit 1) without storing; after a restart every output arrives")
+    func undeliveredOutputStopsTheWorker() async throws {
+        let cluster = try await DevClusterProcess(topics: Self.topics)
+        try await cluster.produce(topic: "in", count: 1_000, keys: 30)
+        // The next produce request fails with TOPIC_AUTHORIZATION_FAILED, which librdkafka does
+        // not retry; later ones (the restarted worker's) succeed.
+        try await cluster.control(["request-errors", "--api", "0", "--error", "29"])
+        let worker = try await PassThroughWorkerProcess.start(cluster)
+        try await worker.process.waitForExit(timeout: .seconds(60))
+        #expect(worker.process.exitStatus == 1, "the worker stops instead of hanging: \(worker.process.standardError.suffix(2_000))")
+        let log = worker.process.standardError
+        #expect(log.contains("an output was not delivered; stopping without storing its input's offset"), "\(log.suffix(2_000))")
+        let lastLine = log.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(lastLine.contains("worker stopped on an error") && lastLine.contains("authorization"), "a clear last line: \(lastLine)")
+        let lag = try await cluster.lag(topic: "in", group: "vigil-passthrough")
+        #expect(lag > 0, "the failed input's offset was not committed")
+
+        let reader = try cluster.consumer(topic: "in.out", group: "reader")
+        let restarted = try await PassThroughWorkerProcess.start(cluster)
+        try await eventually(timeout: .seconds(120), "every input reached in.out") { Set(consumedSequences([reader])).count >= 1_000 }
+        try await cluster.waitUntilCommitted(topic: "in", group: "vigil-passthrough")
+        #expect(Set(consumedSequences([reader])) == Set(0..<1_000))
+        for process in [restarted.process, reader] {
+            process.signal(SIGTERM)
+            try await process.waitForExit()
+        }
         try await cluster.stop()
     }
 
     @Test("a poison record lands in the DLQ with its origin headers; the records after it are processed; metrics and probes")
     func poisonRecordAndEndpoints() async throws {
         let cluster = try await DevClusterProcess(topics: Self.topics)
-        let (worker, port) = try await Self.startWorker(cluster)
+        let passThrough = try await PassThroughWorkerProcess.start(cluster)
+        let worker = passThrough.process
         let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
         // Three records in order on one partition; the middle one claims to be a CameraHealth
         // message but its bytes are not valid protobuf.
@@ -104,16 +126,16 @@ struct PassThroughWorkerTests {
             #expect(!parent.contains("00f067aa0ba902b7"))
         }
 
-        #expect(try await Self.get(port, "/livez").0 == 200)
+        #expect(try await passThrough.get("/livez").0 == 200)
         let deadline = ContinuousClock.now + .seconds(30)
-        var ready = try await Self.get(port, "/readyz")
+        var ready = try await passThrough.get("/readyz")
         while ready.0 != 200 && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))
-            ready = try await Self.get(port, "/readyz")
+            ready = try await passThrough.get("/readyz")
         }
         #expect(ready.0 == 200, "readyz: \(ready.1)")
 
-        let (status, metrics) = try await Self.get(port, "/metrics")
+        let (status, metrics) = try await passThrough.get("/metrics")
         #expect(status == 200)
         #expect(metrics.contains("vigil_records_in_total{worker=\"vigil-passthrough\",topic=\"in\"} 3"))
         #expect(metrics.contains("vigil_records_out_total{worker=\"vigil-passthrough\",topic=\"in.out\"} 2"))
@@ -125,11 +147,11 @@ struct PassThroughWorkerTests {
 
         // Once the broker is gone the worker is no longer ready.
         try await cluster.stop()
-        var notReady = try await Self.get(port, "/readyz")
+        var notReady = try await passThrough.get("/readyz")
         let notReadyDeadline = ContinuousClock.now + .seconds(60)
         while notReady.0 == 200 && ContinuousClock.now < notReadyDeadline {
             try await Task.sleep(for: .milliseconds(200))
-            notReady = try await Self.get(port, "/readyz")
+            notReady = try await passThrough.get("/readyz")
         }
         // Either reason is right: the broker is gone, and with it the group's assignment.
         #expect(notReady.0 == 503 && notReady.1.hasPrefix("not ready: "), "readyz after the cluster stopped: \(notReady)")

@@ -36,6 +36,16 @@ struct OffsetGapDetectorTests {
         #expect(detector.received(partition, offset: 5_010)?.count == 8, "offsets 5002...5009")
     }
 
+    @Test("a one-record gap is a loss of exactly one record, right after assignment and in mid-stream")
+    func oneRecordGaps() {
+        var detector = OffsetGapDetector()
+        detector.assigned(partition, committedOffset: 40)
+        #expect(detector.received(partition, offset: 41) == KafkaRecordLoss(topicPartition: partition, firstMissingOffset: 40, resumedAtOffset: 41))
+        #expect(detector.received(partition, offset: 42) == nil)
+        #expect(detector.received(partition, offset: 44)?.count == 1, "offset 43 missing mid-stream")
+        #expect(detector.received(partition, offset: 44 + 1) == nil)
+    }
+
     @Test("after a revoke, the partition's history is forgotten")
     func revoke() {
         var detector = OffsetGapDetector()

@@ -75,6 +75,7 @@ final class ChildProcess: @unchecked Sendable {
 
     var standardError: String { (try? String(contentsOf: standardErrorFile, encoding: .utf8)) ?? "" }
     var isRunning: Bool { process.isRunning }
+    var processIdentifier: Int32 { process.processIdentifier }
     var exitStatus: Int32 { process.terminationStatus }
 
     func signal(_ signal: Int32) {
@@ -102,12 +103,12 @@ struct TimedOut: Error, CustomStringConvertible {
 
 /// Polls `condition` until it holds; throws after `timeout` with `what` in the message.
 /// Deadlines are generous: they catch hangs, they do not measure speed.
-func eventually(timeout: Duration = .seconds(60), _ what: String, _ condition: () throws -> Bool) async throws {
+func eventually(timeout: Duration = .seconds(60), _ what: String, _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
-        if try condition() { return }
+        if try await condition() { return }
         try await Task.sleep(for: .milliseconds(50))
     }
-    if try condition() { return }
+    if try await condition() { return }
     throw TimedOut(description: "timed out after \(timeout) waiting until \(what)")
 }
