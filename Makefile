@@ -4,7 +4,7 @@
 SWIFT ?= swift
 BIN = $(shell $(SWIFT) build --show-bin-path)
 
-.PHONY: deps build test demo bench clean
+.PHONY: deps build test demo bench mutation clean
 
 deps:
 	@Scripts/install-deps
@@ -24,6 +24,10 @@ demo: build
 bench: deps
 	$(SWIFT) build -c release
 	$(shell $(SWIFT) build -c release --show-bin-path)/vigil bench kafka
+
+# Plants each known runtime bug in a scratch copy and fails if its tests still pass (not part of `make test`).
+mutation: deps
+	Scripts/mutation-check
 
 clean:
 	rm -rf .build .build-* .vigil
