@@ -95,17 +95,20 @@ public enum Worker {
         // Graceful shutdown runs in reverse: the loop stops, stores its offsets and closes its
         // clients (it owns them: producer flushed, then the consumer commits and leaves), then
         // the HTTP server and the cluster watch end.
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: http),
-                    .init(service: ClusterWatch(consumer: consumer, readiness: readiness, metrics: metrics, interval: .seconds(5))),
-                    .init(service: runner, successTerminationBehavior: .gracefullyShutdownGroup),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [
+                .init(service: http),
+                .init(service: ClusterWatch(consumer: consumer, readiness: readiness, metrics: metrics, interval: .seconds(5))),
+                // On failure too the HTTP server and the watch end gracefully: only the runner's error is logged.
+                .init(service: runner, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
         )
+        // A stage that does not finish its record within the shutdown timeout is cancelled: the
+        // record stays unstored and is processed again by the partition's next owner.
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+        let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
         logger.info("worker stopped")
     }

@@ -22,6 +22,7 @@ import SystemPackage
 /// | `worker.memory-budget-mb` | `WORKER_MEMORY_BUDGET_MB` | 256; Kafka buffers, see `MemoryBudget` |
 /// | `worker.liveness-timeout-ms` | `WORKER_LIVENESS_TIMEOUT_MS` | 60000; `/livez` fails when stuck this long |
 /// | `worker.outage-timeout-ms` | `WORKER_OUTAGE_TIMEOUT_MS` | 60000; a stage outage this long stops the worker |
+/// | `worker.shutdown-timeout-ms` | `WORKER_SHUTDOWN_TIMEOUT_MS` | 25000; then a stage still busy is cancelled |
 /// | `worker.max-age-ms` | `WORKER_MAX_AGE_MS` | none (never skip) |
 /// | `worker.dlq-suffix` | `WORKER_DLQ_SUFFIX` | `.dlq` |
 /// | `http.host`, `http.port` | `HTTP_HOST`, `HTTP_PORT` | `0.0.0.0`, 9090 (0: any free port) |
@@ -39,6 +40,7 @@ public struct WorkerConfiguration: Sendable {
     public var memoryBudget: MemoryBudget
     public var livenessTimeout: Duration
     public var outageTimeout: Duration
+    public var shutdownTimeout: Duration
     public var maxAge: Duration?
     public var deadLetterSuffix: String
     public var httpHost: String
@@ -49,7 +51,7 @@ public struct WorkerConfiguration: Sendable {
         name: String, groupID: String? = nil, inputs: [String], outputs: [String], kafka: KafkaConfiguration,
         commitInterval: Duration = .seconds(1), deliveryTimeout: Duration = .seconds(120), maxInFlightRecords: Int = 1_000,
         memoryBudget: MemoryBudget = MemoryBudget(bytes: 256 << 20), livenessTimeout: Duration = .seconds(60),
-        outageTimeout: Duration = .seconds(60), maxAge: Duration? = nil,
+        outageTimeout: Duration = .seconds(60), shutdownTimeout: Duration = .seconds(25), maxAge: Duration? = nil,
         deadLetterSuffix: String = ".dlq", httpHost: String = "0.0.0.0", httpPort: Int = 9090, logLevel: Logger.Level = .info
     ) {
         self.name = name
@@ -63,6 +65,7 @@ public struct WorkerConfiguration: Sendable {
         self.memoryBudget = memoryBudget
         self.livenessTimeout = livenessTimeout
         self.outageTimeout = outageTimeout
+        self.shutdownTimeout = shutdownTimeout
         self.maxAge = maxAge
         self.deadLetterSuffix = deadLetterSuffix
         self.httpHost = httpHost
@@ -119,6 +122,7 @@ public struct WorkerConfiguration: Sendable {
         }
         let livenessMilliseconds = try positive(config, "worker.liveness-timeout-ms", default: 60_000)
         let outageMilliseconds = try positive(config, "worker.outage-timeout-ms", default: 60_000)
+        let shutdownMilliseconds = try positive(config, "worker.shutdown-timeout-ms", default: 25_000)
         let maxAge = try config.int(forKey: "worker.max-age-ms").map { value in
             guard value > 0 else { throw WorkerConfigurationError(key: "worker.max-age-ms", problem: "must be positive, or left out to never skip") }
             return Duration.milliseconds(value)
@@ -148,6 +152,7 @@ public struct WorkerConfiguration: Sendable {
             memoryBudget: MemoryBudget(bytes: budgetMegabytes << 20),
             livenessTimeout: .milliseconds(livenessMilliseconds),
             outageTimeout: .milliseconds(outageMilliseconds),
+            shutdownTimeout: .milliseconds(shutdownMilliseconds),
             maxAge: maxAge,
             deadLetterSuffix: suffix,
             httpHost: config.string(forKey: "http.host", default: "0.0.0.0"),

@@ -74,6 +74,7 @@ struct PassThroughWorkerTests {
         #expect(log.contains("an output was not delivered; stopping without storing its input's offset"), "\(log.suffix(2_000))")
         let lastLine = log.split(separator: "\n").last.map(String.init) ?? ""
         #expect(lastLine.contains("worker stopped on an error") && lastLine.contains("authorization"), "a clear last line: \(lastLine)")
+        #expect(!log.contains("CancellationError") && !log.contains("Already closed"), "the rest shuts down quietly: \(log.suffix(2_000))")
         let lag = try await cluster.lag(topic: "in", group: "vigil-passthrough")
         #expect(lag > 0, "the failed input's offset was not committed")
 

@@ -62,6 +62,23 @@ struct WorkerLimitsTests {
         try await cluster.stop()
     }
 
+    @Test("a stage still busy when the shutdown timeout runs out is cancelled: its record is neither dead-lettered nor committed")
+    func shutdownTimeoutCancelsTheStage() async throws {
+        let cluster = try await DevClusterProcess(topics: PassThroughWorkerTests.topics)
+        let worker = try await PassThroughWorkerProcess.start(
+            cluster, environment: ["PASSTHROUGH_DELAY_MS": "600000", "WORKER_SHUTDOWN_TIMEOUT_MS": "1000"]
+        )
+        try await cluster.produce(topic: "in", count: 1, keys: 1)
+        try await eventually("the record is in the stage") { (try? await worker.metric("vigil_records_in_flight")) == 1 }
+        worker.process.signal(SIGTERM)
+        try await worker.process.waitForExit(timeout: .seconds(30))
+        #expect(worker.process.exitStatus == 0, "\(worker.process.standardError.suffix(2_000))")
+        #expect(worker.process.standardError.contains("shutdown timed out with records still in the stage"))
+        #expect(try await cluster.lag(topic: "in", group: "vigil-passthrough") == 1, "the unfinished record is not committed")
+        #expect(try await cluster.lag(topic: "in.dlq", group: "nobody") == 0, "nor dead-lettered")
+        try await cluster.stop()
+    }
+
     @Test("one record dropped by the broker before the worker read it: reported with its offset and counted once in vigil_records_lost_total")
     func oneLostRecordIsCounted() async throws {
         // One partition on one broker; uncompressed 900 kB records, one per batch: the partition
