@@ -84,6 +84,7 @@ let package = Package(
             name: "WorkerRuntime",
             dependencies: [
                 "Kafka",
+                "Topology",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Hummingbird", package: "hummingbird"),

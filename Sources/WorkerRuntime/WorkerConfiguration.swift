@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import SystemPackage
+import Topology
 
 /// Everything a worker needs at start, read once from a YAML file and the environment
 /// (environment wins) and validated before anything connects.
@@ -16,8 +17,9 @@ import SystemPackage
 /// | `kafka.delivery-timeout-ms` | `KAFKA_DELIVERY_TIMEOUT_MS` | 120000; an output undelivered this long stops the worker |
 /// | `worker.name` | `WORKER_NAME` | the executable's name |
 /// | `worker.group` | `WORKER_GROUP` | the worker name |
-/// | `worker.inputs` | `WORKER_INPUTS` | required; comma-separated topics |
-/// | `worker.outputs` | `WORKER_OUTPUTS` | required; the only topics the stage may write (DLQs are added) |
+/// | `worker.topology` | `WORKER_TOPOLOGY` | none; a topology.yaml whose entry for this worker gives group, inputs and outputs |
+/// | `worker.inputs` | `WORKER_INPUTS` | the topology's; else required; comma-separated topics |
+/// | `worker.outputs` | `WORKER_OUTPUTS` | the topology's; else required; the only topics the stage may write (DLQs are added) |
 /// | `worker.max-in-flight` | `WORKER_MAX_IN_FLIGHT` | 1000 records awaiting delivery |
 /// | `worker.memory-budget-mb` | `WORKER_MEMORY_BUDGET_MB` | 256; Kafka buffers, see `MemoryBudget` |
 /// | `worker.liveness-timeout-ms` | `WORKER_LIVENESS_TIMEOUT_MS` | 60000; `/livez` fails when stuck this long |
@@ -91,13 +93,17 @@ public struct WorkerConfiguration: Sendable {
         guard let bootstrap = config.string(forKey: "kafka.bootstrap"), !bootstrap.isEmpty else {
             throw WorkerConfigurationError(key: "kafka.bootstrap", problem: "is required: the Kafka bootstrap servers, host:port[,host:port]")
         }
-        let inputs = (config.stringArray(forKey: "worker.inputs") ?? []).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let name = config.string(forKey: "worker.name", default: defaultName)
+        let declared = try topologyEntry(config, worker: name)
+        let inputs = topicList(config, "worker.inputs") ?? declared?.inputs ?? []
         guard !inputs.isEmpty else {
-            throw WorkerConfigurationError(key: "worker.inputs", problem: "is required: the topics this worker consumes, comma-separated")
+            throw WorkerConfigurationError(key: "worker.inputs", problem: "is required: the topics this worker consumes, comma-separated (or worker.topology)")
         }
-        let outputs = (config.stringArray(forKey: "worker.outputs") ?? []).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let outputs = topicList(config, "worker.outputs") ?? declared?.outputs.map(\.topic) ?? []
         guard !outputs.isEmpty else {
-            throw WorkerConfigurationError(key: "worker.outputs", problem: "is required: the topics this worker may write, comma-separated (its outputs in Topology/topology.yaml)")
+            throw WorkerConfigurationError(
+                key: "worker.outputs", problem: "is required: the topics this worker may write, comma-separated (its outputs in Topology/topology.yaml, or worker.topology)"
+            )
         }
         let properties: [String: String]
         do {
@@ -137,10 +143,9 @@ public struct WorkerConfiguration: Sendable {
         }
         let suffix = config.string(forKey: "worker.dlq-suffix", default: ".dlq")
         guard !suffix.isEmpty else { throw WorkerConfigurationError(key: "worker.dlq-suffix", problem: "must not be empty") }
-        let name = config.string(forKey: "worker.name", default: defaultName)
         return WorkerConfiguration(
             name: name,
-            groupID: config.string(forKey: "worker.group", default: name),
+            groupID: config.string(forKey: "worker.group", default: declared?.consumerGroup ?? name),
             inputs: inputs,
             outputs: outputs,
             kafka: KafkaConfiguration(
@@ -159,6 +164,30 @@ public struct WorkerConfiguration: Sendable {
             httpPort: port,
             logLevel: level
         )
+    }
+
+    /// A comma-separated topic list, or nil when the key is not set.
+    private static func topicList(_ config: ConfigReader, _ key: ConfigKey) -> [String]? {
+        let topics = (config.stringArray(forKey: key) ?? []).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return topics.isEmpty ? nil : topics
+    }
+
+    /// This worker's entry in the topology file named by `worker.topology`, if one is named.
+    private static func topologyEntry(_ config: ConfigReader, worker: String) throws -> Topology.Worker? {
+        guard let path = config.string(forKey: "worker.topology") else { return nil }
+        let topology: Topology
+        do {
+            topology = try Topology.load(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw WorkerConfigurationError(key: "worker.topology", problem: "cannot be read: \(error)")
+        }
+        guard let entry = topology.workers.first(where: { $0.name == worker }) else {
+            throw WorkerConfigurationError(
+                key: "worker.topology",
+                problem: "\(path) declares no worker \"\(worker)\" (it declares \(topology.workers.map(\.name).joined(separator: ", "))); set worker.name or add the worker"
+            )
+        }
+        return entry
     }
 
     private static func positive(_ config: ConfigReader, _ key: ConfigKey, default value: Int) throws -> Int {

@@ -100,6 +100,21 @@ struct WorkerConfigurationTests {
         #expect(configuration.kafka.properties["partition.assignment.strategy"] == "roundrobin")
     }
 
+    @Test("with the topology named, a worker takes its group, inputs and outputs from its entry there")
+    func fromTopology() async throws {
+        let topology = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Topology/topology.yaml").path
+        let configuration = try await WorkerConfiguration.load(
+            defaultName: "vigil-detect", file: nil, environment: ["KAFKA_BOOTSTRAP": "b:9092", "WORKER_TOPOLOGY": topology]
+        )
+        #expect(configuration.inputs == ["frames.v1"])
+        #expect(configuration.outputs.contains("detections.v1") && configuration.outputs.contains("snapshots.v1"), "\(configuration.outputs)")
+        let error = await #expect(throws: WorkerConfigurationError.self) {
+            try await WorkerConfiguration.load(defaultName: "vigil-nobody", file: nil, environment: ["KAFKA_BOOTSTRAP": "b:9092", "WORKER_TOPOLOGY": topology])
+        }
+        #expect(error?.description.contains("declares no worker \"vigil-nobody\"") == true, "\(String(describing: error))")
+    }
+
     @Test("a missing config file is named")
     func missingFile() async {
         let error = await #expect(throws: WorkerConfigurationError.self) {
