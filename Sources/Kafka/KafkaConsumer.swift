@@ -470,11 +470,11 @@ private final class ConsumerMembership: @unchecked Sendable {
                 return gap
             }
         }
-        guard low > gap.firstMissingOffset else {
+        guard let loss = gap.confirmed(byLogStart: low) else {
             logger.debug("offsets jumped over records the log still holds (compaction or transaction markers)", metadata: ["partition": "\(partition)"])
             return nil
         }
-        return KafkaRecordLoss(topicPartition: partition, firstMissingOffset: gap.firstMissingOffset, resumedAtOffset: min(low, gap.resumedAtOffset))
+        return loss
     }
 
     private func consumerError(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) {

@@ -13,6 +13,16 @@ public struct KafkaRecordLoss: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+extension KafkaRecordLoss {
+    /// The part of this jump in offsets that the broker deleted, judged by where the partition's
+    /// log starts now: nil when the log still starts at or before the first missing offset —
+    /// compaction and transaction markers leave such jumps without losing anything.
+    public func confirmed(byLogStart logStart: Int64) -> KafkaRecordLoss? {
+        guard logStart > firstMissingOffset else { return nil }
+        return KafkaRecordLoss(topicPartition: topicPartition, firstMissingOffset: firstMissingOffset, resumedAtOffset: min(logStart, resumedAtOffset))
+    }
+}
+
 /// Notices when a partition's offsets jump forward.
 ///
 /// On an ordinary (non-compacted) topic consecutive records have consecutive offsets, so a

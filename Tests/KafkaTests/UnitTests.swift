@@ -46,6 +46,16 @@ struct OffsetGapDetectorTests {
         #expect(detector.received(partition, offset: 44 + 1) == nil)
     }
 
+    @Test("a jump is a loss only up to where the broker's log starts now: compaction and transaction markers lose nothing")
+    func lossIsJudgedByTheLogStart() {
+        let jump = KafkaRecordLoss(topicPartition: partition, firstMissingOffset: 10, resumedAtOffset: 15)
+        #expect(jump.confirmed(byLogStart: 0) == nil, "the log still holds offset 10: compacted away or a control record, not lost")
+        #expect(jump.confirmed(byLogStart: 10) == nil)
+        #expect(jump.confirmed(byLogStart: 11)?.count == 1, "exactly offset 10 deleted")
+        #expect(jump.confirmed(byLogStart: 13) == KafkaRecordLoss(topicPartition: partition, firstMissingOffset: 10, resumedAtOffset: 13))
+        #expect(jump.confirmed(byLogStart: 40)?.resumedAtOffset == 15, "never more than the jump itself")
+    }
+
     @Test("after a revoke, the partition's history is forgotten")
     func revoke() {
         var detector = OffsetGapDetector()
