@@ -52,7 +52,16 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
             callbacks: RDKafkaCallbacks(logger: logger) { handle, code, partitions in
                 membership.rebalance(handle: handle, code: code, partitions: partitions)
             }
-        )
+        ) { configuration in
+            // The periodic commits are asynchronous: their outcome arrives here, on the poll thread.
+            rd_kafka_conf_set_offset_commit_cb(configuration) { handle, code, _, _ in
+                guard code != RD_KAFKA_RESP_ERR_NO_ERROR, code != RD_KAFKA_RESP_ERR__NO_OFFSET else { return }
+                RDKafkaCallbacks.from(handle)?.logger.warning(
+                    "offset commit failed; it is retried at the next interval, and uncommitted records would be redelivered",
+                    metadata: ["error": "\(String(cString: rd_kafka_err2str(code)))"]
+                )
+            }
+        }
         // Serve the group's events (rebalances) from the same queue as the records.
         rd_kafka_poll_set_consumer(client.handle)
         let subscribeCode = RDKafkaTopicPartitionList.withList(configuration.topics.map {
