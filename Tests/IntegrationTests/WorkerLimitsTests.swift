@@ -62,6 +62,32 @@ struct WorkerLimitsTests {
         try await cluster.stop()
     }
 
+    @Test("records dropped by the broker while a slow worker is mid-stream: every offset is either processed or counted as lost, and the metric equals the reported count")
+    func midStreamLossIsCountedExactly() async throws {
+        let cluster = try await DevClusterProcess(brokers: 1, topics: ["in:1:1", "in.out:1:1", "in.dlq:1:1"])
+        let uncompressed = ["--property", "compression.codec=none"]
+        // A slow stage and a small budget: the worker fetches only a few 900 kB records ahead.
+        let worker = try await PassThroughWorkerProcess.start(
+            cluster, environment: ["PASSTHROUGH_DELAY_MS": "300", "WORKER_MEMORY_BUDGET_MB": "16"]
+        )
+        try await cluster.produce(topic: "in", count: 3, keys: 1, valueSize: 900_000, extra: uncompressed)
+        try await eventually("the worker is consuming") { (try? await worker.metric("vigil_records_in_total")) ?? 0 >= 1 }
+        // 30 more while it works through the first: the partition keeps only the newest five.
+        try await cluster.produce(topic: "in", count: 30, first: 3, keys: 1, valueSize: 900_000, extra: uncompressed)
+        try await cluster.waitUntilCommitted(topic: "in", group: "vigil-passthrough")
+        let processed = try await worker.metric("vigil_records_in_total") ?? 0
+        let lost = try await worker.metric("vigil_records_lost_total") ?? 0
+        worker.process.signal(SIGTERM)
+        try await worker.process.waitForExit()
+
+        let reported = worker.process.standardError.split(separator: "\n").filter { $0.contains("records of in[0] lost") }
+        let reportedCount = reported.compactMap { line in line.split(separator: " ").firstIndex(of: "records").flatMap { Int(line.split(separator: " ")[$0 - 1]) } }.reduce(0, +)
+        #expect(lost > 0, "the broker dropped records the worker had not fetched")
+        #expect(Int(lost) == reportedCount, "metric \(lost) vs logged \(reportedCount): \(reported)")
+        #expect(processed + lost == 33, "every offset processed (\(processed)) or counted lost (\(lost))")
+        try await cluster.stop()
+    }
+
     @Test("a stage still busy when the shutdown timeout runs out is cancelled: its record is neither dead-lettered nor committed")
     func shutdownTimeoutCancelsTheStage() async throws {
         let cluster = try await DevClusterProcess(topics: PassThroughWorkerTests.topics)
