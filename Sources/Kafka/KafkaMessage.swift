@@ -107,7 +107,7 @@ public struct KafkaConsumerMessage: Sendable {
 /// The size a record counts for in byte budgets and against `message.max.bytes`.
 public enum KafkaRecordSize {
     /// Per-header overhead on the wire (length varints), rounded up.
-    static let headerOverhead = 10
+    public static let headerOverhead = 10
 
     public static func bytes(key: [UInt8]?, value: [UInt8], headers: [KafkaHeader]) -> Int {
         var total = value.count + (key?.count ?? 0)

@@ -7,9 +7,9 @@ import W3CTraceContext
 /// (`StageTestDriver`) and on Kafka (`StageRunner`).
 public enum RecordOutcome: Sendable {
     /// The stage's outputs, headers completed by the runtime.
-    case processed([KafkaProducerMessage])
+    case processed([OutgoingRecord])
     /// The stage refused the record: this copy goes to `<topic>.dlq`.
-    case deadLettered(KafkaProducerMessage, reason: String)
+    case deadLettered(OutgoingRecord, reason: String)
     /// Older than the configured maximum age: load shedding; counted, never produced.
     case skipped(reason: SkipReason)
     /// The stage cannot work now (`StageUnavailable`): try the same record again later.
@@ -101,22 +101,23 @@ struct RecordHandler: Sendable {
             throw UndeclaredOutput(topic: undeclared.topic, declared: declaredOutputs.sorted())
         }
         let trace = childTrace(of: input)
-        let traceParent = KafkaHeader(key: RecordHeaders.traceParent, value: trace.traceParentHeaderValue)
-        let traceState = trace.traceStateHeaderValue.map { KafkaHeader(key: RecordHeaders.traceState, value: $0) }
-        let timing = KafkaHeader(key: RecordHeaders.stageTiming, value: Self.appendTiming(input.header(RecordHeaders.stageTiming), worker: worker, elapsed: elapsed))
+        let traceParent = RecordHeader(key: RecordHeaders.traceParent, value: trace.traceParentHeaderValue)
+        let traceState = trace.traceStateHeaderValue.map { RecordHeader(key: RecordHeaders.traceState, value: $0) }
+        let timing = RecordHeader(key: RecordHeaders.stageTiming, value: Self.appendTiming(input.header(RecordHeaders.stageTiming), worker: worker, elapsed: elapsed))
         let recordIDPrefix = "\(input.topic)/\(input.partition)/\(input.offset)/"
-        var messages: [KafkaProducerMessage] = []
+        var messages: [OutgoingRecord] = []
         messages.reserveCapacity(outputs.count)
         for (index, output) in outputs.enumerated() {
             var headers = output.headers.filter { !Self.runtimeHeaders.contains($0.key) }
             headers.append(traceParent)
             if let traceState { headers.append(traceState) }
             headers.append(timing)
-            headers.append(KafkaHeader(key: RecordHeaders.recordID, value: recordIDPrefix + String(index)))
-            let message = KafkaProducerMessage(topic: output.topic, key: output.key, value: output.value, headers: headers)
+            headers.append(RecordHeader(key: RecordHeaders.recordID, value: recordIDPrefix + String(index)))
+            let message = OutgoingRecord(topic: output.topic, key: output.key, value: output.value, headers: headers)
             // Checked before anything is produced: a record's outputs go out whole or not at all.
-            guard message.byteCount <= maxRecordBytes else {
-                return deadLetter(input, reason: "output \(index) for topic \(output.topic) is \(message.byteCount) bytes, over the \(maxRecordBytes)-byte record limit")
+            let size = Self.byteCount(key: message.key, value: message.value, headers: message.headers)
+            guard size <= maxRecordBytes else {
+                return deadLetter(input, reason: "output \(index) for topic \(output.topic) is \(size) bytes, over the \(maxRecordBytes)-byte record limit")
             }
             messages.append(message)
         }
@@ -131,27 +132,35 @@ struct RecordHandler: Sendable {
     /// value's tail (and, if still too large, the input's own headers), saying so in headers.
     func deadLetter(_ input: StageInput, reason: String) -> RecordOutcome {
         let origin = [
-            KafkaHeader(key: RecordHeaders.originTopic, value: input.topic),
-            KafkaHeader(key: RecordHeaders.originPartition, value: String(input.partition)),
-            KafkaHeader(key: RecordHeaders.originOffset, value: String(input.offset)),
-            KafkaHeader(key: RecordHeaders.error, value: reason),
-            KafkaHeader(key: RecordHeaders.worker, value: worker),
+            RecordHeader(key: RecordHeaders.originTopic, value: input.topic),
+            RecordHeader(key: RecordHeaders.originPartition, value: String(input.partition)),
+            RecordHeader(key: RecordHeaders.originOffset, value: String(input.offset)),
+            RecordHeader(key: RecordHeaders.error, value: reason),
+            RecordHeader(key: RecordHeaders.worker, value: worker),
         ]
         let topic = input.topic + deadLetterSuffix
-        var copy = KafkaProducerMessage(topic: topic, key: input.key, value: input.value, headers: input.headers + origin)
-        if copy.byteCount > maxRecordBytes {
-            var headers = input.headers + origin + [KafkaHeader(key: RecordHeaders.truncatedFrom, value: String(input.value.count))]
-            var fixed = KafkaRecordSize.bytes(key: input.key, value: [], headers: headers)
+        var copy = OutgoingRecord(topic: topic, key: input.key, value: input.value, headers: input.headers + origin)
+        if Self.byteCount(key: copy.key, value: copy.value, headers: copy.headers) > maxRecordBytes {
+            var headers = input.headers + origin + [RecordHeader(key: RecordHeaders.truncatedFrom, value: String(input.value.count))]
+            var fixed = Self.byteCount(key: input.key, value: [], headers: headers)
             if fixed > maxRecordBytes {
                 headers = origin + [
-                    KafkaHeader(key: RecordHeaders.truncatedFrom, value: String(input.value.count)),
-                    KafkaHeader(key: RecordHeaders.headersDropped, value: String(input.headers.count)),
+                    RecordHeader(key: RecordHeaders.truncatedFrom, value: String(input.value.count)),
+                    RecordHeader(key: RecordHeaders.headersDropped, value: String(input.headers.count)),
                 ]
-                fixed = KafkaRecordSize.bytes(key: input.key, value: [], headers: headers)
+                fixed = Self.byteCount(key: input.key, value: [], headers: headers)
             }
-            copy = KafkaProducerMessage(topic: topic, key: input.key, value: Array(input.value.prefix(max(0, maxRecordBytes - fixed))), headers: headers)
+            copy = OutgoingRecord(topic: topic, key: input.key, value: Array(input.value.prefix(max(0, maxRecordBytes - fixed))), headers: headers)
         }
         return .deadLettered(copy, reason: reason)
+    }
+
+    /// What a record counts for against the producer's size limit (key, value, headers with
+    /// their framing), as the Kafka layer counts it.
+    static func byteCount(key: [UInt8]?, value: [UInt8], headers: [RecordHeader]) -> Int {
+        var total = value.count + (key?.count ?? 0)
+        for header in headers { total += header.key.utf8.count + (header.value?.count ?? 0) + KafkaRecordSize.headerOverhead }
+        return total
     }
 
     /// The input's trace continued with a new span for this stage, or a new trace when the

@@ -1,4 +1,18 @@
-import Kafka
+/// A record header as stages see it. The runtime's own type: a stage needs no Kafka import.
+public struct RecordHeader: Sendable, Hashable {
+    public var key: String
+    /// Bytes; nil is a header with no value.
+    public var value: [UInt8]?
+
+    public init(key: String, value: [UInt8]?) {
+        self.key = key
+        self.value = value
+    }
+
+    public init(key: String, value: String) {
+        self.init(key: key, value: Array(value.utf8))
+    }
+}
 
 /// One input record, as a stage sees it.
 public struct StageInput: Sendable {
@@ -8,12 +22,12 @@ public struct StageInput: Sendable {
     /// The camera id on every vigil topic.
     public var key: [UInt8]?
     public var value: [UInt8]
-    public var headers: [KafkaHeader]
+    public var headers: [RecordHeader]
     public var timestampMilliseconds: Int64?
 
     public init(
         topic: String, partition: Int32 = 0, offset: Int64 = 0, key: [UInt8]?, value: [UInt8],
-        headers: [KafkaHeader] = [], timestampMilliseconds: Int64? = nil
+        headers: [RecordHeader] = [], timestampMilliseconds: Int64? = nil
     ) {
         self.topic = topic
         self.partition = partition
@@ -22,13 +36,6 @@ public struct StageInput: Sendable {
         self.value = value
         self.headers = headers
         self.timestampMilliseconds = timestampMilliseconds
-    }
-
-    init(_ message: KafkaConsumerMessage) {
-        self.init(
-            topic: message.topic, partition: message.partition, offset: message.offset, key: message.key,
-            value: message.value, headers: message.headers, timestampMilliseconds: message.timestampMilliseconds
-        )
     }
 
     public func header(_ key: String) -> [UInt8]? {
@@ -44,13 +51,33 @@ public struct StageOutput: Sendable {
     public var value: [UInt8]
     /// The stage's own headers (`content-type`, schema version…); the runtime adds
     /// `traceparent`, stage timing and the record id.
-    public var headers: [KafkaHeader]
+    public var headers: [RecordHeader]
 
-    public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) {
+    public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [RecordHeader] = []) {
         self.topic = topic
         self.key = key
         self.value = value
         self.headers = headers
+    }
+}
+
+/// A record the runtime produces: a stage's output with the runtime's headers added, or a dead letter.
+public struct OutgoingRecord: Sendable {
+    public var topic: String
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    public var headers: [RecordHeader]
+
+    public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [RecordHeader]) {
+        self.topic = topic
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
+
+    /// The first header with this key, if any.
+    public func header(_ key: String) -> [UInt8]? {
+        headers.first { $0.key == key }?.value ?? nil
     }
 }
 

@@ -112,7 +112,7 @@ final class StageRunner: Service, @unchecked Sendable {
         case .processed(let outputs):
             deliveries.reserveCapacity(outputs.count)
             for output in outputs {
-                deliveries.append(try await producer.enqueue(output))
+                deliveries.append(try await producer.enqueue(KafkaProducerMessage(output)))
                 metrics.recordOut(topic: output.topic)
             }
         case .deadLettered(let copy, let reason):
@@ -120,7 +120,7 @@ final class StageRunner: Service, @unchecked Sendable {
                 "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)",
                 "dlq": "\(copy.topic)", "error": "\(reason)",
             ])
-            deliveries.append(try await producer.enqueue(copy))
+            deliveries.append(try await producer.enqueue(KafkaProducerMessage(copy)))
             metrics.deadLettered(topic: message.topic)
         case .skipped(let reason):
             logger.debug("record skipped", metadata: ["topic": "\(message.topic)", "offset": "\(message.offset)", "reason": "\(reason.rawValue)"])
@@ -179,6 +179,22 @@ final class StageRunner: Service, @unchecked Sendable {
             progress.completed()
             metrics.setInFlight(progress.inFlight)
         }
+    }
+}
+
+extension StageInput {
+    init(_ message: KafkaConsumerMessage) {
+        self.init(
+            topic: message.topic, partition: message.partition, offset: message.offset, key: message.key,
+            value: message.value, headers: message.headers.map { RecordHeader(key: $0.key, value: $0.value) },
+            timestampMilliseconds: message.timestampMilliseconds
+        )
+    }
+}
+
+extension KafkaProducerMessage {
+    init(_ record: OutgoingRecord) {
+        self.init(topic: record.topic, key: record.key, value: record.value, headers: record.headers.map { KafkaHeader(key: $0.key, value: $0.value) })
     }
 }
 

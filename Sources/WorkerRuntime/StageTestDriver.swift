@@ -1,5 +1,4 @@
 import Foundation
-import Kafka
 
 /// Runs a stage in memory, the way the worker runtime runs it on Kafka, without a broker:
 /// feed inputs, read what would have been produced, dead-lettered or skipped (the idea of
@@ -8,8 +7,8 @@ public final class StageTestDriver: @unchecked Sendable {
     private let handler: RecordHandler
     private let lock = NSLock()
     private var nextOffset: [String: Int64] = [:]
-    private var produced: [KafkaProducerMessage] = []
-    private var deadLettered: [KafkaProducerMessage] = []
+    private var produced: [OutgoingRecord] = []
+    private var deadLettered: [OutgoingRecord] = []
     private var skipped: [StageInput] = []
     private var retried: [StageInput] = []
 
@@ -51,14 +50,14 @@ public final class StageTestDriver: @unchecked Sendable {
         return outcome
     }
 
-    public var outputs: [KafkaProducerMessage] { lock.withLock { produced } }
-    public var deadLetters: [KafkaProducerMessage] { lock.withLock { deadLettered } }
+    public var outputs: [OutgoingRecord] { lock.withLock { produced } }
+    public var deadLetters: [OutgoingRecord] { lock.withLock { deadLettered } }
     public var skippedInputs: [StageInput] { lock.withLock { skipped } }
     /// Inputs the stage could not handle for an outage (`StageUnavailable`); the worker retries them.
     public var retriedInputs: [StageInput] { lock.withLock { retried } }
 
     /// Outputs for one topic, in production order.
-    public func outputs(topic: String) -> [KafkaProducerMessage] {
+    public func outputs(topic: String) -> [OutgoingRecord] {
         outputs.filter { $0.topic == topic }
     }
 }
