@@ -22,7 +22,7 @@ import Topology
 /// | `worker.outputs` | `WORKER_OUTPUTS` | the topology's; else required; the only topics the stage may write (DLQs are added) |
 /// | `worker.max-in-flight` | `WORKER_MAX_IN_FLIGHT` | 1000 records awaiting delivery |
 /// | `worker.memory-budget-mb` | `WORKER_MEMORY_BUDGET_MB` | 256; Kafka buffers, see `MemoryBudget` |
-/// | `worker.liveness-timeout-ms` | `WORKER_LIVENESS_TIMEOUT_MS` | 60000; `/livez` fails when stuck this long |
+/// | `worker.liveness-timeout-ms` | `WORKER_LIVENESS_TIMEOUT_MS` | 180000; `/livez` fails when stuck this long (above the delivery timeout: a broker outage ends in the worker's own exit, with its reason, not a liveness kill) |
 /// | `worker.outage-timeout-ms` | `WORKER_OUTAGE_TIMEOUT_MS` | 60000; a stage outage this long stops the worker |
 /// | `worker.shutdown-timeout-ms` | `WORKER_SHUTDOWN_TIMEOUT_MS` | 25000; then a stage still busy is cancelled |
 /// | `worker.max-age-ms` | `WORKER_MAX_AGE_MS` | none (never skip) |
@@ -52,7 +52,7 @@ public struct WorkerConfiguration: Sendable {
     public init(
         name: String, groupID: String? = nil, inputs: [String], outputs: [String], kafka: KafkaConfiguration,
         commitInterval: Duration = .seconds(1), deliveryTimeout: Duration = .seconds(120), maxInFlightRecords: Int = 1_000,
-        memoryBudget: MemoryBudget = MemoryBudget(bytes: 256 << 20), livenessTimeout: Duration = .seconds(60),
+        memoryBudget: MemoryBudget = MemoryBudget(bytes: 256 << 20), livenessTimeout: Duration = .seconds(180),
         outageTimeout: Duration = .seconds(60), shutdownTimeout: Duration = .seconds(25), maxAge: Duration? = nil,
         deadLetterSuffix: String = ".dlq", httpHost: String = "0.0.0.0", httpPort: Int = 9090, logLevel: Logger.Level = .info
     ) {
@@ -126,7 +126,7 @@ public struct WorkerConfiguration: Sendable {
                 key: "worker.memory-budget-mb", problem: "must be at least \(MemoryBudget.minimumMegabytes): every buffer must hold one 1 MB record"
             )
         }
-        let livenessMilliseconds = try positive(config, "worker.liveness-timeout-ms", default: 60_000)
+        let livenessMilliseconds = try positive(config, "worker.liveness-timeout-ms", default: 180_000)
         let outageMilliseconds = try positive(config, "worker.outage-timeout-ms", default: 60_000)
         let shutdownMilliseconds = try positive(config, "worker.shutdown-timeout-ms", default: 25_000)
         let maxAge = try config.int(forKey: "worker.max-age-ms").map { value in

@@ -27,7 +27,7 @@ struct WorkerConfigurationTests {
         #expect(configuration.outputs == ["detections.v1", "snapshots.v1"])
         #expect(configuration.memoryBudget == MemoryBudget(bytes: 256 << 20))
         #expect(configuration.deliveryTimeout == .seconds(120))
-        #expect(configuration.livenessTimeout == .seconds(60))
+        #expect(configuration.livenessTimeout == .seconds(180), "longer than the delivery timeout")
     }
 
     @Test("a YAML file, with the environment overriding it")
