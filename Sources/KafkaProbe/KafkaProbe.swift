@@ -72,6 +72,7 @@ extension KafkaProbe {
         @Option(help: "Value size in bytes: the seq number, a '.', then letters zstd cannot shrink much.") var valueSize = 16
         @Option(help: "Message timeout in seconds (librdkafka retries until then).") var deliveryTimeout = 120
         @Flag(help: "Report every delivery as a `delivered` line.") var reportDeliveries = false
+        @Option(help: "Milliseconds between records (0: as fast as the producer takes them).") var paceMs = 0
 
         func run() async throws {
             let logger = options.logger()
@@ -94,6 +95,7 @@ extension KafkaProbe {
                 }
                 // Await reports in windows so memory stays bounded for large counts.
                 if pending.count >= 1_000 { failures += await drain(&pending) }
+                if paceMs > 0 { try await Task.sleep(for: .milliseconds(paceMs)) }
             }
             failures += await drain(&pending)
             await producer.close()
