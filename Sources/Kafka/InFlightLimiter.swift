@@ -71,6 +71,9 @@ public final class InFlightLimiter: @unchecked Sendable {
         }
     }
 
+    /// Callers waiting for a slot right now.
+    public var waiting: Int { lock.withLock { waiters.count } }
+
     /// Gives back one slot and `bytes` (as passed to `acquire`).
     public func release(bytes: Int = 0) {
         lock.lock()

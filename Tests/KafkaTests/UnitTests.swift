@@ -173,7 +173,7 @@ struct PropertyAssignmentTests {
     }
 }
 
-@Suite("In-flight limits")
+@Suite("In-flight limits", .timeLimit(.minutes(1)))
 struct InFlightLimiterTests {
     /// Starts `acquire` in a task and reports whether it completed after the caller released a slot.
     private final class Flag: @unchecked Sendable {
@@ -220,12 +220,16 @@ struct InFlightLimiterTests {
         let limiter = InFlightLimiter(limit: 1)
         try await limiter.acquire()
         let waiter = Task { try await limiter.acquire() }
+        // Cancel it while it waits in line, not before it started.
+        while limiter.waiting == 0 { await Task.yield() }
         waiter.cancel()
         await #expect(throws: CancellationError.self) { try await waiter.value }
         limiter.release()
         // Exactly one slot exists again: one acquire passes at once, the next one waits.
         try await limiter.acquire()
         let blocked = Task { try await limiter.acquire() }
+        while limiter.waiting == 0 { await Task.yield() }
+        #expect(limiter.waiting == 1, "the cancelled waiter left the line")
         blocked.cancel()
         await #expect(throws: CancellationError.self) { try await blocked.value }
     }
