@@ -221,14 +221,14 @@ struct InFlightLimiterTests {
         try await limiter.acquire()
         let waiter = Task { try await limiter.acquire() }
         // Cancel it while it waits in line, not before it started.
-        while limiter.waiting == 0 { await Task.yield() }
+        while limiter.waiting == 0 { try await Task.sleep(for: .milliseconds(1)) }
         waiter.cancel()
         await #expect(throws: CancellationError.self) { try await waiter.value }
         limiter.release()
         // Exactly one slot exists again: one acquire passes at once, the next one waits.
         try await limiter.acquire()
         let blocked = Task { try await limiter.acquire() }
-        while limiter.waiting == 0 { await Task.yield() }
+        while limiter.waiting == 0 { try await Task.sleep(for: .milliseconds(1)) }
         #expect(limiter.waiting == 1, "the cancelled waiter left the line")
         blocked.cancel()
         await #expect(throws: CancellationError.self) { try await blocked.value }
