@@ -219,10 +219,18 @@ struct InFlightLimiterTests {
     func cancelledWaiterLeaksNothing() async throws {
         let limiter = InFlightLimiter(limit: 1)
         try await limiter.acquire()
-        let waiter = Task { try await limiter.acquire() }
+        let ended = Flag()
+        let waiter = Task {
+            defer { ended.set() }
+            try await limiter.acquire()
+        }
         // Cancel it while it waits in line, not before it started.
         while limiter.waiting == 0 { try await Task.sleep(for: .milliseconds(1)) }
         waiter.cancel()
+        // A waiter that ignores its cancellation would never end: give up after a generous wait.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !ended.isSet && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        try #require(ended.isSet, "the cancelled waiter was never woken")
         await #expect(throws: CancellationError.self) { try await waiter.value }
         limiter.release()
         // Exactly one slot exists again: one acquire passes at once, the next one waits.
