@@ -429,16 +429,13 @@ private final class ConsumerMembership: @unchecked Sendable {
         return offsets
     }
 
-    /// The records of `batch` whose partitions this member still owns.
+    /// The records of `batch` still in the assignment that delivered them: a rebalance during
+    /// the batch's polls may have revoked their partition, or revoked and assigned it again
+    /// (the new assignment reads those records again from the committed offset).
     func keepingAssigned(_ batch: [KafkaConsumerMessage]) -> [KafkaConsumerMessage] {
         guard !batch.isEmpty else { return batch }
         let owned = lock.withLock { assigned }
-        return batch.compactMap { record in
-            guard let generation = owned[record.topicPartition] else { return nil }
-            var record = record
-            record.assignmentGeneration = generation
-            return record
-        }
+        return batch.filter { owned[$0.topicPartition] == $0.assignmentGeneration }
     }
 
     /// Converts one polled message into a record (checking for lost records before it);
@@ -449,7 +446,9 @@ private final class ConsumerMembership: @unchecked Sendable {
             consumerError(pointer)
             return nil
         }
-        let record = Self.makeMessage(pointer)
+        var record = Self.makeMessage(pointer)
+        // Stamped now: rebalance callbacks run inside the polls, so this is the assignment that delivered it.
+        record.assignmentGeneration = lock.withLock { assigned[record.topicPartition] } ?? 0
         if gapsAreLoss, let gap = gaps.received(record.topicPartition, offset: record.offset),
            let loss = confirmedLoss(gap, handle: handle) {
             logger.error("\(loss)", metadata: [
