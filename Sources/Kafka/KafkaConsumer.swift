@@ -143,9 +143,7 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     /// Commits every stored offset now and waits for the coordinator's answer.
     public func commit() async throws {
         let client = client
-        let code = try await onBlockingThread { () -> Result<rd_kafka_resp_err_t, KafkaError> in
-            Result { () throws(KafkaError) in try client.withHandle("commit") { rd_kafka_commit($0, nil, 0) } }
-        }.get()
+        let code = try await onBlockingThread { () throws(KafkaError) in try client.withHandle("commit") { rd_kafka_commit($0, nil, 0) } }
         guard code == RD_KAFKA_RESP_ERR_NO_ERROR || code == RD_KAFKA_RESP_ERR__NO_OFFSET else {
             throw KafkaError.rdKafka(code, kind: .offsetCommitFailed, context: "commit failed")
         }

@@ -107,11 +107,22 @@ public struct KafkaConsumerMessage: Sendable {
 /// The size a record counts for in byte budgets and against `message.max.bytes`.
 public enum KafkaRecordSize {
     /// Per-header overhead on the wire (length varints), rounded up.
-    public static let headerOverhead = 10
+    static let headerOverhead = 10
 
     public static func bytes(key: [UInt8]?, value: [UInt8], headers: [KafkaHeader]) -> Int {
+        bytes(key: key, value: value, headers: headers) { ($0.key, $0.value) }
+    }
+
+    /// The same count for headers of another type (the worker runtime's own), given each one's
+    /// name and value: one formula wherever a record is sized.
+    public static func bytes<Headers: Sequence>(
+        key: [UInt8]?, value: [UInt8], headers: Headers, _ parts: (Headers.Element) -> (name: String, value: [UInt8]?)
+    ) -> Int {
         var total = value.count + (key?.count ?? 0)
-        for header in headers { total += header.key.utf8.count + (header.value?.count ?? 0) + headerOverhead }
+        for header in headers {
+            let (name, headerValue) = parts(header)
+            total += name.utf8.count + (headerValue?.count ?? 0) + headerOverhead
+        }
         return total
     }
 }

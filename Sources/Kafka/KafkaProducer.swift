@@ -153,9 +153,7 @@ public final class KafkaProducer: Service, @unchecked Sendable {
     /// Waits until every queued record was delivered or failed, for at most `timeout`.
     public func flush(timeout: Duration = .seconds(30)) async throws {
         let client = client
-        let code = try await onBlockingThread { () -> Result<rd_kafka_resp_err_t, KafkaError> in
-            Result { () throws(KafkaError) in try client.withHandle("flush") { rd_kafka_flush($0, Int32(timeout.milliseconds)) } }
-        }.get()
+        let code = try await onBlockingThread { () throws(KafkaError) in try client.withHandle("flush") { rd_kafka_flush($0, Int32(timeout.milliseconds)) } }
         guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError.rdKafka(code, kind: .deliveryFailed, context: "flush did not finish within \(timeout)")
         }

@@ -158,9 +158,7 @@ struct RecordHandler: Sendable {
     /// What a record counts for against the producer's size limit (key, value, headers with
     /// their framing), as the Kafka layer counts it.
     static func byteCount(key: [UInt8]?, value: [UInt8], headers: [RecordHeader]) -> Int {
-        var total = value.count + (key?.count ?? 0)
-        for header in headers { total += header.key.utf8.count + (header.value?.count ?? 0) + KafkaRecordSize.headerOverhead }
-        return total
+        KafkaRecordSize.bytes(key: key, value: value, headers: headers) { ($0.key, $0.value) }
     }
 
     /// The input's trace continued with a new span for this stage, or a new trace when the

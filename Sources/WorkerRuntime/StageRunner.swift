@@ -199,7 +199,9 @@ extension KafkaProducerMessage {
 }
 
 extension StageRunner {
-    /// Stores the record's offset; the error when it could not be stored.
+    /// Stores the record's offset; the error when it could not be stored. Returned, not thrown:
+    /// a typed-throws `do`/`catch where` inside the async store loop crashes Swift 6.3.1's SIL
+    /// optimizer (MandatoryAllocBoxToStack).
     fileprivate func storeOffset(of record: PendingRecord) -> KafkaError? {
         do {
             try consumer.storeOffset(of: record.partition, processedOffset: record.offset, generation: record.generation)

@@ -8,6 +8,11 @@ func onBlockingThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async ->
     }
 }
 
+/// `onBlockingThread` for work that can fail with a `KafkaError`.
+func onBlockingThread<T: Sendable>(_ work: @escaping @Sendable () throws(KafkaError) -> T) async throws(KafkaError) -> T {
+    try await onBlockingThread { () -> Result<T, KafkaError> in Result(catching: work) }.get()
+}
+
 /// A thread that calls `body` until stopped; `stop()` returns once the thread has finished.
 final class PollingThread: @unchecked Sendable {
     private let stopRequested = NSLock()

@@ -116,8 +116,6 @@ final class RDKafkaClient: @unchecked Sendable {
         return try body(handle)
     }
 
-    var isClosed: Bool { users.withLock { isDestroyed } }
-
     /// Destroys the handle, once, after the calls in progress have returned; later calls do
     /// nothing. Blocks: call it off the cooperative pool (`onBlockingThread`).
     func destroy(skipConsumerClose: Bool = false) {
@@ -140,11 +138,9 @@ final class RDKafkaClient: @unchecked Sendable {
     /// Asks any broker for cluster metadata, off the cooperative pool: proves the bootstrap
     /// servers answer, or throws `.brokersUnreachable` after the cluster's request timeout.
     func checkConnectivity(_ cluster: KafkaConfiguration) async throws {
-        try await onBlockingThread { [self] () -> Result<Void, KafkaError> in
-            Result { () throws(KafkaError) in
-                try checkConnectivity(bootstrapServers: cluster.bootstrapServers, timeout: cluster.requestTimeout)
-            }
-        }.get()
+        try await onBlockingThread { [self] () throws(KafkaError) in
+            try checkConnectivity(bootstrapServers: cluster.bootstrapServers, timeout: cluster.requestTimeout)
+        }
     }
 
     private func checkConnectivity(bootstrapServers: String, timeout: Duration) throws(KafkaError) {
