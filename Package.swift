@@ -97,11 +97,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Camera configuration: the `cameras.v1` table, the cameras file, diffs and the privacy check.
+        .target(
+            name: "Cameras",
+            dependencies: [
+                "VigilSchema",
+                "WorkerRuntime",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // A worker whose stage forwards each record unchanged: runtime tests and its overhead benchmark.
         .executableTarget(
             name: "PassThroughWorker",
             dependencies: [
                 "WorkerRuntime",
+                "Cameras",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 "VigilSchema",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
@@ -112,6 +125,9 @@ let package = Package(
             name: "VigilCLI",
             dependencies: [
                 "Kafka",
+                "Cameras",
+                "VigilSchema",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 "DevCluster",
                 "WorkerRuntime",
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -147,6 +163,11 @@ let package = Package(
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CamerasTests",
+            dependencies: ["Cameras", "VigilSchema", "WorkerRuntime"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

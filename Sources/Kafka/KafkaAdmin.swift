@@ -64,41 +64,11 @@ public final class KafkaAdmin: @unchecked Sendable {
 
     /// Brokers, and topics with their partitions (all topics when `topics` is nil).
     public func metadata(topics: [String]? = nil) async throws -> KafkaClusterMetadata {
-        let timeout = timeoutMilliseconds
+        let timeout = configuration.requestTimeout
         let bootstrap = configuration.bootstrapServers
-        return try await onBlockingThread { [client = self.client] () -> Result<KafkaClusterMetadata, KafkaError> in
-            var metadata: UnsafePointer<rd_kafka_metadata>?
-            let code = rd_kafka_metadata(client.handle, 1, nil, &metadata, timeout)
-            guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
-                return .failure(.rdKafka(code, kind: .adminFailed, context: "metadata request to \(bootstrap)"))
-            }
-            defer { rd_kafka_metadata_destroy(metadata) }
-            return .success(Self.convert(metadata.pointee, only: topics.map(Set.init)))
-        }.get()
-    }
-
-    private static func convert(_ metadata: rd_kafka_metadata, only wanted: Set<String>?) -> KafkaClusterMetadata {
-        let brokers = (0..<Int(metadata.broker_cnt)).map { index in
-            let broker = metadata.brokers[index]
-            return KafkaClusterMetadata.Broker(id: broker.id, host: String(cString: broker.host), port: broker.port)
+        return try await onBlockingThread { [client = self.client] () throws(KafkaError) in
+            try client.metadata(timeout: timeout, only: topics.map(Set.init), context: "metadata request to \(bootstrap)")
         }
-        let topics = (0..<Int(metadata.topic_cnt)).compactMap { index -> KafkaClusterMetadata.Topic? in
-            let topic = metadata.topics[index]
-            let name = String(cString: topic.topic)
-            if let wanted, !wanted.contains(name) { return nil }
-            let partitions = (0..<Int(topic.partition_cnt)).map { partitionIndex in
-                let partition = topic.partitions[partitionIndex]
-                return KafkaClusterMetadata.Partition(
-                    id: partition.id,
-                    leader: partition.leader,
-                    replicas: Array(UnsafeBufferPointer(start: partition.replicas, count: Int(partition.replica_cnt))),
-                    inSyncReplicas: Array(UnsafeBufferPointer(start: partition.isrs, count: Int(partition.isr_cnt)))
-                )
-            }.sorted { $0.id < $1.id }
-            let error = topic.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : String(cString: rd_kafka_err2str(topic.err))
-            return KafkaClusterMetadata.Topic(name: name, partitions: partitions, error: error)
-        }.sorted { $0.name < $1.name }
-        return KafkaClusterMetadata(brokers: brokers.sorted { $0.id < $1.id }, topics: topics)
     }
 
     /// Oldest and next offset of a partition, asked of its leader.
@@ -154,5 +124,44 @@ public final class KafkaAdmin: @unchecked Sendable {
             result.append(KafkaPartitionLag(topicPartition: partition, committedOffset: committed[partition] ?? nil, lowWatermark: low, highWatermark: high))
         }
         return result
+    }
+}
+
+extension RDKafkaClient {
+    /// Asks a broker for the cluster's metadata (blocking: call it off the cooperative pool).
+    func metadata(timeout: Duration, only wanted: Set<String>?, context: String) throws(KafkaError) -> KafkaClusterMetadata {
+        try withHandle(context) { handle throws(KafkaError) in
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let code = rd_kafka_metadata(handle, 1, nil, &metadata, Int32(timeout.milliseconds))
+            guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+                throw KafkaError.rdKafka(code, kind: .adminFailed, context: context)
+            }
+            defer { rd_kafka_metadata_destroy(metadata) }
+            return Self.convert(metadata.pointee, only: wanted)
+        }
+    }
+
+    private static func convert(_ metadata: rd_kafka_metadata, only wanted: Set<String>?) -> KafkaClusterMetadata {
+        let brokers = (0..<Int(metadata.broker_cnt)).map { index in
+            let broker = metadata.brokers[index]
+            return KafkaClusterMetadata.Broker(id: broker.id, host: String(cString: broker.host), port: broker.port)
+        }
+        let topics = (0..<Int(metadata.topic_cnt)).compactMap { index -> KafkaClusterMetadata.Topic? in
+            let topic = metadata.topics[index]
+            let name = String(cString: topic.topic)
+            if let wanted, !wanted.contains(name) { return nil }
+            let partitions = (0..<Int(topic.partition_cnt)).map { partitionIndex in
+                let partition = topic.partitions[partitionIndex]
+                return KafkaClusterMetadata.Partition(
+                    id: partition.id,
+                    leader: partition.leader,
+                    replicas: Array(UnsafeBufferPointer(start: partition.replicas, count: Int(partition.replica_cnt))),
+                    inSyncReplicas: Array(UnsafeBufferPointer(start: partition.isrs, count: Int(partition.isr_cnt)))
+                )
+            }.sorted { $0.id < $1.id }
+            let error = topic.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : String(cString: rd_kafka_err2str(topic.err))
+            return KafkaClusterMetadata.Topic(name: name, partitions: partitions, error: error)
+        }.sorted { $0.name < $1.name }
+        return KafkaClusterMetadata(brokers: brokers.sorted { $0.id < $1.id }, topics: topics)
     }
 }

@@ -444,7 +444,7 @@ private final class ConsumerMembership: @unchecked Sendable {
             consumerError(pointer)
             return nil
         }
-        var record = Self.makeMessage(pointer)
+        var record = KafkaConsumerMessage(polled: pointer)
         // Stamped now: rebalance callbacks run inside the polls, so this is the assignment that delivered it.
         record.assignmentGeneration = lock.withLock { assigned[record.topicPartition] } ?? 0
         if gapsAreLoss, let gap = gaps.received(record.topicPartition, offset: record.offset),
@@ -496,18 +496,21 @@ private final class ConsumerMembership: @unchecked Sendable {
             Counter(label: "vigil_kafka_consumer_errors_total", dimensions: [("topic", topic)]).increment()
         }
     }
+}
 
-    private static func makeMessage(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaConsumerMessage {
+extension KafkaConsumerMessage {
+    /// A copy of a message polled from librdkafka (the caller still destroys the message).
+    init(polled pointer: UnsafeMutablePointer<rd_kafka_message_t>) {
         let message = pointer.pointee
         var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)
-        return KafkaConsumerMessage(
+        self.init(
             topic: String(cString: rd_kafka_topic_name(message.rkt)),
             partition: message.partition,
             offset: message.offset,
             key: message.key.map { Array(UnsafeRawBufferPointer(start: $0, count: message.key_len)) },
             value: message.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: message.len)) } ?? [],
-            headers: headers(pointer),
+            headers: Self.headers(pointer),
             timestampMilliseconds: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp
         )
     }

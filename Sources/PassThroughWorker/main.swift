@@ -1,4 +1,6 @@
+import Cameras
 import Foundation
+import Hummingbird
 import SwiftProtobuf
 import VigilSchema
 import WorkerRuntime
@@ -9,6 +11,9 @@ import WorkerRuntime
 ///
 /// `PASSTHROUGH_DELAY_MS` makes the stage spend that long on each record: the runtime's tests
 /// use it for a slow stage (memory budgets, liveness, shutdown while records are in flight).
+///
+/// `PASSTHROUGH_CAMERAS=1` makes it read the `cameras.v1` table and serve `GET /cameras`
+/// (one line per camera: id and version): the runtime's table tests read it.
 struct PassThroughStage: Stage {
     var delay: Duration = .zero
 
@@ -39,5 +44,14 @@ struct UndecodableRecord: Error, CustomStringConvertible {
     var description: String { "cannot decode the record: \(reason)" }
 }
 
-let delayMilliseconds = ProcessInfo.processInfo.environment["PASSTHROUGH_DELAY_MS"].flatMap { Int($0) } ?? 0
-try await Worker.run(stage: PassThroughStage(delay: .milliseconds(delayMilliseconds)), name: "vigil-passthrough")
+let environment = ProcessInfo.processInfo.environment
+let delayMilliseconds = environment["PASSTHROUGH_DELAY_MS"].flatMap { Int($0) } ?? 0
+let cameras = environment["PASSTHROUGH_CAMERAS"] == "1" ? CameraTable.make() : nil
+try await Worker.run(
+    stage: PassThroughStage(delay: .milliseconds(delayMilliseconds)), name: "vigil-passthrough", tables: cameras.map { [$0] } ?? []
+) { router in
+    guard let cameras else { return }
+    router.get("cameras") { _, _ in
+        cameras.keys.map { "\($0) \(cameras.current($0)?.version ?? 0)\n" }.joined()
+    }
+}

@@ -120,20 +120,20 @@ extension Topology {
                 checkDeadLetterTopic(topic, origin: origin, report)
             }
         }
-        // Every topic a worker reads has a dead-letter topic, named once at its first reader.
+        // Every topic a worker consumes has a dead-letter topic, named once at its first reader.
+        // Tables need none: every replica reads every table record, so a rejected one is
+        // logged and counted by each, never copied once per replica.
         var named: Set<String> = []
         for worker in workers {
-            for (list, names) in [("inputs", worker.inputs), ("tables", worker.tables)] {
-                for (index, name) in names.enumerated() where self.topic(named: name) != nil && !named.contains(name) {
-                    named.insert(name)
-                    let deadLetters = name + Self.deadLetterSuffix
-                    if self.topic(named: deadLetters) == nil {
-                        report(
-                            "workers.\(worker.name).\(list)[\(index)]",
-                            "\(name) has no dead-letter topic; declare \(deadLetters) under topics, so records that cannot be processed go there "
-                                + "instead of stopping the worker"
-                        )
-                    }
+            for (index, name) in worker.inputs.enumerated() where self.topic(named: name) != nil && !named.contains(name) {
+                named.insert(name)
+                let deadLetters = name + Self.deadLetterSuffix
+                if self.topic(named: deadLetters) == nil {
+                    report(
+                        "workers.\(worker.name).inputs[\(index)]",
+                        "\(name) has no dead-letter topic; declare \(deadLetters) under topics, so records that cannot be processed go there "
+                            + "instead of stopping the worker"
+                    )
                 }
             }
         }

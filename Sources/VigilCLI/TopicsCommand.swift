@@ -15,13 +15,10 @@ struct TopicsCommand: AsyncParsableCommand {
     )
 }
 
-/// How to reach the cluster and which of the topology's profiles applies to it.
-struct ClusterOptions: ParsableArguments {
+/// How to reach a cluster: every command that talks to Kafka takes these.
+struct ConnectionOptions: ParsableArguments {
     @Option(help: "Bootstrap servers of the cluster, host:port[,host:port].")
     var bootstrap: String
-
-    @Option(help: "Region whose partition counts apply (see regions in the topology); `dev` for the dev cluster's profile. Default: the base counts.")
-    var region: String?
 
     @Option(help: "Seconds to wait for the cluster to answer each request.")
     var timeout = 10
@@ -38,15 +35,26 @@ struct ClusterOptions: ParsableArguments {
         }
     }
 
+    /// The client settings, named `clientID` in the cluster's logs and quotas.
+    func configuration(clientID: String) -> KafkaConfiguration {
+        // `validate()` has checked the properties.
+        let pairs = (try? KafkaConfiguration.properties(fromAssignments: properties)) ?? [:]
+        return KafkaConfiguration(bootstrapServers: bootstrap, clientID: clientID, requestTimeout: .seconds(timeout), properties: pairs)
+    }
+}
+
+/// How to reach the cluster and which of the topology's profiles applies to it.
+struct ClusterOptions: ParsableArguments {
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Region whose partition counts apply (see regions in the topology); `dev` for the dev cluster's profile. Default: the base counts.")
+    var region: String?
+
+    var bootstrap: String { connection.bootstrap }
+
     func admin(logger: Logger) throws -> KafkaAdmin {
         do {
-            let pairs = try KafkaConfiguration.properties(fromAssignments: properties)
-            return try KafkaAdmin(
-                configuration: KafkaConfiguration(
-                    bootstrapServers: bootstrap, clientID: "vigil-topics", requestTimeout: .seconds(timeout), properties: pairs
-                ),
-                logger: logger
-            )
+            return try KafkaAdmin(configuration: connection.configuration(clientID: "vigil-topics"), logger: logger)
         } catch {
             writeError("vigil: cannot reach \(bootstrap): \(error)")
             throw ExitCode.failure

@@ -6,11 +6,11 @@ import Logging
 struct Vigil: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vigil",
-        abstract: "Operate a vigil cluster: the local dev cluster, topics, status and benchmarks.",
+        abstract: "Operate a vigil cluster: the local dev cluster, topics, cameras, status and benchmarks.",
         discussion: """
             vigil turns camera video into safety incidents and alerts. It never identifies people. Start locally with `vigil dev-cluster`; see README.md for the whole pipeline.
             """,
-        subcommands: [DevClusterCommand.self, TopicsCommand.self, StatusCommand.self, BenchCommand.self]
+        subcommands: [DevClusterCommand.self, TopicsCommand.self, CamerasCommand.self, StatusCommand.self, BenchCommand.self]
     )
 }
 

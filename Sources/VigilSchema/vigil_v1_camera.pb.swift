@@ -146,66 +146,128 @@ public nonisolated struct Vigil_V1_FrameSampling: Sendable {
   public init() {}
 }
 
-/// A camera's configuration, read by ingest, decode and detect; keyed by camera id (latest
-/// version wins). Changes that reduce privacy (removing a mask, weakening the redaction
-/// target) need two distinct admins and are audited.
-public nonisolated struct Vigil_V1_CameraConfig: Sendable {
+/// The resolution decode scales frames to before detect sees them.
+public nonisolated struct Vigil_V1_Resolution: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var cameraID: String = String()
+  public var width: UInt32 = 0
 
-  /// Stream location, e.g. rtsp://host/path or a file path. Never carries credentials: those
-  /// come from the worker's secret store.
-  public var sourceURL: String = String()
+  public var height: UInt32 = 0
 
-  public var privacyMasks: [Vigil_V1_PrivacyMask] = []
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Topic `cameras.v1` (a table: `vigil cameras apply` → ingest, decode, detect; key = camera
+/// id; a tombstone removes the camera). Every record carries the time it takes effect in the
+/// `vigil-effective-time-ms` header, so frames are judged by the version of their capture
+/// time. Changes that reduce privacy (removing or shrinking a mask, weakening the redaction
+/// target) need two distinct admins and are audited.
+public nonisolated struct Vigil_V1_CameraConfig: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var cameraID: String {
+    get {_storage._cameraID}
+    set {_uniqueStorage()._cameraID = newValue}
+  }
+
+  /// Stream location, e.g. rtsp://host/path or a file path. Never carries credentials: a URL
+  /// with a user or password is refused; see `credentials_ref`.
+  public var sourceURL: String {
+    get {_storage._sourceURL}
+    set {_uniqueStorage()._sourceURL = newValue}
+  }
+
+  public var privacyMasks: [Vigil_V1_PrivacyMask] {
+    get {_storage._privacyMasks}
+    set {_uniqueStorage()._privacyMasks = newValue}
+  }
 
   public var redactionPolicy: Vigil_V1_RedactionPolicy {
-    get {_redactionPolicy ?? Vigil_V1_RedactionPolicy()}
-    set {_redactionPolicy = newValue}
+    get {_storage._redactionPolicy ?? Vigil_V1_RedactionPolicy()}
+    set {_uniqueStorage()._redactionPolicy = newValue}
   }
   /// Returns true if `redactionPolicy` has been explicitly set.
-  public var hasRedactionPolicy: Bool {self._redactionPolicy != nil}
+  public var hasRedactionPolicy: Bool {_storage._redactionPolicy != nil}
   /// Clears the value of `redactionPolicy`. Subsequent reads from it will return its default value.
-  public mutating func clearRedactionPolicy() {self._redactionPolicy = nil}
+  public mutating func clearRedactionPolicy() {_uniqueStorage()._redactionPolicy = nil}
 
   public var sampling: Vigil_V1_FrameSampling {
-    get {_sampling ?? Vigil_V1_FrameSampling()}
-    set {_sampling = newValue}
+    get {_storage._sampling ?? Vigil_V1_FrameSampling()}
+    set {_uniqueStorage()._sampling = newValue}
   }
   /// Returns true if `sampling` has been explicitly set.
-  public var hasSampling: Bool {self._sampling != nil}
+  public var hasSampling: Bool {_storage._sampling != nil}
   /// Clears the value of `sampling`. Subsequent reads from it will return its default value.
-  public mutating func clearSampling() {self._sampling = nil}
+  public mutating func clearSampling() {_uniqueStorage()._sampling = nil}
 
   /// Increases with every change; frames record the version whose masks they carry.
-  public var version: UInt64 = 0
+  public var version: UInt64 {
+    get {_storage._version}
+    set {_uniqueStorage()._version = newValue}
+  }
 
   /// Operator account that made this version.
-  public var updatedBy: String = String()
+  public var updatedBy: String {
+    get {_storage._updatedBy}
+    set {_uniqueStorage()._updatedBy = newValue}
+  }
 
   public var updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_updatedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_updatedTime = newValue}
+    get {_storage._updatedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._updatedTime = newValue}
   }
   /// Returns true if `updatedTime` has been explicitly set.
-  public var hasUpdatedTime: Bool {self._updatedTime != nil}
+  public var hasUpdatedTime: Bool {_storage._updatedTime != nil}
   /// Clears the value of `updatedTime`. Subsequent reads from it will return its default value.
-  public mutating func clearUpdatedTime() {self._updatedTime = nil}
+  public mutating func clearUpdatedTime() {_uniqueStorage()._updatedTime = nil}
 
   /// Operator accounts that approved a privacy-reducing change (the second admin); empty
   /// when the change did not need approval.
-  public var approvedBy: [String] = []
+  public var approvedBy: [String] {
+    get {_storage._approvedBy}
+    set {_uniqueStorage()._approvedBy = newValue}
+  }
+
+  /// Frames are scaled to this before detection; unset keeps the stream's resolution.
+  public var workingResolution: Vigil_V1_Resolution {
+    get {_storage._workingResolution ?? Vigil_V1_Resolution()}
+    set {_uniqueStorage()._workingResolution = newValue}
+  }
+  /// Returns true if `workingResolution` has been explicitly set.
+  public var hasWorkingResolution: Bool {_storage._workingResolution != nil}
+  /// Clears the value of `workingResolution`. Subsequent reads from it will return its default value.
+  public mutating func clearWorkingResolution() {_uniqueStorage()._workingResolution = nil}
+
+  /// Redacted snapshots detect may emit per minute for this camera, at most.
+  public var snapshotsPerMinute: Double {
+    get {_storage._snapshotsPerMinute}
+    set {_uniqueStorage()._snapshotsPerMinute = newValue}
+  }
+
+  /// Operator labels for grouping and routing (site, building, purpose). Never about people.
+  public var labels: Dictionary<String,String> {
+    get {_storage._labels}
+    set {_uniqueStorage()._labels = newValue}
+  }
+
+  /// Name of the secret (in the ingest worker's secret store) holding the stream's
+  /// credentials; the value itself never enters Kafka.
+  public var credentialsRef: String {
+    get {_storage._credentialsRef}
+    set {_uniqueStorage()._credentialsRef = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _redactionPolicy: Vigil_V1_RedactionPolicy? = nil
-  fileprivate var _sampling: Vigil_V1_FrameSampling? = nil
-  fileprivate var _updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// Topic `camera.health.v1` (ingest → alert and console; key = camera id). Sent on every
@@ -377,9 +439,9 @@ nonisolated extension Vigil_V1_FrameSampling.KeyframesOnly: SwiftProtobuf.Messag
   }
 }
 
-nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".CameraConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}source_url\0\u{3}privacy_masks\0\u{3}redaction_policy\0\u{1}sampling\0\u{1}version\0\u{3}updated_by\0\u{3}updated_time\0\u{3}approved_by\0")
+nonisolated extension Vigil_V1_Resolution: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Resolution"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}width\0\u{1}height\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -387,65 +449,180 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.cameraID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.sourceURL) }()
-      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.privacyMasks) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._redactionPolicy) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._sampling) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.updatedBy) }()
-      case 8: try { try decoder.decodeSingularMessageField(value: &self._updatedTime) }()
-      case 9: try { try decoder.decodeRepeatedStringField(value: &self.approvedBy) }()
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.width) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.height) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.cameraID.isEmpty {
-      try visitor.visitSingularStringField(value: self.cameraID, fieldNumber: 1)
+    if self.width != 0 {
+      try visitor.visitSingularUInt32Field(value: self.width, fieldNumber: 1)
     }
-    if !self.sourceURL.isEmpty {
-      try visitor.visitSingularStringField(value: self.sourceURL, fieldNumber: 2)
+    if self.height != 0 {
+      try visitor.visitSingularUInt32Field(value: self.height, fieldNumber: 2)
     }
-    if !self.privacyMasks.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.privacyMasks, fieldNumber: 3)
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_Resolution, rhs: Vigil_V1_Resolution) -> Bool {
+    if lhs.width != rhs.width {return false}
+    if lhs.height != rhs.height {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CameraConfig"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}source_url\0\u{3}privacy_masks\0\u{3}redaction_policy\0\u{1}sampling\0\u{1}version\0\u{3}updated_by\0\u{3}updated_time\0\u{3}approved_by\0\u{3}working_resolution\0\u{3}snapshots_per_minute\0\u{1}labels\0\u{3}credentials_ref\0")
+
+  fileprivate class _StorageClass {
+    var _cameraID: String = String()
+    var _sourceURL: String = String()
+    var _privacyMasks: [Vigil_V1_PrivacyMask] = []
+    var _redactionPolicy: Vigil_V1_RedactionPolicy? = nil
+    var _sampling: Vigil_V1_FrameSampling? = nil
+    var _version: UInt64 = 0
+    var _updatedBy: String = String()
+    var _updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _approvedBy: [String] = []
+    var _workingResolution: Vigil_V1_Resolution? = nil
+    var _snapshotsPerMinute: Double = 0
+    var _labels: Dictionary<String,String> = [:]
+    var _credentialsRef: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _cameraID = source._cameraID
+      _sourceURL = source._sourceURL
+      _privacyMasks = source._privacyMasks
+      _redactionPolicy = source._redactionPolicy
+      _sampling = source._sampling
+      _version = source._version
+      _updatedBy = source._updatedBy
+      _updatedTime = source._updatedTime
+      _approvedBy = source._approvedBy
+      _workingResolution = source._workingResolution
+      _snapshotsPerMinute = source._snapshotsPerMinute
+      _labels = source._labels
+      _credentialsRef = source._credentialsRef
     }
-    try { if let v = self._redactionPolicy {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    try { if let v = self._sampling {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    if self.version != 0 {
-      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 6)
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
     }
-    if !self.updatedBy.isEmpty {
-      try visitor.visitSingularStringField(value: self.updatedBy, fieldNumber: 7)
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._cameraID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._sourceURL) }()
+        case 3: try { try decoder.decodeRepeatedMessageField(value: &_storage._privacyMasks) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._redactionPolicy) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._sampling) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._version) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._updatedBy) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._updatedTime) }()
+        case 9: try { try decoder.decodeRepeatedStringField(value: &_storage._approvedBy) }()
+        case 10: try { try decoder.decodeSingularMessageField(value: &_storage._workingResolution) }()
+        case 11: try { try decoder.decodeSingularDoubleField(value: &_storage._snapshotsPerMinute) }()
+        case 12: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._labels) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._credentialsRef) }()
+        default: break
+        }
+      }
     }
-    try { if let v = self._updatedTime {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-    } }()
-    if !self.approvedBy.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.approvedBy, fieldNumber: 9)
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._cameraID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._cameraID, fieldNumber: 1)
+      }
+      if !_storage._sourceURL.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._sourceURL, fieldNumber: 2)
+      }
+      if !_storage._privacyMasks.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._privacyMasks, fieldNumber: 3)
+      }
+      try { if let v = _storage._redactionPolicy {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      try { if let v = _storage._sampling {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      if _storage._version != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._version, fieldNumber: 6)
+      }
+      if !_storage._updatedBy.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._updatedBy, fieldNumber: 7)
+      }
+      try { if let v = _storage._updatedTime {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+      if !_storage._approvedBy.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._approvedBy, fieldNumber: 9)
+      }
+      try { if let v = _storage._workingResolution {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      } }()
+      if _storage._snapshotsPerMinute.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._snapshotsPerMinute, fieldNumber: 11)
+      }
+      if !_storage._labels.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._labels, fieldNumber: 12)
+      }
+      if !_storage._credentialsRef.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._credentialsRef, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vigil_V1_CameraConfig, rhs: Vigil_V1_CameraConfig) -> Bool {
-    if lhs.cameraID != rhs.cameraID {return false}
-    if lhs.sourceURL != rhs.sourceURL {return false}
-    if lhs.privacyMasks != rhs.privacyMasks {return false}
-    if lhs._redactionPolicy != rhs._redactionPolicy {return false}
-    if lhs._sampling != rhs._sampling {return false}
-    if lhs.version != rhs.version {return false}
-    if lhs.updatedBy != rhs.updatedBy {return false}
-    if lhs._updatedTime != rhs._updatedTime {return false}
-    if lhs.approvedBy != rhs.approvedBy {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._cameraID != rhs_storage._cameraID {return false}
+        if _storage._sourceURL != rhs_storage._sourceURL {return false}
+        if _storage._privacyMasks != rhs_storage._privacyMasks {return false}
+        if _storage._redactionPolicy != rhs_storage._redactionPolicy {return false}
+        if _storage._sampling != rhs_storage._sampling {return false}
+        if _storage._version != rhs_storage._version {return false}
+        if _storage._updatedBy != rhs_storage._updatedBy {return false}
+        if _storage._updatedTime != rhs_storage._updatedTime {return false}
+        if _storage._approvedBy != rhs_storage._approvedBy {return false}
+        if _storage._workingResolution != rhs_storage._workingResolution {return false}
+        if _storage._snapshotsPerMinute != rhs_storage._snapshotsPerMinute {return false}
+        if _storage._labels != rhs_storage._labels {return false}
+        if _storage._credentialsRef != rhs_storage._credentialsRef {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

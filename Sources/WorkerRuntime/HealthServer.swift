@@ -6,11 +6,16 @@ import NIOCore
 import Prometheus
 import ServiceLifecycle
 
-/// Whether the worker can do its job: it owns partitions and a broker answers.
+/// Whether the worker can do its job: its tables are loaded, it owns partitions and a broker answers.
 final class Readiness: @unchecked Sendable {
+    private let tables: KafkaTableReader?
     private let lock = NSLock()
     private var brokerReachable = false
     private var brokerProblem = "not checked yet"
+
+    init(tables: KafkaTableReader?) {
+        self.tables = tables
+    }
 
     func setBroker(reachable: Bool, problem: String) {
         lock.withLock {
@@ -23,6 +28,7 @@ final class Readiness: @unchecked Sendable {
     func problem(assignment: [KafkaTopicPartition]) -> String? {
         let (reachable, problem) = lock.withLock { (brokerReachable, brokerProblem) }
         if !reachable { return "broker unreachable: \(problem)" }
+        if let tablesLoading = tables?.catchUpProblem { return tablesLoading }
         if assignment.isEmpty { return "no partitions assigned (joining the group, or more replicas than partitions)" }
         return nil
     }
@@ -38,7 +44,7 @@ struct ClusterWatch: Service {
 
     func run() async throws {
         // Ends quietly at graceful shutdown: a watch that stops is not a failure of the worker.
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
                     try await consumer.checkConnectivity()

@@ -19,6 +19,7 @@ final class StageRunner: Service, @unchecked Sendable {
     fileprivate let consumer: KafkaConsumer
     private let producer: KafkaProducer
     private let handler: RecordHandler
+    private let tables: KafkaTableReader?
     private let metrics: WorkerMetrics
     private let progress: LoopProgress
     private let outageLimit: Duration
@@ -26,12 +27,13 @@ final class StageRunner: Service, @unchecked Sendable {
     private let inFlight: InFlightLimiter
 
     init(
-        consumer: KafkaConsumer, producer: KafkaProducer, handler: RecordHandler, maxInFlightRecords: Int,
+        consumer: KafkaConsumer, producer: KafkaProducer, handler: RecordHandler, tables: KafkaTableReader? = nil, maxInFlightRecords: Int,
         outageLimit: Duration, metrics: WorkerMetrics, progress: LoopProgress, logger: Logger
     ) {
         self.consumer = consumer
         self.producer = producer
         self.handler = handler
+        self.tables = tables
         self.metrics = metrics
         self.progress = progress
         self.outageLimit = outageLimit
@@ -94,6 +96,16 @@ final class StageRunner: Service, @unchecked Sendable {
     }
 
     private func consume(into pending: AsyncStream<PendingRecord>.Continuation) async throws {
+        // A record is judged by the tables as written before the worker started (a frame is
+        // masked with its camera's masks), never by a half-loaded table.
+        if let tables {
+            // Throws when a table topic is missing: the worker stops, saying which.
+            try await tables.start()
+            logger.info("waiting for the tables to load before taking records")
+            let loaded = await cancelWhenGracefulShutdown { await tables.waitUntilCaughtUp() }
+            guard loaded else { return }
+            logger.info("tables loaded")
+        }
         for try await message in consumer.messages {
             try await inFlight.acquire()
             progress.began()

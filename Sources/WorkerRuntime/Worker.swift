@@ -12,7 +12,14 @@ import UnixSignals
 public enum Worker {
     /// Reads the configuration (file from `--config PATH` or `VIGIL_CONFIG`, then the
     /// environment), bootstraps logging and metrics, and runs until SIGTERM/SIGINT.
-    public static func run(stage: any Stage, name: String, arguments: [String] = CommandLine.arguments) async throws {
+    /// - Parameters:
+    ///   - tables: the tables the stage looks things up in; each must be declared (`tables` in
+    ///     the topology, or `worker.tables`).
+    ///   - routes: mounts the worker's own HTTP routes next to `/metrics`, `/livez` and `/readyz`.
+    public static func run(
+        stage: any Stage, name: String, tables: [any WorkerTable] = [], routes: @Sendable (Router<BasicRequestContext>) -> Void = { _ in },
+        arguments: [String] = CommandLine.arguments
+    ) async throws {
         let configuration: WorkerConfiguration
         do {
             configuration = try await WorkerConfiguration.load(defaultName: name, file: configFile(arguments))
@@ -30,7 +37,7 @@ public enum Worker {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: configuration.name)
         do {
-            try await run(stage: stage, configuration: configuration, registry: registry, logger: logger)
+            try await run(stage: stage, tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes)
         } catch {
             // A clear last word instead of a crash report: the orchestrator restarts the worker,
             // which resumes from its last commit.
@@ -41,8 +48,39 @@ public enum Worker {
 
     /// Runs with a ready configuration; tests and benchmarks call this directly.
     public static func run(
-        stage: any Stage, configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger,
-        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+        stage: any Stage, tables: [any WorkerTable] = [], configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger,
+        routes: @Sendable (Router<BasicRequestContext>) -> Void = { _ in }, onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        if let undeclared = tables.first(where: { !configuration.tables.contains($0.topic) }) {
+            throw UndeclaredTable(topic: undeclared.topic, declared: configuration.tables)
+        }
+        let tableReader = try makeTableReader(tables, configuration: configuration, logger: logger)
+        do {
+            try await run(
+                stage: stage, tableReader: tableReader, configuration: configuration, registry: registry, logger: logger, routes: routes,
+                onListening: onListening
+            )
+        } catch {
+            await tableReader?.close()
+            throw error
+        }
+        await tableReader?.close()
+    }
+
+    /// A reader for `tables`, not started yet (the runner starts it), or nil when there are none.
+    private static func makeTableReader(_ tables: [any WorkerTable], configuration: WorkerConfiguration, logger: Logger) throws -> KafkaTableReader? {
+        guard !tables.isEmpty else { return nil }
+        let applier = TableApplier(tables: tables, worker: configuration.name, logger: logger)
+        return try KafkaTableReader(
+            configuration: KafkaTableReaderConfiguration(cluster: configuration.kafka, topics: tables.map(\.topic)), logger: logger
+        ) { message in
+            applier.apply(TableRecord(message))
+        }
+    }
+
+    private static func run(
+        stage: any Stage, tableReader: KafkaTableReader?, configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger,
+        routes: @Sendable (Router<BasicRequestContext>) -> Void, onListening: @escaping @Sendable (Int) -> Void
     ) async throws {
         let metrics = WorkerMetrics(worker: configuration.name)
         let budget = configuration.memoryBudget
@@ -76,14 +114,16 @@ public enum Worker {
                 // librdkafka's own size check counts header framing a little differently: keep a margin.
                 maxRecordBytes: producer.maxMessageBytes - 512
             ),
-            maxInFlightRecords: configuration.maxInFlightRecords, outageLimit: configuration.outageTimeout,
+            tables: tableReader, maxInFlightRecords: configuration.maxInFlightRecords, outageLimit: configuration.outageTimeout,
             metrics: metrics, progress: progress, logger: logger
         )
-        let readiness = Readiness()
+        let readiness = Readiness(tables: tableReader)
+        let router = HealthServer.router(
+            registry: registry, consumer: consumer, readiness: readiness, progress: progress, livenessTimeout: configuration.livenessTimeout
+        )
+        routes(router)
         let http = Application(
-            router: HealthServer.router(
-                registry: registry, consumer: consumer, readiness: readiness, progress: progress, livenessTimeout: configuration.livenessTimeout
-            ),
+            router: router,
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: configuration.name),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger
@@ -118,5 +158,17 @@ public enum Worker {
             return arguments[index + 1]
         }
         return ProcessInfo.processInfo.environment["VIGIL_CONFIG"]
+    }
+}
+
+/// The worker's code reads a table its configuration does not declare: the topology (the
+/// source of truth for who reads what) must say so first.
+public struct UndeclaredTable: Error, CustomStringConvertible {
+    public var topic: String
+    public var declared: [String]
+
+    public var description: String {
+        "the worker reads table \"\(topic)\", which its configuration does not declare (declared: \(declared.isEmpty ? "none" : declared.joined(separator: ", "))); "
+            + "add it to the worker's tables in Topology/topology.yaml (worker.topology) or to worker.tables"
     }
 }

@@ -20,6 +20,8 @@ import Topology
 /// | `worker.topology` | `WORKER_TOPOLOGY` | none; a topology.yaml whose entry for this worker gives group, inputs and outputs |
 /// | `worker.inputs` | `WORKER_INPUTS` | the topology's; else required; comma-separated topics |
 /// | `worker.outputs` | `WORKER_OUTPUTS` | the topology's; else required; the only topics the stage may write (DLQs are added) |
+/// | `worker.tables` | `WORKER_TABLES` | the topology's; else none; table topics the worker may read whole |
+/// | `worker.table-versions` | `WORKER_TABLE_VERSIONS` | 16 versions per key kept for lookups by event time |
 /// | `worker.max-in-flight` | `WORKER_MAX_IN_FLIGHT` | 1000 records awaiting delivery |
 /// | `worker.memory-budget-mb` | `WORKER_MEMORY_BUDGET_MB` | 256; Kafka buffers, see `MemoryBudget` |
 /// | `worker.liveness-timeout-ms` | `WORKER_LIVENESS_TIMEOUT_MS` | 180000; `/livez` fails when stuck this long (above the delivery timeout: a broker outage ends in the worker's own exit, with its reason, not a liveness kill) |
@@ -35,6 +37,10 @@ public struct WorkerConfiguration: Sendable {
     public var inputs: [String]
     /// The topics the stage may write. The worker also writes its inputs' dead-letter topics.
     public var outputs: [String]
+    /// Table topics the worker may read whole (`tables` in the topology).
+    public var tables: [String]
+    /// Versions per key a table keeps for lookups by event time.
+    public var tableVersions: Int
     public var kafka: KafkaConfiguration
     public var commitInterval: Duration
     public var deliveryTimeout: Duration
@@ -50,7 +56,8 @@ public struct WorkerConfiguration: Sendable {
     public var logLevel: Logger.Level
 
     public init(
-        name: String, groupID: String? = nil, inputs: [String], outputs: [String], kafka: KafkaConfiguration,
+        name: String, groupID: String? = nil, inputs: [String], outputs: [String], tables: [String] = [], tableVersions: Int = 16,
+        kafka: KafkaConfiguration,
         commitInterval: Duration = .seconds(1), deliveryTimeout: Duration = .seconds(120), maxInFlightRecords: Int = 1_000,
         memoryBudget: MemoryBudget = MemoryBudget(bytes: 256 << 20), livenessTimeout: Duration = .seconds(180),
         outageTimeout: Duration = .seconds(60), shutdownTimeout: Duration = .seconds(25), maxAge: Duration? = nil,
@@ -60,6 +67,8 @@ public struct WorkerConfiguration: Sendable {
         self.groupID = groupID ?? name
         self.inputs = inputs
         self.outputs = outputs
+        self.tables = tables
+        self.tableVersions = tableVersions
         self.kafka = kafka
         self.commitInterval = commitInterval
         self.deliveryTimeout = deliveryTimeout
@@ -105,6 +114,8 @@ public struct WorkerConfiguration: Sendable {
                 key: "worker.outputs", problem: "is required: the topics this worker may write, comma-separated (its outputs in Topology/topology.yaml, or worker.topology)"
             )
         }
+        let tables = topicList(config, "worker.tables") ?? declared?.tables ?? []
+        let tableVersions = try positive(config, "worker.table-versions", default: 16)
         let properties: [String: String]
         do {
             properties = try KafkaConfiguration.properties(fromAssignments: config.stringArray(forKey: "kafka.properties", isSecret: true) ?? [])
@@ -148,6 +159,8 @@ public struct WorkerConfiguration: Sendable {
             groupID: config.string(forKey: "worker.group", default: declared?.consumerGroup ?? name),
             inputs: inputs,
             outputs: outputs,
+            tables: tables,
+            tableVersions: tableVersions,
             kafka: KafkaConfiguration(
                 bootstrapServers: bootstrap, clientID: name, requestTimeout: .milliseconds(timeoutMilliseconds), properties: properties
             ),

@@ -25,7 +25,7 @@ struct TopologyValidationTests {
         #expect(topology.regions.map(\.name) == ["region-a", "region-b", "region-c"])
         #expect(topology.topics.filter(\.rawPixels).map(\.name) == ["video.packets.v1", "video.packets.v1.dlq", "frames.v1", "frames.v1.dlq"])
         for worker in topology.workers {
-            for read in worker.reads { #expect(topology.topic(named: read + ".dlq") != nil, "\(worker.name) reads \(read), which has a DLQ") }
+            for input in worker.inputs { #expect(topology.topic(named: input + ".dlq") != nil, "\(worker.name) consumes \(input), which has a DLQ") }
         }
     }
 
@@ -290,8 +290,9 @@ struct TopologyValidationTests {
         #expect(noInsync.map(\.keyPath) == ["topics.events.v1.dlq.min_insync_replicas"])
     }
 
-    @Test("dead-letter topics: every read topic has one, and each belongs to a declared topic")
+    @Test("dead-letter topics: every consumed input has one (tables need none), and each belongs to a declared topic")
     func deadLetterTopics() throws {
+        #expect(try problems { $0.topics.remove(at: $0.index(ofTopic: "settings.v1.dlq")) } == [], "a table's rejected records are logged by every reader, not dead-lettered")
         let missing = try problems { $0.topics.remove(at: $0.index(ofTopic: "events.v1.dlq")) }
         #expect(
             missing == [

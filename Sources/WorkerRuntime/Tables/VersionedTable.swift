@@ -49,6 +49,16 @@ public struct VersionedTable<Value: Sendable & Equatable>: Sendable {
         versions.compactMap { key, history in history.last?.value == nil ? nil : key }.sorted()
     }
 
+    /// Whether any version of `key` is held (a deleted key keeps its history).
+    public func hasHistory(_ key: String) -> Bool {
+        versions[key] != nil
+    }
+
+    /// The version in force now (nil if the key was never seen; its value is nil if deleted).
+    public func currentVersion(_ key: String) -> Version? {
+        versions[key]?.last
+    }
+
     /// The value in force now: the version with the latest effective time.
     public func current(_ key: String) -> Value? {
         versions[key]?.last?.value ?? nil

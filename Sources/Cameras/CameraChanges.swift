@@ -1,0 +1,239 @@
+import Foundation
+import SwiftProtobuf
+import VigilSchema
+
+/// A camera's configuration as the `cameras.v1` table holds it: the value and when it took effect.
+public struct StoredCamera: Sendable, Equatable {
+    public var config: Vigil_V1_CameraConfig
+    public var effectiveMilliseconds: Int64
+
+    public init(config: Vigil_V1_CameraConfig, effectiveMilliseconds: Int64) {
+        self.config = config
+        self.effectiveMilliseconds = effectiveMilliseconds
+    }
+}
+
+/// What `vigil cameras apply` would do: per camera, the change and the record to publish.
+///
+/// Unchanged cameras are republished as stored (same value, same effective time): the dev
+/// cluster drops old records and nothing compacts, so a writer republishes its whole set, and
+/// a reader that already holds that version ignores it.
+public struct CameraPlan: Sendable {
+    public enum Kind: String, Sendable {
+        case added, changed, unchanged, removed
+        /// In the table but not in the file, and removal was not asked for.
+        case notInFile = "not in file"
+    }
+
+    public struct Entry: Sendable {
+        public var cameraID: String
+        public var kind: Kind
+        /// What changed, one line each, e.g. "sampling: 2 fps → keyframes only".
+        public var differences: [String]
+        /// The value to publish; nil for a removal (a tombstone) or for nothing to publish.
+        public var publish: Vigil_V1_CameraConfig?
+        /// When the published record takes effect.
+        public var effectiveMilliseconds: Int64
+        /// Why this change reduces privacy, one line each; empty when it does not.
+        public var privacyReductions: [String]
+    }
+
+    public var entries: [Entry]
+
+    /// The entries that reduce privacy: `apply` refuses them until the two-person rule exists.
+    public var privacyReducing: [Entry] { entries.filter { !$0.privacyReductions.isEmpty } }
+
+    /// The entries an audit event is written for: every real change.
+    public var changes: [Entry] { entries.filter { [.added, .changed, .removed].contains($0.kind) } }
+
+    /// Compares the table's cameras with the file's.
+    /// - Parameters:
+    ///   - deleteMissing: remove cameras the file does not list (otherwise they are kept and listed).
+    ///   - actor: the operator account recorded as `updated_by` of new versions.
+    ///   - now: the effective time of new versions, milliseconds since the epoch.
+    public init(current: [String: StoredCamera], desired: [Vigil_V1_CameraConfig], deleteMissing: Bool, actor: String, now: Int64) {
+        var entries: [Entry] = []
+        let desiredIDs = Set(desired.map(\.cameraID))
+        for wanted in desired {
+            guard let stored = current[wanted.cameraID] else {
+                var config = wanted
+                config.version = 1
+                config.updatedBy = actor
+                config.updatedTime = .init(date: Date(timeIntervalSince1970: Double(now) / 1_000))
+                entries.append(Entry(
+                    cameraID: wanted.cameraID, kind: .added, differences: ["new camera: \(Self.summary(config))"], publish: config,
+                    effectiveMilliseconds: now, privacyReductions: []
+                ))
+                continue
+            }
+            let differences = Self.differences(from: stored.config, to: wanted)
+            if differences.isEmpty {
+                entries.append(Entry(
+                    cameraID: wanted.cameraID, kind: .unchanged, differences: [], publish: stored.config,
+                    effectiveMilliseconds: stored.effectiveMilliseconds, privacyReductions: []
+                ))
+                continue
+            }
+            var config = wanted
+            config.version = stored.config.version + 1
+            config.updatedBy = actor
+            config.updatedTime = .init(date: Date(timeIntervalSince1970: Double(now) / 1_000))
+            entries.append(Entry(
+                cameraID: wanted.cameraID, kind: .changed, differences: differences, publish: config, effectiveMilliseconds: now,
+                privacyReductions: PrivacyCheck.reductions(from: stored.config, to: wanted)
+            ))
+        }
+        for (id, stored) in current where !desiredIDs.contains(id) {
+            entries.append(Entry(
+                cameraID: id, kind: deleteMissing ? .removed : .notInFile,
+                differences: deleteMissing ? ["camera removed: ingest stops reading it"] : [],
+                publish: deleteMissing ? nil : stored.config, effectiveMilliseconds: deleteMissing ? now : stored.effectiveMilliseconds,
+                privacyReductions: []
+            ))
+        }
+        self.entries = entries.sorted { $0.cameraID < $1.cameraID }
+    }
+
+    /// The configuration an operator declares: everything but the bookkeeping fields.
+    static func declared(_ config: Vigil_V1_CameraConfig) -> Vigil_V1_CameraConfig {
+        var copy = config
+        copy.version = 0
+        copy.updatedBy = ""
+        copy.clearUpdatedTime()
+        copy.approvedBy = []
+        return copy
+    }
+
+    static func differences(from old: Vigil_V1_CameraConfig, to new: Vigil_V1_CameraConfig) -> [String] {
+        guard declared(old) != declared(new) else { return [] }
+        var lines: [String] = []
+        func compare(_ name: String, _ before: String, _ after: String) {
+            if before != after { lines.append("\(name): \(before) → \(after)") }
+        }
+        compare("source", old.sourceURL, new.sourceURL)
+        compare("credentials", old.credentialsRef.isEmpty ? "none" : old.credentialsRef, new.credentialsRef.isEmpty ? "none" : new.credentialsRef)
+        compare("sampling", describe(old.sampling), describe(new.sampling))
+        compare("working resolution", describe(old), describe(new))
+        compare("redaction", describe(old.redactionPolicy), describe(new.redactionPolicy))
+        compare("snapshots per minute", old.snapshotsPerMinute.formatted(), new.snapshotsPerMinute.formatted())
+        let oldMasks = Dictionary(old.privacyMasks.map { ($0.maskID, $0) }, uniquingKeysWith: { first, _ in first })
+        let newMasks = Dictionary(new.privacyMasks.map { ($0.maskID, $0) }, uniquingKeysWith: { first, _ in first })
+        for id in Set(oldMasks.keys).union(newMasks.keys).sorted() {
+            switch (oldMasks[id], newMasks[id]) {
+            case (nil, .some): lines.append("privacy mask \(id) added")
+            case (.some, nil): lines.append("privacy mask \(id) removed")
+            case (let before?, let after?) where before != after: lines.append("privacy mask \(id) reshaped")
+            default: break
+            }
+        }
+        if old.labels != new.labels {
+            compare("labels", describe(old.labels), describe(new.labels))
+        }
+        return lines
+    }
+
+    static func summary(_ config: Vigil_V1_CameraConfig) -> String {
+        "\(config.sourceURL), \(describe(config.sampling)), redaction \(describe(config.redactionPolicy)), \(config.privacyMasks.count) privacy mask(s)"
+    }
+
+    public static func describe(_ sampling: Vigil_V1_FrameSampling) -> String {
+        switch sampling.rate {
+        case .framesPerSecond(let fps): "\(fps.formatted()) fps"
+        case .keyframesOnly: "keyframes only"
+        case nil: "unset"
+        }
+    }
+
+    public static func describe(_ config: Vigil_V1_CameraConfig) -> String {
+        config.hasWorkingResolution ? "\(config.workingResolution.width)x\(config.workingResolution.height)" : "stream's own"
+    }
+
+    public static func describe(_ policy: Vigil_V1_RedactionPolicy) -> String {
+        let target = switch policy.target {
+        case .wholePersons: "whole persons"
+        case .faces: "faces"
+        default: "unset"
+        }
+        let fill = switch policy.fill {
+        case .solid: "solid"
+        case .coarseMosaic: "coarse mosaic"
+        default: "unset"
+        }
+        return "\(target), \(fill)"
+    }
+
+    public static func describe(_ labels: [String: String]) -> String {
+        labels.isEmpty ? "none" : labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    }
+}
+
+/// Which changes to a camera reduce privacy: a privacy mask removed or no longer covering all
+/// it covered, redaction weakened from whole persons to faces. These need a second admin.
+public enum PrivacyCheck {
+    public static func reductions(from old: Vigil_V1_CameraConfig, to new: Vigil_V1_CameraConfig) -> [String] {
+        var reasons: [String] = []
+        let newMasks = Dictionary(new.privacyMasks.map { ($0.maskID, $0) }, uniquingKeysWith: { first, _ in first })
+        for mask in old.privacyMasks {
+            guard let replacement = newMasks[mask.maskID] else {
+                reasons.append("removes privacy mask \(mask.maskID)")
+                continue
+            }
+            if !Polygon.contains(replacement.area.vertices, mask.area.vertices) {
+                reasons.append("shrinks or moves privacy mask \(mask.maskID): the new shape no longer covers all of the old one")
+            }
+        }
+        if old.redactionPolicy.target == .wholePersons, new.redactionPolicy.target != .wholePersons {
+            reasons.append("switches redaction from whole persons to faces only")
+        }
+        return reasons
+    }
+}
+
+/// Polygon containment for privacy masks (simple polygons, normalized coordinates).
+enum Polygon {
+    /// Whether `outer` covers all of `inner`: every vertex of `inner` lies in `outer` (its
+    /// boundary counts) and no edges of the two cross. For simple polygons that is exact: the
+    /// inner boundary then lies wholly inside the outer one, and so does its interior.
+    static func contains(_ outer: [Vigil_V1_Point], _ inner: [Vigil_V1_Point]) -> Bool {
+        guard outer.count >= 3 else { return inner.isEmpty }
+        guard inner.allSatisfy({ covers(outer, $0) }) else { return false }
+        for (a, b) in edges(inner) {
+            for (c, d) in edges(outer) where properlyCross(a, b, c, d) {
+                return false
+            }
+        }
+        return true
+    }
+
+    private static func edges(_ polygon: [Vigil_V1_Point]) -> [(Vigil_V1_Point, Vigil_V1_Point)] {
+        polygon.indices.map { (polygon[$0], polygon[($0 + 1) % polygon.count]) }
+    }
+
+    /// Inside or on the boundary (even-odd rule, with a tolerance for points on an edge).
+    private static func covers(_ polygon: [Vigil_V1_Point], _ point: Vigil_V1_Point) -> Bool {
+        let (x, y) = (Double(point.x), Double(point.y))
+        var inside = false
+        for (a, b) in edges(polygon) {
+            let (ax, ay, bx, by) = (Double(a.x), Double(a.y), Double(b.x), Double(b.y))
+            if onSegment(x, y, ax, ay, bx, by) { return true }
+            if (ay > y) != (by > y), x < (bx - ax) * (y - ay) / (by - ay) + ax { inside.toggle() }
+        }
+        return inside
+    }
+
+    private static func onSegment(_ x: Double, _ y: Double, _ ax: Double, _ ay: Double, _ bx: Double, _ by: Double) -> Bool {
+        let cross = (bx - ax) * (y - ay) - (by - ay) * (x - ax)
+        guard abs(cross) < 1e-9 else { return false }
+        return x >= min(ax, bx) - 1e-9 && x <= max(ax, bx) + 1e-9 && y >= min(ay, by) - 1e-9 && y <= max(ay, by) + 1e-9
+    }
+
+    /// Whether segments ab and cd cross at a point inside both (touching does not count).
+    private static func properlyCross(_ a: Vigil_V1_Point, _ b: Vigil_V1_Point, _ c: Vigil_V1_Point, _ d: Vigil_V1_Point) -> Bool {
+        func orientation(_ p: Vigil_V1_Point, _ q: Vigil_V1_Point, _ r: Vigil_V1_Point) -> Double {
+            let value = Double(q.x - p.x) * Double(r.y - p.y) - Double(q.y - p.y) * Double(r.x - p.x)
+            return abs(value) < 1e-12 ? 0 : value
+        }
+        let (o1, o2, o3, o4) = (orientation(a, b, c), orientation(a, b, d), orientation(c, d, a), orientation(c, d, b))
+        return o1 * o2 < 0 && o3 * o4 < 0
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+import SwiftProtobuf
+import VigilSchema
+import WorkerRuntime
+
+/// The `cameras.v1` table: what ingest, decode and detect look camera configuration up in.
+public enum CameraTable {
+    public static let topic = "cameras.v1"
+
+    /// A table of camera configurations; `maxVersionsPerKey` as `worker.table-versions`.
+    public static func make(maxVersionsPerKey: Int = 16) -> Table<Vigil_V1_CameraConfig> {
+        Table(topic: topic, maxVersionsPerKey: maxVersionsPerKey) { key, bytes in
+            let config = try Vigil_V1_CameraConfig(serializedBytes: bytes)
+            guard config.cameraID == key else {
+                throw CameraRecordMismatch(key: key, cameraID: config.cameraID)
+            }
+            return config
+        }
+    }
+
+    /// The record that publishes `config` (nil: a tombstone for `cameraID`), in force from `effectiveMilliseconds`.
+    public static func record(cameraID: String, config: Vigil_V1_CameraConfig?, effectiveMilliseconds: Int64) throws -> (key: [UInt8], value: [UInt8], headers: [RecordHeader]) {
+        let value: [UInt8] = try config.map { try $0.serializedBytes() } ?? []
+        return (Array(cameraID.utf8), value, [RecordHeader(key: TableHeaders.effectiveTime, value: String(effectiveMilliseconds))])
+    }
+}
+
+/// A `cameras.v1` record whose value names another camera than its key.
+struct CameraRecordMismatch: Error, CustomStringConvertible {
+    var key: String
+    var cameraID: String
+
+    var description: String { "the record's key is \(key) but its configuration is for camera \"\(cameraID)\"" }
+}

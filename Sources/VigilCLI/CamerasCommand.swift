@@ -1,0 +1,180 @@
+import ArgumentParser
+import Cameras
+import Foundation
+import Kafka
+import Logging
+import SwiftProtobuf
+import VigilSchema
+import WorkerRuntime
+
+struct CamerasCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cameras",
+        abstract: "Declare cameras (the cameras.v1 table) and list what the cluster holds.",
+        discussion: """
+            A cameras file declares each camera's source, sampling, working resolution, static privacy masks, redaction policy, snapshot rate and labels (see `vigil cameras apply --help`). Credentials never go into the file or Kafka: name the secret that holds them under `credentials:`.
+            """,
+        subcommands: [Apply.self, List.self]
+    )
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a cameras file, show what changes, and publish it to cameras.v1.",
+            discussion: """
+                The file is checked whole first: every problem is listed with its file, line, camera and key, and nothing is published while any remains. Then the cluster's cameras are read, the changes are printed camera by camera, and the file's cameras are published: changed and new ones as new versions in force from now, unchanged ones republished as they are (the dev cluster keeps no old records, so a writer republishes its whole set; readers ignore a version they hold). Every change is an audit event on audit.events.v1, written before the change itself.
+
+                A change that reduces privacy (removing or shrinking a privacy mask, switching redaction from whole persons to faces) needs a second admin; until that approval exists (the "Audit" work), apply refuses it and publishes nothing.
+
+                Cameras in the cluster but not in the file are kept unless --delete-missing is given.
+
+                Exit status: 0 published (or, with --dry-run, checked); 1 the file has problems, a change was refused, or the cluster could not be read or written.
+                """
+        )
+
+        @Argument(help: "The cameras file (YAML).")
+        var file: String
+
+        @OptionGroup var connection: ConnectionOptions
+
+        @Flag(help: "Check and show the changes; publish nothing.")
+        var dryRun = false
+
+        @Flag(help: "Remove cameras the file does not list (a tombstone each).")
+        var deleteMissing = false
+
+        @Option(help: "Operator account recorded as the author of the change (default: $USER, else the login name).")
+        var actor = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
+
+        @OptionGroup var logging: LoggingOptions
+
+        func validate() throws {
+            guard !actor.isEmpty else { throw ValidationError("--actor must name the operator account making the change: every change names its author") }
+        }
+
+        func run() async throws {
+            let logger = logging.bootstrap(label: "vigil.cameras")
+            let desired: [Vigil_V1_CameraConfig]
+            do {
+                desired = try CamerasFile.load(path: file)
+            } catch {
+                for problem in error.errors { writeError(problem.description) }
+                writeError("vigil: \(TopologyOption.count(error.errors.count, "problem")) in \(file); nothing was published")
+                throw ExitCode.failure
+            }
+            let cluster = connection.configuration(clientID: "vigil-cameras")
+            let current = try await CamerasCommand.read(cluster: cluster, logger: logger)
+            let now = Int64(Date().timeIntervalSince1970 * 1_000)
+            let plan = CameraPlan(current: current, desired: desired, deleteMissing: deleteMissing, actor: actor, now: now)
+            for entry in plan.entries {
+                writeLine("\(entry.cameraID): \(entry.kind.rawValue)")
+                for line in entry.differences { writeLine("  \(line)") }
+            }
+            writeLine("plan: \(plan.changes.count) to change, \(plan.entries.count - plan.changes.count) unchanged or kept")
+            let refused = plan.privacyReducing
+            guard refused.isEmpty else {
+                for entry in refused {
+                    for reason in entry.privacyReductions { writeError("vigil: camera \(entry.cameraID): refused: this change \(reason)") }
+                }
+                writeError("vigil: a change that reduces privacy needs a second admin's approval, which vigil cannot record yet; nothing was published. Keep the mask or redaction as it is in \(file), or wait for the two-person rule")
+                throw ExitCode.failure
+            }
+            if dryRun {
+                writeLine("dry run: nothing published")
+                return
+            }
+            try await publish(plan, cluster: cluster, now: now, logger: logger)
+        }
+
+        private func publish(_ plan: CameraPlan, cluster: KafkaConfiguration, now: Int64, logger: Logger) async throws {
+            let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: cluster), logger: logger)
+            do {
+                // The audit trail first: a change never lands without its event. Event ids name
+                // the camera and version, so a rerun after a failure repeats the same events.
+                for entry in plan.changes {
+                    let event = Self.auditEvent(entry, actor: actor, now: now)
+                    _ = try await producer.send(KafkaProducerMessage(
+                        topic: "audit.events.v1", key: Array(entry.cameraID.utf8), value: try event.serializedBytes()
+                    ))
+                }
+                var published = 0
+                for entry in plan.entries where entry.kind != .notInFile {
+                    let record = try CameraTable.record(cameraID: entry.cameraID, config: entry.publish, effectiveMilliseconds: entry.effectiveMilliseconds)
+                    _ = try await producer.send(KafkaProducerMessage(
+                        topic: CameraTable.topic, key: record.key, value: record.value, headers: record.headers.map { KafkaHeader(key: $0.key, value: $0.value) }
+                    ))
+                    published += 1
+                }
+                await producer.close()
+                writeLine("published \(TopologyOption.count(published, "camera record")) to \(CameraTable.topic) and \(TopologyOption.count(plan.changes.count, "audit event")) to audit.events.v1")
+            } catch {
+                await producer.close()
+                writeError("vigil: publishing failed: \(error). Run apply again: it republishes the same versions and audit events")
+                throw ExitCode.failure
+            }
+        }
+
+        static func auditEvent(_ entry: CameraPlan.Entry, actor: String, now: Int64) -> Vigil_V1_AuditEvent {
+            var event = Vigil_V1_AuditEvent()
+            let version = entry.publish.map { "v\($0.version)" } ?? "removed-\(entry.effectiveMilliseconds)"
+            event.eventID = "camera-config:\(entry.cameraID):\(version)"
+            event.kind = .cameraConfigChanged
+            event.actor = actor
+            event.subject = "camera:\(entry.cameraID)"
+            event.cameraID = entry.cameraID
+            event.detail = "\(entry.kind.rawValue): " + entry.differences.joined(separator: "; ")
+            event.eventTime = Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: Double(now) / 1_000))
+            event.origin = "vigil cameras apply"
+            return event
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the cameras the cluster holds (the current version of each).")
+
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var logging: LoggingOptions
+
+        func run() async throws {
+            let logger = logging.bootstrap(label: "vigil.cameras")
+            let cameras = try await CamerasCommand.read(cluster: connection.configuration(clientID: "vigil-cameras"), logger: logger)
+            guard !cameras.isEmpty else {
+                writeLine("no cameras; declare them with `vigil cameras apply cameras.yaml`")
+                return
+            }
+            let rows = cameras.keys.sorted().map { id -> [String] in
+                let stored = cameras[id]!
+                let config = stored.config
+                let effective = Date(timeIntervalSince1970: Double(stored.effectiveMilliseconds) / 1_000)
+                return [
+                    id, "v\(config.version)", config.sourceURL, CameraPlan.describe(config.sampling), CameraPlan.describe(config),
+                    CameraPlan.describe(config.redactionPolicy), String(config.privacyMasks.count), config.snapshotsPerMinute.formatted(),
+                    config.updatedBy, effective.formatted(.iso8601),
+                ]
+            }
+            let header = ["CAMERA", "VERSION", "SOURCE", "SAMPLING", "RESOLUTION", "REDACTION", "MASKS", "SNAPSHOTS/MIN", "BY", "IN FORCE SINCE"]
+            let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max()! }
+            for row in [header] + rows {
+                let padded = row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                writeLine(padded.joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+            }
+        }
+    }
+
+    /// The cluster's cameras: every current version in cameras.v1.
+    static func read(cluster: KafkaConfiguration, logger: Logger) async throws -> [String: StoredCamera] {
+        let table = CameraTable.make()
+        do {
+            try await table.load(cluster: cluster, logger: logger)
+        } catch {
+            writeError("vigil: cannot read \(CameraTable.topic) from \(cluster.bootstrapServers): \(error)")
+            throw ExitCode.failure
+        }
+        var cameras: [String: StoredCamera] = [:]
+        for key in table.keys {
+            if let version = table.currentVersion(key), let config = version.value {
+                cameras[key] = StoredCamera(config: config, effectiveMilliseconds: version.effectiveFromMilliseconds)
+            }
+        }
+        return cameras
+    }
+}

@@ -1,0 +1,218 @@
+import Foundation
+import Kafka
+import Logging
+import Metrics
+
+/// Headers every table record carries.
+public enum TableHeaders {
+    /// Milliseconds since the epoch from which the record's value (or deletion) is in force,
+    /// as decimal text. A record without it takes effect at its Kafka timestamp.
+    public static let effectiveTime = "vigil-effective-time-ms"
+}
+
+/// One record of a table topic, as the runtime hands it to a table.
+public struct TableRecord: Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var key: [UInt8]?
+    /// Empty for a tombstone (a deletion). A table's values are never empty: every vigil
+    /// table message carries at least its own id.
+    public var value: [UInt8]
+    public var headers: [RecordHeader]
+    public var timestampMilliseconds: Int64?
+
+    public init(
+        topic: String, partition: Int32 = 0, offset: Int64 = 0, key: [UInt8]?, value: [UInt8],
+        headers: [RecordHeader] = [], timestampMilliseconds: Int64? = nil
+    ) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestampMilliseconds = timestampMilliseconds
+    }
+}
+
+/// What a table did with one record.
+public enum TableApplyOutcome: Sendable, Equatable {
+    /// The key's current value changed (change callbacks ran).
+    case changed
+    /// A version was recorded, or one already held was seen again: the current value stayed.
+    case unchanged
+    /// A deletion of a key the table never held: nothing to delete.
+    case ignoredTombstone
+    /// Not applied; the key keeps its previous versions. The reason names the record and
+    /// what is wrong, never its content.
+    case rejected(String)
+
+    var metricLabel: String {
+        switch self {
+        case .changed: "changed"
+        case .unchanged: "unchanged"
+        case .ignoredTombstone: "ignored_tombstone"
+        case .rejected: "rejected"
+        }
+    }
+}
+
+/// A table as the runtime drives it: whatever its value type.
+public protocol WorkerTable: AnyObject, Sendable {
+    /// The table topic it reads.
+    var topic: String { get }
+    /// Applies one record read from the topic (on the reader's thread, in offset order per partition).
+    func apply(_ record: TableRecord) -> TableApplyOutcome
+}
+
+/// A table every replica of a worker reads whole (`rules.v1`, `cameras.v1`): typed lookup of
+/// the current value and of the version in force at an event time, and a change callback.
+///
+/// Create it in the worker's `main`, give it to the stage that looks things up in it and to
+/// `Worker.run(stage:tables:…)`, which reads the topic and keeps the worker unready until the
+/// table holds everything written before the worker started.
+public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked Sendable {
+    public typealias Change = VersionedTable<Value>.Change
+    public typealias Lookup = VersionedTable<Value>.Lookup
+
+    public let topic: String
+    private let decode: @Sendable (_ key: String, _ value: [UInt8]) throws -> Value
+    private let lock = NSLock()
+    private var versions: VersionedTable<Value>  // guarded by `lock`
+    private var observers: [@Sendable (Change) -> Void] = []  // guarded by `lock`
+
+    /// - Parameters:
+    ///   - maxVersionsPerKey: versions kept per key for lookups by event time; a lookup before
+    ///     the oldest kept one answers `.beforeRetainedHistory`.
+    ///   - decode: parses a record's value for its key; throw to reject a record (a malformed
+    ///     value, or one whose own id disagrees with its key).
+    public init(topic: String, maxVersionsPerKey: Int = 16, decode: @escaping @Sendable (_ key: String, _ value: [UInt8]) throws -> Value) {
+        self.topic = topic
+        self.decode = decode
+        versions = VersionedTable(maxVersionsPerKey: maxVersionsPerKey)
+    }
+
+    /// The value in force now, nil if the key is unknown or deleted.
+    public func current(_ key: String) -> Value? {
+        lock.withLock { versions.current(key) }
+    }
+
+    /// The current version with the time it took effect (nil if the key was never seen).
+    public func currentVersion(_ key: String) -> VersionedTable<Value>.Version? {
+        lock.withLock { versions.currentVersion(key) }
+    }
+
+    /// The version in force at `milliseconds` (an event time).
+    public func value(_ key: String, asOf milliseconds: Int64) -> Lookup {
+        lock.withLock { versions.value(key, asOf: milliseconds) }
+    }
+
+    /// Keys with a current value, sorted.
+    public var keys: [String] {
+        lock.withLock { versions.keys }
+    }
+
+    /// Calls `observer` after each change of a key's current value, on the table reader's
+    /// thread: keep it short, and hand longer work to a task of your own.
+    public func onChange(_ observer: @escaping @Sendable (Change) -> Void) {
+        lock.withLock { observers.append(observer) }
+    }
+
+    public func apply(_ record: TableRecord) -> TableApplyOutcome {
+        let place = "\(record.topic)[\(record.partition)] offset \(record.offset)"
+        guard let keyBytes = record.key, !keyBytes.isEmpty, let key = String(validating: keyBytes, as: UTF8.self) else {
+            return .rejected("\(place) has no key (or one that is not UTF-8): a table record is keyed by the id it configures")
+        }
+        guard let effective = Self.effectiveTime(record) else {
+            return .rejected("\(place) (key \(key)) has neither a \(TableHeaders.effectiveTime) header nor a Kafka timestamp: no time to take effect from")
+        }
+        let value: Value?
+        if record.value.isEmpty {
+            value = nil
+        } else {
+            do {
+                value = try decode(key, record.value)
+            } catch {
+                return .rejected("\(place) (key \(key)) cannot be read: \(error)")
+            }
+        }
+        let (outcome, change, observers): (TableApplyOutcome, Change?, [@Sendable (Change) -> Void]) = lock.withLock {
+            if value == nil, !versions.hasHistory(key) {
+                return (.ignoredTombstone, nil, [])
+            }
+            let change = versions.apply(key: key, effectiveFromMilliseconds: effective, value: value)
+            return (change == nil ? .unchanged : .changed, change, self.observers)
+        }
+        if let change { observers.forEach { $0(change) } }
+        return outcome
+    }
+
+    private static func effectiveTime(_ record: TableRecord) -> Int64? {
+        if let header = record.headers.first(where: { $0.key == TableHeaders.effectiveTime })?.value {
+            return Int64(String(decoding: header, as: UTF8.self))
+        }
+        return record.timestampMilliseconds
+    }
+}
+
+extension Table {
+    /// Reads `topic` once, to the high watermark it has now, and returns the table: for tools
+    /// (`vigil cameras list|apply`) that need the current values, not a live view.
+    public func load(cluster: KafkaConfiguration, logger: Logger) async throws {
+        let applier = TableApplier(tables: [self], worker: cluster.clientID, logger: logger)
+        let reader = try KafkaTableReader(configuration: KafkaTableReaderConfiguration(cluster: cluster, topics: [topic]), logger: logger) { message in
+            applier.apply(TableRecord(message))
+        }
+        do {
+            try await reader.start()
+        } catch {
+            await reader.close()
+            throw error
+        }
+        _ = await reader.waitUntilCaughtUp()
+        await reader.close()
+    }
+}
+
+extension TableRecord {
+    init(_ message: KafkaConsumerMessage) {
+        self.init(
+            topic: message.topic, partition: message.partition, offset: message.offset, key: message.key, value: message.value,
+            headers: message.headers.map { RecordHeader(key: $0.key, value: $0.value) }, timestampMilliseconds: message.timestampMilliseconds
+        )
+    }
+}
+
+/// Applies table records read from Kafka to the worker's tables, with a log line and a
+/// metric for every record it cannot apply.
+struct TableApplier: Sendable {
+    let tables: [String: any WorkerTable]
+    let worker: String
+    let logger: Logger
+
+    init(tables: [any WorkerTable], worker: String, logger: Logger) {
+        self.tables = Dictionary(tables.map { ($0.topic, $0) }, uniquingKeysWith: { first, _ in first })
+        self.worker = worker
+        self.logger = logger
+    }
+
+    func apply(_ record: TableRecord) {
+        guard let table = tables[record.topic] else { return }
+        let outcome = table.apply(record)
+        Counter(label: "vigil_table_records_total", dimensions: [("worker", worker), ("table", record.topic), ("outcome", outcome.metricLabel)]).increment()
+        switch outcome {
+        case .rejected(let reason):
+            // Every replica reads the same record, so none dead-letters it (that would make one
+            // copy per replica); the writer (`vigil cameras apply`, `vigil rules apply`) validates
+            // before publishing, and republishing a corrected set fixes it.
+            logger.error("table record rejected; the key keeps its previous value", metadata: ["table": "\(record.topic)", "reason": "\(reason)"])
+        case .ignoredTombstone:
+            logger.info("table tombstone for a key never seen; nothing to delete", metadata: [
+                "table": "\(record.topic)", "partition": "\(record.partition)", "offset": "\(record.offset)",
+            ])
+        case .changed, .unchanged:
+            break
+        }
+    }
+}
