@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 
 /// `vigil-passthrough` in its own process: forwards `in` to `in.out` on the shared worker
@@ -29,10 +30,7 @@ struct PassThroughWorkerProcess {
 
     /// GET on the worker's HTTP server: status and body.
     func get(_ path: String) async throws -> (status: Int, body: String) {
-        let curl = try ChildProcess("/usr/bin/curl", ["-s", "-o", "/dev/stdout", "-w", "\n%{http_code}\n", "http://127.0.0.1:\(port)\(path)"], name: "curl \(path)")
-        try await curl.waitForExit(timeout: .seconds(30))
-        let lines = curl.output
-        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+        try await httpGet(port: port, path: path)
     }
 
     /// The sum of the samples of `/metrics` whose line starts with `prefix` (a name, or a name
@@ -62,4 +60,58 @@ struct PassThroughWorkerProcess {
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
+}
+
+/// A plain HTTP/1.1 GET to 127.0.0.1, in process. Tests poll health endpoints many times a
+/// second: spawning curl for each would also hit the intermittent crash of Foundation's
+/// `Process.run()` on Linux (swift-corelibs-foundation #5472), which grows with every spawn.
+func httpGet(port: Int, path: String) async throws -> (status: Int, body: String) {
+    try await Task.detached {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw HTTPGetFailed(description: "socket: errno \(errno)") }
+        defer { close(socket) }
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw HTTPGetFailed(description: "connect to port \(port): errno \(errno)") }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+        guard send(socket, request, request.count, 0) == request.count else { throw HTTPGetFailed(description: "send: errno \(errno)") }
+        var response: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = recv(socket, &chunk, chunk.count, 0)
+            if count < 0 { throw HTTPGetFailed(description: "recv: errno \(errno)") }
+            if count == 0 { break }
+            response.append(contentsOf: chunk[0..<count])
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard let headerEnd = text.range(of: "\r\n\r\n") else { throw HTTPGetFailed(description: "no HTTP header in the answer") }
+        let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+        var body = String(text[headerEnd.upperBound...])
+        if text[..<headerEnd.lowerBound].lowercased().contains("transfer-encoding: chunked") { body = dechunk(body) }
+        return (status, body.hasSuffix("\n") ? String(body.dropLast()) : body)
+    }.value
+}
+
+/// The body of a chunked HTTP answer.
+private func dechunk(_ text: String) -> String {
+    var body = ""
+    var rest = Substring(text)
+    while let lineEnd = rest.range(of: "\r\n"), let size = Int(rest[..<lineEnd.lowerBound], radix: 16), size > 0 {
+        let start = lineEnd.upperBound
+        let bytes = Array(rest[start...].utf8)
+        body += String(decoding: bytes.prefix(size), as: UTF8.self)
+        rest = Substring(String(decoding: bytes.dropFirst(size + 2), as: UTF8.self))
+    }
+    return body
+}
+
+struct HTTPGetFailed: Error, CustomStringConvertible {
+    let description: String
 }
