@@ -182,6 +182,24 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         }
     }
 
+    /// The oldest and next offset of each assigned partition as of its last fetch (no broker
+    /// request); partitions not fetched yet are missing.
+    public func cachedWatermarks() -> [KafkaTopicPartition: (low: Int64, high: Int64)] {
+        let partitions = assignment
+        return (try? client.withHandle("read watermarks") { handle in
+            var watermarks: [KafkaTopicPartition: (low: Int64, high: Int64)] = [:]
+            for partition in partitions {
+                var low: Int64 = -1
+                var high: Int64 = -1
+                if rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                   low >= 0, high >= 0 {
+                    watermarks[partition] = (low, high)
+                }
+            }
+            return watermarks
+        }) ?? [:]
+    }
+
     /// Stops fetching from these partitions until `resume`; records already buffered are still delivered.
     public func pause(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
         try changeFetching(partitions, pause: true)

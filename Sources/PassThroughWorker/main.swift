@@ -2,6 +2,7 @@ import Cameras
 import Foundation
 import Hummingbird
 import SwiftProtobuf
+import Synchronization
 import VigilSchema
 import WorkerRuntime
 
@@ -14,6 +15,9 @@ import WorkerRuntime
 ///
 /// `PASSTHROUGH_CAMERAS=1` makes it read the `cameras.v1` table and serve `GET /cameras`
 /// (one line per camera: id and version): the runtime's table tests read it.
+///
+/// `PASSTHROUGH_SOURCE=1` runs it as a source worker instead (`SyntheticCameraSource`): it owns
+/// its share of `cameras.v1` and emits a heartbeat per owned camera.
 struct PassThroughStage: Stage {
     var delay: Duration = .zero
 
@@ -44,7 +48,40 @@ struct UndecodableRecord: Error, CustomStringConvertible {
     var description: String { "cannot decode the record: \(reason)" }
 }
 
+/// Stands in for ingest in the runtime's tests: for each owned camera, a record every
+/// `interval` on `topic` (key: camera id, value: "<camera> <pid> <n>"), and `GET /owned`
+/// lists the cameras this replica runs.
+struct SyntheticCameraSource: Source {
+    let topic: String
+    let interval: Duration
+    let owned = OwnedCameras()
+
+    func run(key: String, value: Vigil_V1_CameraConfig, output: SourceOutput) async throws {
+        owned.withLock { _ = $0.insert(key) }
+        defer { owned.withLock { _ = $0.remove(key) } }
+        var count = 0
+        while true {
+            try await output.send(StageOutput(topic: topic, key: Array(key.utf8), value: Array("\(key) \(getpid()) \(count)".utf8)))
+            count += 1
+            try await Task.sleep(for: interval)
+        }
+    }
+}
+
+final class OwnedCameras: Sendable {
+    private let cameras = Mutex<Set<String>>([])
+
+    func withLock<R>(_ body: (inout Set<String>) -> R) -> R { cameras.withLock { body(&$0) } }
+}
+
 let environment = ProcessInfo.processInfo.environment
+if environment["PASSTHROUGH_SOURCE"] == "1" {
+    let source = SyntheticCameraSource(topic: environment["PASSTHROUGH_SOURCE_TOPIC"] ?? "source.out", interval: .milliseconds(100))
+    try await Worker.run(source: source, name: "vigil-passthrough", owning: { CameraTable.make() }) { router in
+        router.get("owned") { _, _ in source.owned.withLock { $0.sorted().map { $0 + "\n" }.joined() } }
+    }
+    exit(0)
+}
 let delayMilliseconds = environment["PASSTHROUGH_DELAY_MS"].flatMap { Int($0) } ?? 0
 let cameras = environment["PASSTHROUGH_CAMERAS"] == "1" ? CameraTable.make() : nil
 try await Worker.run(

@@ -90,28 +90,35 @@ extension Topology {
         public var inputs: [String]
         /// Read in full by every replica, outside the group (e.g. the rule set).
         public var tables: [String]
+        /// For a source worker (no inputs): the table whose partitions the group splits among
+        /// replicas; each replica owns the keys (cameras) of its partitions.
+        public var owns: String?
         public var outputs: [Output]
         /// Replica bound outside any region; regions give their own.
         public var maxReplicas: Int
 
         public init(
             name: String, description: String = "", consumerGroup: String, inputs: [String] = [], tables: [String] = [],
-            outputs: [Output] = [], maxReplicas: Int
+            owns: String? = nil, outputs: [Output] = [], maxReplicas: Int
         ) {
             self.name = name
             self.description = description
             self.consumerGroup = consumerGroup
             self.inputs = inputs
             self.tables = tables
+            self.owns = owns
             self.outputs = outputs
             self.maxReplicas = maxReplicas
         }
 
-        /// Every topic the worker reads: inputs, then tables.
-        public var reads: [String] { inputs + tables }
+        /// Every topic the worker reads: inputs, tables, then the table it owns keys of.
+        public var reads: [String] { inputs + tables + (owns.map { [$0] } ?? []) }
 
-        /// The dead-letter topics the worker may write: one per topic it reads.
-        public var deadLetterTopics: [String] { reads.map { $0 + Topology.deadLetterSuffix } }
+        /// The topics whose partitions the group splits among replicas: the inputs, or the owned table.
+        public var groupTopics: [String] { inputs + (owns.map { [$0] } ?? []) }
+
+        /// The dead-letter topics the worker may write: one per input.
+        public var deadLetterTopics: [String] { inputs.map { $0 + Topology.deadLetterSuffix } }
     }
 
     /// A topic a worker writes, and what it keys the records by.

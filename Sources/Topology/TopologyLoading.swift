@@ -392,7 +392,7 @@ extension Topology.CleanupPolicy: Codable {
 
 extension Topology.Worker: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case description, inputs, tables, outputs
+        case description, inputs, tables, owns, outputs
         case consumerGroup = "consumer_group"
         case maxReplicas = "max_replicas"
     }
@@ -405,6 +405,7 @@ extension Topology.Worker: Codable {
         consumerGroup = try container.decode(String.self, forKey: .consumerGroup)
         inputs = try container.decode([String].self, forKey: .inputs)
         tables = try container.decodeIfPresent([String].self, forKey: .tables) ?? []
+        owns = try container.decodeIfPresent(String.self, forKey: .owns)
         outputs = try container.decode([Topology.Output].self, forKey: .outputs)
         maxReplicas = try container.decode(Int.self, forKey: .maxReplicas)
     }
@@ -415,6 +416,7 @@ extension Topology.Worker: Codable {
         try container.encode(consumerGroup, forKey: .consumerGroup)
         try container.encode(inputs, forKey: .inputs)
         if !tables.isEmpty { try container.encode(tables, forKey: .tables) }
+        try container.encodeIfPresent(owns, forKey: .owns)
         try container.encode(outputs, forKey: .outputs)
         try container.encode(maxReplicas, forKey: .maxReplicas)
     }

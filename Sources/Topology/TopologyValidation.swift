@@ -228,6 +228,17 @@ extension Topology {
                 }
                 reportDuplicates(in: names, listPath: "\(path).\(list)", report)
             }
+            if let owned = worker.owns {
+                if topic(named: owned) == nil {
+                    report("\(path).owns", notDeclared(owned))
+                }
+                if !worker.inputs.isEmpty {
+                    report(
+                        "\(path).owns",
+                        "is set but the worker also has inputs; a source worker owns the keys of a table's partitions instead of consuming inputs, so give one or the other"
+                    )
+                }
+            }
             for (index, name) in worker.tables.enumerated() where worker.inputs.contains(name) {
                 report(
                     "\(path).tables[\(index)]",
@@ -240,12 +251,13 @@ extension Topology {
             }
 
             let inputs = worker.inputs.compactMap { topic(named: $0) }
-            if worker.maxReplicas >= 1, let smallest = inputs.min(by: { partitions(of: $0, in: .base) < partitions(of: $1, in: .base) }),
+            let splitByGroup = worker.groupTopics.compactMap { topic(named: $0) }
+            if worker.maxReplicas >= 1, let smallest = splitByGroup.min(by: { partitions(of: $0, in: .base) < partitions(of: $1, in: .base) }),
                 worker.maxReplicas > smallest.partitions
             {
                 report(
                     "\(path).max_replicas",
-                    "is \(worker.maxReplicas) but input \(smallest.name) has \(describePartitions(of: smallest, in: .base)), so replicas beyond "
+                    "is \(worker.maxReplicas) but \(worker.owns == smallest.name ? "owned table" : "input") \(smallest.name) has \(describePartitions(of: smallest, in: .base)), so replicas beyond "
                         + "\(smallest.partitions) would sit idle; lower max_replicas to \(smallest.partitions) or give \(smallest.name) more partitions"
                 )
             }
@@ -356,17 +368,17 @@ extension Topology {
             report("\(path).min", "is \(bounds.min), above max \(bounds.max); lower min or raise max")
         }
         let profile = Profile.region(region.name)
-        let inputs = worker.inputs.compactMap { topic(named: $0) }
-        if let smallest = inputs.min(by: { partitions(of: $0, in: profile) < partitions(of: $1, in: profile) }) {
+        let splitByGroup = worker.groupTopics.compactMap { topic(named: $0) }
+        if let smallest = splitByGroup.min(by: { partitions(of: $0, in: profile) < partitions(of: $1, in: profile) }) {
             let count = partitions(of: smallest, in: profile)
             if bounds.max > count {
                 report(
                     "\(path).max",
-                    "is \(bounds.max) but in \(region.name) input \(smallest.name) has \(describePartitions(of: smallest, in: profile)), so replicas "
+                    "is \(bounds.max) but in \(region.name) \(worker.owns == smallest.name ? "owned table" : "input") \(smallest.name) has \(describePartitions(of: smallest, in: profile)), so replicas "
                         + "beyond \(count) would sit idle; lower max to \(count) or raise \(smallest.scaled ? "partition_multiplier" : "its partitions")"
                 )
             }
-        } else if worker.inputs.isEmpty, region.cameras >= 1, bounds.max > region.cameras {
+        } else if worker.groupTopics.isEmpty, region.cameras >= 1, bounds.max > region.cameras {
             report(
                 "\(path).max",
                 "is \(bounds.max) but \(region.name) has \(region.cameras) cameras; a \(worker.name) replica without a camera has nothing to do, "

@@ -6,15 +6,19 @@ import NIOCore
 import Prometheus
 import ServiceLifecycle
 
-/// Whether the worker can do its job: its tables are loaded, it owns partitions and a broker answers.
+/// Whether the worker can do its job: a broker answers, its tables are loaded, and it owns its
+/// assignment — input partitions for a stage worker; for a source worker, its share of the
+/// owned table read to the end (possibly no partitions, when there are more replicas than partitions).
 final class Readiness: @unchecked Sendable {
     private let tables: KafkaTableReader?
+    private let ownership: SourceOwnership?
     private let lock = NSLock()
     private var brokerReachable = false
     private var brokerProblem = "not checked yet"
 
-    init(tables: KafkaTableReader?) {
+    init(tables: KafkaTableReader? = nil, ownership: SourceOwnership? = nil) {
         self.tables = tables
+        self.ownership = ownership
     }
 
     func setBroker(reachable: Bool, problem: String) {
@@ -29,6 +33,7 @@ final class Readiness: @unchecked Sendable {
         let (reachable, problem) = lock.withLock { (brokerReachable, brokerProblem) }
         if !reachable { return "broker unreachable: \(problem)" }
         if let tablesLoading = tables?.catchUpProblem { return tablesLoading }
+        if let ownership { return ownership.problem }
         if assignment.isEmpty { return "no partitions assigned (joining the group, or more replicas than partitions)" }
         return nil
     }

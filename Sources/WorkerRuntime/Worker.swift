@@ -7,81 +7,53 @@ import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
-/// Runs one stage as a vigil worker: the whole `main` of a worker executable is
-/// `try await Worker.run(stage: MyStage(), name: "vigil-detect")`.
+/// Runs a vigil worker: the whole `main` of a worker executable is
+/// `try await Worker.run(stage: MyStage(), name: "vigil-detect")`, or for a worker without an
+/// input topic `try await Worker.run(source: MySource(), name: "vigil-ingest", owning: CameraTable.make)`.
 public enum Worker {
+    /// Mounts a worker's own HTTP routes next to `/metrics`, `/livez` and `/readyz`.
+    public typealias Routes = @Sendable (Router<BasicRequestContext>) -> Void
+
     /// Reads the configuration (file from `--config PATH` or `VIGIL_CONFIG`, then the
     /// environment), bootstraps logging and metrics, and runs until SIGTERM/SIGINT.
-    /// - Parameters:
-    ///   - tables: the tables the stage looks things up in; each must be declared (`tables` in
-    ///     the topology, or `worker.tables`).
-    ///   - routes: mounts the worker's own HTTP routes next to `/metrics`, `/livez` and `/readyz`.
+    /// - Parameter tables: the tables the stage looks things up in; each must be declared
+    ///   (`tables` in the topology, or `worker.tables`).
     public static func run(
-        stage: any Stage, name: String, tables: [any WorkerTable] = [], routes: @Sendable (Router<BasicRequestContext>) -> Void = { _ in },
+        stage: any Stage, name: String, tables: [any WorkerTable] = [], routes: @escaping Routes = { _ in },
         arguments: [String] = CommandLine.arguments
     ) async throws {
-        let configuration: WorkerConfiguration
-        do {
-            configuration = try await WorkerConfiguration.load(defaultName: name, file: configFile(arguments))
-        } catch {
-            FileHandle.standardError.write(Data("\(name): \(error)\n".utf8))
-            exit(64)  // EX_USAGE: nothing started, fix the configuration
-        }
-        let level = configuration.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let logger = Logger(label: configuration.name)
-        do {
+        let (configuration, registry, logger) = await bootstrap(name: name, arguments: arguments)
+        await exitOnError(logger) {
             try await run(stage: stage, tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes)
-        } catch {
-            // A clear last word instead of a crash report: the orchestrator restarts the worker,
-            // which resumes from its last commit.
-            logger.critical("worker stopped on an error", metadata: ["error": "\(error)"])
-            exit(1)
         }
     }
 
-    /// Runs with a ready configuration; tests and benchmarks call this directly.
+    /// Runs a source worker (see `Source`) the same way.
+    /// - Parameter owning: makes a table of the topic whose keys the replicas split (the
+    ///   worker's `owns`); the runtime keeps one per assigned partition.
+    public static func run<S: Source>(
+        source: S, name: String, owning makeTable: @escaping @Sendable () -> Table<S.Value>, routes: @escaping Routes = { _ in },
+        arguments: [String] = CommandLine.arguments
+    ) async throws {
+        let (configuration, registry, logger) = await bootstrap(name: name, arguments: arguments)
+        await exitOnError(logger) {
+            try await run(source: source, owning: makeTable, configuration: configuration, registry: registry, logger: logger, routes: routes)
+        }
+    }
+
+    /// Runs a stage with a ready configuration; tests and benchmarks call this directly.
     public static func run(
         stage: any Stage, tables: [any WorkerTable] = [], configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger,
-        routes: @Sendable (Router<BasicRequestContext>) -> Void = { _ in }, onListening: @escaping @Sendable (Int) -> Void = { _ in }
+        routes: @escaping Routes = { _ in }, onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
+        guard !configuration.inputs.isEmpty else {
+            throw WorkerConfigurationError(key: "worker.inputs", problem: "is empty: a stage worker consumes at least one topic (a worker that owns a table's keys runs a Source)")
+        }
         if let undeclared = tables.first(where: { !configuration.tables.contains($0.topic) }) {
             throw UndeclaredTable(topic: undeclared.topic, declared: configuration.tables)
         }
+        // Not started yet: the runner starts it, so a missing table topic stops the worker with its reason.
         let tableReader = try makeTableReader(tables, configuration: configuration, logger: logger)
-        do {
-            try await run(
-                stage: stage, tableReader: tableReader, configuration: configuration, registry: registry, logger: logger, routes: routes,
-                onListening: onListening
-            )
-        } catch {
-            await tableReader?.close()
-            throw error
-        }
-        await tableReader?.close()
-    }
-
-    /// A reader for `tables`, not started yet (the runner starts it), or nil when there are none.
-    private static func makeTableReader(_ tables: [any WorkerTable], configuration: WorkerConfiguration, logger: Logger) throws -> KafkaTableReader? {
-        guard !tables.isEmpty else { return nil }
-        let applier = TableApplier(tables: tables, worker: configuration.name, logger: logger)
-        return try KafkaTableReader(
-            configuration: KafkaTableReaderConfiguration(cluster: configuration.kafka, topics: tables.map(\.topic)), logger: logger
-        ) { message in
-            applier.apply(TableRecord(message))
-        }
-    }
-
-    private static func run(
-        stage: any Stage, tableReader: KafkaTableReader?, configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger,
-        routes: @Sendable (Router<BasicRequestContext>) -> Void, onListening: @escaping @Sendable (Int) -> Void
-    ) async throws {
         let metrics = WorkerMetrics(worker: configuration.name)
         let budget = configuration.memoryBudget
         let consumer = try KafkaConsumer(
@@ -94,12 +66,7 @@ public enum Worker {
         )
         let producer: KafkaProducer
         do {
-            producer = try KafkaProducer(
-                configuration: KafkaProducerConfiguration(
-                    cluster: configuration.kafka, deliveryTimeout: configuration.deliveryTimeout, maxInFlightBytes: budget.producerInFlightBytes
-                ),
-                logger: logger
-            )
+            producer = try makeProducer(configuration, logger: logger)
         } catch {
             await consumer.close()
             throw error
@@ -117,7 +84,77 @@ public enum Worker {
             tables: tableReader, maxInFlightRecords: configuration.maxInFlightRecords, outageLimit: configuration.outageTimeout,
             metrics: metrics, progress: progress, logger: logger
         )
-        let readiness = Readiness(tables: tableReader)
+        logger.info("worker starting", metadata: [
+            "group": "\(configuration.groupID)", "inputs": "\(configuration.inputs)", "tables": "\(configuration.tables)",
+            "outputs": "\(configuration.outputs)", "bootstrap": "\(configuration.kafka.bootstrapServers)", "memory_budget_bytes": "\(budget.bytes)",
+        ])
+        do {
+            try await serve(
+                runner, consumer: consumer, readiness: Readiness(tables: tableReader), progress: progress, metrics: metrics,
+                configuration: configuration, registry: registry, logger: logger, routes: routes, onListening: onListening
+            )
+        } catch {
+            await tableReader?.close()
+            throw error
+        }
+        await tableReader?.close()
+    }
+
+    /// Runs a source with a ready configuration; tests call this directly.
+    public static func run<S: Source>(
+        source: S, owning makeTable: @escaping @Sendable () -> Table<S.Value>, configuration: WorkerConfiguration,
+        registry: PrometheusCollectorRegistry, logger: Logger, routes: @escaping Routes = { _ in },
+        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        guard let owned = configuration.owns else {
+            throw WorkerConfigurationError(key: "worker.owns", problem: "is required for a source worker: the table whose keys (cameras) the replicas split")
+        }
+        let tableTopic = makeTable().topic
+        guard tableTopic == owned else {
+            throw WorkerConfigurationError(key: "worker.owns", problem: "is \(owned) but the source's table reads \(tableTopic); declare owns: \(tableTopic)")
+        }
+        let metrics = WorkerMetrics(worker: configuration.name)
+        let budget = configuration.memoryBudget
+        let ownership = SourceOwnership()
+        let events = AsyncStream<SourceRunner<S>.Event>.makeStream()
+        // The group splits the owned table's partitions; offsets are never stored, so each
+        // assignment reads its partitions from the beginning.
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(
+                cluster: configuration.kafka, groupID: configuration.groupID, topics: [owned],
+                bufferedBytes: budget.consumerBufferBytes, prefetchBytes: budget.consumerPrefetchBytes, offsetGapsAreLoss: false
+            ),
+            logger: logger,
+            eventHandler: SourceRunner<S>.forward(events.1, ownership: ownership)
+        )
+        let producer: KafkaProducer
+        do {
+            producer = try makeProducer(configuration, logger: logger)
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        let runner = SourceRunner(
+            source: source, consumer: consumer, producer: producer, events: events, makeTable: makeTable, ownership: ownership,
+            metrics: metrics, worker: configuration.name, declaredOutputs: Set(configuration.outputs),
+            maxRecordBytes: producer.maxMessageBytes - 512, logger: logger
+        )
+        logger.info("source worker starting", metadata: [
+            "group": "\(configuration.groupID)", "owns": "\(owned)", "outputs": "\(configuration.outputs)",
+            "bootstrap": "\(configuration.kafka.bootstrapServers)", "memory_budget_bytes": "\(budget.bytes)",
+        ])
+        try await serve(
+            runner, consumer: consumer, readiness: Readiness(ownership: ownership), progress: LoopProgress(), metrics: metrics,
+            configuration: configuration, registry: registry, logger: logger, routes: routes, onListening: onListening
+        )
+    }
+
+    /// Serves HTTP and watches the cluster while `runner` runs; stops on SIGTERM/SIGINT.
+    private static func serve(
+        _ runner: some Service, consumer: KafkaConsumer, readiness: Readiness, progress: LoopProgress, metrics: WorkerMetrics,
+        configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, routes: Routes,
+        onListening: @escaping @Sendable (Int) -> Void
+    ) async throws {
         let router = HealthServer.router(
             registry: registry, consumer: consumer, readiness: readiness, progress: progress, livenessTimeout: configuration.livenessTimeout
         )
@@ -128,11 +165,7 @@ public enum Worker {
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger
         )
-        logger.info("worker starting", metadata: [
-            "group": "\(configuration.groupID)", "inputs": "\(configuration.inputs)", "outputs": "\(configuration.outputs)",
-            "bootstrap": "\(configuration.kafka.bootstrapServers)", "memory_budget_bytes": "\(budget.bytes)",
-        ])
-        // Graceful shutdown runs in reverse: the loop stops, stores its offsets and closes its
+        // Graceful shutdown runs in reverse: the runner stops, stores its offsets and closes its
         // clients (it owns them: producer flushed, then the consumer commits and leaves), then
         // the HTTP server and the cluster watch end.
         var groupConfiguration = ServiceGroupConfiguration(
@@ -145,12 +178,65 @@ public enum Worker {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
-        // A stage that does not finish its record within the shutdown timeout is cancelled: the
-        // record stays unstored and is processed again by the partition's next owner.
+        // A stage or source that does not finish within the shutdown timeout is cancelled: a
+        // record still in a stage stays unstored and is processed again by the partition's next owner.
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
         let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
         logger.info("worker stopped")
+    }
+
+    private static func makeProducer(_ configuration: WorkerConfiguration, logger: Logger) throws -> KafkaProducer {
+        try KafkaProducer(
+            configuration: KafkaProducerConfiguration(
+                cluster: configuration.kafka, deliveryTimeout: configuration.deliveryTimeout,
+                maxInFlightBytes: configuration.memoryBudget.producerInFlightBytes
+            ),
+            logger: logger
+        )
+    }
+
+    /// A reader for `tables`, not started yet (the runner starts it), or nil when there are none.
+    private static func makeTableReader(_ tables: [any WorkerTable], configuration: WorkerConfiguration, logger: Logger) throws -> KafkaTableReader? {
+        guard !tables.isEmpty else { return nil }
+        let applier = TableApplier(tables: tables, worker: configuration.name, logger: logger)
+        return try KafkaTableReader(
+            configuration: KafkaTableReaderConfiguration(cluster: configuration.kafka, topics: tables.map(\.topic)), logger: logger
+        ) { message in
+            applier.apply(TableRecord(message))
+        }
+    }
+
+    /// The configuration, with logging and metrics bootstrapped; exits 64 (EX_USAGE) when the
+    /// configuration is wrong, since nothing was started.
+    private static func bootstrap(name: String, arguments: [String]) async -> (WorkerConfiguration, PrometheusCollectorRegistry, Logger) {
+        let configuration: WorkerConfiguration
+        do {
+            configuration = try await WorkerConfiguration.load(defaultName: name, file: configFile(arguments))
+        } catch {
+            FileHandle.standardError.write(Data("\(name): \(error)\n".utf8))
+            exit(64)
+        }
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return (configuration, registry, Logger(label: configuration.name))
+    }
+
+    /// A clear last word instead of a crash report: the orchestrator restarts the worker,
+    /// which resumes from its last commit.
+    private static func exitOnError(_ logger: Logger, _ body: () async throws -> Void) async {
+        do {
+            try await body()
+        } catch {
+            logger.critical("worker stopped on an error", metadata: ["error": "\(error)"])
+            exit(1)
+        }
     }
 
     private static func configFile(_ arguments: [String]) -> String? {

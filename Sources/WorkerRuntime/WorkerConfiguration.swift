@@ -20,6 +20,7 @@ import Topology
 /// | `worker.topology` | `WORKER_TOPOLOGY` | none; a topology.yaml whose entry for this worker gives group, inputs and outputs |
 /// | `worker.inputs` | `WORKER_INPUTS` | the topology's; else required; comma-separated topics |
 /// | `worker.outputs` | `WORKER_OUTPUTS` | the topology's; else required; the only topics the stage may write (DLQs are added) |
+/// | `worker.owns` | `WORKER_OWNS` | the topology's; a source worker's table, whose keys the replicas split |
 /// | `worker.tables` | `WORKER_TABLES` | the topology's; else none; table topics the worker may read whole |
 /// | `worker.table-versions` | `WORKER_TABLE_VERSIONS` | 16 versions per key kept for lookups by event time |
 /// | `worker.max-in-flight` | `WORKER_MAX_IN_FLIGHT` | 1000 records awaiting delivery |
@@ -39,6 +40,8 @@ public struct WorkerConfiguration: Sendable {
     public var outputs: [String]
     /// Table topics the worker may read whole (`tables` in the topology).
     public var tables: [String]
+    /// A source worker's table, whose partitions (and keys) the replicas split (`owns`).
+    public var owns: String?
     /// Versions per key a table keeps for lookups by event time.
     public var tableVersions: Int
     public var kafka: KafkaConfiguration
@@ -56,7 +59,7 @@ public struct WorkerConfiguration: Sendable {
     public var logLevel: Logger.Level
 
     public init(
-        name: String, groupID: String? = nil, inputs: [String], outputs: [String], tables: [String] = [], tableVersions: Int = 16,
+        name: String, groupID: String? = nil, inputs: [String], outputs: [String], tables: [String] = [], owns: String? = nil, tableVersions: Int = 16,
         kafka: KafkaConfiguration,
         commitInterval: Duration = .seconds(1), deliveryTimeout: Duration = .seconds(120), maxInFlightRecords: Int = 1_000,
         memoryBudget: MemoryBudget = MemoryBudget(bytes: 256 << 20), livenessTimeout: Duration = .seconds(180),
@@ -68,6 +71,7 @@ public struct WorkerConfiguration: Sendable {
         self.inputs = inputs
         self.outputs = outputs
         self.tables = tables
+        self.owns = owns
         self.tableVersions = tableVersions
         self.kafka = kafka
         self.commitInterval = commitInterval
@@ -105,8 +109,11 @@ public struct WorkerConfiguration: Sendable {
         let name = config.string(forKey: "worker.name", default: defaultName)
         let declared = try topologyEntry(config, worker: name)
         let inputs = topicList(config, "worker.inputs") ?? declared?.inputs ?? []
-        guard !inputs.isEmpty else {
-            throw WorkerConfigurationError(key: "worker.inputs", problem: "is required: the topics this worker consumes, comma-separated (or worker.topology)")
+        let owns = config.string(forKey: "worker.owns").flatMap { $0.isEmpty ? nil : $0 } ?? declared?.owns
+        guard !inputs.isEmpty || owns != nil else {
+            throw WorkerConfigurationError(
+                key: "worker.inputs", problem: "is required: the topics this worker consumes, comma-separated (or worker.owns for a source worker, or worker.topology)"
+            )
         }
         let outputs = topicList(config, "worker.outputs") ?? declared?.outputs.map(\.topic) ?? []
         guard !outputs.isEmpty else {
@@ -160,6 +167,7 @@ public struct WorkerConfiguration: Sendable {
             inputs: inputs,
             outputs: outputs,
             tables: tables,
+            owns: owns,
             tableVersions: tableVersions,
             kafka: KafkaConfiguration(
                 bootstrapServers: bootstrap, clientID: name, requestTimeout: .milliseconds(timeoutMilliseconds), properties: properties

@@ -38,6 +38,15 @@ final class WorkerMetrics: @unchecked Sendable {
 
     func setInFlight(_ count: Int) { inFlight.record(count) }
 
+    /// Keys (cameras) a source worker runs now.
+    func setKeysOwned(_ count: Int) {
+        cached(&gauges, "keys_owned") { Gauge(label: "vigil_source_keys_owned", dimensions: [("worker", worker)]) }.record(count)
+    }
+
+    func sourceRunFailed() {
+        cached(&counters, "source_runs_failed") { Counter(label: "vigil_source_runs_failed_total", dimensions: [("worker", worker)]) }.increment()
+    }
+
     func setLag(topic: String, partition: Int32, lag: Int64) {
         cached(&gauges, "\(topic)|\(partition)") {
             Gauge(label: "vigil_consumer_lag", dimensions: [("worker", worker), ("topic", topic), ("partition", String(partition))])

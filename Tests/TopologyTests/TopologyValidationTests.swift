@@ -372,3 +372,32 @@ struct TopologyValidationTests {
         #expect(paths.firstIndex(of: "topics.events.v1.partitions")! < paths.firstIndex(of: "workers.reader.inputs[0]")!)
     }
 }
+
+@Suite("Topology validation: source workers")
+struct SourceWorkerValidationTests {
+    /// The fixture plus a source worker owning the keys of settings.v1 (1 partition).
+    static func withSource(maxReplicas: Int = 1, inputs: [String] = [], owns: String = "settings.v1") -> (inout Topology) -> Void {
+        { topology in
+            topology.workers.append(Topology.Worker(
+                name: "source", description: "Owns settings.", consumerGroup: "source", inputs: inputs, owns: owns,
+                outputs: [Topology.Output(topic: "events.v1", key: "camera_id")], maxReplicas: maxReplicas
+            ))
+            for index in topology.regions.indices { topology.regions[index].replicas.append(.init(worker: "source", min: 1, max: 1)) }
+        }
+    }
+
+    @Test("a source worker owning a declared table, within its partitions, is valid")
+    func valid() throws {
+        #expect(try problems(after: Self.withSource()) == [])
+    }
+
+    @Test("an undeclared owned table, owning while also consuming inputs, and more replicas than the owned table's partitions are each reported")
+    func problemsReported() throws {
+        #expect(try problems(after: Self.withSource(owns: "nothing.v1")).map(\.keyPath) == ["workers.source.owns"])
+        #expect(try problems(after: Self.withSource(inputs: ["events.v1"])).contains {
+            $0.keyPath == "workers.source.owns" && $0.message.contains("also has inputs")
+        })
+        let tooMany = try problems(after: Self.withSource(maxReplicas: 2))
+        #expect(tooMany.contains { $0.keyPath == "workers.source.max_replicas" && $0.message.contains("owned table settings.v1 has 1 partition") }, "\(tooMany)")
+    }
+}

@@ -199,7 +199,11 @@ struct TableApplier: Sendable {
 
     func apply(_ record: TableRecord) {
         guard let table = tables[record.topic] else { return }
-        let outcome = table.apply(record)
+        Self.report(table.apply(record), of: record, worker: worker, logger: logger)
+    }
+
+    /// Counts what became of a table record, and logs the records a table could not apply.
+    static func report(_ outcome: TableApplyOutcome, of record: TableRecord, worker: String, logger: Logger) {
         Counter(label: "vigil_table_records_total", dimensions: [("worker", worker), ("table", record.topic), ("outcome", outcome.metricLabel)]).increment()
         switch outcome {
         case .rejected(let reason):
