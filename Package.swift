@@ -85,6 +85,8 @@ let package = Package(
             dependencies: [
                 "Kafka",
                 "Topology",
+                "VigilSchema",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -8,12 +8,15 @@ public struct KafkaTableReaderConfiguration: Sendable {
     public var cluster: KafkaConfiguration
     /// The table topics, read whole: every partition, from the oldest retained record.
     public var topics: [String]
+    /// Only these partitions of the topics, when given (a state changelog's partition for a restore).
+    public var partitions: Set<Int32>?
     /// Bytes librdkafka may prefetch. Tables are small; this bounds a large one while it loads.
     public var prefetchBytes: Int
 
-    public init(cluster: KafkaConfiguration, topics: [String], prefetchBytes: Int = 4 << 20) {
+    public init(cluster: KafkaConfiguration, topics: [String], partitions: Set<Int32>? = nil, prefetchBytes: Int = 4 << 20) {
         self.cluster = cluster
         self.topics = topics
+        self.partitions = partitions
         self.prefetchBytes = prefetchBytes
     }
 
@@ -100,6 +103,26 @@ public final class KafkaTableReader: @unchecked Sendable {
         await catchUp.wait()
     }
 
+    /// Reads `partition` of `topic` from its oldest retained record to its end as of now, and
+    /// returns its records: a state changelog's restore.
+    public static func readPartition(
+        cluster: KafkaConfiguration, topic: String, partition: Int32, logger: Logger
+    ) async throws -> [KafkaConsumerMessage] {
+        let collected = LockedRecords()
+        let reader = try KafkaTableReader(
+            configuration: KafkaTableReaderConfiguration(cluster: cluster, topics: [topic], partitions: [partition]), logger: logger
+        ) { collected.append($0) }
+        do {
+            try await reader.start()
+        } catch {
+            await reader.close()
+            throw error
+        }
+        _ = await reader.waitUntilCaughtUp()
+        await reader.close()
+        return collected.records
+    }
+
     /// Stops reading. Lookups of what was read stay valid.
     public func close() async {
         let thread: PollingThread? = lifecycle.withLock {
@@ -146,7 +169,7 @@ public final class KafkaTableReader: @unchecked Sendable {
                     detail: "table topic \(name) does not exist on \(configuration.cluster.bootstrapServers); create it with `vigil topics apply`"
                 )
             }
-            for partition in topic.partitions {
+            for partition in topic.partitions where configuration.partitions?.contains(partition.id) ?? true {
                 let topicPartition = KafkaTopicPartition(topic: name, partition: partition.id)
                 var low: Int64 = 0
                 var high: Int64 = 0
@@ -173,6 +196,15 @@ public final class KafkaTableReader: @unchecked Sendable {
             return positions
         }
     }
+}
+
+/// Records collected by a reader's thread.
+final class LockedRecords: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [KafkaConsumerMessage] = []
+
+    func append(_ record: KafkaConsumerMessage) { lock.withLock { stored.append(record) } }
+    var records: [KafkaConsumerMessage] { lock.withLock { stored } }
 }
 
 /// The partitions a table reader still has to read up to their start-time high watermark.

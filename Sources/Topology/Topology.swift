@@ -79,6 +79,12 @@ extension Topology {
     /// Kafka's `cleanup.policy`.
     public enum CleanupPolicy: String, Sendable, Hashable, CaseIterable {
         case delete, compact
+        /// Compacted, and records older than the retention deleted as well: for state
+        /// changelogs, whose restore needs only the newest snapshots.
+        case compactDelete = "compact,delete"
+
+        /// Whether compaction keeps the newest record per key.
+        public var compacts: Bool { self != .delete }
     }
 
     /// One worker executable: its consumer group, what it reads and writes, how far it scales.

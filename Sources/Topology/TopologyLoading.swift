@@ -378,7 +378,7 @@ extension Topology.CleanupPolicy: Codable {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let policy = Self(rawValue: text) else {
             throw DecodingError.dataCorrupted(
-                .init(codingPath: decoder.codingPath, debugDescription: "\"\(text)\" is not a cleanup policy; use delete or compact")
+                .init(codingPath: decoder.codingPath, debugDescription: "\"\(text)\" is not a cleanup policy; use delete, compact, or \"compact,delete\" (state changelogs)")
             )
         }
         self = policy

@@ -80,18 +80,24 @@ extension Topology {
             if let key = topic.key, key.trimmingWhitespace.isEmpty {
                 report("\(path).key", "is empty; name what producers key records by (e.g. camera_id), or remove key for unkeyed records")
             }
-            if topic.cleanupPolicy == .compact {
+            if topic.cleanupPolicy.compacts {
                 if topic.key == nil {
                     report(
                         "\(path).key",
                         "is missing on a compacted topic; compaction keeps the newest record per key, so name the key producers use (e.g. camera_id)"
                     )
                 }
-                if topic.retention.isValid, !topic.retention.isForever {
+                if topic.cleanupPolicy == .compact, topic.retention.isValid, !topic.retention.isForever {
                     report(
                         "\(path).retention",
                         "is \(topic.retention) but cleanup_policy compact keeps the newest record of every key regardless of age; "
-                            + "write \"forever\", or use cleanup_policy delete"
+                            + "write \"forever\", or use cleanup_policy \"compact,delete\" (a state changelog) or delete"
+                    )
+                }
+                if topic.cleanupPolicy == .compactDelete, topic.retention.isForever {
+                    report(
+                        "\(path).retention",
+                        "is forever but cleanup_policy \"compact,delete\" exists to bound it; give a retention (a state changelog keeps only what restore needs), or use compact"
                     )
                 }
             }
@@ -175,8 +181,8 @@ extension Topology {
             {
                 report("\(path).retention", "is \(topic.retention) but \(topic.name) carries raw pixels; keep it at 60m or less")
             }
-            if topic.cleanupPolicy == .compact {
-                report("\(path).cleanup_policy", "is compact, which would keep raw pixels indefinitely; use delete")
+            if topic.cleanupPolicy.compacts {
+                report("\(path).cleanup_policy", "is \(topic.cleanupPolicy.rawValue), which would keep raw pixels beyond their retention; use delete")
             }
             let readers = workers.flatMap { worker in
                 [("inputs", worker.inputs), ("tables", worker.tables)].flatMap { list, names in
@@ -271,13 +277,13 @@ extension Topology {
             return
         }
         switch (output.key, topic.key) {
-        case (nil, let topicKey?) where topic.cleanupPolicy == .compact:
+        case (nil, let topicKey?) where topic.cleanupPolicy.compacts:
             report(
                 path,
                 "writes compacted topic \(topic.name) without a key; compaction keeps the newest record per key, "
                     + "so add key: \(topicKey) to this output"
             )
-        case (nil, nil) where topic.cleanupPolicy == .compact:
+        case (nil, nil) where topic.cleanupPolicy.compacts:
             report(
                 path,
                 "writes compacted topic \(topic.name) without a key; compaction keeps the newest record per key, so declare the topic's key "

@@ -17,6 +17,8 @@ public enum RecordOutcome: Sendable {
 
     public enum SkipReason: String, Sendable {
         case tooOld = "too_old"
+        /// Redelivered to a stateful stage whose state already reflects it.
+        case alreadyApplied = "already_applied"
     }
 }
 
@@ -41,6 +43,9 @@ public enum RecordHeaders {
     /// `topic/partition/offset/index` of the input that caused this output: the same input
     /// always yields the same id, so consumers can drop redelivered duplicates.
     public static let recordID = "vigil-record-id"
+    /// The capture time of the frame a record derives from, milliseconds since the epoch as
+    /// decimal text: stamped at ingest, copied to every output by the runtime.
+    public static let eventTime = "vigil-event-time-ms"
     public static let originTopic = "vigil-dlq-origin-topic"
     public static let originPartition = "vigil-dlq-origin-partition"
     public static let originOffset = "vigil-dlq-origin-offset"
@@ -52,10 +57,29 @@ public enum RecordHeaders {
     public static let headersDropped = "vigil-dlq-headers-dropped"
 }
 
+/// An output over the producer's record size limit.
+struct OversizedOutput: Error, CustomStringConvertible {
+    var index: Int
+    var topic: String
+    var bytes: Int
+    var limit: Int
+
+    var description: String { "output \(index) for topic \(topic) is \(bytes) bytes, over the \(limit)-byte record limit" }
+}
+
+extension StageInput {
+    /// The capture time from the `vigil-event-time-ms` header, if the record carries one.
+    public var eventTimeMilliseconds: Int64? {
+        header(RecordHeaders.eventTime).flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
+    }
+}
+
 /// The runtime's per-record logic, free of Kafka clients and clocks.
 struct RecordHandler: Sendable {
     let worker: String
-    let stage: any Stage
+    /// The stateless stage; nil for a stateful one, which the state engine runs through
+    /// `handle(_:nowMilliseconds:process:)`.
+    let stage: (any Stage)?
     /// Records older than this (by record timestamp) are skipped; nil: never.
     let maxAge: Duration?
     let deadLetterSuffix: String
@@ -66,7 +90,7 @@ struct RecordHandler: Sendable {
     private let spanIDs = SpanIDGenerator()
 
     init(
-        worker: String, stage: any Stage, maxAge: Duration?, deadLetterSuffix: String,
+        worker: String, stage: (any Stage)?, maxAge: Duration?, deadLetterSuffix: String,
         declaredOutputs: Set<String>?, maxRecordBytes: Int = 1_000_000
     ) {
         self.worker = worker
@@ -82,13 +106,23 @@ struct RecordHandler: Sendable {
     /// - Throws: `CancellationError` when the worker is stopping (the record stays
     ///   unprocessed), `UndeclaredOutput` when the stage wrote where it may not.
     func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> RecordOutcome {
-        if let maxAge, let timestamp = input.timestampMilliseconds, nowMilliseconds - timestamp > maxAge.milliseconds {
+        guard let stage else { preconditionFailure("a stateful stage runs through its state engine") }
+        return try await handle(input, nowMilliseconds: nowMilliseconds) { try await stage.process($0) }
+    }
+
+    /// `handle(_:nowMilliseconds:)` with `process` in the stage's place: a stateful stage runs
+    /// with its key's state this way, and gets the same age check, dead-lettering and headers.
+    func handle(
+        _ input: StageInput, nowMilliseconds: Int64, process: (StageInput) async throws -> [StageOutput]
+    ) async throws -> RecordOutcome {
+        // Load shedding judges the capture time where the record carries it, else the Kafka timestamp.
+        if let maxAge, let timestamp = input.eventTimeMilliseconds ?? input.timestampMilliseconds, nowMilliseconds - timestamp > maxAge.milliseconds {
             return .skipped(reason: .tooOld)
         }
         let started = ContinuousClock.now
         let outputs: [StageOutput]
         do {
-            outputs = try await stage.process(input)
+            outputs = try await process(input)
         } catch let error as StageUnavailable {
             return .retryLater(reason: Self.safeReason(error))
         } catch {
@@ -96,15 +130,28 @@ struct RecordHandler: Sendable {
             if error is CancellationError || Task.isCancelled { throw CancellationError() }
             return deadLetter(input, reason: Self.safeReason(error))
         }
-        let elapsed = ContinuousClock.now - started
+        let messages = try complete(
+            outputs, trace: childTrace(of: input), previousTiming: input.header(RecordHeaders.stageTiming), elapsed: ContinuousClock.now - started,
+            recordIDPrefix: "\(input.topic)/\(input.partition)/\(input.offset)/", eventTime: input.header(RecordHeaders.eventTime)
+        )
+        switch messages {
+        case .success(let messages): return .processed(messages)
+        case .failure(let oversized): return deadLetter(input, reason: oversized.description)
+        }
+    }
+
+    /// A stage's outputs with the runtime's headers: trace, stage timing, the record id
+    /// (`recordIDPrefix` + index) and the event time (the stage's own, else `eventTime`).
+    /// Checked before anything is produced: a record's outputs go out whole or not at all.
+    func complete(
+        _ outputs: [StageOutput], trace: TraceContext, previousTiming: [UInt8]?, elapsed: Duration, recordIDPrefix: String, eventTime: [UInt8]?
+    ) throws -> Result<[OutgoingRecord], OversizedOutput> {
         if let declaredOutputs, let undeclared = outputs.first(where: { !declaredOutputs.contains($0.topic) }) {
             throw UndeclaredOutput(topic: undeclared.topic, declared: declaredOutputs.sorted())
         }
-        let trace = childTrace(of: input)
         let traceParent = RecordHeader(key: RecordHeaders.traceParent, value: trace.traceParentHeaderValue)
         let traceState = trace.traceStateHeaderValue.map { RecordHeader(key: RecordHeaders.traceState, value: $0) }
-        let timing = RecordHeader(key: RecordHeaders.stageTiming, value: Self.appendTiming(input.header(RecordHeaders.stageTiming), worker: worker, elapsed: elapsed))
-        let recordIDPrefix = "\(input.topic)/\(input.partition)/\(input.offset)/"
+        let timing = RecordHeader(key: RecordHeaders.stageTiming, value: Self.appendTiming(previousTiming, worker: worker, elapsed: elapsed))
         var messages: [OutgoingRecord] = []
         messages.reserveCapacity(outputs.count)
         for (index, output) in outputs.enumerated() {
@@ -113,15 +160,18 @@ struct RecordHandler: Sendable {
             if let traceState { headers.append(traceState) }
             headers.append(timing)
             headers.append(RecordHeader(key: RecordHeaders.recordID, value: recordIDPrefix + String(index)))
-            let message = OutgoingRecord(topic: output.topic, key: output.key, value: output.value, headers: headers)
-            // Checked before anything is produced: a record's outputs go out whole or not at all.
+            // Event time travels with everything derived from a frame, unless the stage set its own.
+            if let eventTime, !headers.contains(where: { $0.key == RecordHeaders.eventTime }) {
+                headers.append(RecordHeader(key: RecordHeaders.eventTime, value: eventTime))
+            }
+            let message = OutgoingRecord(topic: output.topic, partition: output.partition, key: output.key, value: output.value, headers: headers)
             let size = Self.byteCount(key: message.key, value: message.value, headers: message.headers)
             guard size <= maxRecordBytes else {
-                return deadLetter(input, reason: "output \(index) for topic \(output.topic) is \(size) bytes, over the \(maxRecordBytes)-byte record limit")
+                return .failure(OversizedOutput(index: index, topic: output.topic, bytes: size, limit: maxRecordBytes))
             }
             messages.append(message)
         }
-        return .processed(messages)
+        return .success(messages)
     }
 
     /// Headers the runtime sets on every output, replacing any the stage copied from its input.

@@ -47,14 +47,18 @@ public struct StageInput: Sendable {
 /// topic is keyed otherwise, so per-camera order holds downstream.
 public struct StageOutput: Sendable {
     public var topic: String
+    /// Set only where the partition is given by something other than the key (a state
+    /// changelog: partition i holds the state of input partition i); nil lets the key decide.
+    public var partition: Int32?
     public var key: [UInt8]?
     public var value: [UInt8]
     /// The stage's own headers (`content-type`, schema version…); the runtime adds
     /// `traceparent`, stage timing and the record id.
     public var headers: [RecordHeader]
 
-    public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [RecordHeader] = []) {
+    public init(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8], headers: [RecordHeader] = []) {
         self.topic = topic
+        self.partition = partition
         self.key = key
         self.value = value
         self.headers = headers
@@ -64,12 +68,15 @@ public struct StageOutput: Sendable {
 /// A record the runtime produces: a stage's output with the runtime's headers added, or a dead letter.
 public struct OutgoingRecord: Sendable {
     public var topic: String
+    /// nil: the key decides the partition.
+    public var partition: Int32?
     public var key: [UInt8]?
     public var value: [UInt8]
     public var headers: [RecordHeader]
 
-    public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [RecordHeader]) {
+    public init(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8], headers: [RecordHeader]) {
         self.topic = topic
+        self.partition = partition
         self.key = key
         self.value = value
         self.headers = headers

@@ -20,6 +20,7 @@ final class StageRunner: Service, @unchecked Sendable {
     private let producer: KafkaProducer
     private let handler: RecordHandler
     private let tables: KafkaTableReader?
+    private let stateful: StatefulRuntime?
     private let metrics: WorkerMetrics
     private let progress: LoopProgress
     private let outageLimit: Duration
@@ -27,13 +28,15 @@ final class StageRunner: Service, @unchecked Sendable {
     private let inFlight: InFlightLimiter
 
     init(
-        consumer: KafkaConsumer, producer: KafkaProducer, handler: RecordHandler, tables: KafkaTableReader? = nil, maxInFlightRecords: Int,
+        consumer: KafkaConsumer, producer: KafkaProducer, handler: RecordHandler, tables: KafkaTableReader? = nil, stateful: StatefulRuntime? = nil,
+        maxInFlightRecords: Int,
         outageLimit: Duration, metrics: WorkerMetrics, progress: LoopProgress, logger: Logger
     ) {
         self.consumer = consumer
         self.producer = producer
         self.handler = handler
         self.tables = tables
+        self.stateful = stateful
         self.metrics = metrics
         self.progress = progress
         self.outageLimit = outageLimit
@@ -41,11 +44,21 @@ final class StageRunner: Service, @unchecked Sendable {
         self.inFlight = InFlightLimiter(limit: maxInFlightRecords)
     }
 
-    /// An input whose outputs are on their way.
+    /// An input whose outputs are on their way, or a stateful stage's timer firing or
+    /// checkpoint (no input: `holdsSlot` false, nothing to store).
     struct PendingRecord: Sendable {
         var partition: KafkaTopicPartition
         var offset: Int64
         var generation: UInt64
+        var deliveries: [KafkaPendingDelivery]
+        /// State snapshots to write once every output is acknowledged, before the offset is stored.
+        var changelog: [OutgoingRecord] = []
+        var holdsSlot = true
+    }
+
+    /// A pending record whose outputs were acknowledged and whose snapshots are on their way.
+    struct PendingChangelog: Sendable {
+        var record: PendingRecord
         var deliveries: [KafkaPendingDelivery]
     }
 
@@ -72,27 +85,51 @@ final class StageRunner: Service, @unchecked Sendable {
 
     private func processUntilStopped() async throws {
         let (pending, pendingInput) = AsyncStream<PendingRecord>.makeStream()
+        let (changelog, changelogInput) = AsyncStream<PendingChangelog>.makeStream()
         try await withThrowingTaskGroup(of: Void.self) { group in
+            // Two steps in order, each pipelined: outputs acknowledged → snapshots sent; snapshots
+            // acknowledged → offset stored. A crash can repeat outputs, never lose one.
             group.addTask {
                 do {
-                    try await self.storeOffsetsInOrder(pending)
+                    defer { changelogInput.finish() }
+                    try await self.writeChangelogInOrder(pending, into: changelogInput)
                 } catch {
-                    // Stop taking records at once: a waiting acquire fails and the stream ends.
-                    self.inFlight.close(with: error)
-                    self.consumer.endMessages()
+                    self.stopTaking(error)
+                    throw error
+                }
+            }
+            group.addTask {
+                do {
+                    try await self.storeOffsetsInOrder(changelog)
+                } catch {
+                    self.stopTaking(error)
                     throw error
                 }
             }
             group.addTask {
                 defer { pendingInput.finish() }
                 try await withGracefulShutdownHandler {
-                    try await self.consume(into: pendingInput)
+                    try await withThrowingTaskGroup(of: Void.self) { loops in
+                        loops.addTask { try await self.consume(into: pendingInput) }
+                        if let stateful = self.stateful {
+                            loops.addTask { try await self.runTimersAndCheckpoints(stateful, into: pendingInput) }
+                        }
+                        // The consume loop ends the group: at shutdown, or when the consumer stops.
+                        try await loops.next()
+                        loops.cancelAll()
+                    }
                 } onGracefulShutdown: {
                     self.consumer.endMessages()
                 }
             }
             try await group.waitForAll()
         }
+    }
+
+    /// Stops taking records at once: a waiting acquire fails and the stream ends.
+    private func stopTaking(_ error: any Error) {
+        inFlight.close(with: error)
+        consumer.endMessages()
     }
 
     private func consume(into pending: AsyncStream<PendingRecord>.Continuation) async throws {
@@ -110,7 +147,13 @@ final class StageRunner: Service, @unchecked Sendable {
             try await inFlight.acquire()
             progress.began()
             metrics.setInFlight(progress.inFlight)
-            pending.yield(try await handle(message))
+            if let stateful {
+                // Timers and checkpoints touch the same state: one at a time, and yielded in the
+                // order the state changed, so a key's snapshots reach the changelog in order.
+                try await stateful.gate.run { pending.yield(try await handle(message)) }
+            } else {
+                pending.yield(try await handle(message))
+            }
         }
     }
 
@@ -118,7 +161,11 @@ final class StageRunner: Service, @unchecked Sendable {
         metrics.recordIn(topic: message.topic)
         let started = ContinuousClock.now
         let input = StageInput(message)
-        let outcome = try await outcomeRetryingOutages(input)
+        if let stateful, !stateful.engine.isRestored(partition: message.partition, generation: message.assignmentGeneration) {
+            try await restore(partition: message.partition, generation: message.assignmentGeneration, stateful)
+        }
+        let result = try await outcomeRetryingOutages(input)
+        let outcome = result.outcome
         var deliveries: [KafkaPendingDelivery] = []
         switch outcome {
         case .processed(let outputs):
@@ -141,18 +188,26 @@ final class StageRunner: Service, @unchecked Sendable {
             preconditionFailure("outcomeRetryingOutages returns only final outcomes")
         }
         metrics.processed(in: ContinuousClock.now - started)
-        return PendingRecord(partition: message.topicPartition, offset: message.offset, generation: message.assignmentGeneration, deliveries: deliveries)
+        return PendingRecord(
+            partition: message.topicPartition, offset: message.offset, generation: message.assignmentGeneration, deliveries: deliveries,
+            changelog: result.changelog
+        )
     }
 
     /// The stage's outcome for `input`, retrying with capped exponential backoff while the stage
     /// reports an outage; throws `StageOutage` once the outage has lasted `outageLimit`.
-    private func outcomeRetryingOutages(_ input: StageInput) async throws -> RecordOutcome {
-        let now = handler.maxAge == nil ? 0 : Int64(Date().timeIntervalSince1970 * 1_000)
+    private func outcomeRetryingOutages(_ input: StageInput) async throws -> StatefulResult {
+        // A stateful stage takes the clock as the event time of records that carry none.
+        let now = handler.maxAge == nil && stateful == nil ? 0 : Int64(Date().timeIntervalSince1970 * 1_000)
         let outageStarted = ContinuousClock.now
         var delay = Duration.milliseconds(100)
         while true {
-            let outcome = try await handler.handle(input, nowMilliseconds: now)
-            guard case .retryLater(let reason) = outcome else { return outcome }
+            let result = if let stateful {
+                try await stateful.engine.handle(input, nowMilliseconds: now)
+            } else {
+                StatefulResult(outcome: try await handler.handle(input, nowMilliseconds: now), changelog: [])
+            }
+            guard case .retryLater(let reason) = result.outcome else { return result }
             let lasted = ContinuousClock.now - outageStarted
             guard lasted < outageLimit else {
                 throw StageOutage(reason: reason, lasted: lasted, topic: input.topic, partition: input.partition, offset: input.offset)
@@ -168,7 +223,8 @@ final class StageRunner: Service, @unchecked Sendable {
         }
     }
 
-    private func storeOffsetsInOrder(_ pending: AsyncStream<PendingRecord>) async throws {
+    /// Waits for each record's outputs in order, then sends its state snapshots.
+    private func writeChangelogInOrder(_ pending: AsyncStream<PendingRecord>, into next: AsyncStream<PendingChangelog>.Continuation) async throws {
         for await record in pending {
             for delivery in record.deliveries {
                 do {
@@ -182,6 +238,30 @@ final class StageRunner: Service, @unchecked Sendable {
                     throw error
                 }
             }
+            var snapshots: [KafkaPendingDelivery] = []
+            for snapshot in record.changelog {
+                snapshots.append(try await producer.enqueue(KafkaProducerMessage(snapshot)))
+            }
+            next.yield(PendingChangelog(record: record, deliveries: snapshots))
+        }
+    }
+
+    /// Waits for each record's state snapshots in order, then stores its offset.
+    private func storeOffsetsInOrder(_ changelog: AsyncStream<PendingChangelog>) async throws {
+        for await pending in changelog {
+            let record = pending.record
+            for delivery in pending.deliveries {
+                do {
+                    _ = try await delivery.report()
+                } catch {
+                    logger.critical("a state snapshot was not delivered; stopping without storing its input's offset, so the input is processed again after restart", metadata: [
+                        "topic": "\(record.partition.topic)", "partition": "\(record.partition.partition)", "offset": "\(record.offset)",
+                        "error": "\(error)",
+                    ])
+                    throw error
+                }
+            }
+            guard record.holdsSlot else { continue }
             if let error = storeOffset(of: record) {
                 guard error.kind == .partitionNotAssigned else { throw error }
                 // The partition moved to another member in a rebalance; it reprocesses from its commit.
@@ -191,6 +271,73 @@ final class StageRunner: Service, @unchecked Sendable {
             progress.completed()
             metrics.setInFlight(progress.inFlight)
         }
+    }
+
+    // MARK: Stateful stages
+
+    /// Reads `partition`'s state from the changelog before its first record of this assignment.
+    /// Outputs already queued are flushed first, so the snapshots this replica wrote for an
+    /// earlier assignment of the partition are in the changelog when it is read.
+    private func restore(partition: Int32, generation: UInt64, _ stateful: StatefulRuntime) async throws {
+        let started = ContinuousClock.now
+        try await producer.flush()
+        let snapshots = try await stateful.readChangelog(partition)
+        stateful.engine.restore(partition: partition, generation: generation, snapshots: snapshots)
+        stateful.engine.keepOnly(Set(consumer.assignment.map(\.partition)))
+        logger.info("state restored", metadata: [
+            "partition": "\(partition)", "records_read": "\(snapshots.count)", "took": "\(ContinuousClock.now - started)",
+        ])
+    }
+
+    /// Fires silence timers for keys of partitions the worker is caught up on (time spent away
+    /// or catching up never counts), and writes checkpoints of keys not written for a while.
+    private func runTimersAndCheckpoints(_ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation) async throws {
+        var last = ContinuousClock.now
+        var lastCheckpoint = ContinuousClock.now
+        while !Task.isCancelled {
+            try await Task.sleep(for: stateful.tickInterval)
+            let now = ContinuousClock.now
+            let elapsed = (now - last).milliseconds
+            last = now
+            try await stateful.gate.run {
+                let caughtUp = caughtUpPartitions(stateful)
+                for result in try await stateful.engine.advanceSilence(caughtUp: caughtUp, elapsedMilliseconds: elapsed) {
+                    pending.yield(try await pendingWithoutInput(result))
+                }
+                if now - lastCheckpoint >= stateful.checkpointInterval {
+                    lastCheckpoint = now
+                    let snapshots = stateful.engine.checkpoint(olderThan: stateful.checkpointInterval)
+                    if !snapshots.isEmpty {
+                        pending.yield(try await pendingWithoutInput(StatefulResult(outcome: .processed([]), changelog: snapshots)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Restored partitions whose every input is read to its end, with nothing waiting in the buffer.
+    private func caughtUpPartitions(_ stateful: StatefulRuntime) -> Set<Int32> {
+        guard consumer.bufferedRecords == 0 else { return [] }
+        let lag = consumer.lag()
+        let assigned = consumer.assignment
+        return stateful.engine.ownedPartitions.filter { partition in
+            let inputs = assigned.filter { $0.partition == partition }
+            return !inputs.isEmpty && inputs.allSatisfy { lag[$0] == 0 }
+        }
+    }
+
+    private func pendingWithoutInput(_ result: StatefulResult) async throws -> PendingRecord {
+        var deliveries: [KafkaPendingDelivery] = []
+        if case .processed(let outputs) = result.outcome {
+            for output in outputs {
+                deliveries.append(try await producer.enqueue(KafkaProducerMessage(output)))
+                metrics.recordOut(topic: output.topic)
+            }
+        }
+        return PendingRecord(
+            partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: deliveries,
+            changelog: result.changelog, holdsSlot: false
+        )
     }
 }
 
@@ -206,7 +353,10 @@ extension StageInput {
 
 extension KafkaProducerMessage {
     init(_ record: OutgoingRecord) {
-        self.init(topic: record.topic, key: record.key, value: record.value, headers: record.headers.map { KafkaHeader(key: $0.key, value: $0.value) })
+        self.init(
+            topic: record.topic, partition: record.partition, key: record.key, value: record.value,
+            headers: record.headers.map { KafkaHeader(key: $0.key, value: $0.value) }
+        )
     }
 }
 

@@ -28,6 +28,18 @@ public enum Worker {
         }
     }
 
+    /// Runs a stateful stage (see `StatefulStage`) the same way; its changelog
+    /// (`worker.state-changelog`, default `<worker>.state.changelog`) must be among its outputs.
+    public static func run<S: StatefulStage>(
+        stage: S, name: String, tables: [any WorkerTable] = [], routes: @escaping Routes = { _ in },
+        arguments: [String] = CommandLine.arguments
+    ) async throws {
+        let (configuration, registry, logger) = await bootstrap(name: name, arguments: arguments)
+        await exitOnError(logger) {
+            try await run(statefulStage: stage, tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes)
+        }
+    }
+
     /// Runs a source worker (see `Source`) the same way.
     /// - Parameter owning: makes a table of the topic whose keys the replicas split (the
     ///   worker's `owns`); the runtime keeps one per assigned partition.
@@ -45,6 +57,45 @@ public enum Worker {
     public static func run(
         stage: any Stage, tables: [any WorkerTable] = [], configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger,
         routes: @escaping Routes = { _ in }, onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        try await runStage(
+            stage, stateful: nil, tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes, onListening: onListening
+        )
+    }
+
+    /// Runs a stateful stage with a ready configuration; tests and benchmarks call this directly.
+    public static func run<S: StatefulStage>(
+        statefulStage stage: S, tables: [any WorkerTable] = [], configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry,
+        logger: Logger, routes: @escaping Routes = { _ in }, onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        let changelog = configuration.stateChangelog
+        guard configuration.outputs.contains(changelog) else {
+            throw WorkerConfigurationError(
+                key: "worker.outputs", problem: "does not list the state changelog \(changelog); a stateful worker writes it (add it to the worker's outputs, or set worker.state-changelog)"
+            )
+        }
+        let cluster = configuration.kafka
+        try await runStage(
+            nil,
+            stateful: { handler in
+                StatefulRuntime(
+                    engine: KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelog, limits: configuration.stateLimits, logger: logger),
+                    tickInterval: .milliseconds(100), checkpointInterval: configuration.stateCheckpointInterval,
+                    readChangelog: { partition in
+                        try await KafkaTableReader.readPartition(cluster: cluster, topic: changelog, partition: partition, logger: logger).compactMap { record in
+                            record.key.flatMap { String(validating: $0, as: UTF8.self) }.map { (key: $0, value: record.value, offset: record.offset) }
+                        }
+                    }
+                )
+            },
+            tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes, onListening: onListening
+        )
+    }
+
+    private static func runStage(
+        _ stage: (any Stage)?, stateful makeStateful: ((RecordHandler) -> StatefulRuntime)?, tables: [any WorkerTable],
+        configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, routes: @escaping Routes,
+        onListening: @escaping @Sendable (Int) -> Void
     ) async throws {
         guard !configuration.inputs.isEmpty else {
             throw WorkerConfigurationError(key: "worker.inputs", problem: "is empty: a stage worker consumes at least one topic (a worker that owns a table's keys runs a Source)")
@@ -73,15 +124,15 @@ public enum Worker {
         }
         let declaredOutputs = Set(configuration.outputs + configuration.inputs.map { $0 + configuration.deadLetterSuffix })
         let progress = LoopProgress()
+        let handler = RecordHandler(
+            worker: configuration.name, stage: stage, maxAge: configuration.maxAge, deadLetterSuffix: configuration.deadLetterSuffix,
+            declaredOutputs: declaredOutputs,
+            // librdkafka's own size check counts header framing a little differently: keep a margin.
+            maxRecordBytes: producer.maxMessageBytes - 512
+        )
         let runner = StageRunner(
-            consumer: consumer, producer: producer,
-            handler: RecordHandler(
-                worker: configuration.name, stage: stage, maxAge: configuration.maxAge, deadLetterSuffix: configuration.deadLetterSuffix,
-                declaredOutputs: declaredOutputs,
-                // librdkafka's own size check counts header framing a little differently: keep a margin.
-                maxRecordBytes: producer.maxMessageBytes - 512
-            ),
-            tables: tableReader, maxInFlightRecords: configuration.maxInFlightRecords, outageLimit: configuration.outageTimeout,
+            consumer: consumer, producer: producer, handler: handler,
+            tables: tableReader, stateful: makeStateful?(handler), maxInFlightRecords: configuration.maxInFlightRecords, outageLimit: configuration.outageTimeout,
             metrics: metrics, progress: progress, logger: logger
         )
         logger.info("worker starting", metadata: [

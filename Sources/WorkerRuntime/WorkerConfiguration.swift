@@ -23,6 +23,10 @@ import Topology
 /// | `worker.owns` | `WORKER_OWNS` | the topology's; a source worker's table, whose keys the replicas split |
 /// | `worker.tables` | `WORKER_TABLES` | the topology's; else none; table topics the worker may read whole |
 /// | `worker.table-versions` | `WORKER_TABLE_VERSIONS` | 16 versions per key kept for lookups by event time |
+/// | `worker.state-changelog` | `WORKER_STATE_CHANGELOG` | `<worker>.state.changelog`; a stateful worker's changelog (an output) |
+/// | `worker.state-max-keys` | `WORKER_STATE_MAX_KEYS` | 100000 keys held across the worker's partitions |
+/// | `worker.state-max-key-bytes` | `WORKER_STATE_MAX_KEY_BYTES` | 65536 bytes of one key's snapshot |
+/// | `worker.state-checkpoint-ms` | `WORKER_STATE_CHECKPOINT_MS` | 60000; keys not written this long get a snapshot again |
 /// | `worker.max-in-flight` | `WORKER_MAX_IN_FLIGHT` | 1000 records awaiting delivery |
 /// | `worker.memory-budget-mb` | `WORKER_MEMORY_BUDGET_MB` | 256; Kafka buffers, see `MemoryBudget` |
 /// | `worker.liveness-timeout-ms` | `WORKER_LIVENESS_TIMEOUT_MS` | 180000; `/livez` fails when stuck this long (above the delivery timeout: a broker outage ends in the worker's own exit, with its reason, not a liveness kill) |
@@ -44,6 +48,10 @@ public struct WorkerConfiguration: Sendable {
     public var owns: String?
     /// Versions per key a table keeps for lookups by event time.
     public var tableVersions: Int
+    /// A stateful worker's changelog topic.
+    public var stateChangelog: String
+    public var stateLimits: StateLimits
+    public var stateCheckpointInterval: Duration
     public var kafka: KafkaConfiguration
     public var commitInterval: Duration
     public var deliveryTimeout: Duration
@@ -60,6 +68,7 @@ public struct WorkerConfiguration: Sendable {
 
     public init(
         name: String, groupID: String? = nil, inputs: [String], outputs: [String], tables: [String] = [], owns: String? = nil, tableVersions: Int = 16,
+        stateChangelog: String? = nil, stateLimits: StateLimits = StateLimits(), stateCheckpointInterval: Duration = .seconds(60),
         kafka: KafkaConfiguration,
         commitInterval: Duration = .seconds(1), deliveryTimeout: Duration = .seconds(120), maxInFlightRecords: Int = 1_000,
         memoryBudget: MemoryBudget = MemoryBudget(bytes: 256 << 20), livenessTimeout: Duration = .seconds(180),
@@ -73,6 +82,9 @@ public struct WorkerConfiguration: Sendable {
         self.tables = tables
         self.owns = owns
         self.tableVersions = tableVersions
+        self.stateChangelog = stateChangelog ?? name + ".state.changelog"
+        self.stateLimits = stateLimits
+        self.stateCheckpointInterval = stateCheckpointInterval
         self.kafka = kafka
         self.commitInterval = commitInterval
         self.deliveryTimeout = deliveryTimeout
@@ -123,6 +135,11 @@ public struct WorkerConfiguration: Sendable {
         }
         let tables = topicList(config, "worker.tables") ?? declared?.tables ?? []
         let tableVersions = try positive(config, "worker.table-versions", default: 16)
+        let stateLimits = StateLimits(
+            maxKeys: try positive(config, "worker.state-max-keys", default: 100_000),
+            maxKeyBytes: try positive(config, "worker.state-max-key-bytes", default: 64 << 10)
+        )
+        let checkpointMilliseconds = try positive(config, "worker.state-checkpoint-ms", default: 60_000)
         let properties: [String: String]
         do {
             properties = try KafkaConfiguration.properties(fromAssignments: config.stringArray(forKey: "kafka.properties", isSecret: true) ?? [])
@@ -169,6 +186,9 @@ public struct WorkerConfiguration: Sendable {
             tables: tables,
             owns: owns,
             tableVersions: tableVersions,
+            stateChangelog: config.string(forKey: "worker.state-changelog"),
+            stateLimits: stateLimits,
+            stateCheckpointInterval: .milliseconds(checkpointMilliseconds),
             kafka: KafkaConfiguration(
                 bootstrapServers: bootstrap, clientID: name, requestTimeout: .milliseconds(timeoutMilliseconds), properties: properties
             ),

@@ -47,7 +47,7 @@ struct TopologyLoadingTests {
     func badValues() throws {
         let policy = try #require(loadError(fixtureYAML.replacingOccurrences(of: "cleanup_policy: compact\n    key: camera_id", with: "cleanup_policy: compacted\n    key: camera_id")))
         #expect(policy.keyPath == "topics.state.changelog.cleanup_policy")
-        #expect(policy.message == "\"compacted\" is not a cleanup policy; use delete or compact")
+        #expect(policy.message == "\"compacted\" is not a cleanup policy; use delete, compact, or \"compact,delete\" (state changelogs)")
 
         let inputs = try #require(loadError(fixtureYAML.replacingOccurrences(of: "inputs: [cam.raw.v1]", with: "inputs: cam.raw.v1")))
         #expect(inputs.keyPath == "workers.reader.inputs")

@@ -237,7 +237,7 @@ struct TopologyValidationTests {
     @Test("a raw-pixel topic cannot be compacted")
     func rawPixelCompaction() throws {
         let found = try problems { $0.topics[$0.index(ofTopic: "cam.raw.v1")].cleanupPolicy = .compact }
-        #expect(found.contains(TopologyProblem(keyPath: "topics.cam.raw.v1.cleanup_policy", message: "is compact, which would keep raw pixels indefinitely; use delete")))
+        #expect(found.contains(TopologyProblem(keyPath: "topics.cam.raw.v1.cleanup_policy", message: "is compact, which would keep raw pixels beyond their retention; use delete")))
     }
 
     // MARK: Topic settings
@@ -399,5 +399,22 @@ struct SourceWorkerValidationTests {
         })
         let tooMany = try problems(after: Self.withSource(maxReplicas: 2))
         #expect(tooMany.contains { $0.keyPath == "workers.source.max_replicas" && $0.message.contains("owned table settings.v1 has 1 partition") }, "\(tooMany)")
+    }
+}
+
+@Suite("Topology validation: state changelogs")
+struct ChangelogPolicyTests {
+    @Test("compact,delete needs a key and a bounded retention; compact alone keeps forever")
+    func compactDelete() throws {
+        #expect(try problems { topology in
+            topology.topics[topology.index(ofTopic: "state.changelog")].cleanupPolicy = .compactDelete
+            topology.topics[topology.index(ofTopic: "state.changelog")].retention = Retention("1d")
+        } == [])
+        let forever = try problems { $0.topics[$0.index(ofTopic: "state.changelog")].cleanupPolicy = .compactDelete }
+        #expect(forever.map(\.keyPath) == ["topics.state.changelog.retention"])
+        let bounded = try problems { topology in
+            topology.topics[topology.index(ofTopic: "state.changelog")].retention = Retention("1d")
+        }
+        #expect(bounded.first?.message.contains("compact,delete") == true)
     }
 }

@@ -1,0 +1,430 @@
+import Foundation
+import Logging
+import Metrics
+import SwiftProtobuf
+import VigilSchema
+
+/// Bounds on a stateful worker's state (`worker.state-max-keys`, `worker.state-max-key-bytes`).
+public struct StateLimits: Sendable, Equatable {
+    /// Keys held at most across the worker's partitions; a record for a new key beyond it is dead-lettered.
+    public var maxKeys: Int
+    /// The largest snapshot of one key's state (with its timers); a record that would grow a
+    /// key's state beyond it is dead-lettered and the state keeps what it held.
+    public var maxKeyBytes: Int
+
+    public init(maxKeys: Int = 100_000, maxKeyBytes: Int = 64 << 10) {
+        self.maxKeys = maxKeys
+        self.maxKeyBytes = maxKeyBytes
+    }
+}
+
+/// What the engine made of one input, or of a timer or checkpoint: records to produce, and the
+/// changelog snapshots to write once those records are acknowledged.
+struct StatefulResult: Sendable {
+    var outcome: RecordOutcome
+    var changelog: [OutgoingRecord]
+}
+
+/// The state of a stateful stage's keys on the partitions this replica owns, and the rules
+/// that keep it exact: redelivered records already reflected are not applied again, late
+/// records are refused, timers fire once their time comes, every change becomes a snapshot
+/// record for the changelog. Free of Kafka: `StageRunner` feeds it on the cluster,
+/// `StatefulStageTestDriver` in memory.
+///
+/// Calls must not overlap (the runner serializes them through `StatefulRuntime.gate`).
+final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable {
+    struct KeyState {
+        var state: S.State?
+        var timers = Timers()
+        var maxEventTime: Int64 = .min
+        var nextOffsets: [String: Int64] = [:]
+        /// Caught-up time without a record, for silence timers; not persisted.
+        var quietMilliseconds: Int64 = 0
+        /// Bytes of the last snapshot written.
+        var bytes = 0
+        var lastWritten: ContinuousClock.Instant = .now
+
+        var isEmpty: Bool { state == nil && timers.eventTimers.isEmpty && timers.silenceTimers.isEmpty && nextOffsets.isEmpty }
+    }
+
+    struct PartitionState {
+        var generation: UInt64
+        var keys: [String: KeyState] = [:]
+    }
+
+    let stage: S
+    let handler: RecordHandler
+    let changelogTopic: String
+    let limits: StateLimits
+    private let logger: Logger
+    private let metrics: StateMetrics
+    private var partitions: [Int32: PartitionState] = [:]
+
+    init(stage: S, handler: RecordHandler, changelogTopic: String, limits: StateLimits, logger: Logger) {
+        self.stage = stage
+        self.handler = handler
+        self.changelogTopic = changelogTopic
+        self.limits = limits
+        self.logger = logger
+        metrics = StateMetrics(worker: handler.worker)
+    }
+
+    /// Whether `partition` holds state restored for assignment `generation`.
+    func isRestored(partition: Int32, generation: UInt64) -> Bool {
+        partitions[partition]?.generation == generation
+    }
+
+    /// Replaces `partition`'s state with the changelog's snapshots (each key's newest wins; an
+    /// unreadable one is logged and counted, and the key keeps its previous snapshot).
+    func restore(partition: Int32, generation: UInt64, snapshots: [(key: String, value: [UInt8], offset: Int64)]) {
+        var restored = PartitionState(generation: generation)
+        for snapshot in snapshots {
+            guard !snapshot.value.isEmpty else {
+                restored.keys[snapshot.key] = nil
+                continue
+            }
+            do {
+                restored.keys[snapshot.key] = try decode(snapshot.value)
+            } catch {
+                metrics.changelogRejected()
+                logger.error("state changelog record unreadable; the key keeps its previous snapshot", metadata: [
+                    "topic": "\(changelogTopic)", "partition": "\(partition)", "offset": "\(snapshot.offset)", "key": "\(snapshot.key)",
+                    "error": "\(RecordHandler.safeReason(error))",
+                ])
+            }
+        }
+        partitions[partition] = restored
+        metrics.restored(keys: restored.keys.count)
+        updateGauges()
+    }
+
+    /// Drops the state of partitions this replica no longer owns.
+    func keepOnly(_ owned: Set<Int32>) {
+        let before = partitions.count
+        partitions = partitions.filter { owned.contains($0.key) }
+        if partitions.count != before { updateGauges() }
+    }
+
+    var ownedPartitions: Set<Int32> { Set(partitions.keys) }
+
+    /// The state of `key` (for tests and diagnostics).
+    func state(of key: String, partition: Int32) -> S.State? {
+        partitions[partition]?.keys[key]?.state
+    }
+
+    func timers(of key: String, partition: Int32) -> Timers? {
+        partitions[partition]?.keys[key]?.timers
+    }
+
+    // MARK: Records
+
+    /// Processes one input record of an owned, restored partition.
+    func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> StatefulResult {
+        let partition = input.partition
+        guard let keyBytes = input.key, !keyBytes.isEmpty, let key = String(validating: keyBytes, as: UTF8.self) else {
+            return StatefulResult(outcome: handler.deadLetter(input, reason: "a stateful stage keeps state per key, and this record has no key (or one that is not UTF-8)"), changelog: [])
+        }
+        var keyState = partitions[partition]?.keys[key] ?? KeyState()
+        if let next = keyState.nextOffsets[input.topic], input.offset < next {
+            // Redelivered after a crash or rebalance: its effect is already in the state, and
+            // its outputs were acknowledged before that state was written.
+            return StatefulResult(outcome: .skipped(reason: .alreadyApplied), changelog: [])
+        }
+        let eventTime = input.eventTimeMilliseconds ?? input.timestampMilliseconds ?? nowMilliseconds
+        if keyState.timers.watermark != .min, eventTime < keyState.timers.watermark {
+            metrics.late(topic: input.topic)
+            let behind = keyState.timers.watermark - eventTime
+            return StatefulResult(outcome: handler.deadLetter(input, reason: "late: event time \(eventTime) is \(behind) ms behind the watermark of key \(key) (allowed lateness \(stage.allowedLateness))"), changelog: [])
+        }
+        if partitions[partition]?.keys[key] == nil, heldKeys >= limits.maxKeys {
+            metrics.overCap()
+            return StatefulResult(outcome: handler.deadLetter(input, reason: "state is at its cap of \(limits.maxKeys) keys; a new key (\(key)) cannot be added: raise worker.state-max-keys or scale out"), changelog: [])
+        }
+        var state = keyState.state
+        var timers = keyState.timers
+        let outcome = try await handler.handle(input, nowMilliseconds: nowMilliseconds) { input in
+            try await stage.process(input, key: key, eventTime: eventTime, state: &state, timers: &timers)
+        }
+        guard case .processed(var outputs) = outcome else {
+            // Dead-lettered, skipped or to be retried: the state keeps what it held.
+            return StatefulResult(outcome: outcome, changelog: [])
+        }
+        keyState.state = state
+        keyState.timers = timers
+        keyState.maxEventTime = max(keyState.maxEventTime, eventTime)
+        keyState.timers.watermark = keyState.maxEventTime - stage.allowedLateness.milliseconds
+        keyState.nextOffsets[input.topic] = input.offset + 1
+        keyState.quietMilliseconds = 0
+        outputs += try await fireEventTimers(key: key, keyState: &keyState)
+        guard let snapshot = snapshotRecord(key: key, partition: partition, keyState: &keyState) else {
+            return StatefulResult(
+                outcome: handler.deadLetter(input, reason: "the state of key \(key) would exceed \(limits.maxKeyBytes) bytes; the record is not applied: raise worker.state-max-key-bytes or keep less per camera"),
+                changelog: []
+            )
+        }
+        store(keyState, key: key, partition: partition)
+        return StatefulResult(outcome: .processed(outputs), changelog: [snapshot])
+    }
+
+    // MARK: Timers
+
+    /// Fires the key's event-time timers its watermark has reached, oldest first.
+    private func fireEventTimers(key: String, keyState: inout KeyState) async throws -> [OutgoingRecord] {
+        var produced: [OutgoingRecord] = []
+        while let (name, time) = keyState.timers.eventTimers.filter({ $0.value <= keyState.timers.watermark }).min(by: { ($0.value, $0.key) < ($1.value, $1.key) }) {
+            keyState.timers.eventTimers[name] = nil
+            produced += try await fire(FiredTimer(name: name, kind: .eventTime, scheduledMilliseconds: time), key: key, keyState: &keyState)
+        }
+        return produced
+    }
+
+    /// Counts `elapsed` caught-up time as silence for every key of `caughtUp` partitions and
+    /// fires the silence timers it completes. One result per key that fired.
+    func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [StatefulResult] {
+        var results: [StatefulResult] = []
+        for partition in caughtUp.sorted() {
+            guard let keys = partitions[partition]?.keys.keys.sorted() else { continue }
+            for key in keys {
+                guard var keyState = partitions[partition]?.keys[key] else { continue }
+                keyState.quietMilliseconds += elapsedMilliseconds
+                let due = keyState.timers.silenceTimers.filter { $0.value <= keyState.quietMilliseconds }
+                    .sorted { ($0.value, $0.key) < ($1.value, $1.key) }
+                guard !due.isEmpty else {
+                    partitions[partition]?.keys[key] = keyState
+                    continue
+                }
+                var outputs: [OutgoingRecord] = []
+                for (name, duration) in due where keyState.timers.silenceTimers[name] == duration {
+                    keyState.timers.silenceTimers[name] = nil
+                    let scheduled = (keyState.maxEventTime == .min ? 0 : keyState.maxEventTime) + duration
+                    outputs += try await fire(FiredTimer(name: name, kind: .silence, scheduledMilliseconds: scheduled), key: key, keyState: &keyState)
+                }
+                let snapshot = snapshotRecord(key: key, partition: partition, keyState: &keyState, enforceLimit: false)
+                store(keyState, key: key, partition: partition)
+                results.append(StatefulResult(outcome: .processed(outputs), changelog: snapshot.map { [$0] } ?? []))
+            }
+        }
+        return results
+    }
+
+    /// Runs the stage's timer callback; outputs get record ids from the timer's key, name and
+    /// scheduled time, so a firing repeated after a crash is recognisable.
+    private func fire(_ timer: FiredTimer, key: String, keyState: inout KeyState) async throws -> [OutgoingRecord] {
+        var state = keyState.state
+        var timers = keyState.timers
+        let started = ContinuousClock.now
+        let outputs: [StageOutput]
+        do {
+            outputs = try await stage.timerFired(timer, key: key, state: &state, timers: &timers)
+        } catch {
+            if error is CancellationError || Task.isCancelled { throw CancellationError() }
+            metrics.timerFailed()
+            logger.error("a timer's handler failed; the firing is dropped and the state keeps what it held", metadata: [
+                "key": "\(key)", "timer": "\(timer.name)", "kind": "\(timer.kind.rawValue)", "error": "\(RecordHandler.safeReason(error))",
+            ])
+            return []
+        }
+        keyState.state = state
+        keyState.timers.eventTimers = timers.eventTimers
+        keyState.timers.silenceTimers = timers.silenceTimers
+        metrics.timerFired(kind: timer.kind)
+        // A firing starts a trace of its own: no input record caused it.
+        let trace = handler.childTrace(of: StageInput(topic: changelogTopic, key: nil, value: []))
+        let completed = try handler.complete(
+            outputs, trace: trace, previousTiming: nil, elapsed: ContinuousClock.now - started,
+            recordIDPrefix: "timer/\(key)/\(timer.name)/\(timer.scheduledMilliseconds)/", eventTime: Array(String(timer.scheduledMilliseconds).utf8)
+        )
+        switch completed {
+        case .success(let records):
+            return records
+        case .failure(let oversized):
+            metrics.timerFailed()
+            logger.error("a timer's output is over the record size limit; the firing's outputs are dropped", metadata: [
+                "key": "\(key)", "timer": "\(timer.name)", "error": "\(oversized)",
+            ])
+            return []
+        }
+    }
+
+    // MARK: Checkpoints
+
+    /// Snapshots of every key not written for `interval`: the changelog's newest records then
+    /// always hold every key, so restore never needs older records (nor compaction).
+    func checkpoint(olderThan interval: Duration) -> [OutgoingRecord] {
+        let now = ContinuousClock.now
+        var records: [OutgoingRecord] = []
+        for partition in partitions.keys.sorted() {
+            for key in (partitions[partition]?.keys.keys.sorted() ?? []) {
+                guard var keyState = partitions[partition]?.keys[key], now - keyState.lastWritten >= interval else { continue }
+                if let record = snapshotRecord(key: key, partition: partition, keyState: &keyState, enforceLimit: false) {
+                    records.append(record)
+                }
+                partitions[partition]?.keys[key] = keyState
+            }
+        }
+        return records
+    }
+
+    // MARK: Snapshots
+
+    /// The changelog record holding the key's whole state; nil when it exceeds the key size cap.
+    private func snapshotRecord(key: String, partition: Int32, keyState: inout KeyState, enforceLimit: Bool = true) -> OutgoingRecord? {
+        var snapshot = Vigil_V1_KeyStateSnapshot()
+        if let state = keyState.state { snapshot.state = Data(state.stateBytes) }
+        snapshot.eventTimers = keyState.timers.eventTimers
+        snapshot.silenceTimers = keyState.timers.silenceTimers
+        snapshot.maxEventTime = keyState.maxEventTime
+        snapshot.nextOffsets = keyState.nextOffsets
+        // Deterministic: map fields in key order, so equal states give equal bytes.
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        let bytes: [UInt8] = (try? snapshot.serializedBytes(options: options)) ?? []
+        if enforceLimit, bytes.count > limits.maxKeyBytes { return nil }
+        keyState.bytes = bytes.count
+        keyState.lastWritten = .now
+        return OutgoingRecord(topic: changelogTopic, partition: partition, key: Array(key.utf8), value: bytes, headers: [])
+    }
+
+    func decode(_ bytes: [UInt8]) throws -> KeyState {
+        let snapshot = try Vigil_V1_KeyStateSnapshot(serializedBytes: bytes)
+        var keyState = KeyState()
+        keyState.state = snapshot.state.isEmpty ? nil : try S.State(stateBytes: Array(snapshot.state))
+        keyState.maxEventTime = snapshot.maxEventTime
+        keyState.timers = Timers(
+            watermark: snapshot.maxEventTime == .min ? .min : snapshot.maxEventTime - stage.allowedLateness.milliseconds,
+            eventTimers: snapshot.eventTimers, silenceTimers: snapshot.silenceTimers
+        )
+        keyState.nextOffsets = snapshot.nextOffsets
+        keyState.bytes = bytes.count
+        return keyState
+    }
+
+    private func store(_ keyState: KeyState, key: String, partition: Int32) {
+        partitions[partition, default: PartitionState(generation: 0)].keys[key] = keyState
+        updateGauges()
+    }
+
+    private var heldKeys: Int { partitions.values.reduce(0) { $0 + $1.keys.count } }
+
+    private func updateGauges() {
+        var keys = 0
+        var bytes = 0
+        var largest = 0
+        for partition in partitions.values {
+            keys += partition.keys.count
+            for keyState in partition.keys.values {
+                bytes += keyState.bytes
+                largest = max(largest, keyState.bytes)
+            }
+        }
+        metrics.set(keys: keys, bytes: bytes, largestKeyBytes: largest)
+    }
+}
+
+/// The engine as the runner sees it, whatever the stage's state type.
+protocol StateEngine: AnyObject, Sendable {
+    var ownedPartitions: Set<Int32> { get }
+    func isRestored(partition: Int32, generation: UInt64) -> Bool
+    func restore(partition: Int32, generation: UInt64, snapshots: [(key: String, value: [UInt8], offset: Int64)])
+    func keepOnly(_ owned: Set<Int32>)
+    func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> StatefulResult
+    func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [StatefulResult]
+    func checkpoint(olderThan interval: Duration) -> [OutgoingRecord]
+}
+
+/// What the runner needs for a stateful stage: the engine, the gate that serializes records,
+/// timers and checkpoints, and the changelog reader for restores.
+struct StatefulRuntime: Sendable {
+    let engine: any StateEngine
+    let gate = AsyncSerialGate()
+    /// How often silence timers are advanced.
+    let tickInterval: Duration
+    /// Keys not written for this long get a snapshot again.
+    let checkpointInterval: Duration
+    /// Every retained record of one changelog partition, oldest first.
+    let readChangelog: @Sendable (Int32) async throws -> [(key: String, value: [UInt8], offset: Int64)]
+}
+
+/// One caller at a time, in arrival order, across suspension points: a stateful stage's
+/// `process` awaits, and a timer must not touch a key while a record of it is in the stage.
+final class AsyncSerialGate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func run<T>(_ body: () async throws -> T) async rethrows -> T {
+        await enter()
+        defer { leave() }
+        return try await body()
+    }
+
+    private func enter() async {
+        await withCheckedContinuation { continuation in
+            let enterNow = lock.withLock {
+                if !busy {
+                    busy = true
+                    return true
+                }
+                waiters.append(continuation)
+                return false
+            }
+            if enterNow { continuation.resume() }
+        }
+    }
+
+    private func leave() {
+        let next: CheckedContinuation<Void, Never>? = lock.withLock {
+            if waiters.isEmpty {
+                busy = false
+                return nil
+            }
+            return waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}
+
+/// The state metrics: keys and bytes held, restores, late records, caps, timers.
+struct StateMetrics {
+    let worker: String
+    private let keys: Gauge
+    private let bytes: Gauge
+    private let largest: Gauge
+
+    init(worker: String) {
+        self.worker = worker
+        keys = Gauge(label: "vigil_state_keys", dimensions: [("worker", worker)])
+        bytes = Gauge(label: "vigil_state_bytes", dimensions: [("worker", worker)])
+        largest = Gauge(label: "vigil_state_largest_key_bytes", dimensions: [("worker", worker)])
+    }
+
+    func set(keys count: Int, bytes total: Int, largestKeyBytes: Int) {
+        keys.record(count)
+        bytes.record(total)
+        largest.record(largestKeyBytes)
+    }
+
+    func restored(keys count: Int) {
+        Counter(label: "vigil_state_restored_keys_total", dimensions: [("worker", worker)]).increment(by: count)
+    }
+
+    func changelogRejected() {
+        Counter(label: "vigil_state_changelog_rejected_total", dimensions: [("worker", worker)]).increment()
+    }
+
+    func late(topic: String) {
+        Counter(label: "vigil_records_late_total", dimensions: [("worker", worker), ("topic", topic)]).increment()
+    }
+
+    func overCap() {
+        Counter(label: "vigil_state_over_cap_total", dimensions: [("worker", worker)]).increment()
+    }
+
+    func timerFired(kind: FiredTimer.Kind) {
+        Counter(label: "vigil_timers_fired_total", dimensions: [("worker", worker), ("kind", kind.rawValue)]).increment()
+    }
+
+    func timerFailed() {
+        Counter(label: "vigil_timer_failures_total", dimensions: [("worker", worker)]).increment()
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+
+/// Runs a stateful stage in memory, the way the runtime runs it on Kafka: feed inputs, let
+/// caught-up time pass for silence timers, write checkpoints, and read what would have been
+/// produced, dead-lettered and written to the changelog. A driver made `restoredFrom` another's
+/// changelog is the replica that takes over a partition (after a crash or a rebalance).
+public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendable {
+    private let engine: KeyedStateEngine<S>
+    private let lock = NSLock()
+    private var nextOffset: [String: Int64] = [:]
+    private var produced: [OutgoingRecord] = []
+    private var deadLettered: [OutgoingRecord] = []
+    private var skipped: [StageInput] = []
+    private var snapshots: [OutgoingRecord] = []
+    private var generation: UInt64 = 1
+
+    /// - Parameters:
+    ///   - outputs: the topics the stage may write; nil allows any.
+    ///   - restoredFrom: changelog records (another driver's `changelog`) to restore from.
+    public init(
+        stage: S, worker: String = "test-worker", outputs: [String]? = nil, changelogTopic: String = "test-worker.state.changelog",
+        limits: StateLimits = StateLimits(), maxAge: Duration? = nil, restoredFrom changelog: [OutgoingRecord] = []
+    ) {
+        var logger = Logger(label: "stateful-test-driver")
+        logger.logLevel = .critical
+        let handler = RecordHandler(
+            worker: worker, stage: nil, maxAge: maxAge, deadLetterSuffix: ".dlq", declaredOutputs: outputs.map { Set($0 + [changelogTopic]) }
+        )
+        engine = KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelogTopic, limits: limits, logger: logger)
+        for partition in Set(changelog.compactMap(\.partition)) {
+            let records = changelog.enumerated().filter { $0.element.partition == partition }.map { index, record in
+                (key: String(decoding: record.key ?? [], as: UTF8.self), value: record.value, offset: Int64(index))
+            }
+            engine.restore(partition: partition, generation: generation, snapshots: records)
+        }
+    }
+
+    /// Feeds one record; offsets count up per topic unless the input sets them.
+    @discardableResult
+    public func feed(_ input: StageInput, nowMilliseconds: Int64? = nil) async throws -> RecordOutcome {
+        var input = input
+        if input.offset == 0 {
+            input.offset = lock.withLock {
+                defer { nextOffset[input.topic, default: 0] += 1 }
+                return nextOffset[input.topic, default: 0]
+            }
+        }
+        if !engine.isRestored(partition: input.partition, generation: generation) {
+            engine.restore(partition: input.partition, generation: generation, snapshots: [])
+        }
+        let result = try await engine.handle(input, nowMilliseconds: nowMilliseconds ?? input.timestampMilliseconds ?? 0)
+        record(result, input: input)
+        return result.outcome
+    }
+
+    /// Lets `duration` of caught-up time pass on `partitions` (default: every one held).
+    public func advanceSilence(by duration: Duration, partitions: Set<Int32>? = nil) async throws {
+        for result in try await engine.advanceSilence(caughtUp: partitions ?? engine.ownedPartitions, elapsedMilliseconds: duration.milliseconds) {
+            record(result, input: nil)
+        }
+    }
+
+    /// Writes a snapshot of every key, as the periodic checkpoint does.
+    public func checkpoint() {
+        let records = engine.checkpoint(olderThan: .zero)
+        lock.withLock { snapshots += records }
+    }
+
+    public var outputs: [OutgoingRecord] { lock.withLock { produced } }
+    public var deadLetters: [OutgoingRecord] { lock.withLock { deadLettered } }
+    public var skippedInputs: [StageInput] { lock.withLock { skipped } }
+    /// The changelog records written, in order.
+    public var changelog: [OutgoingRecord] { lock.withLock { snapshots } }
+
+    public func state(of key: String, partition: Int32 = 0) -> S.State? {
+        engine.state(of: key, partition: partition)
+    }
+
+    public func timers(of key: String, partition: Int32 = 0) -> Timers? {
+        engine.timers(of: key, partition: partition)
+    }
+
+    private func record(_ result: StatefulResult, input: StageInput?) {
+        lock.withLock {
+            switch result.outcome {
+            case .processed(let records): produced += records
+            case .deadLettered(let copy, _): deadLettered.append(copy)
+            case .skipped: if let input { skipped.append(input) }
+            case .retryLater: break
+            }
+            snapshots += result.changelog
+        }
+    }
+}
