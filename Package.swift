@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "vigil", targets: ["VigilCLI"]),
         .executable(name: "vigil-kafka-probe", targets: ["KafkaProbe"]),
         .executable(name: "vigil-passthrough", targets: ["PassThroughWorker"]),
+        .executable(name: "vigil-counting", targets: ["CountingWorker"]),
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "VigilSchema", targets: ["VigilSchema"]),
         .library(name: "Topology", targets: ["Topology"]),
@@ -120,6 +121,12 @@ let package = Package(
                 "VigilSchema",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // A stateful worker counting records per camera and event-time window: state, timer and restore tests.
+        .executableTarget(
+            name: "CountingWorker",
+            dependencies: ["WorkerRuntime"],
             swiftSettings: swiftSettings
         ),
         // `vigil`, the operator CLI.

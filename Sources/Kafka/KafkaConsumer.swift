@@ -125,6 +125,10 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     /// The partitions this member owns right now.
     public var assignment: [KafkaTopicPartition] { membership.assignment }
 
+    /// The partitions this member owns right now, each with the generation of its assignment
+    /// (the one its records carry in `assignmentGeneration`).
+    public var assignmentGenerations: [KafkaTopicPartition: UInt64] { membership.assignmentGenerations }
+
     /// Marks `message` as processed: its offset + 1 will be committed. Throws
     /// `.partitionNotAssigned` when the partition was revoked since the record was read (its
     /// new owner processes it again); any other error means offsets cannot be stored at all.
@@ -328,6 +332,8 @@ private final class ConsumerMembership: @unchecked Sendable {
     }
 
     var assignment: [KafkaTopicPartition] { lock.withLock { assigned.keys.sorted() } }
+
+    var assignmentGenerations: [KafkaTopicPartition: UInt64] { lock.withLock { assigned } }
 
     func rebalance(handle: OpaquePointer, code: rd_kafka_resp_err_t, partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
         let topicPartitions = RDKafkaTopicPartitionList.entries(partitions).map(\.0)

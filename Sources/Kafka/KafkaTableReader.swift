@@ -103,14 +103,14 @@ public final class KafkaTableReader: @unchecked Sendable {
         await catchUp.wait()
     }
 
-    /// Reads `partition` of `topic` from its oldest retained record to its end as of now, and
-    /// returns its records: a state changelog's restore.
-    public static func readPartition(
-        cluster: KafkaConfiguration, topic: String, partition: Int32, logger: Logger
+    /// Reads `partitions` of `topic` from their oldest retained record to their end as of now,
+    /// and returns their records, in offset order per partition: a state changelog's restore.
+    public static func readPartitions(
+        cluster: KafkaConfiguration, topic: String, partitions: Set<Int32>, logger: Logger
     ) async throws -> [KafkaConsumerMessage] {
         let collected = LockedRecords()
         let reader = try KafkaTableReader(
-            configuration: KafkaTableReaderConfiguration(cluster: cluster, topics: [topic], partitions: [partition]), logger: logger
+            configuration: KafkaTableReaderConfiguration(cluster: cluster, topics: [topic], partitions: partitions), logger: logger
         ) { collected.append($0) }
         do {
             try await reader.start()

@@ -73,6 +73,8 @@ extension KafkaProbe {
         @Option(help: "Message timeout in seconds (librdkafka retries until then).") var deliveryTimeout = 120
         @Flag(help: "Report every delivery as a `delivered` line.") var reportDeliveries = false
         @Option(help: "Milliseconds between records (0: as fast as the producer takes them).") var paceMs = 0
+        @Option(help: "Event time step: with a value above 0, each record carries vigil-event-time-ms = start + seq × step.") var eventTimeStepMs = 0
+        @Option(help: "Event time of seq 0, milliseconds since the epoch (with --event-time-step-ms).") var eventTimeStartMs = 1_000_000
 
         func run() async throws {
             let logger = options.logger()
@@ -83,10 +85,11 @@ extension KafkaProbe {
             var failures = 0
             for seq in first..<(first + count) {
                 let padded = Self.value(seq: seq, size: valueSize)
-                let message = KafkaProducerMessage(
-                    topic: options.topic, key: "key-\(seq % keys)", value: padded,
-                    headers: [KafkaHeader(key: "seq", value: String(seq))]
-                )
+                var headers = [KafkaHeader(key: "seq", value: String(seq))]
+                if eventTimeStepMs > 0 {
+                    headers.append(KafkaHeader(key: "vigil-event-time-ms", value: String(eventTimeStartMs + seq * eventTimeStepMs)))
+                }
+                let message = KafkaProducerMessage(topic: options.topic, key: "key-\(seq % keys)", value: padded, headers: headers)
                 do {
                     pending.append((seq, try await producer.enqueue(message)))
                 } catch {

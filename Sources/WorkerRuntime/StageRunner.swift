@@ -275,17 +275,29 @@ final class StageRunner: Service, @unchecked Sendable {
 
     // MARK: Stateful stages
 
-    /// Reads `partition`'s state from the changelog before its first record of this assignment.
-    /// Outputs already queued are flushed first, so the snapshots this replica wrote for an
-    /// earlier assignment of the partition are in the changelog when it is read.
+    /// Reads the state of every assigned partition not restored for its current assignment,
+    /// before the first record of any of them: one changelog read however many partitions a
+    /// rebalance brought. Outputs already queued are flushed first, so the snapshots this
+    /// replica wrote for an earlier assignment of a partition are in the changelog when it is read.
     private func restore(partition: Int32, generation: UInt64, _ stateful: StatefulRuntime) async throws {
         let started = ContinuousClock.now
+        // Per partition number, the generations of its input partitions (one per input topic).
+        var generations: [Int32: Set<UInt64>] = [partition: [generation]]
+        for (assigned, assignedGeneration) in consumer.assignmentGenerations {
+            generations[assigned.partition, default: []].insert(assignedGeneration)
+        }
+        generations = generations.filter { partitionNumber, current in
+            partitionNumber == partition || !current.allSatisfy { stateful.engine.isRestored(partition: partitionNumber, generation: $0) }
+        }
         try await producer.flush()
-        let snapshots = try await stateful.readChangelog(partition)
-        stateful.engine.restore(partition: partition, generation: generation, snapshots: snapshots)
+        let snapshots = try await stateful.readChangelog(Set(generations.keys))
+        for (restoring, current) in generations {
+            stateful.engine.restore(partition: restoring, generations: current, snapshots: snapshots[restoring] ?? [])
+        }
         stateful.engine.keepOnly(Set(consumer.assignment.map(\.partition)))
         logger.info("state restored", metadata: [
-            "partition": "\(partition)", "records_read": "\(snapshots.count)", "took": "\(ContinuousClock.now - started)",
+            "partitions": "\(generations.keys.sorted())", "records_read": "\(snapshots.values.reduce(0) { $0 + $1.count })",
+            "took": "\(ContinuousClock.now - started)",
         ])
     }
 

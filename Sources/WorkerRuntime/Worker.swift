@@ -81,10 +81,13 @@ public enum Worker {
                 StatefulRuntime(
                     engine: KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelog, limits: configuration.stateLimits, logger: logger),
                     tickInterval: .milliseconds(100), checkpointInterval: configuration.stateCheckpointInterval,
-                    readChangelog: { partition in
-                        try await KafkaTableReader.readPartition(cluster: cluster, topic: changelog, partition: partition, logger: logger).compactMap { record in
-                            record.key.flatMap { String(validating: $0, as: UTF8.self) }.map { (key: $0, value: record.value, offset: record.offset) }
+                    readChangelog: { partitions in
+                        var snapshots: [Int32: [(key: String, value: [UInt8], offset: Int64)]] = [:]
+                        for record in try await KafkaTableReader.readPartitions(cluster: cluster, topic: changelog, partitions: partitions, logger: logger) {
+                            guard let key = record.key.flatMap({ String(validating: $0, as: UTF8.self) }) else { continue }
+                            snapshots[record.partition, default: []].append((key, record.value, record.offset))
                         }
+                        return snapshots
                     }
                 )
             },

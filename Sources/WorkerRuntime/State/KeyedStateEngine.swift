@@ -48,7 +48,9 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     }
 
     struct PartitionState {
-        var generation: UInt64
+        /// The assignment generations of the input partitions (one per input topic) this state
+        /// was restored for; a record of another generation means a new assignment.
+        var generations: Set<UInt64>
         var keys: [String: KeyState] = [:]
     }
 
@@ -71,13 +73,13 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 
     /// Whether `partition` holds state restored for assignment `generation`.
     func isRestored(partition: Int32, generation: UInt64) -> Bool {
-        partitions[partition]?.generation == generation
+        partitions[partition]?.generations.contains(generation) ?? false
     }
 
     /// Replaces `partition`'s state with the changelog's snapshots (each key's newest wins; an
     /// unreadable one is logged and counted, and the key keeps its previous snapshot).
-    func restore(partition: Int32, generation: UInt64, snapshots: [(key: String, value: [UInt8], offset: Int64)]) {
-        var restored = PartitionState(generation: generation)
+    func restore(partition: Int32, generations: Set<UInt64>, snapshots: [(key: String, value: [UInt8], offset: Int64)]) {
+        var restored = PartitionState(generations: generations)
         for snapshot in snapshots {
             guard !snapshot.value.isEmpty else {
                 restored.keys[snapshot.key] = nil
@@ -300,7 +302,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     }
 
     private func store(_ keyState: KeyState, key: String, partition: Int32) {
-        partitions[partition, default: PartitionState(generation: 0)].keys[key] = keyState
+        partitions[partition, default: PartitionState(generations: [])].keys[key] = keyState
         updateGauges()
     }
 
@@ -325,7 +327,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 protocol StateEngine: AnyObject, Sendable {
     var ownedPartitions: Set<Int32> { get }
     func isRestored(partition: Int32, generation: UInt64) -> Bool
-    func restore(partition: Int32, generation: UInt64, snapshots: [(key: String, value: [UInt8], offset: Int64)])
+    func restore(partition: Int32, generations: Set<UInt64>, snapshots: [(key: String, value: [UInt8], offset: Int64)])
     func keepOnly(_ owned: Set<Int32>)
     func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> StatefulResult
     func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [StatefulResult]
@@ -341,8 +343,8 @@ struct StatefulRuntime: Sendable {
     let tickInterval: Duration
     /// Keys not written for this long get a snapshot again.
     let checkpointInterval: Duration
-    /// Every retained record of one changelog partition, oldest first.
-    let readChangelog: @Sendable (Int32) async throws -> [(key: String, value: [UInt8], offset: Int64)]
+    /// Every retained record of these changelog partitions, oldest first per partition.
+    let readChangelog: @Sendable (Set<Int32>) async throws -> [Int32: [(key: String, value: [UInt8], offset: Int64)]]
 }
 
 /// One caller at a time, in arrival order, across suspension points: a stateful stage's

@@ -32,7 +32,7 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
             let records = changelog.enumerated().filter { $0.element.partition == partition }.map { index, record in
                 (key: String(decoding: record.key ?? [], as: UTF8.self), value: record.value, offset: Int64(index))
             }
-            engine.restore(partition: partition, generation: generation, snapshots: records)
+            engine.restore(partition: partition, generations: [generation], snapshots: records)
         }
     }
 
@@ -47,7 +47,7 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
             }
         }
         if !engine.isRestored(partition: input.partition, generation: generation) {
-            engine.restore(partition: input.partition, generation: generation, snapshots: [])
+            engine.restore(partition: input.partition, generations: [generation], snapshots: [])
         }
         let result = try await engine.handle(input, nowMilliseconds: nowMilliseconds ?? input.timestampMilliseconds ?? 0)
         record(result, input: input)

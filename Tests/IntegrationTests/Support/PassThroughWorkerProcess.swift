@@ -10,15 +10,18 @@ struct PassThroughWorkerProcess {
 
     /// Starts the worker and waits until its HTTP server listens. `environment` adds to and
     /// overrides the defaults (input `in`, output `in.out`, fast commits).
-    static func start(_ cluster: DevClusterProcess, environment: [String: String] = [:]) async throws -> PassThroughWorkerProcess {
+    /// - Parameter executable: another worker built on the same runtime (`vigil-counting`).
+    static func start(
+        _ cluster: DevClusterProcess, environment: [String: String] = [:], executable: String = "vigil-passthrough"
+    ) async throws -> PassThroughWorkerProcess {
         let defaults = [
             "KAFKA_BOOTSTRAP": cluster.bootstrapServers, "WORKER_INPUTS": "in", "WORKER_OUTPUTS": "in.out",
             "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0", "KAFKA_COMMIT_INTERVAL_MS": "200",
         ]
-        let process = try ChildProcess("vigil-passthrough", [], name: "vigil-passthrough", environment: defaults.merging(environment) { $1 })
+        let process = try ChildProcess(executable, [], name: executable, environment: defaults.merging(environment) { $1 })
         var port = 0
         try await eventually(timeout: .seconds(30), "the worker's HTTP server listens") {
-            guard process.isRunning else { throw ExitedEarly(description: "vigil-passthrough exited: \(process.standardError.suffix(2_000))") }
+            guard process.isRunning else { throw ExitedEarly(description: "\(executable) exited: \(process.standardError.suffix(2_000))") }
             guard let line = process.standardError.split(separator: "\n").first(where: { $0.contains("listening on 127.0.0.1:") }),
                   let value = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) })
             else { return false }

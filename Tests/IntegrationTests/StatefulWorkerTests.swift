@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+/// A stateful worker on the dev cluster: `vigil-counting` counts `events` per key and one-second
+/// event-time window and writes each window's count to `counts` when the key's watermark
+/// passes it; its state and timers live in `vigil-counting.state.changelog`.
+@Suite("Stateful workers across processes", .serialized, .timeLimit(.minutes(6)))
+struct StatefulWorkerTests {
+    static let topics = ["events:6", "counts:3", "events.dlq:1", "vigil-counting.state.changelog:6"]
+    static let environment = [
+        "WORKER_INPUTS": "events", "WORKER_OUTPUTS": "counts,vigil-counting.state.changelog", "WORKER_STATE_CHECKPOINT_MS": "2000",
+        "COUNTING_SILENCE_MS": "600000",
+    ]
+    static let eventTimeStep = 20
+    static let eventTimeStart = 1_000_000
+
+    static func start(_ cluster: DevClusterProcess) async throws -> PassThroughWorkerProcess {
+        try await PassThroughWorkerProcess.start(cluster, environment: environment, executable: "vigil-counting")
+    }
+
+    /// What an uninterrupted run writes for records `seqs`: one line per key and window.
+    static func expectedWindows(_ seqs: Range<Int>, keys: Int = 10) -> Set<String> {
+        var counts: [String: Int] = [:]
+        for seq in seqs {
+            let eventTime = eventTimeStart + seq * eventTimeStep
+            counts["key-\(seq % keys) window \((eventTime / 1_000 + 1) * 1_000)", default: 0] += 1
+        }
+        return Set(counts.map { "\($0.key) count \($0.value)" })
+    }
+
+    static func produce(_ cluster: DevClusterProcess, first: Int, count: Int, pace: Int = 0) throws -> ChildProcess {
+        try cluster.startProducer(
+            topic: "events", count: count, first: first, keys: 10,
+            extra: ["--event-time-step-ms", String(eventTimeStep), "--event-time-start-ms", String(eventTimeStart), "--pace-ms", String(pace)]
+        )
+    }
+
+    @Test("SIGKILL one of three replicas mid-stream and restart it, scale 1 → 3 → 1 while input flows: every window counted exactly as an uninterrupted run, each output once after dedup by id")
+    func killAndScale() async throws {
+        let cluster = try await DevClusterProcess(topics: Self.topics)
+        let reader = try cluster.consumer(topic: "counts", group: "reader")
+        let first = try await Self.start(cluster)
+        let streaming = try Self.produce(cluster, first: 0, count: 3_000, pace: 3)
+        try await eventually(timeout: .seconds(60), "the first replica counts") { try await first.metric("vigil_records_in_total") ?? 0 > 300 }
+
+        let second = try await Self.start(cluster)
+        let third = try await Self.start(cluster)
+        try await eventually(timeout: .seconds(60), "all three replicas take records") {
+            let secondIn = try await second.metric("vigil_records_in_total") ?? 0
+            let thirdIn = try await third.metric("vigil_records_in_total") ?? 0
+            return secondIn > 0 && thirdIn > 0
+        }
+        second.process.signal(SIGKILL)
+        try await second.process.waitForExit()
+        let restarted = try await Self.start(cluster)
+        try await streaming.waitForExit(timeout: .seconds(120))
+        #expect(streaming.exitStatus == 0)
+        try await eventually(timeout: .seconds(60), "the restarted replica restores its partitions") {
+            restarted.process.standardError.contains("state restored")
+        }
+
+        for replica in [third, restarted] {
+            replica.process.signal(SIGTERM)
+            try await replica.process.waitForExit()
+            #expect(replica.process.exitStatus == 0, "graceful stop: \(replica.process.standardError.suffix(1_000))")
+        }
+        let tail = try Self.produce(cluster, first: 3_000, count: 1_000)
+        try await tail.waitForExit(timeout: .seconds(120))
+        // One far-future record per key moves every watermark past the last window.
+        let flush = try Self.produce(cluster, first: 100_000, count: 10)
+        try await flush.waitForExit(timeout: .seconds(60))
+
+        let expected = Self.expectedWindows(0..<4_000)
+        // A window's name without its count: wait for every window, then compare the counts.
+        func window(_ line: String) -> String { line.components(separatedBy: " count ").first ?? line }
+        let expectedNames = Set(expected.map(window))
+        var windows: [String: Set<String>] = [:]
+        try await eventually(timeout: .seconds(120), "every window reaches counts") {
+            windows = [:]
+            for message in reader.events("message") {
+                let headers = message["headers"] as? [String: String] ?? [:]
+                windows[headers["vigil-record-id"] ?? "missing", default: []].insert(message["value"] as? String ?? "")
+            }
+            return Set(windows.values.flatMap { $0 }.map(window)).isSuperset(of: expectedNames)
+        }
+        reader.signal(SIGTERM)
+        try await reader.waitForExit()
+        #expect(windows["missing"] == nil, "every output carries a record id")
+        #expect(windows.values.allSatisfy { $0.count == 1 }, "a repeated output has the same id and the same content")
+        let produced = Set(windows.values.flatMap { $0 })
+        #expect(produced == expected, "every window counted once per record: extra \(produced.subtracting(expected).sorted().prefix(5)), missing \(expected.subtracting(produced).sorted().prefix(5))")
+        #expect(try await first.metric("vigil_records_late_total") == nil, "no record was late")
+        first.process.signal(SIGTERM)
+        try await first.process.waitForExit()
+        try await cluster.stop()
+    }
+}
