@@ -82,17 +82,38 @@ public enum Worker {
                     engine: KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelog, limits: configuration.stateLimits, logger: logger),
                     tickInterval: .milliseconds(100), checkpointInterval: configuration.stateCheckpointInterval,
                     readChangelog: { partitions in
-                        var snapshots: [Int32: [(key: String, value: [UInt8], offset: Int64)]] = [:]
-                        for record in try await KafkaTableReader.readPartitions(cluster: cluster, topic: changelog, partitions: partitions, logger: logger) {
-                            guard let key = record.key.flatMap({ String(validating: $0, as: UTF8.self) }) else { continue }
-                            snapshots[record.partition, default: []].append((key, record.value, record.offset))
-                        }
-                        return snapshots
+                        try await readChangelog(changelog, partitions: partitions, cluster: cluster, logger: logger)
                     }
                 )
             },
             tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes, onListening: onListening
         )
+    }
+
+    /// Restores a fresh state of `stage` from `partitions` of `changelog` the way a replica does
+    /// on assignment, and returns how many keys it holds: `vigil bench runtime` times it.
+    public static func restoreState<S: StatefulStage>(
+        of stage: S, changelog: String, partitions: Set<Int32>, cluster: KafkaConfiguration, logger: Logger
+    ) async throws -> Int {
+        let handler = RecordHandler(worker: cluster.clientID, stage: nil, maxAge: nil, deadLetterSuffix: ".dlq", declaredOutputs: nil)
+        let engine = KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelog, limits: StateLimits(maxKeys: .max), logger: logger)
+        let snapshots = try await readChangelog(changelog, partitions: partitions, cluster: cluster, logger: logger)
+        for (partition, records) in snapshots {
+            engine.restore(partition: partition, generations: [1], snapshots: records)
+        }
+        return engine.heldKeys
+    }
+
+    /// Every retained record of `partitions` of a state changelog, oldest first per partition.
+    private static func readChangelog(
+        _ changelog: String, partitions: Set<Int32>, cluster: KafkaConfiguration, logger: Logger
+    ) async throws -> [Int32: [(key: String, value: [UInt8], offset: Int64)]] {
+        var snapshots: [Int32: [(key: String, value: [UInt8], offset: Int64)]] = [:]
+        for record in try await KafkaTableReader.readPartitions(cluster: cluster, topic: changelog, partitions: partitions, logger: logger) {
+            guard let key = record.key.flatMap({ String(validating: $0, as: UTF8.self) }) else { continue }
+            snapshots[record.partition, default: []].append((key, record.value, record.offset))
+        }
+        return snapshots
     }
 
     private static func runStage(

@@ -306,7 +306,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         updateGauges()
     }
 
-    private var heldKeys: Int { partitions.values.reduce(0) { $0 + $1.keys.count } }
+    var heldKeys: Int { partitions.values.reduce(0) { $0 + $1.keys.count } }
 
     private func updateGauges() {
         var keys = 0
