@@ -204,6 +204,26 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         }) ?? [:]
     }
 
+    /// Whether every record of `partition` that the broker has now was handed out: nothing
+    /// waits in the buffer and the position reached the high watermark of the last fetch. True
+    /// for a partition this member does not own (nothing of it will come here).
+    public func isReadToEnd(_ partition: KafkaTopicPartition) -> Bool {
+        guard membership.assignmentGenerations[partition] != nil else { return true }
+        guard buffer.buffered(partition) == 0 else { return false }
+        return (try? client.withHandle("read a position") { handle in
+            RDKafkaTopicPartitionList.withList([(partition, nil)]) { list in
+                guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                      let position = RDKafkaTopicPartitionList.entries(list).first?.offset else { return false }
+                var low: Int64 = -1
+                var high: Int64 = -1
+                guard rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                      high >= 0 else { return false }
+                // No position yet: read to the end only if nothing is retained.
+                return position >= 0 ? position >= high : high <= low
+            }
+        }) ?? false
+    }
+
     /// Stops fetching from these partitions until `resume`; records already buffered are still delivered.
     public func pause(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
         try changeFetching(partitions, pause: true)
@@ -569,6 +589,8 @@ final class ConsumerBuffer: @unchecked Sendable {
     private var records: [KafkaConsumerMessage?] = []
     private var head = 0
     private var bytes = 0
+    /// Records waiting per partition, for `buffered(_:)`.
+    private var perPartition: [KafkaTopicPartition: Int] = [:]
     private var waiter: CheckedContinuation<KafkaConsumerMessage?, any Error>?
     private var pendingCancel = false
     private var finished = false
@@ -582,6 +604,8 @@ final class ConsumerBuffer: @unchecked Sendable {
     private var count: Int { records.count - head }
 
     var bufferedCount: Int { condition.withLock { count } }
+
+    func buffered(_ partition: KafkaTopicPartition) -> Int { condition.withLock { perPartition[partition] ?? 0 } }
 
     var isFinished: Bool { condition.withLock { finished } }
 
@@ -609,13 +633,19 @@ final class ConsumerBuffer: @unchecked Sendable {
         if let waiter {
             // The waiting reader takes the first record; the rest wait in the buffer.
             self.waiter = nil
-            for record in batch.dropFirst() { bytes += record.byteCount }
+            for record in batch.dropFirst() {
+                bytes += record.byteCount
+                perPartition[record.topicPartition, default: 0] += 1
+            }
             records.append(contentsOf: batch.dropFirst().map { $0 })
             condition.unlock()
             waiter.resume(returning: batch[0])
             return
         }
-        for record in batch { bytes += record.byteCount }
+        for record in batch {
+            bytes += record.byteCount
+            perPartition[record.topicPartition, default: 0] += 1
+        }
         records.append(contentsOf: batch.map { $0 })
         condition.unlock()
     }
@@ -627,6 +657,8 @@ final class ConsumerBuffer: @unchecked Sendable {
         records = records[head...].filter { !matches($0!) }
         head = 0
         bytes = records.reduce(0) { $0 + $1!.byteCount }
+        perPartition = [:]
+        for record in records { perPartition[record!.topicPartition, default: 0] += 1 }
         condition.signal()
         condition.unlock()
     }
@@ -647,6 +679,7 @@ final class ConsumerBuffer: @unchecked Sendable {
         records = []
         head = 0
         bytes = 0
+        perPartition = [:]
         let waiting = waiter
         waiter = nil
         condition.broadcast()
@@ -667,6 +700,7 @@ final class ConsumerBuffer: @unchecked Sendable {
                     records[head] = nil
                     head += 1
                     bytes -= record.byteCount
+                    perPartition[record.topicPartition, default: 1] -= 1
                     if head >= 64 && head * 2 > records.count {
                         records.removeFirst(head)
                         head = 0

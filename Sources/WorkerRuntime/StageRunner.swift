@@ -26,6 +26,8 @@ final class StageRunner: Service, @unchecked Sendable {
     private let outageLimit: Duration
     private let logger: Logger
     private let inFlight: InFlightLimiter
+    /// Orders several inputs by event time; touched only inside `stateful.gate`.
+    private var merger: EventTimeMerger?
 
     init(
         consumer: KafkaConsumer, producer: KafkaProducer, handler: RecordHandler, tables: KafkaTableReader? = nil, stateful: StatefulRuntime? = nil,
@@ -42,6 +44,9 @@ final class StageRunner: Service, @unchecked Sendable {
         self.outageLimit = outageLimit
         self.logger = logger
         self.inFlight = InFlightLimiter(limit: maxInFlightRecords)
+        if let stateful, stateful.inputs.count > 1 {
+            merger = EventTimeMerger(topics: stateful.inputs)
+        }
     }
 
     /// An input whose outputs are on their way, or a stateful stage's timer firing or
@@ -144,16 +149,37 @@ final class StageRunner: Service, @unchecked Sendable {
             logger.info("tables loaded")
         }
         for try await message in consumer.messages {
-            try await inFlight.acquire()
-            progress.began()
-            metrics.setInFlight(progress.inFlight)
             if let stateful {
                 // Timers and checkpoints touch the same state: one at a time, and yielded in the
                 // order the state changed, so a key's snapshots reach the changelog in order.
-                try await stateful.gate.run { pending.yield(try await handle(message)) }
+                try await stateful.gate.run {
+                    if merger == nil {
+                        try await process(message, into: pending)
+                    } else {
+                        merger!.add(message)
+                        try await processMerged(into: pending)
+                    }
+                }
             } else {
-                pending.yield(try await handle(message))
+                try await process(message, into: pending)
             }
+        }
+    }
+
+    private func process(_ message: KafkaConsumerMessage, into pending: AsyncStream<PendingRecord>.Continuation) async throws {
+        try await inFlight.acquire()
+        progress.began()
+        metrics.setInFlight(progress.inFlight)
+        pending.yield(try await handle(message))
+    }
+
+    /// Processes the records whose event-time turn has come (call inside `stateful.gate`).
+    private func processMerged(into pending: AsyncStream<PendingRecord>.Continuation) async throws {
+        guard merger != nil else { return }
+        merger!.keepOnly(Set(consumer.assignment))
+        let consumer = consumer
+        for message in merger!.release(isReadToEnd: { consumer.isReadToEnd($0) }, logger: logger) {
+            try await process(message, into: pending)
         }
     }
 
@@ -312,6 +338,8 @@ final class StageRunner: Service, @unchecked Sendable {
             let elapsed = (now - last).milliseconds
             last = now
             try await stateful.gate.run {
+                // A record held for another input's turn goes once that input is read to its end.
+                try await processMerged(into: pending)
                 let caughtUp = caughtUpPartitions(stateful)
                 for result in try await stateful.engine.advanceSilence(caughtUp: caughtUp, elapsedMilliseconds: elapsed) {
                     pending.yield(try await pendingWithoutInput(result))

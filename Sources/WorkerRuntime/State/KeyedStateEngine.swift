@@ -339,6 +339,8 @@ protocol StateEngine: AnyObject, Sendable {
 struct StatefulRuntime: Sendable {
     let engine: any StateEngine
     let gate = AsyncSerialGate()
+    /// The input topics; with more than one, records are merged by event time per partition.
+    let inputs: [String]
     /// How often silence timers are advanced.
     let tickInterval: Duration
     /// Keys not written for this long get a snapshot again.
