@@ -28,6 +28,8 @@ final class StageRunner: Service, @unchecked Sendable {
     private let inFlight: InFlightLimiter
     /// Orders several inputs by event time; touched only inside `stateful.gate`.
     private var merger: EventTimeMerger?
+    /// Records processed since the last flush of changed state; touched only inside `stateful.gate`.
+    private var recordsSinceFlush = 0
 
     init(
         consumer: KafkaConsumer, producer: KafkaProducer, handler: RecordHandler, tables: KafkaTableReader? = nil, stateful: StatefulRuntime? = nil,
@@ -49,16 +51,17 @@ final class StageRunner: Service, @unchecked Sendable {
         }
     }
 
-    /// An input whose outputs are on their way, or a stateful stage's timer firing or
-    /// checkpoint (no input: `holdsSlot` false, nothing to store).
+    /// An input whose outputs are on their way; or, for a stateful stage, a timer firing's
+    /// outputs (no input: `holdsSlot` false) or a flush of changed state (`changelog`).
     struct PendingRecord: Sendable {
         var partition: KafkaTopicPartition
         var offset: Int64
         var generation: UInt64
         var deliveries: [KafkaPendingDelivery]
-        /// State snapshots to write once every output is acknowledged, before the offset is stored.
-        var changelog: [OutgoingRecord] = []
         var holdsSlot = true
+        /// A flush: snapshots of the keys changed by the records before it, written once their
+        /// outputs are acknowledged; those records' offsets are stored once these are.
+        var changelog: [OutgoingRecord]? = nil
     }
 
     /// A pending record whose outputs were acknowledged and whose snapshots are on their way.
@@ -159,11 +162,23 @@ final class StageRunner: Service, @unchecked Sendable {
                         merger!.add(message)
                         try await processMerged(into: pending)
                     }
+                    if recordsSinceFlush >= stateful.flushEvery { flush(stateful, into: pending) }
                 }
             } else {
                 try await process(message, into: pending)
             }
         }
+        // Stopping: the state of everything processed is written, so every offset can be stored.
+        if let stateful {
+            await stateful.gate.run { flush(stateful, into: pending) }
+        }
+    }
+
+    /// Queues a flush of the state changed since the last one (call inside `stateful.gate`).
+    private func flush(_ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation, snapshots: [OutgoingRecord]? = nil) {
+        let records = snapshots ?? stateful.engine.flush()
+        recordsSinceFlush = 0
+        pending.yield(PendingRecord(partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: [], holdsSlot: false, changelog: records))
     }
 
     private func process(_ message: KafkaConsumerMessage, into pending: AsyncStream<PendingRecord>.Continuation) async throws {
@@ -171,6 +186,7 @@ final class StageRunner: Service, @unchecked Sendable {
         progress.began()
         metrics.setInFlight(progress.inFlight)
         pending.yield(try await handle(message))
+        recordsSinceFlush += 1
     }
 
     /// Processes the records whose event-time turn has come (call inside `stateful.gate`).
@@ -190,8 +206,7 @@ final class StageRunner: Service, @unchecked Sendable {
         if let stateful, !stateful.engine.isRestored(partition: message.partition, generation: message.assignmentGeneration) {
             try await restore(partition: message.partition, generation: message.assignmentGeneration, stateful)
         }
-        let result = try await outcomeRetryingOutages(input)
-        let outcome = result.outcome
+        let outcome = try await outcomeRetryingOutages(input)
         var deliveries: [KafkaPendingDelivery] = []
         switch outcome {
         case .processed(let outputs):
@@ -214,26 +229,23 @@ final class StageRunner: Service, @unchecked Sendable {
             preconditionFailure("outcomeRetryingOutages returns only final outcomes")
         }
         metrics.processed(in: ContinuousClock.now - started)
-        return PendingRecord(
-            partition: message.topicPartition, offset: message.offset, generation: message.assignmentGeneration, deliveries: deliveries,
-            changelog: result.changelog
-        )
+        return PendingRecord(partition: message.topicPartition, offset: message.offset, generation: message.assignmentGeneration, deliveries: deliveries)
     }
 
     /// The stage's outcome for `input`, retrying with capped exponential backoff while the stage
     /// reports an outage; throws `StageOutage` once the outage has lasted `outageLimit`.
-    private func outcomeRetryingOutages(_ input: StageInput) async throws -> StatefulResult {
+    private func outcomeRetryingOutages(_ input: StageInput) async throws -> RecordOutcome {
         // A stateful stage takes the clock as the event time of records that carry none.
         let now = handler.maxAge == nil && stateful == nil ? 0 : Int64(Date().timeIntervalSince1970 * 1_000)
         let outageStarted = ContinuousClock.now
         var delay = Duration.milliseconds(100)
         while true {
-            let result = if let stateful {
-                try await stateful.engine.handle(input, nowMilliseconds: now)
+            let outcome = if let stateful {
+                try await stateful.engine.handle(input, nowMilliseconds: now).outcome
             } else {
-                StatefulResult(outcome: try await handler.handle(input, nowMilliseconds: now), changelog: [])
+                try await handler.handle(input, nowMilliseconds: now)
             }
-            guard case .retryLater(let reason) = result.outcome else { return result }
+            guard case .retryLater(let reason) = outcome else { return outcome }
             let lasted = ContinuousClock.now - outageStarted
             guard lasted < outageLimit else {
                 throw StageOutage(reason: reason, lasted: lasted, topic: input.topic, partition: input.partition, offset: input.offset)
@@ -265,38 +277,47 @@ final class StageRunner: Service, @unchecked Sendable {
                 }
             }
             var snapshots: [KafkaPendingDelivery] = []
-            for snapshot in record.changelog {
+            for snapshot in record.changelog ?? [] {
                 snapshots.append(try await producer.enqueue(KafkaProducerMessage(snapshot)))
             }
             next.yield(PendingChangelog(record: record, deliveries: snapshots))
         }
     }
 
-    /// Waits for each record's state snapshots in order, then stores its offset.
+    /// Stores offsets in order: a stateless stage's at once; a stateful stage's once the flush
+    /// after them — the snapshots of the state they changed — is acknowledged.
     private func storeOffsetsInOrder(_ changelog: AsyncStream<PendingChangelog>) async throws {
+        var awaitingFlush: [PendingRecord] = []
         for await pending in changelog {
             let record = pending.record
             for delivery in pending.deliveries {
                 do {
                     _ = try await delivery.report()
                 } catch {
-                    logger.critical("a state snapshot was not delivered; stopping without storing its input's offset, so the input is processed again after restart", metadata: [
-                        "topic": "\(record.partition.topic)", "partition": "\(record.partition.partition)", "offset": "\(record.offset)",
+                    logger.critical("a state snapshot was not delivered; stopping without storing the offsets of the records it reflects, so they are processed again after restart", metadata: [
                         "error": "\(error)",
                     ])
                     throw error
                 }
             }
-            guard record.holdsSlot else { continue }
-            if let error = storeOffset(of: record) {
-                guard error.kind == .partitionNotAssigned else { throw error }
-                // The partition moved to another member in a rebalance; it reprocesses from its commit.
-                logger.debug("offset not stored", metadata: ["error": "\(error)"])
+            if record.changelog != nil {
+                for reflected in awaitingFlush { try store(reflected) }
+                awaitingFlush.removeAll(keepingCapacity: true)
+            } else if record.holdsSlot {
+                if stateful == nil { try store(record) } else { awaitingFlush.append(record) }
             }
-            inFlight.release()
-            progress.completed()
-            metrics.setInFlight(progress.inFlight)
         }
+    }
+
+    private func store(_ record: PendingRecord) throws {
+        if let error = storeOffset(of: record) {
+            guard error.kind == .partitionNotAssigned else { throw error }
+            // The partition moved to another member in a rebalance; it reprocesses from its commit.
+            logger.debug("offset not stored", metadata: ["error": "\(error)"])
+        }
+        inFlight.release()
+        progress.completed()
+        metrics.setInFlight(progress.inFlight)
     }
 
     // MARK: Stateful stages
@@ -346,10 +367,9 @@ final class StageRunner: Service, @unchecked Sendable {
                 }
                 if now - lastCheckpoint >= stateful.checkpointInterval {
                     lastCheckpoint = now
-                    let snapshots = stateful.engine.checkpoint(olderThan: stateful.checkpointInterval)
-                    if !snapshots.isEmpty {
-                        pending.yield(try await pendingWithoutInput(StatefulResult(outcome: .processed([]), changelog: snapshots)))
-                    }
+                    flush(stateful, into: pending, snapshots: stateful.engine.checkpoint(olderThan: stateful.checkpointInterval))
+                } else if recordsSinceFlush > 0 || stateful.engine.hasChanges {
+                    flush(stateful, into: pending)
                 }
             }
         }
@@ -374,10 +394,7 @@ final class StageRunner: Service, @unchecked Sendable {
                 metrics.recordOut(topic: output.topic)
             }
         }
-        return PendingRecord(
-            partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: deliveries,
-            changelog: result.changelog, holdsSlot: false
-        )
+        return PendingRecord(partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: deliveries, holdsSlot: false)
     }
 }
 

@@ -175,7 +175,7 @@ struct StatefulStageTests {
             Issue.record("a state past 120 bytes was kept")
             return
         }
-        #expect(reason.contains("would exceed 120 bytes"))
+        #expect(reason.contains("over the 120-byte cap"))
         let kept = try #require(bytes.state(of: "cam-1"))
         #expect(kept.total < 12 && kept.stateBytes.count <= 120)
 

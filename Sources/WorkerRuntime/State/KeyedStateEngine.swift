@@ -18,17 +18,17 @@ public struct StateLimits: Sendable, Equatable {
     }
 }
 
-/// What the engine made of one input, or of a timer or checkpoint: records to produce, and the
-/// changelog snapshots to write once those records are acknowledged.
+/// What the engine made of one input or timer: records to produce. The state it changed is
+/// written later, by `flush()`, once those records are acknowledged.
 struct StatefulResult: Sendable {
     var outcome: RecordOutcome
-    var changelog: [OutgoingRecord]
 }
 
 /// The state of a stateful stage's keys on the partitions this replica owns, and the rules
 /// that keep it exact: redelivered records already reflected are not applied again, late
-/// records are refused, timers fire once their time comes, every change becomes a snapshot
-/// record for the changelog. Free of Kafka: `StageRunner` feeds it on the cluster,
+/// records are refused, timers fire once their time comes, and the keys changed since the last
+/// `flush()` become snapshot records for the changelog (many changes of a key between two
+/// flushes cost one snapshot). Free of Kafka: `StageRunner` feeds it on the cluster,
 /// `StatefulStageTestDriver` in memory.
 ///
 /// Calls must not overlap (the runner serializes them through `StatefulRuntime.gate`).
@@ -52,6 +52,8 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         /// was restored for; a record of another generation means a new assignment.
         var generations: Set<UInt64>
         var keys: [String: KeyState] = [:]
+        /// Keys changed since the last flush.
+        var dirty: Set<String> = []
     }
 
     let stage: S
@@ -124,23 +126,23 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> StatefulResult {
         let partition = input.partition
         guard let keyBytes = input.key, !keyBytes.isEmpty, let key = String(validating: keyBytes, as: UTF8.self) else {
-            return StatefulResult(outcome: handler.deadLetter(input, reason: "a stateful stage keeps state per key, and this record has no key (or one that is not UTF-8)"), changelog: [])
+            return StatefulResult(outcome: handler.deadLetter(input, reason: "a stateful stage keeps state per key, and this record has no key (or one that is not UTF-8)"))
         }
         var keyState = partitions[partition]?.keys[key] ?? KeyState()
         if let next = keyState.nextOffsets[input.topic], input.offset < next {
             // Redelivered after a crash or rebalance: its effect is already in the state, and
             // its outputs were acknowledged before that state was written.
-            return StatefulResult(outcome: .skipped(reason: .alreadyApplied), changelog: [])
+            return StatefulResult(outcome: .skipped(reason: .alreadyApplied))
         }
         let eventTime = input.eventTimeMilliseconds ?? input.timestampMilliseconds ?? nowMilliseconds
         if keyState.timers.watermark != .min, eventTime < keyState.timers.watermark {
             metrics.late(topic: input.topic)
             let behind = keyState.timers.watermark - eventTime
-            return StatefulResult(outcome: handler.deadLetter(input, reason: "late: event time \(eventTime) is \(behind) ms behind the watermark of key \(key) (allowed lateness \(stage.allowedLateness))"), changelog: [])
+            return StatefulResult(outcome: handler.deadLetter(input, reason: "late: event time \(eventTime) is \(behind) ms behind the watermark of key \(key) (allowed lateness \(stage.allowedLateness))"))
         }
         if partitions[partition]?.keys[key] == nil, heldKeys >= limits.maxKeys {
             metrics.overCap()
-            return StatefulResult(outcome: handler.deadLetter(input, reason: "state is at its cap of \(limits.maxKeys) keys; a new key (\(key)) cannot be added: raise worker.state-max-keys or scale out"), changelog: [])
+            return StatefulResult(outcome: handler.deadLetter(input, reason: "state is at its cap of \(limits.maxKeys) keys; a new key (\(key)) cannot be added: raise worker.state-max-keys or scale out"))
         }
         var state = keyState.state
         var timers = keyState.timers
@@ -149,7 +151,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         }
         guard case .processed(var outputs) = outcome else {
             // Dead-lettered, skipped or to be retried: the state keeps what it held.
-            return StatefulResult(outcome: outcome, changelog: [])
+            return StatefulResult(outcome: outcome)
         }
         keyState.state = state
         keyState.timers = timers
@@ -158,14 +160,16 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         keyState.nextOffsets[input.topic] = input.offset + 1
         keyState.quietMilliseconds = 0
         outputs += try await fireEventTimers(key: key, keyState: &keyState)
-        guard let snapshot = snapshotRecord(key: key, partition: partition, keyState: &keyState) else {
+        let bytes = Self.estimatedBytes(keyState)
+        guard bytes <= limits.maxKeyBytes else {
+            metrics.overCap()
             return StatefulResult(
-                outcome: handler.deadLetter(input, reason: "the state of key \(key) would exceed \(limits.maxKeyBytes) bytes; the record is not applied: raise worker.state-max-key-bytes or keep less per camera"),
-                changelog: []
+                outcome: handler.deadLetter(input, reason: "the state of key \(key) would be about \(bytes) bytes, over the \(limits.maxKeyBytes)-byte cap; the record is not applied: raise worker.state-max-key-bytes or keep less per camera")
             )
         }
+        keyState.bytes = bytes
         store(keyState, key: key, partition: partition)
-        return StatefulResult(outcome: .processed(outputs), changelog: [snapshot])
+        return StatefulResult(outcome: .processed(outputs))
     }
 
     // MARK: Timers
@@ -201,9 +205,8 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
                     let scheduled = (keyState.maxEventTime == .min ? 0 : keyState.maxEventTime) + duration
                     outputs += try await fire(FiredTimer(name: name, kind: .silence, scheduledMilliseconds: scheduled), key: key, keyState: &keyState)
                 }
-                let snapshot = snapshotRecord(key: key, partition: partition, keyState: &keyState, enforceLimit: false)
                 store(keyState, key: key, partition: partition)
-                results.append(StatefulResult(outcome: .processed(outputs), changelog: snapshot.map { [$0] } ?? []))
+                results.append(StatefulResult(outcome: .processed(outputs)))
             }
         }
         return results
@@ -248,19 +251,36 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         }
     }
 
-    // MARK: Checkpoints
+    // MARK: Flushes and checkpoints
 
-    /// Snapshots of every key not written for `interval`: the changelog's newest records then
-    /// always hold every key, so restore never needs older records (nor compaction).
-    func checkpoint(olderThan interval: Duration) -> [OutgoingRecord] {
-        let now = ContinuousClock.now
+    /// Snapshots of the keys changed since the last flush, each once, in key order per partition.
+    func flush() -> [OutgoingRecord] {
         var records: [OutgoingRecord] = []
+        for partition in partitions.keys.sorted() {
+            guard let dirty = partitions[partition]?.dirty, !dirty.isEmpty else { continue }
+            for key in dirty.sorted() {
+                guard var keyState = partitions[partition]?.keys[key] else { continue }
+                records.append(snapshotRecord(key: key, partition: partition, keyState: &keyState))
+                partitions[partition]?.keys[key] = keyState
+            }
+            partitions[partition]?.dirty = []
+        }
+        // Here rather than per record: counting every key's bytes costs as many steps as keys.
+        if !records.isEmpty { updateGauges() }
+        return records
+    }
+
+    var hasChanges: Bool { partitions.values.contains { !$0.dirty.isEmpty } }
+
+    /// The flush, plus snapshots of every key not written for `interval`: the changelog's newest
+    /// records then always hold every key, so restore never needs older records (nor compaction).
+    func checkpoint(olderThan interval: Duration) -> [OutgoingRecord] {
+        var records = flush()
+        let now = ContinuousClock.now
         for partition in partitions.keys.sorted() {
             for key in (partitions[partition]?.keys.keys.sorted() ?? []) {
                 guard var keyState = partitions[partition]?.keys[key], now - keyState.lastWritten >= interval else { continue }
-                if let record = snapshotRecord(key: key, partition: partition, keyState: &keyState, enforceLimit: false) {
-                    records.append(record)
-                }
+                records.append(snapshotRecord(key: key, partition: partition, keyState: &keyState))
                 partitions[partition]?.keys[key] = keyState
             }
         }
@@ -269,8 +289,8 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 
     // MARK: Snapshots
 
-    /// The changelog record holding the key's whole state; nil when it exceeds the key size cap.
-    private func snapshotRecord(key: String, partition: Int32, keyState: inout KeyState, enforceLimit: Bool = true) -> OutgoingRecord? {
+    /// The changelog record holding the key's whole state.
+    private func snapshotRecord(key: String, partition: Int32, keyState: inout KeyState) -> OutgoingRecord {
         var snapshot = Vigil_V1_KeyStateSnapshot()
         if let state = keyState.state { snapshot.state = Data(state.stateBytes) }
         snapshot.eventTimers = keyState.timers.eventTimers
@@ -281,10 +301,18 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         var options = BinaryEncodingOptions()
         options.useDeterministicOrdering = true
         let bytes: [UInt8] = (try? snapshot.serializedBytes(options: options)) ?? []
-        if enforceLimit, bytes.count > limits.maxKeyBytes { return nil }
         keyState.bytes = bytes.count
         keyState.lastWritten = .now
         return OutgoingRecord(topic: changelogTopic, partition: partition, key: Array(key.utf8), value: bytes, headers: [])
+    }
+
+    /// About what a key's snapshot takes (within a few bytes per entry), for the size cap,
+    /// without encoding the snapshot for every record.
+    static func estimatedBytes(_ keyState: KeyState) -> Int {
+        let entries = keyState.timers.eventTimers.keys.reduce(0) { $0 + $1.utf8.count + 14 }
+            + keyState.timers.silenceTimers.keys.reduce(0) { $0 + $1.utf8.count + 14 }
+            + keyState.nextOffsets.keys.reduce(0) { $0 + $1.utf8.count + 14 }
+        return (keyState.state?.stateBytes.count ?? 0) + entries + 16
     }
 
     func decode(_ bytes: [UInt8]) throws -> KeyState {
@@ -303,7 +331,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 
     private func store(_ keyState: KeyState, key: String, partition: Int32) {
         partitions[partition, default: PartitionState(generations: [])].keys[key] = keyState
-        updateGauges()
+        partitions[partition]?.dirty.insert(key)
     }
 
     var heldKeys: Int { partitions.values.reduce(0) { $0 + $1.keys.count } }
@@ -331,6 +359,8 @@ protocol StateEngine: AnyObject, Sendable {
     func keepOnly(_ owned: Set<Int32>)
     func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> StatefulResult
     func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [StatefulResult]
+    var hasChanges: Bool { get }
+    func flush() -> [OutgoingRecord]
     func checkpoint(olderThan interval: Duration) -> [OutgoingRecord]
 }
 
@@ -341,8 +371,11 @@ struct StatefulRuntime: Sendable {
     let gate = AsyncSerialGate()
     /// The input topics; with more than one, records are merged by event time per partition.
     let inputs: [String]
-    /// How often silence timers are advanced.
+    /// How often silence timers are advanced and changed keys flushed.
     let tickInterval: Duration
+    /// Records after which changed keys are flushed without waiting for the tick (below the
+    /// in-flight limit: records hold their slot until the flush that reflects them is written).
+    let flushEvery: Int
     /// Keys not written for this long get a snapshot again.
     let checkpointInterval: Duration
     /// Every retained record of these changelog partitions, oldest first per partition.

@@ -3,7 +3,8 @@ import Logging
 
 /// Runs a stateful stage in memory, the way the runtime runs it on Kafka: feed inputs, let
 /// caught-up time pass for silence timers, write checkpoints, and read what would have been
-/// produced, dead-lettered and written to the changelog. A driver made `restoredFrom` another's
+/// produced, dead-lettered and written to the changelog. The changed state is flushed after
+/// every record and timer (on Kafka, changes are flushed together every 100 ms or so). A driver made `restoredFrom` another's
 /// changelog is the replica that takes over a partition (after a crash or a rebalance).
 public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendable {
     private let engine: KeyedStateEngine<S>
@@ -89,7 +90,7 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
             case .skipped: if let input { skipped.append(input) }
             case .retryLater: break
             }
-            snapshots += result.changelog
+            snapshots += engine.flush()
         }
     }
 }
