@@ -125,6 +125,13 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     /// The partitions this member owns right now.
     public var assignment: [KafkaTopicPartition] { membership.assignment }
 
+    /// Runs `prepare` on the poll thread when the group takes partitions away, before the
+    /// offsets stored so far are committed. It blocks the rebalance: keep it bounded (the group
+    /// waits for this member up to its rebalance timeout).
+    public func onRevoke(_ prepare: @escaping @Sendable ([KafkaTopicPartition]) -> Void) {
+        membership.setBeforeRevoke(prepare)
+    }
+
     /// The partitions this member owns right now, each with the generation of its assignment
     /// (the one its records carry in `assignmentGeneration`).
     public var assignmentGenerations: [KafkaTopicPartition: UInt64] { membership.assignmentGenerations }
@@ -331,6 +338,8 @@ private final class ConsumerMembership: @unchecked Sendable {
     private let worker: String
     private let buffer: ConsumerBuffer
     private let eventHandler: @Sendable (KafkaConsumerEvent) -> Void
+    /// Called on the poll thread before a revoke commits; guarded by `lock`.
+    var beforeRevoke: (@Sendable ([KafkaTopicPartition]) -> Void)?
     /// Guards the assignment, and is held while librdkafka's assignment changes and while an
     /// offset is stored, so a store never lands in a partition's next assignment.
     private let lock = NSLock()
@@ -354,6 +363,10 @@ private final class ConsumerMembership: @unchecked Sendable {
     var assignment: [KafkaTopicPartition] { lock.withLock { assigned.keys.sorted() } }
 
     var assignmentGenerations: [KafkaTopicPartition: UInt64] { lock.withLock { assigned } }
+
+    func setBeforeRevoke(_ prepare: @escaping @Sendable ([KafkaTopicPartition]) -> Void) {
+        lock.withLock { beforeRevoke = prepare }
+    }
 
     func rebalance(handle: OpaquePointer, code: rd_kafka_resp_err_t, partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
         let topicPartitions = RDKafkaTopicPartitionList.entries(partitions).map(\.0)
@@ -386,7 +399,9 @@ private final class ConsumerMembership: @unchecked Sendable {
             logger.info("partitions assigned", metadata: ["partitions": "\(topicPartitions.sorted())"])
             eventHandler(.assigned(topicPartitions.sorted()))
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-            // Commit what the application finished before the partitions move to another member.
+            // Let the application finish what it can (a stateful worker writes its state and
+            // stores the offsets it reflects), then commit before the partitions move on.
+            lock.withLock { beforeRevoke }?(topicPartitions.sorted())
             let commitCode = rd_kafka_commit(handle, nil, 0)
             let commitError = commitCode == RD_KAFKA_RESP_ERR_NO_ERROR || commitCode == RD_KAFKA_RESP_ERR__NO_OFFSET
                 ? nil : String(cString: rd_kafka_err2str(commitCode))

@@ -30,6 +30,9 @@ final class StageRunner: Service, @unchecked Sendable {
     private var merger: EventTimeMerger?
     /// Records processed since the last flush of changed state; touched only inside `stateful.gate`.
     private var recordsSinceFlush = 0
+    /// Set once the loop has ended (its last flush queued): a revoke then has nothing to flush.
+    private let loopEnded = NSLock()
+    private var isLoopEnded = false  // guarded by `loopEnded`
 
     init(
         consumer: KafkaConsumer, producer: KafkaProducer, handler: RecordHandler, tables: KafkaTableReader? = nil, stateful: StatefulRuntime? = nil,
@@ -62,6 +65,8 @@ final class StageRunner: Service, @unchecked Sendable {
         /// A flush: snapshots of the keys changed by the records before it, written once their
         /// outputs are acknowledged; those records' offsets are stored once these are.
         var changelog: [OutgoingRecord]? = nil
+        /// Signalled once the offsets a flush reflects are stored.
+        var stored: DispatchSemaphore? = nil
     }
 
     /// A pending record whose outputs were acknowledged and whose snapshots are on their way.
@@ -93,6 +98,9 @@ final class StageRunner: Service, @unchecked Sendable {
 
     private func processUntilStopped() async throws {
         let (pending, pendingInput) = AsyncStream<PendingRecord>.makeStream()
+        if let stateful {
+            consumer.onRevoke { [weak self] revoked in self?.flushBeforeRevoke(revoked, stateful, into: pendingInput) }
+        }
         let (changelog, changelogInput) = AsyncStream<PendingChangelog>.makeStream()
         try await withThrowingTaskGroup(of: Void.self) { group in
             // Two steps in order, each pipelined: outputs acknowledged → snapshots sent; snapshots
@@ -115,7 +123,10 @@ final class StageRunner: Service, @unchecked Sendable {
                 }
             }
             group.addTask {
-                defer { pendingInput.finish() }
+                defer {
+                    self.loopEnded.withLock { self.isLoopEnded = true }
+                    pendingInput.finish()
+                }
                 try await withGracefulShutdownHandler {
                     try await withThrowingTaskGroup(of: Void.self) { loops in
                         loops.addTask { try await self.consume(into: pendingInput) }
@@ -162,7 +173,6 @@ final class StageRunner: Service, @unchecked Sendable {
                         merger!.add(message)
                         try await processMerged(into: pending)
                     }
-                    if recordsSinceFlush >= stateful.flushEvery { flush(stateful, into: pending) }
                 }
             } else {
                 try await process(message, into: pending)
@@ -174,11 +184,41 @@ final class StageRunner: Service, @unchecked Sendable {
         }
     }
 
-    /// Queues a flush of the state changed since the last one (call inside `stateful.gate`).
-    private func flush(_ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation, snapshots: [OutgoingRecord]? = nil) {
+    /// Queues a flush of the state changed since the last one (call inside `stateful.gate`);
+    /// `stored` is signalled once the offsets it reflects are stored.
+    private func flush(
+        _ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation, snapshots: [OutgoingRecord]? = nil,
+        stored: DispatchSemaphore? = nil
+    ) {
         let records = snapshots ?? stateful.engine.flush()
         recordsSinceFlush = 0
-        pending.yield(PendingRecord(partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: [], holdsSlot: false, changelog: records))
+        pending.yield(PendingRecord(
+            partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: [], holdsSlot: false,
+            changelog: records, stored: stored
+        ))
+    }
+
+    /// Before a revoke commits: the state of every record processed so far is flushed and their
+    /// offsets stored, so the partitions' next owner restores it and the commit covers them;
+    /// then the revoked partitions' state is dropped. Bounded: after `revokeFlushTimeout` the
+    /// rebalance goes on, and the next owner processes the rest again (at-least-once).
+    private func flushBeforeRevoke(_ revoked: [KafkaTopicPartition], _ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation) {
+        guard !loopEnded.withLock({ isLoopEnded }) else { return }
+        let stored = DispatchSemaphore(value: 0)
+        let task = Task {
+            await stateful.gate.run {
+                flush(stateful, into: pending, stored: stored)
+                let revokedNumbers = Set(revoked.map(\.partition))
+                let kept = Set(consumer.assignment.filter { !revoked.contains($0) }.map(\.partition))
+                stateful.engine.keepOnly(stateful.engine.ownedPartitions.subtracting(revokedNumbers.subtracting(kept)))
+            }
+        }
+        if stored.wait(timeout: .now() + .seconds(5)) == .timedOut {
+            task.cancel()
+            logger.warning("state not flushed within 5 s of a revoke; the partitions' next owner processes the latest records again", metadata: [
+                "partitions": "\(revoked)",
+            ])
+        }
     }
 
     private func process(_ message: KafkaConsumerMessage, into pending: AsyncStream<PendingRecord>.Continuation) async throws {
@@ -186,7 +226,11 @@ final class StageRunner: Service, @unchecked Sendable {
         progress.began()
         metrics.setInFlight(progress.inFlight)
         pending.yield(try await handle(message))
+        guard let stateful else { return }
+        // Records hold their in-flight slot until a flush after them is written: flush well
+        // before the limit, so the next acquire never waits for a flush nobody queued.
         recordsSinceFlush += 1
+        if recordsSinceFlush >= stateful.flushEvery { flush(stateful, into: pending) }
     }
 
     /// Processes the records whose event-time turn has come (call inside `stateful.gate`).
@@ -303,6 +347,7 @@ final class StageRunner: Service, @unchecked Sendable {
             if record.changelog != nil {
                 for reflected in awaitingFlush { try store(reflected) }
                 awaitingFlush.removeAll(keepingCapacity: true)
+                record.stored?.signal()
             } else if record.holdsSlot {
                 if stateful == nil { try store(record) } else { awaitingFlush.append(record) }
             }
