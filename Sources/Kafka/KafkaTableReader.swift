@@ -103,10 +103,11 @@ public final class KafkaTableReader: @unchecked Sendable {
         await catchUp.wait()
     }
 
-    /// Reads `partitions` of `topic` from their oldest retained record to their end as of now,
-    /// and returns their records, in offset order per partition: a state changelog's restore.
+    /// Reads `partitions` of `topic` (nil: all) from their oldest retained record to their end
+    /// as of now, and returns their records, in offset order per partition: a state
+    /// changelog's restore, or a tool's look at a table.
     public static func readPartitions(
-        cluster: KafkaConfiguration, topic: String, partitions: Set<Int32>, logger: Logger
+        cluster: KafkaConfiguration, topic: String, partitions: Set<Int32>?, logger: Logger
     ) async throws -> [KafkaConsumerMessage] {
         let collected = LockedRecords()
         let reader = try KafkaTableReader(

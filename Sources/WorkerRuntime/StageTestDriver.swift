@@ -5,8 +5,8 @@ import Foundation
 /// Kafka Streams' TopologyTestDriver).
 public final class StageTestDriver: @unchecked Sendable {
     private let handler: RecordHandler
+    private let offsets = FedOffsets()
     private let lock = NSLock()
-    private var nextOffset: [String: Int64] = [:]
     private var produced: [OutgoingRecord] = []
     private var deadLettered: [OutgoingRecord] = []
     private var skipped: [StageInput] = []
@@ -31,13 +31,7 @@ public final class StageTestDriver: @unchecked Sendable {
     ///   `CancellationError` when cancelled, as the worker would stop.
     @discardableResult
     public func feed(_ input: StageInput, nowMilliseconds: Int64? = nil) async throws -> RecordOutcome {
-        var input = input
-        if input.offset == 0 {
-            input.offset = lock.withLock {
-                defer { nextOffset[input.topic, default: 0] += 1 }
-                return nextOffset[input.topic, default: 0]
-            }
-        }
+        let input = offsets.assign(input)
         let outcome = try await handler.handle(input, nowMilliseconds: nowMilliseconds ?? input.timestampMilliseconds ?? 0)
         lock.withLock {
             switch outcome {
@@ -59,5 +53,22 @@ public final class StageTestDriver: @unchecked Sendable {
     /// Outputs for one topic, in production order.
     public func outputs(topic: String) -> [OutgoingRecord] {
         outputs.filter { $0.topic == topic }
+    }
+}
+
+/// Offsets for records fed to a test driver: counting up per topic from 0, unless the input
+/// sets its own (a non-zero offset).
+final class FedOffsets: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next: [String: Int64] = [:]
+
+    func assign(_ input: StageInput) -> StageInput {
+        guard input.offset == 0 else { return input }
+        var input = input
+        input.offset = lock.withLock {
+            defer { next[input.topic, default: 0] += 1 }
+            return next[input.topic, default: 0]
+        }
+        return input
     }
 }

@@ -22,8 +22,7 @@ public enum Worker {
         stage: any Stage, name: String, tables: [any WorkerTable] = [], routes: @escaping Routes = { _ in },
         arguments: [String] = CommandLine.arguments
     ) async throws {
-        let (configuration, registry, logger) = await bootstrap(name: name, arguments: arguments)
-        await exitOnError(logger) {
+        await main(name: name, arguments: arguments) { configuration, registry, logger in
             try await run(stage: stage, tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes)
         }
     }
@@ -34,8 +33,7 @@ public enum Worker {
         stage: S, name: String, tables: [any WorkerTable] = [], routes: @escaping Routes = { _ in },
         arguments: [String] = CommandLine.arguments
     ) async throws {
-        let (configuration, registry, logger) = await bootstrap(name: name, arguments: arguments)
-        await exitOnError(logger) {
+        await main(name: name, arguments: arguments) { configuration, registry, logger in
             try await run(statefulStage: stage, tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes)
         }
     }
@@ -47,8 +45,7 @@ public enum Worker {
         source: S, name: String, owning makeTable: @escaping @Sendable () -> Table<S.Value>, routes: @escaping Routes = { _ in },
         arguments: [String] = CommandLine.arguments
     ) async throws {
-        let (configuration, registry, logger) = await bootstrap(name: name, arguments: arguments)
-        await exitOnError(logger) {
+        await main(name: name, arguments: arguments) { configuration, registry, logger in
             try await run(source: source, owning: makeTable, configuration: configuration, registry: registry, logger: logger, routes: routes)
         }
     }
@@ -283,9 +280,13 @@ public enum Worker {
         }
     }
 
-    /// The configuration, with logging and metrics bootstrapped; exits 64 (EX_USAGE) when the
-    /// configuration is wrong, since nothing was started.
-    private static func bootstrap(name: String, arguments: [String]) async -> (WorkerConfiguration, PrometheusCollectorRegistry, Logger) {
+    /// A worker executable's life: the configuration (exit 64, EX_USAGE, when it is wrong:
+    /// nothing was started), logging and metrics bootstrapped, then `body` until it ends. An
+    /// error gets a clear last word instead of a crash report, and exit 1: the orchestrator
+    /// restarts the worker, which resumes from its last commit.
+    private static func main(
+        name: String, arguments: [String], _ body: (WorkerConfiguration, PrometheusCollectorRegistry, Logger) async throws -> Void
+    ) async {
         let configuration: WorkerConfiguration
         do {
             configuration = try await WorkerConfiguration.load(defaultName: name, file: configFile(arguments))
@@ -301,14 +302,9 @@ public enum Worker {
         }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        return (configuration, registry, Logger(label: configuration.name))
-    }
-
-    /// A clear last word instead of a crash report: the orchestrator restarts the worker,
-    /// which resumes from its last commit.
-    private static func exitOnError(_ logger: Logger, _ body: () async throws -> Void) async {
+        let logger = Logger(label: configuration.name)
         do {
-            try await body()
+            try await body(configuration, registry, logger)
         } catch {
             logger.critical("worker stopped on an error", metadata: ["error": "\(error)"])
             exit(1)

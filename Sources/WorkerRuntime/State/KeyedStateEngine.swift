@@ -177,6 +177,8 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     /// Fires the key's event-time timers its watermark has reached, oldest first.
     private func fireEventTimers(key: String, keyState: inout KeyState) async throws -> [OutgoingRecord] {
         var produced: [OutgoingRecord] = []
+        // Most records fire nothing: check the earliest timer before building anything.
+        guard let earliest = keyState.timers.eventTimers.values.min(), earliest <= keyState.timers.watermark else { return [] }
         while let (name, time) = keyState.timers.eventTimers.filter({ $0.value <= keyState.timers.watermark }).min(by: { ($0.value, $0.key) < ($1.value, $1.key) }) {
             keyState.timers.eventTimers[name] = nil
             produced += try await fire(FiredTimer(name: name, kind: .eventTime, scheduledMilliseconds: time), key: key, keyState: &keyState)
@@ -396,6 +398,12 @@ final class AsyncSerialGate: @unchecked Sendable {
     }
 
     private func enter() async {
+        // Uncontended (almost always: one record at a time, a timer tick now and then): no suspension.
+        if lock.withLock({ () -> Bool in
+            guard !busy else { return false }
+            busy = true
+            return true
+        }) { return }
         await withCheckedContinuation { continuation in
             let enterNow = lock.withLock {
                 if !busy {

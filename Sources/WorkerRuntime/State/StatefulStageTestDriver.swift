@@ -8,8 +8,8 @@ import Logging
 /// changelog is the replica that takes over a partition (after a crash or a rebalance).
 public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendable {
     private let engine: KeyedStateEngine<S>
+    private let offsets = FedOffsets()
     private let lock = NSLock()
-    private var nextOffset: [String: Int64] = [:]
     private var produced: [OutgoingRecord] = []
     private var deadLettered: [OutgoingRecord] = []
     private var skipped: [StageInput] = []
@@ -40,13 +40,7 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
     /// Feeds one record; offsets count up per topic unless the input sets them.
     @discardableResult
     public func feed(_ input: StageInput, nowMilliseconds: Int64? = nil) async throws -> RecordOutcome {
-        var input = input
-        if input.offset == 0 {
-            input.offset = lock.withLock {
-                defer { nextOffset[input.topic, default: 0] += 1 }
-                return nextOffset[input.topic, default: 0]
-            }
-        }
+        let input = offsets.assign(input)
         if !engine.isRestored(partition: input.partition, generation: generation) {
             engine.restore(partition: input.partition, generations: [generation], snapshots: [])
         }

@@ -10,31 +10,10 @@ public enum TableHeaders {
     public static let effectiveTime = "vigil-effective-time-ms"
 }
 
-/// One record of a table topic, as the runtime hands it to a table.
-public struct TableRecord: Sendable {
-    public var topic: String
-    public var partition: Int32
-    public var offset: Int64
-    public var key: [UInt8]?
-    /// Empty for a tombstone (a deletion). A table's values are never empty: every vigil
-    /// table message carries at least its own id.
-    public var value: [UInt8]
-    public var headers: [RecordHeader]
-    public var timestampMilliseconds: Int64?
-
-    public init(
-        topic: String, partition: Int32 = 0, offset: Int64 = 0, key: [UInt8]?, value: [UInt8],
-        headers: [RecordHeader] = [], timestampMilliseconds: Int64? = nil
-    ) {
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.key = key
-        self.value = value
-        self.headers = headers
-        self.timestampMilliseconds = timestampMilliseconds
-    }
-}
+/// One record of a table topic, as the runtime hands it to a table: the same fields as a
+/// stage's input. An empty value is a tombstone (a deletion); a table's values are never
+/// empty, as every vigil table message carries at least its own id.
+public typealias TableRecord = StageInput
 
 /// What a table did with one record.
 public enum TableApplyOutcome: Sendable, Equatable {
@@ -157,30 +136,13 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
 }
 
 extension Table {
-    /// Reads `topic` once, to the high watermark it has now, and returns the table: for tools
-    /// (`vigil cameras list|apply`) that need the current values, not a live view.
+    /// Reads `topic` once, to the high watermark it has now: for tools (`vigil cameras
+    /// list|apply`) that need the current values, not a live view.
     public func load(cluster: KafkaConfiguration, logger: Logger) async throws {
         let applier = TableApplier(tables: [self], worker: cluster.clientID, logger: logger)
-        let reader = try KafkaTableReader(configuration: KafkaTableReaderConfiguration(cluster: cluster, topics: [topic]), logger: logger) { message in
+        for message in try await KafkaTableReader.readPartitions(cluster: cluster, topic: topic, partitions: nil, logger: logger) {
             applier.apply(TableRecord(message))
         }
-        do {
-            try await reader.start()
-        } catch {
-            await reader.close()
-            throw error
-        }
-        _ = await reader.waitUntilCaughtUp()
-        await reader.close()
-    }
-}
-
-extension TableRecord {
-    init(_ message: KafkaConsumerMessage) {
-        self.init(
-            topic: message.topic, partition: message.partition, offset: message.offset, key: message.key, value: message.value,
-            headers: message.headers.map { RecordHeader(key: $0.key, value: $0.value) }, timestampMilliseconds: message.timestampMilliseconds
-        )
     }
 }
 
