@@ -137,13 +137,7 @@ public enum Worker {
             ),
             logger: logger
         )
-        let producer: KafkaProducer
-        do {
-            producer = try makeProducer(configuration, logger: logger)
-        } catch {
-            await consumer.close()
-            throw error
-        }
+        let producer = try await makeProducer(configuration, closingOnFailure: consumer, logger: logger)
         let declaredOutputs = Set(configuration.outputs + configuration.inputs.map { $0 + configuration.deadLetterSuffix })
         let progress = LoopProgress()
         let handler = RecordHandler(
@@ -200,13 +194,7 @@ public enum Worker {
             logger: logger,
             eventHandler: SourceRunner<S>.forward(events.1, ownership: ownership)
         )
-        let producer: KafkaProducer
-        do {
-            producer = try makeProducer(configuration, logger: logger)
-        } catch {
-            await consumer.close()
-            throw error
-        }
+        let producer = try await makeProducer(configuration, closingOnFailure: consumer, logger: logger)
         let runner = SourceRunner(
             source: source, consumer: consumer, producer: producer, events: events, makeTable: makeTable, ownership: ownership,
             metrics: metrics, worker: configuration.name, declaredOutputs: Set(configuration.outputs),
@@ -259,14 +247,20 @@ public enum Worker {
         logger.info("worker stopped")
     }
 
-    private static func makeProducer(_ configuration: WorkerConfiguration, logger: Logger) throws -> KafkaProducer {
-        try KafkaProducer(
-            configuration: KafkaProducerConfiguration(
-                cluster: configuration.kafka, deliveryTimeout: configuration.deliveryTimeout,
-                maxInFlightBytes: configuration.memoryBudget.producerInFlightBytes
-            ),
-            logger: logger
-        )
+    /// The worker's producer; when it cannot be made, `consumer` (made first) is closed before the error goes on.
+    private static func makeProducer(_ configuration: WorkerConfiguration, closingOnFailure consumer: KafkaConsumer, logger: Logger) async throws -> KafkaProducer {
+        do {
+            return try KafkaProducer(
+                configuration: KafkaProducerConfiguration(
+                    cluster: configuration.kafka, deliveryTimeout: configuration.deliveryTimeout,
+                    maxInFlightBytes: configuration.memoryBudget.producerInFlightBytes
+                ),
+                logger: logger
+            )
+        } catch {
+            await consumer.close()
+            throw error
+        }
     }
 
     /// A reader for `tables`, not started yet (the runner starts it), or nil when there are none.
