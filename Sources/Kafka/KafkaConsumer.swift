@@ -125,6 +125,12 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     /// The partitions this member owns right now.
     public var assignment: [KafkaTopicPartition] { membership.assignment }
 
+    /// Whether the partition that delivered `message` is still assigned under the same
+    /// assignment: false once it was revoked, even if assigned back since.
+    public func isCurrent(_ message: KafkaConsumerMessage) -> Bool {
+        membership.generation(of: message.topicPartition) == message.assignmentGeneration
+    }
+
     /// Runs `prepare` on the poll thread when the group takes partitions away, before the
     /// offsets stored so far are committed. It blocks the rebalance: keep it bounded (the group
     /// waits for this member up to its rebalance timeout).
@@ -363,6 +369,8 @@ private final class ConsumerMembership: @unchecked Sendable {
     var assignment: [KafkaTopicPartition] { lock.withLock { assigned.keys.sorted() } }
 
     var assignmentGenerations: [KafkaTopicPartition: UInt64] { lock.withLock { assigned } }
+
+    func generation(of partition: KafkaTopicPartition) -> UInt64? { lock.withLock { assigned[partition] } }
 
     func setBeforeRevoke(_ prepare: @escaping @Sendable ([KafkaTopicPartition]) -> Void) {
         lock.withLock { beforeRevoke = prepare }

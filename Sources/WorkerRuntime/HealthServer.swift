@@ -103,7 +103,7 @@ enum MetricHelp {
         "vigil_records_in_total": "Records consumed by the worker, per input topic.",
         "vigil_records_out_total": "Records produced by the worker, per output topic.",
         "vigil_records_dead_lettered_total": "Input records the stage refused, sent to <topic>.dlq with their origin and error.",
-        "vigil_records_skipped_total": "Input records skipped on purpose, per reason: too_old (load shedding), already_applied (redelivered, already in the state); never produced.",
+        "vigil_records_skipped_total": "Input records skipped on purpose, per reason: too_old (load shedding), already_applied (redelivered, already in the state), partition_revoked (its partition moved on before a stateful stage took it); never produced.",
         "vigil_records_retried_total": "Attempts to process a record again because the stage reported an outage (StageUnavailable).",
         "vigil_records_lost_total": "Records the broker dropped before this consumer read them (offset gaps).",
         "vigil_records_in_flight": "Input records processed whose outputs await the broker's acknowledgement.",

@@ -19,6 +19,9 @@ public enum RecordOutcome: Sendable {
         case tooOld = "too_old"
         /// Redelivered to a stateful stage whose state already reflects it.
         case alreadyApplied = "already_applied"
+        /// Its partition was revoked before a stateful stage took it: the state went with the
+        /// partition, and the next owner processes the record.
+        case partitionRevoked = "partition_revoked"
     }
 }
 

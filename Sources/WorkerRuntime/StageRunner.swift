@@ -247,6 +247,12 @@ final class StageRunner: Service, @unchecked Sendable {
         metrics.recordIn(topic: message.topic)
         let started = ContinuousClock.now
         let input = StageInput(message)
+        if stateful != nil, !consumer.isCurrent(message) {
+            // Processed here, it would meet state this replica no longer holds (or restore a
+            // stale copy) and could emit outputs that differ from the next owner's under the same ids.
+            metrics.skipped(topic: message.topic, reason: .partitionRevoked)
+            return PendingRecord(partition: message.topicPartition, offset: message.offset, generation: message.assignmentGeneration, deliveries: [])
+        }
         if let stateful, !stateful.engine.isRestored(partition: message.partition, generation: message.assignmentGeneration) {
             try await restore(partition: message.partition, generation: message.assignmentGeneration, stateful)
         }
