@@ -15,24 +15,27 @@ import ServiceLifecycle
 /// - an output not delivered, an offset that cannot be stored, a stage outage that outlasts
 ///   `outageLimit`, a stage writing to an undeclared topic: stop taking records at once and
 ///   throw, without storing the failed input's offset, so a restarted worker redoes it.
+///
+/// For a stateful stage the offsets wait for the flush of the state they changed;
+/// `StageRunner+State.swift` holds that part.
 final class StageRunner: Service, @unchecked Sendable {
-    fileprivate let consumer: KafkaConsumer
-    private let producer: KafkaProducer
+    let consumer: KafkaConsumer
+    let producer: KafkaProducer
     private let handler: RecordHandler
     private let tables: KafkaTableReader?
-    private let stateful: StatefulRuntime?
-    private let metrics: WorkerMetrics
-    private let progress: LoopProgress
+    let stateful: StatefulRuntime?
+    let metrics: WorkerMetrics
+    let progress: LoopProgress
     private let outageLimit: Duration
-    private let logger: Logger
-    private let inFlight: InFlightLimiter
+    let logger: Logger
+    let inFlight: InFlightLimiter
     /// Orders several inputs by event time; touched only inside `stateful.gate`.
-    private var merger: EventTimeMerger?
+    var merger: EventTimeMerger?
     /// Records processed since the last flush of changed state; touched only inside `stateful.gate`.
-    private var recordsSinceFlush = 0
+    var recordsSinceFlush = 0
     /// Set once the loop has ended (its last flush queued): a revoke then has nothing to flush.
-    private let loopEnded = NSLock()
-    private var isLoopEnded = false  // guarded by `loopEnded`
+    let loopEnded = NSLock()
+    var isLoopEnded = false  // guarded by `loopEnded`
 
     init(
         consumer: KafkaConsumer, producer: KafkaProducer, handler: RecordHandler, tables: KafkaTableReader? = nil, stateful: StatefulRuntime? = nil,
@@ -184,44 +187,9 @@ final class StageRunner: Service, @unchecked Sendable {
         }
     }
 
-    /// Queues a flush of the state changed since the last one (call inside `stateful.gate`);
-    /// `stored` is signalled once the offsets it reflects are stored.
-    private func flush(
-        _ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation, snapshots: [OutgoingRecord]? = nil,
-        stored: DispatchSemaphore? = nil
-    ) {
-        let records = snapshots ?? stateful.engine.flush()
-        recordsSinceFlush = 0
-        pending.yield(PendingRecord(
-            partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: [], holdsSlot: false,
-            changelog: records, stored: stored
-        ))
-    }
 
-    /// Before a revoke commits: the state of every record processed so far is flushed and their
-    /// offsets stored, so the partitions' next owner restores it and the commit covers them;
-    /// then the revoked partitions' state is dropped. Bounded: after `revokeFlushTimeout` the
-    /// rebalance goes on, and the next owner processes the rest again (at-least-once).
-    private func flushBeforeRevoke(_ revoked: [KafkaTopicPartition], _ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation) {
-        guard !loopEnded.withLock({ isLoopEnded }) else { return }
-        let stored = DispatchSemaphore(value: 0)
-        let task = Task {
-            await stateful.gate.run {
-                flush(stateful, into: pending, stored: stored)
-                let revokedNumbers = Set(revoked.map(\.partition))
-                let kept = Set(consumer.assignment.filter { !revoked.contains($0) }.map(\.partition))
-                stateful.engine.keepOnly(stateful.engine.ownedPartitions.subtracting(revokedNumbers.subtracting(kept)))
-            }
-        }
-        if stored.wait(timeout: .now() + .seconds(5)) == .timedOut {
-            task.cancel()
-            logger.warning("state not flushed within 5 s of a revoke; the partitions' next owner processes the latest records again", metadata: [
-                "partitions": "\(revoked)",
-            ])
-        }
-    }
 
-    private func process(_ message: KafkaConsumerMessage, into pending: AsyncStream<PendingRecord>.Continuation) async throws {
+    func process(_ message: KafkaConsumerMessage, into pending: AsyncStream<PendingRecord>.Continuation) async throws {
         try await inFlight.acquire()
         progress.began()
         metrics.setInFlight(progress.inFlight)
@@ -233,15 +201,6 @@ final class StageRunner: Service, @unchecked Sendable {
         if recordsSinceFlush >= stateful.flushEvery { flush(stateful, into: pending) }
     }
 
-    /// Processes the records whose event-time turn has come (call inside `stateful.gate`).
-    private func processMerged(into pending: AsyncStream<PendingRecord>.Continuation) async throws {
-        guard merger != nil else { return }
-        merger!.keepOnly(Set(consumer.assignment))
-        let consumer = consumer
-        for message in merger!.release(isReadToEnd: { consumer.isReadToEnd($0) }, logger: logger) {
-            try await process(message, into: pending)
-        }
-    }
 
     private func handle(_ message: KafkaConsumerMessage) async throws -> PendingRecord {
         metrics.recordIn(topic: message.topic)
@@ -369,83 +328,6 @@ final class StageRunner: Service, @unchecked Sendable {
         inFlight.release()
         progress.completed()
         metrics.setInFlight(progress.inFlight)
-    }
-
-    // MARK: Stateful stages
-
-    /// Reads the state of every assigned partition not restored for its current assignment,
-    /// before the first record of any of them: one changelog read however many partitions a
-    /// rebalance brought. Outputs already queued are flushed first, so the snapshots this
-    /// replica wrote for an earlier assignment of a partition are in the changelog when it is read.
-    private func restore(partition: Int32, generation: UInt64, _ stateful: StatefulRuntime) async throws {
-        let started = ContinuousClock.now
-        // Per partition number, the generations of its input partitions (one per input topic).
-        var generations: [Int32: Set<UInt64>] = [partition: [generation]]
-        for (assigned, assignedGeneration) in consumer.assignmentGenerations {
-            generations[assigned.partition, default: []].insert(assignedGeneration)
-        }
-        generations = generations.filter { partitionNumber, current in
-            partitionNumber == partition || !current.allSatisfy { stateful.engine.isRestored(partition: partitionNumber, generation: $0) }
-        }
-        try await producer.flush()
-        let snapshots = try await stateful.readChangelog(Set(generations.keys))
-        for (restoring, current) in generations {
-            stateful.engine.restore(partition: restoring, generations: current, snapshots: snapshots[restoring] ?? [])
-        }
-        stateful.engine.keepOnly(Set(consumer.assignment.map(\.partition)))
-        logger.info("state restored", metadata: [
-            "partitions": "\(generations.keys.sorted())", "records_read": "\(snapshots.values.reduce(0) { $0 + $1.count })",
-            "took": "\(ContinuousClock.now - started)",
-        ])
-    }
-
-    /// Fires silence timers for keys of partitions the worker is caught up on (time spent away
-    /// or catching up never counts), and writes checkpoints of keys not written for a while.
-    private func runTimersAndCheckpoints(_ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation) async throws {
-        var last = ContinuousClock.now
-        var lastCheckpoint = ContinuousClock.now
-        while !Task.isCancelled {
-            try await Task.sleep(for: stateful.tickInterval)
-            let now = ContinuousClock.now
-            let elapsed = (now - last).milliseconds
-            last = now
-            try await stateful.gate.run {
-                // A record held for another input's turn goes once that input is read to its end.
-                try await processMerged(into: pending)
-                let caughtUp = caughtUpPartitions(stateful)
-                for result in try await stateful.engine.advanceSilence(caughtUp: caughtUp, elapsedMilliseconds: elapsed) {
-                    pending.yield(try await pendingWithoutInput(result))
-                }
-                if now - lastCheckpoint >= stateful.checkpointInterval {
-                    lastCheckpoint = now
-                    flush(stateful, into: pending, snapshots: stateful.engine.checkpoint(olderThan: stateful.checkpointInterval))
-                } else if recordsSinceFlush > 0 || stateful.engine.hasChanges {
-                    flush(stateful, into: pending)
-                }
-            }
-        }
-    }
-
-    /// Restored partitions whose every input is read to its end, with nothing waiting in the buffer.
-    private func caughtUpPartitions(_ stateful: StatefulRuntime) -> Set<Int32> {
-        guard consumer.bufferedRecords == 0 else { return [] }
-        let lag = consumer.lag()
-        let assigned = consumer.assignment
-        return stateful.engine.ownedPartitions.filter { partition in
-            let inputs = assigned.filter { $0.partition == partition }
-            return !inputs.isEmpty && inputs.allSatisfy { lag[$0] == 0 }
-        }
-    }
-
-    private func pendingWithoutInput(_ result: StatefulResult) async throws -> PendingRecord {
-        var deliveries: [KafkaPendingDelivery] = []
-        if case .processed(let outputs) = result.outcome {
-            for output in outputs {
-                deliveries.append(try await producer.enqueue(KafkaProducerMessage(output)))
-                metrics.recordOut(topic: output.topic)
-            }
-        }
-        return PendingRecord(partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: deliveries, holdsSlot: false)
     }
 }
 

@@ -69,8 +69,8 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
     private let declaredOutputs: Set<String>
     private let maxRecordBytes: Int
     private let logger: Logger
-    private let fatalError = NSLock()
-    private var fatal: (any Error)?  // guarded by `fatalError`
+    private let failureLock = NSLock()
+    private var failure: (any Error)?  // guarded by `failureLock`: the first error that stops the worker
 
     // Touched only by the event task.
     private var tables: [KafkaTopicPartition: Table<S.Value>] = [:]
@@ -123,7 +123,7 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
                 eventInput.yield(.tick)
             }
         }
-        var failure: (any Error)?
+        var thrown: (any Error)?
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -155,20 +155,18 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
                 try await group.waitForAll()
             }
         } catch {
-            failure = error
+            thrown = error
         }
         ticker.cancel()
         await producer.close()
         await consumer.close()
-        if let failure = failure ?? fatalErrorSeen { throw failure }
+        if let error = thrown ?? failureLock.withLock({ failure }) { throw error }
         logger.info("source stopped; every run ended and its records were delivered")
     }
 
-    private var fatalErrorSeen: (any Error)? { fatalError.withLock { fatal } }
-
     /// Ends the event loop because the worker cannot go on (an undelivered record, an undeclared output).
     private func stop(with error: any Error) {
-        fatalError.withLock { if fatal == nil { fatal = error } }
+        failureLock.withLock { if failure == nil { failure = error } }
         consumer.endMessages()
         eventInput.finish()
     }

@@ -1,0 +1,130 @@
+import Foundation
+import Kafka
+import Logging
+
+/// The runner's part for stateful stages: flushing changed state in step with offsets, flushing
+/// before a revoke, merging several inputs by event time, restoring partitions, silence timers
+/// and checkpoints. Everything here runs inside `StatefulRuntime.gate`, or takes it.
+extension StageRunner {
+    /// Queues a flush of the state changed since the last one (call inside `stateful.gate`);
+    /// `stored` is signalled once the offsets it reflects are stored.
+    func flush(
+        _ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation, snapshots: [OutgoingRecord]? = nil,
+        stored: DispatchSemaphore? = nil
+    ) {
+        let records = snapshots ?? stateful.engine.flush()
+        recordsSinceFlush = 0
+        pending.yield(PendingRecord(
+            partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: [], holdsSlot: false,
+            changelog: records, stored: stored
+        ))
+    }
+
+    /// Before a revoke commits: the state of every record processed so far is flushed and their
+    /// offsets stored, so the partitions' next owner restores it and the commit covers them;
+    /// then the revoked partitions' state is dropped. Bounded: after 5 s the
+    /// rebalance goes on, and the next owner processes the rest again (at-least-once).
+    func flushBeforeRevoke(_ revoked: [KafkaTopicPartition], _ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation) {
+        guard !loopEnded.withLock({ isLoopEnded }) else { return }
+        let stored = DispatchSemaphore(value: 0)
+        let task = Task {
+            await stateful.gate.run {
+                flush(stateful, into: pending, stored: stored)
+                let revokedNumbers = Set(revoked.map(\.partition))
+                let kept = Set(consumer.assignment.filter { !revoked.contains($0) }.map(\.partition))
+                stateful.engine.keepOnly(stateful.engine.ownedPartitions.subtracting(revokedNumbers.subtracting(kept)))
+            }
+        }
+        if stored.wait(timeout: .now() + .seconds(5)) == .timedOut {
+            task.cancel()
+            logger.warning("state not flushed within 5 s of a revoke; the partitions' next owner processes the latest records again", metadata: [
+                "partitions": "\(revoked)",
+            ])
+        }
+    }
+
+    /// Processes the records whose event-time turn has come (call inside `stateful.gate`).
+    func processMerged(into pending: AsyncStream<PendingRecord>.Continuation) async throws {
+        guard merger != nil else { return }
+        merger!.keepOnly(Set(consumer.assignment))
+        let consumer = consumer
+        for message in merger!.release(isReadToEnd: { consumer.isReadToEnd($0) }, logger: logger) {
+            try await process(message, into: pending)
+        }
+    }
+
+    /// Reads the state of every assigned partition not restored for its current assignment,
+    /// before the first record of any of them: one changelog read however many partitions a
+    /// rebalance brought. Outputs already queued are flushed first, so the snapshots this
+    /// replica wrote for an earlier assignment of a partition are in the changelog when it is read.
+    func restore(partition: Int32, generation: UInt64, _ stateful: StatefulRuntime) async throws {
+        let started = ContinuousClock.now
+        // Per partition number, the generations of its input partitions (one per input topic).
+        var generations: [Int32: Set<UInt64>] = [partition: [generation]]
+        for (assigned, assignedGeneration) in consumer.assignmentGenerations {
+            generations[assigned.partition, default: []].insert(assignedGeneration)
+        }
+        generations = generations.filter { partitionNumber, current in
+            partitionNumber == partition || !current.allSatisfy { stateful.engine.isRestored(partition: partitionNumber, generation: $0) }
+        }
+        try await producer.flush()
+        let snapshots = try await stateful.readChangelog(Set(generations.keys))
+        for (restoring, current) in generations {
+            stateful.engine.restore(partition: restoring, generations: current, snapshots: snapshots[restoring] ?? [])
+        }
+        stateful.engine.keepOnly(Set(consumer.assignment.map(\.partition)))
+        logger.info("state restored", metadata: [
+            "partitions": "\(generations.keys.sorted())", "records_read": "\(snapshots.values.reduce(0) { $0 + $1.count })",
+            "took": "\(ContinuousClock.now - started)",
+        ])
+    }
+
+    /// Fires silence timers for keys of partitions the worker is caught up on (time spent away
+    /// or catching up never counts), and writes checkpoints of keys not written for a while.
+    func runTimersAndCheckpoints(_ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation) async throws {
+        var last = ContinuousClock.now
+        var lastCheckpoint = ContinuousClock.now
+        while !Task.isCancelled {
+            try await Task.sleep(for: stateful.tickInterval)
+            let now = ContinuousClock.now
+            let elapsed = (now - last).milliseconds
+            last = now
+            try await stateful.gate.run {
+                // A record held for another input's turn goes once that input is read to its end.
+                try await processMerged(into: pending)
+                let caughtUp = caughtUpPartitions(stateful)
+                for result in try await stateful.engine.advanceSilence(caughtUp: caughtUp, elapsedMilliseconds: elapsed) {
+                    pending.yield(try await pendingWithoutInput(result))
+                }
+                if now - lastCheckpoint >= stateful.checkpointInterval {
+                    lastCheckpoint = now
+                    flush(stateful, into: pending, snapshots: stateful.engine.checkpoint(olderThan: stateful.checkpointInterval))
+                } else if recordsSinceFlush > 0 || stateful.engine.hasChanges {
+                    flush(stateful, into: pending)
+                }
+            }
+        }
+    }
+
+    /// Restored partitions whose every input is read to its end, with nothing waiting in the buffer.
+    func caughtUpPartitions(_ stateful: StatefulRuntime) -> Set<Int32> {
+        guard consumer.bufferedRecords == 0 else { return [] }
+        let lag = consumer.lag()
+        let assigned = consumer.assignment
+        return stateful.engine.ownedPartitions.filter { partition in
+            let inputs = assigned.filter { $0.partition == partition }
+            return !inputs.isEmpty && inputs.allSatisfy { lag[$0] == 0 }
+        }
+    }
+
+    func pendingWithoutInput(_ result: StatefulResult) async throws -> PendingRecord {
+        var deliveries: [KafkaPendingDelivery] = []
+        if case .processed(let outputs) = result.outcome {
+            for output in outputs {
+                deliveries.append(try await producer.enqueue(KafkaProducerMessage(output)))
+                metrics.recordOut(topic: output.topic)
+            }
+        }
+        return PendingRecord(partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: deliveries, holdsSlot: false)
+    }
+}
