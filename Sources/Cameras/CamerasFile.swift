@@ -129,6 +129,12 @@ private struct Parser {
         return configs.sorted { $0.cameraID < $1.cameraID }
     }
 
+    /// A key given without a value (`privacy_masks:` with nothing under it) means "none".
+    static func isNull(_ node: Node) -> Bool {
+        guard case .scalar(let scalar) = node else { return false }
+        return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+    }
+
     static func isValidID(_ id: String) -> Bool {
         guard let first = id.unicodeScalars.first, id.unicodeScalars.count <= 64 else { return false }
         let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789-_.")
@@ -162,10 +168,10 @@ private struct Parser {
         if let rate = body["snapshots_per_minute"] {
             if let value = number(rate, path: "\(path).snapshots_per_minute", in: 0...600) { config.snapshotsPerMinute = value }
         }
-        if let masks = body["privacy_masks"] {
+        if let masks = body["privacy_masks"], !Self.isNull(masks) {
             config.privacyMasks = privacyMasks(masks, path: "\(path).privacy_masks")
         }
-        if let labels = body["labels"], let entries = mapping(labels, path: "\(path).labels") {
+        if let labels = body["labels"], !Self.isNull(labels), let entries = mapping(labels, path: "\(path).labels") {
             for (key, value) in entries {
                 guard let name = key.string, Self.isValidID(name) else {
                     fail(key, "\(path).labels", "label names use lowercase letters, digits, '-', '_' or '.'")

@@ -50,6 +50,12 @@ struct CamerasFileTests {
         #expect(!gate.hasWorkingResolution)
     }
 
+    @Test("a key given without a value means none")
+    func emptyValues() throws {
+        let cameras = try CamerasFile.parse(yaml: "cameras:\n  c1:\n    source: /media/a.mp4\n    privacy_masks:\n    labels:\n", file: "cameras.yaml")
+        #expect(cameras[0].privacyMasks.isEmpty && cameras[0].labels.isEmpty)
+    }
+
     @Test("left out, redaction masks whole persons with a solid fill: the private setting is the default")
     func privateDefaults() throws {
         let cameras = try CamerasFile.parse(yaml: "cameras:\n  c1:\n    source: /media/a.mp4\n", file: "cameras.yaml")
