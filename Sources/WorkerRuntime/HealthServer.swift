@@ -117,6 +117,7 @@ enum MetricHelp {
         "vigil_state_bytes": "Bytes of the state snapshots of every key held, as last written.",
         "vigil_state_largest_key_bytes": "Bytes of the largest key's state snapshot, as last written.",
         "vigil_state_restored_keys_total": "Keys restored from the state changelog on assignment.",
+        "vigil_state_restores_incomplete_total": "Restores from a changelog whose retained history was shorter than one checkpoint interval: keys may be missing.",
         "vigil_state_changelog_rejected_total": "State changelog records that could not be read on restore; the key kept its previous snapshot.",
         "vigil_state_over_cap_total": "Records dead-lettered because the state would pass its key or byte cap.",
         "vigil_records_late_total": "Records behind their key's watermark, dead-lettered as late.",

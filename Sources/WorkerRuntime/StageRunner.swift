@@ -21,7 +21,7 @@ import ServiceLifecycle
 final class StageRunner: Service, @unchecked Sendable {
     let consumer: KafkaConsumer
     let producer: KafkaProducer
-    private let handler: RecordHandler
+    let handler: RecordHandler
     private let tables: KafkaTableReader?
     let stateful: StatefulRuntime?
     let metrics: WorkerMetrics

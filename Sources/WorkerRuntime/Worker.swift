@@ -95,8 +95,8 @@ public enum Worker {
     ) async throws -> Int {
         let handler = RecordHandler(worker: cluster.clientID, stage: nil, maxAge: nil, deadLetterSuffix: ".dlq", declaredOutputs: nil)
         let engine = KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelog, limits: StateLimits(maxKeys: .max), logger: logger)
-        let snapshots = try await readChangelog(changelog, partitions: partitions, cluster: cluster, logger: logger)
-        for (partition, records) in snapshots {
+        let read = try await readChangelog(changelog, partitions: partitions, cluster: cluster, logger: logger)
+        for (partition, records) in read.snapshots {
             engine.restore(partition: partition, generations: [1], snapshots: records)
         }
         return engine.heldKeys
@@ -105,13 +105,16 @@ public enum Worker {
     /// Every retained record of `partitions` of a state changelog, oldest first per partition.
     private static func readChangelog(
         _ changelog: String, partitions: Set<Int32>, cluster: KafkaConfiguration, logger: Logger
-    ) async throws -> [Int32: [(key: String, value: [UInt8], offset: Int64)]] {
-        var snapshots: [Int32: [(key: String, value: [UInt8], offset: Int64)]] = [:]
+    ) async throws -> ChangelogRead {
+        var read = ChangelogRead()
         for record in try await KafkaTableReader.readPartitions(cluster: cluster, topic: changelog, partitions: partitions, logger: logger) {
+            if read.snapshots[record.partition] == nil, record.offset > 0 {
+                read.truncatedSince[record.partition] = record.timestampMilliseconds ?? 0
+            }
             guard let key = record.key.flatMap({ String(validating: $0, as: UTF8.self) }) else { continue }
-            snapshots[record.partition, default: []].append((key, record.value, record.offset))
+            read.snapshots[record.partition, default: []].append((key, record.value, record.offset))
         }
-        return snapshots
+        return read
     }
 
     private static func runStage(

@@ -14,8 +14,8 @@ struct StatefulWorkerTests {
     static let eventTimeStep = 20
     static let eventTimeStart = 1_000_000
 
-    static func start(_ cluster: DevClusterProcess) async throws -> PassThroughWorkerProcess {
-        try await PassThroughWorkerProcess.start(cluster, environment: environment, executable: "vigil-counting")
+    static func start(_ cluster: DevClusterProcess, environment extra: [String: String] = [:]) async throws -> PassThroughWorkerProcess {
+        try await PassThroughWorkerProcess.start(cluster, environment: environment.merging(extra) { $1 }, executable: "vigil-counting")
     }
 
     /// What an uninterrupted run writes for records `seqs`: one line per key and window.
@@ -94,6 +94,28 @@ struct StatefulWorkerTests {
         #expect(try await first.metric("vigil_records_late_total") == nil, "no record was late")
         first.process.signal(SIGTERM)
         try await first.process.waitForExit()
+        try await cluster.stop()
+    }
+
+    @Test("a changelog cut short by retention and holding unreadable records: the restore says so loudly, skips what it cannot read, and the worker goes on")
+    func truncatedAndMalformedChangelog() async throws {
+        let cluster = try await DevClusterProcess(topics: Self.topics)
+        // 7 uncompressed records of 900 kB, all with one key (so one partition): the dev cluster
+        // keeps only the newest 5 MiB of a partition, so the first ones are gone; none of them is a snapshot.
+        try await cluster.produce(
+            topic: "vigil-counting.state.changelog", count: 7, keys: 1, valueSize: 900_000,
+            extra: ["--property", "compression.codec=none"]
+        )
+        try await Self.produce(cluster, first: 0, count: 60).waitForExit(timeout: .seconds(60))
+        // The retained history (seconds) is shorter than one checkpoint interval (a minute).
+        let worker = try await Self.start(cluster, environment: ["WORKER_STATE_CHECKPOINT_MS": "60000"])
+        try await eventually(timeout: .seconds(60), "the worker processes its input") { try await worker.metric("vigil_records_in_total") ?? 0 >= 60 }
+        #expect(try await worker.metric("vigil_state_restores_incomplete_total") ?? 0 >= 1, "a cut checkpoint is reported")
+        #expect(try await worker.metric("vigil_state_changelog_rejected_total") ?? 0 >= 1, "unreadable snapshots are counted")
+        #expect(worker.process.standardError.contains("the state changelog no longer holds a full checkpoint of this partition"))
+        worker.process.signal(SIGTERM)
+        try await worker.process.waitForExit()
+        #expect(worker.process.exitStatus == 0)
         try await cluster.stop()
     }
 }

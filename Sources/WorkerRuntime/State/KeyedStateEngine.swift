@@ -381,7 +381,16 @@ struct StatefulRuntime: Sendable {
     /// Keys not written for this long get a snapshot again.
     let checkpointInterval: Duration
     /// Every retained record of these changelog partitions, oldest first per partition.
-    let readChangelog: @Sendable (Set<Int32>) async throws -> [Int32: [(key: String, value: [UInt8], offset: Int64)]]
+    let readChangelog: @Sendable (Set<Int32>) async throws -> ChangelogRead
+}
+
+/// What a restore read from the changelog.
+struct ChangelogRead: Sendable {
+    /// Per partition, its retained records, oldest first.
+    var snapshots: [Int32: [(key: String, value: [UInt8], offset: Int64)]] = [:]
+    /// Per partition whose log no longer starts at offset 0 (retention deleted records): the
+    /// write time of its oldest retained record, milliseconds since the epoch.
+    var truncatedSince: [Int32: Int64] = [:]
 }
 
 /// One caller at a time, in arrival order, across suspension points: a stateful stage's

@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Logging
+import Metrics
 
 /// The runner's part for stateful stages: flushing changed state in step with offsets, flushing
 /// before a revoke, merging several inputs by event time, restoring partitions, silence timers
@@ -68,7 +69,9 @@ extension StageRunner {
             partitionNumber == partition || !current.allSatisfy { stateful.engine.isRestored(partition: partitionNumber, generation: $0) }
         }
         try await producer.flush()
-        let snapshots = try await stateful.readChangelog(Set(generations.keys))
+        let read = try await stateful.readChangelog(Set(generations.keys))
+        let snapshots = read.snapshots
+        warnIfCheckpointsWereCut(read, stateful)
         for (restoring, current) in generations {
             stateful.engine.restore(partition: restoring, generations: current, snapshots: snapshots[restoring] ?? [])
         }
@@ -77,6 +80,20 @@ extension StageRunner {
             "partitions": "\(generations.keys.sorted())", "records_read": "\(snapshots.values.reduce(0) { $0 + $1.count })",
             "took": "\(ContinuousClock.now - started)",
         ])
+    }
+
+    /// Restore relies on every key having a snapshot newer than the oldest retained record.
+    /// Checkpoints rewrite each key once per interval, so that holds while the retained history
+    /// reaches back at least one interval; when retention (or the dev cluster's 5 MiB per
+    /// partition) cut it shorter, keys written only before the cut are gone: say so loudly.
+    private func warnIfCheckpointsWereCut(_ read: ChangelogRead, _ stateful: StatefulRuntime) {
+        let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        for (partition, oldest) in read.truncatedSince.sorted(by: { $0.key < $1.key }) where now - oldest < stateful.checkpointInterval.milliseconds {
+            logger.error("the state changelog no longer holds a full checkpoint of this partition: its oldest retained record is younger than the checkpoint interval, so keys not written since may be missing from the restored state; give the changelog more retention or lower worker.state-checkpoint-ms", metadata: [
+                "partition": "\(partition)", "oldest_record_age_ms": "\(now - oldest)", "checkpoint_interval": "\(stateful.checkpointInterval)",
+            ])
+            Counter(label: "vigil_state_restores_incomplete_total", dimensions: [("worker", handler.worker)]).increment()
+        }
     }
 
     /// Fires silence timers for keys of partitions the worker is caught up on (time spent away
