@@ -77,7 +77,7 @@ public enum Worker {
             stateful: { handler in
                 StatefulRuntime(
                     engine: KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelog, limits: configuration.stateLimits, logger: logger),
-                    inputs: configuration.inputs, tickInterval: .milliseconds(100), flushEvery: max(1, configuration.maxInFlightRecords / 2),
+                    inputs: configuration.inputs, tickInterval: .milliseconds(100), flushEvery: max(1, configuration.maxInFlightRecords / 20),
                     checkpointInterval: configuration.stateCheckpointInterval,
                     readChangelog: { partitions in
                         try await readChangelog(changelog, partitions: partitions, cluster: cluster, logger: logger)
