@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // The only place C is seen: librdkafka and its embedded mock cluster.
@@ -111,6 +112,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The models detect runs: the manifest, and each file checked by size and SHA-256 before use.
+        .target(
+            name: "Vision",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // A worker whose stage forwards each record unchanged: runtime tests and its overhead benchmark.
         .executableTarget(
             name: "PassThroughWorker",
@@ -172,6 +181,11 @@ let package = Package(
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VisionTests",
+            dependencies: ["Vision"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

