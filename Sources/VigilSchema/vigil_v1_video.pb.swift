@@ -42,6 +42,11 @@ public nonisolated enum Vigil_V1_PixelFormat: SwiftProtobuf.Enum, Swift.CaseIter
 
   /// Y plane, then interleaved UV at half width and half height.
   case nv12 // = 5
+
+  /// The whole frame as one baseline JPEG image (width and height as decoded): a raw 720p
+  /// frame is over Kafka's 1 MB record limit. High quality, since detect must still find small
+  /// faces in it; the video path measures and decides the default encoding.
+  case jpeg // = 6
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -56,6 +61,7 @@ public nonisolated enum Vigil_V1_PixelFormat: SwiftProtobuf.Enum, Swift.CaseIter
     case 3: self = .gray8
     case 4: self = .yuv420P
     case 5: self = .nv12
+    case 6: self = .jpeg
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -68,6 +74,7 @@ public nonisolated enum Vigil_V1_PixelFormat: SwiftProtobuf.Enum, Swift.CaseIter
     case .gray8: return 3
     case .yuv420P: return 4
     case .nv12: return 5
+    case .jpeg: return 6
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -80,6 +87,7 @@ public nonisolated enum Vigil_V1_PixelFormat: SwiftProtobuf.Enum, Swift.CaseIter
     .gray8,
     .yuv420P,
     .nv12,
+    .jpeg,
   ]
 
 }
@@ -237,7 +245,7 @@ public nonisolated struct Vigil_V1_Frame: Sendable {
 fileprivate nonisolated let _protobuf_package = "vigil.v1"
 
 nonisolated extension Vigil_V1_PixelFormat: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PIXEL_FORMAT_UNSPECIFIED\0\u{1}PIXEL_FORMAT_RGB24\0\u{1}PIXEL_FORMAT_BGR24\0\u{1}PIXEL_FORMAT_GRAY8\0\u{1}PIXEL_FORMAT_YUV420P\0\u{1}PIXEL_FORMAT_NV12\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PIXEL_FORMAT_UNSPECIFIED\0\u{1}PIXEL_FORMAT_RGB24\0\u{1}PIXEL_FORMAT_BGR24\0\u{1}PIXEL_FORMAT_GRAY8\0\u{1}PIXEL_FORMAT_YUV420P\0\u{1}PIXEL_FORMAT_NV12\0\u{1}PIXEL_FORMAT_JPEG\0")
 }
 
 nonisolated extension Vigil_V1_VideoChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
