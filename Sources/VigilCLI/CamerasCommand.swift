@@ -88,22 +88,26 @@ struct CamerasCommand: AsyncParsableCommand {
         private func publish(_ plan: CameraPlan, cluster: KafkaConfiguration, now: Int64, logger: Logger) async throws {
             let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: cluster), logger: logger)
             do {
-                // The audit trail first: a change never lands without its event. Event ids name
-                // the camera and version, so a rerun after a failure repeats the same events.
+                // The audit trail first, acknowledged before any change is sent: a change never
+                // lands without its event. Event ids name the camera and version, so a rerun
+                // after a failure repeats the same events.
+                var events: [KafkaPendingDelivery] = []
                 for entry in plan.changes {
                     let event = Self.auditEvent(entry, actor: actor, now: now)
-                    _ = try await producer.send(KafkaProducerMessage(
+                    events.append(try await producer.enqueue(KafkaProducerMessage(
                         topic: "audit.events.v1", key: Array(entry.cameraID.utf8), value: try event.serializedBytes()
-                    ))
+                    )))
                 }
-                var published = 0
+                for delivery in events { _ = try await delivery.report() }
+                var records: [KafkaPendingDelivery] = []
                 for entry in plan.entries where entry.kind != .notInFile {
                     let record = try CameraTable.record(cameraID: entry.cameraID, config: entry.publish, effectiveMilliseconds: entry.effectiveMilliseconds)
-                    _ = try await producer.send(KafkaProducerMessage(
+                    records.append(try await producer.enqueue(KafkaProducerMessage(
                         topic: CameraTable.topic, key: record.key, value: record.value, headers: record.headers.map { KafkaHeader(key: $0.key, value: $0.value) }
-                    ))
-                    published += 1
+                    )))
                 }
+                for delivery in records { _ = try await delivery.report() }
+                let published = records.count
                 await producer.close()
                 writeLine("published \(TopologyOption.count(published, "camera record")) to \(CameraTable.topic) and \(TopologyOption.count(plan.changes.count, "audit event")) to audit.events.v1")
             } catch {
