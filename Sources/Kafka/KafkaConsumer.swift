@@ -184,19 +184,14 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     }
 
     private func lag(_ handle: OpaquePointer, _ partitions: [KafkaTopicPartition]) -> [KafkaTopicPartition: Int64] {
-        RDKafkaTopicPartitionList.withList(partitions.map { ($0, nil) }) { list in
-            guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
-            var lag: [KafkaTopicPartition: Int64] = [:]
-            for (partition, position, _) in RDKafkaTopicPartitionList.entries(list) {
-                var low: Int64 = 0
-                var high: Int64 = 0
-                guard rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                      high >= 0 else { continue }
-                // No position yet (nothing fetched): everything retained is outstanding.
-                lag[partition] = max(0, high - (position >= 0 ? position : low))
-            }
-            return lag
+        guard let positions = RDKafkaOffsets.positions(handle, partitions) else { return [:] }
+        var lag: [KafkaTopicPartition: Int64] = [:]
+        for partition in partitions {
+            guard let (low, high) = RDKafkaOffsets.cachedWatermarks(handle, partition) else { continue }
+            // No position yet (nothing fetched): everything retained is outstanding.
+            lag[partition] = max(0, high - (positions[partition] ?? low))
         }
+        return lag
     }
 
     /// The oldest and next offset of each assigned partition as of its last fetch (no broker
@@ -206,12 +201,7 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         return (try? client.withHandle("read watermarks") { handle in
             var watermarks: [KafkaTopicPartition: (low: Int64, high: Int64)] = [:]
             for partition in partitions {
-                var low: Int64 = -1
-                var high: Int64 = -1
-                if rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                   low >= 0, high >= 0 {
-                    watermarks[partition] = (low, high)
-                }
+                if let (low, high) = RDKafkaOffsets.cachedWatermarks(handle, partition), low >= 0 { watermarks[partition] = (low, high) }
             }
             return watermarks
         }) ?? [:]
@@ -221,19 +211,13 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     /// waits in the buffer and the position reached the high watermark of the last fetch. True
     /// for a partition this member does not own (nothing of it will come here).
     public func isReadToEnd(_ partition: KafkaTopicPartition) -> Bool {
-        guard membership.assignmentGenerations[partition] != nil else { return true }
+        guard membership.generation(of: partition) != nil else { return true }
         guard buffer.buffered(partition) == 0 else { return false }
         return (try? client.withHandle("read a position") { handle in
-            RDKafkaTopicPartitionList.withList([(partition, nil)]) { list in
-                guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                      let position = RDKafkaTopicPartitionList.entries(list).first?.offset else { return false }
-                var low: Int64 = -1
-                var high: Int64 = -1
-                guard rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                      high >= 0 else { return false }
-                // No position yet: read to the end only if nothing is retained.
-                return position >= 0 ? position >= high : high <= low
-            }
+            guard let positions = RDKafkaOffsets.positions(handle, [partition]),
+                  let (low, high) = RDKafkaOffsets.cachedWatermarks(handle, partition) else { return false }
+            // No position yet: read to the end only if nothing is retained.
+            return positions[partition].map { $0 >= high } ?? (high <= low)
         }) ?? false
     }
 
@@ -345,7 +329,7 @@ private final class ConsumerMembership: @unchecked Sendable {
     private let buffer: ConsumerBuffer
     private let eventHandler: @Sendable (KafkaConsumerEvent) -> Void
     /// Called on the poll thread before a revoke commits; guarded by `lock`.
-    var beforeRevoke: (@Sendable ([KafkaTopicPartition]) -> Void)?
+    private var beforeRevoke: (@Sendable ([KafkaTopicPartition]) -> Void)?
     /// Guards the assignment, and is held while librdkafka's assignment changes and while an
     /// offset is stored, so a store never lands in a partition's next assignment.
     private let lock = NSLock()

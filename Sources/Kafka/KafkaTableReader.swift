@@ -155,7 +155,7 @@ public final class KafkaTableReader: @unchecked Sendable {
             }
             // Positions, not record offsets, decide: they also move past offsets that hold no
             // record (compacted away, transaction markers).
-            catchUp.update { partitions in Self.positions(handle, partitions) }
+            catchUp.update { partitions in RDKafkaOffsets.positions(handle, partitions) ?? [:] }
         }
     }
 
@@ -185,17 +185,6 @@ public final class KafkaTableReader: @unchecked Sendable {
             }
         }
         return targets
-    }
-
-    private static func positions(_ handle: OpaquePointer, _ partitions: [KafkaTopicPartition]) -> [KafkaTopicPartition: Int64] {
-        RDKafkaTopicPartitionList.withList(partitions.map { ($0, nil) }) { list in
-            guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
-            var positions: [KafkaTopicPartition: Int64] = [:]
-            for (partition, offset, _) in RDKafkaTopicPartitionList.entries(list) where offset >= 0 {
-                positions[partition] = offset
-            }
-            return positions
-        }
     }
 }
 

@@ -70,6 +70,16 @@ final class StageRunner: Service, @unchecked Sendable {
         var changelog: [OutgoingRecord]? = nil
         /// Signalled once the offsets a flush reflects are stored.
         var stored: DispatchSemaphore? = nil
+
+        /// A timer firing's outputs or a flush: no input, so nothing to store and no slot held.
+        static func withoutInput(
+            deliveries: [KafkaPendingDelivery], changelog: [OutgoingRecord]? = nil, stored: DispatchSemaphore? = nil
+        ) -> PendingRecord {
+            PendingRecord(
+                partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: deliveries, holdsSlot: false,
+                changelog: changelog, stored: stored
+            )
+        }
     }
 
     /// A pending record whose outputs were acknowledged and whose snapshots are on their way.
@@ -219,11 +229,7 @@ final class StageRunner: Service, @unchecked Sendable {
         var deliveries: [KafkaPendingDelivery] = []
         switch outcome {
         case .processed(let outputs):
-            deliveries.reserveCapacity(outputs.count)
-            for output in outputs {
-                deliveries.append(try await producer.enqueue(KafkaProducerMessage(output)))
-                metrics.recordOut(topic: output.topic)
-            }
+            deliveries = try await enqueue(outputs)
         case .deadLettered(let copy, let reason):
             logger.warning("record dead-lettered", metadata: [
                 "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)",
@@ -241,6 +247,17 @@ final class StageRunner: Service, @unchecked Sendable {
         return PendingRecord(partition: message.topicPartition, offset: message.offset, generation: message.assignmentGeneration, deliveries: deliveries)
     }
 
+    /// Queues `outputs` for delivery, in order, counting each.
+    func enqueue(_ outputs: [OutgoingRecord]) async throws -> [KafkaPendingDelivery] {
+        var deliveries: [KafkaPendingDelivery] = []
+        deliveries.reserveCapacity(outputs.count)
+        for output in outputs {
+            deliveries.append(try await producer.enqueue(KafkaProducerMessage(output)))
+            metrics.recordOut(topic: output.topic)
+        }
+        return deliveries
+    }
+
     /// The stage's outcome for `input`, retrying with capped exponential backoff while the stage
     /// reports an outage; throws `StageOutage` once the outage has lasted `outageLimit`.
     private func outcomeRetryingOutages(_ input: StageInput) async throws -> RecordOutcome {
@@ -250,7 +267,7 @@ final class StageRunner: Service, @unchecked Sendable {
         var delay = Duration.milliseconds(100)
         while true {
             let outcome = if let stateful {
-                try await stateful.engine.handle(input, nowMilliseconds: now).outcome
+                try await stateful.engine.handle(input, nowMilliseconds: now)
             } else {
                 try await handler.handle(input, nowMilliseconds: now)
             }

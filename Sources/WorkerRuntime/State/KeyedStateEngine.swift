@@ -18,12 +18,6 @@ public struct StateLimits: Sendable, Equatable {
     }
 }
 
-/// What the engine made of one input or timer: records to produce. The state it changed is
-/// written later, by `flush()`, once those records are acknowledged.
-struct StatefulResult: Sendable {
-    var outcome: RecordOutcome
-}
-
 /// The state of a stateful stage's keys on the partitions this replica owns, and the rules
 /// that keep it exact: redelivered records already reflected are not applied again, late
 /// records are refused, timers fire once their time comes, and the keys changed since the last
@@ -123,26 +117,28 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     // MARK: Records
 
     /// Processes one input record of an owned, restored partition.
-    func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> StatefulResult {
+    /// What becomes of the record; the state it changed is written later, by `flush()`, once
+    /// its outputs are acknowledged.
+    func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> RecordOutcome {
         let partition = input.partition
         guard let keyBytes = input.key, !keyBytes.isEmpty, let key = String(validating: keyBytes, as: UTF8.self) else {
-            return StatefulResult(outcome: handler.deadLetter(input, reason: "a stateful stage keeps state per key, and this record has no key (or one that is not UTF-8)"))
+            return handler.deadLetter(input, reason: "a stateful stage keeps state per key, and this record has no key (or one that is not UTF-8)")
         }
         var keyState = partitions[partition]?.keys[key] ?? KeyState()
         if let next = keyState.nextOffsets[input.topic], input.offset < next {
             // Redelivered after a crash or rebalance: its effect is already in the state, and
             // its outputs were acknowledged before that state was written.
-            return StatefulResult(outcome: .skipped(reason: .alreadyApplied))
+            return .skipped(reason: .alreadyApplied)
         }
         let eventTime = input.eventTimeMilliseconds ?? input.timestampMilliseconds ?? nowMilliseconds
         if keyState.timers.watermark != .min, eventTime < keyState.timers.watermark {
             metrics.late(topic: input.topic)
             let behind = keyState.timers.watermark - eventTime
-            return StatefulResult(outcome: handler.deadLetter(input, reason: "late: event time \(eventTime) is \(behind) ms behind the watermark of key \(key) (allowed lateness \(stage.allowedLateness))"))
+            return handler.deadLetter(input, reason: "late: event time \(eventTime) is \(behind) ms behind the watermark of key \(key) (allowed lateness \(stage.allowedLateness))")
         }
         if partitions[partition]?.keys[key] == nil, heldKeys >= limits.maxKeys {
             metrics.overCap()
-            return StatefulResult(outcome: handler.deadLetter(input, reason: "state is at its cap of \(limits.maxKeys) keys; a new key (\(key)) cannot be added: raise worker.state-max-keys or scale out"))
+            return handler.deadLetter(input, reason: "state is at its cap of \(limits.maxKeys) keys; a new key (\(key)) cannot be added: raise worker.state-max-keys or scale out")
         }
         var state = keyState.state
         var timers = keyState.timers
@@ -151,7 +147,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         }
         guard case .processed(var outputs) = outcome else {
             // Dead-lettered, skipped or to be retried: the state keeps what it held.
-            return StatefulResult(outcome: outcome)
+            return outcome
         }
         keyState.state = state
         keyState.timers = timers
@@ -163,13 +159,13 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         let bytes = Self.estimatedBytes(keyState)
         guard bytes <= limits.maxKeyBytes else {
             metrics.overCap()
-            return StatefulResult(
-                outcome: handler.deadLetter(input, reason: "the state of key \(key) would be about \(bytes) bytes, over the \(limits.maxKeyBytes)-byte cap; the record is not applied: raise worker.state-max-key-bytes or keep less per camera")
+            return handler.deadLetter(
+                input, reason: "the state of key \(key) would be about \(bytes) bytes, over the \(limits.maxKeyBytes)-byte cap; the record is not applied: raise worker.state-max-key-bytes or keep less per camera"
             )
         }
         keyState.bytes = bytes
         store(keyState, key: key, partition: partition)
-        return StatefulResult(outcome: .processed(outputs))
+        return .processed(outputs)
     }
 
     // MARK: Timers
@@ -187,9 +183,9 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     }
 
     /// Counts `elapsed` caught-up time as silence for every key of `caughtUp` partitions and
-    /// fires the silence timers it completes. One result per key that fired.
-    func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [StatefulResult] {
-        var results: [StatefulResult] = []
+    /// fires the silence timers it completes. The outputs of each key that fired.
+    func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [[OutgoingRecord]] {
+        var results: [[OutgoingRecord]] = []
         for partition in caughtUp.sorted() {
             guard let keys = partitions[partition]?.keys.keys.sorted() else { continue }
             for key in keys {
@@ -208,7 +204,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
                     outputs += try await fire(FiredTimer(name: name, kind: .silence, scheduledMilliseconds: scheduled), key: key, keyState: &keyState)
                 }
                 store(keyState, key: key, partition: partition)
-                results.append(StatefulResult(outcome: .processed(outputs)))
+                results.append(outputs)
             }
         }
         return results
@@ -359,8 +355,8 @@ protocol StateEngine: AnyObject, Sendable {
     func isRestored(partition: Int32, generation: UInt64) -> Bool
     func restore(partition: Int32, generations: Set<UInt64>, snapshots: [(key: String, value: [UInt8], offset: Int64)])
     func keepOnly(_ owned: Set<Int32>)
-    func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> StatefulResult
-    func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [StatefulResult]
+    func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> RecordOutcome
+    func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [[OutgoingRecord]]
     var hasChanges: Bool { get }
     func flush() -> [OutgoingRecord]
     func checkpoint(olderThan interval: Duration) -> [OutgoingRecord]

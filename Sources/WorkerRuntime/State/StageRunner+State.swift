@@ -15,10 +15,7 @@ extension StageRunner {
     ) {
         let records = snapshots ?? stateful.engine.flush()
         recordsSinceFlush = 0
-        pending.yield(PendingRecord(
-            partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: [], holdsSlot: false,
-            changelog: records, stored: stored
-        ))
+        pending.yield(.withoutInput(deliveries: [], changelog: records, stored: stored))
     }
 
     /// Before a revoke commits: the state of every record processed so far is flushed and their
@@ -110,8 +107,8 @@ extension StageRunner {
                 // A record held for another input's turn goes once that input is read to its end.
                 try await processMerged(into: pending)
                 let caughtUp = caughtUpPartitions(stateful)
-                for result in try await stateful.engine.advanceSilence(caughtUp: caughtUp, elapsedMilliseconds: elapsed) {
-                    pending.yield(try await pendingWithoutInput(result))
+                for outputs in try await stateful.engine.advanceSilence(caughtUp: caughtUp, elapsedMilliseconds: elapsed) {
+                    pending.yield(.withoutInput(deliveries: try await enqueue(outputs)))
                 }
                 if now - lastCheckpoint >= stateful.checkpointInterval {
                     lastCheckpoint = now
@@ -132,16 +129,5 @@ extension StageRunner {
             let inputs = assigned.filter { $0.partition == partition }
             return !inputs.isEmpty && inputs.allSatisfy { lag[$0] == 0 }
         }
-    }
-
-    func pendingWithoutInput(_ result: StatefulResult) async throws -> PendingRecord {
-        var deliveries: [KafkaPendingDelivery] = []
-        if case .processed(let outputs) = result.outcome {
-            for output in outputs {
-                deliveries.append(try await producer.enqueue(KafkaProducerMessage(output)))
-                metrics.recordOut(topic: output.topic)
-            }
-        }
-        return PendingRecord(partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: deliveries, holdsSlot: false)
     }
 }

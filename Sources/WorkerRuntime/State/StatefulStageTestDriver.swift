@@ -44,15 +44,15 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
         if !engine.isRestored(partition: input.partition, generation: generation) {
             engine.restore(partition: input.partition, generations: [generation], snapshots: [])
         }
-        let result = try await engine.handle(input, nowMilliseconds: nowMilliseconds ?? input.timestampMilliseconds ?? 0)
-        record(result, input: input)
-        return result.outcome
+        let outcome = try await engine.handle(input, nowMilliseconds: nowMilliseconds ?? input.timestampMilliseconds ?? 0)
+        record(outcome, input: input)
+        return outcome
     }
 
     /// Lets `duration` of caught-up time pass on `partitions` (default: every one held).
     public func advanceSilence(by duration: Duration, partitions: Set<Int32>? = nil) async throws {
-        for result in try await engine.advanceSilence(caughtUp: partitions ?? engine.ownedPartitions, elapsedMilliseconds: duration.milliseconds) {
-            record(result, input: nil)
+        for outputs in try await engine.advanceSilence(caughtUp: partitions ?? engine.ownedPartitions, elapsedMilliseconds: duration.milliseconds) {
+            record(.processed(outputs), input: nil)
         }
     }
 
@@ -76,9 +76,9 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
         engine.timers(of: key, partition: partition)
     }
 
-    private func record(_ result: StatefulResult, input: StageInput?) {
+    private func record(_ outcome: RecordOutcome, input: StageInput?) {
         lock.withLock {
-            switch result.outcome {
+            switch outcome {
             case .processed(let records): produced += records
             case .deadLettered(let copy, _): deadLettered.append(copy)
             case .skipped: if let input { skipped.append(input) }
