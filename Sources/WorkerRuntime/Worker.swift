@@ -269,6 +269,7 @@ public enum Worker {
     /// A reader for `tables`, not started yet (the runner starts it), or nil when there are none.
     private static func makeTableReader(_ tables: [any WorkerTable], configuration: WorkerConfiguration, logger: Logger) throws -> KafkaTableReader? {
         guard !tables.isEmpty else { return nil }
+        for table in tables { table.limit(versionsPerKey: configuration.tableVersions) }
         let applier = TableApplier(tables: tables, worker: configuration.name, logger: logger)
         return try KafkaTableReader(
             configuration: KafkaTableReaderConfiguration(cluster: configuration.kafka, topics: tables.map(\.topic)), logger: logger

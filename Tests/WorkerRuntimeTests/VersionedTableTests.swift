@@ -56,4 +56,15 @@ struct VersionedTableTests {
         #expect(table.value("camera-1", asOf: 250) == .value(2))
         #expect(table.value("camera-1", asOf: 350) == .value(3))
     }
+
+    @Test("a lowered bound (worker.table-versions, applied when the worker starts reading) trims every key's history")
+    func lowerBound() {
+        var table = VersionedTable<Int>(maxVersionsPerKey: 16)
+        for time in 1...4 { table.apply(key: "camera-1", effectiveFromMilliseconds: Int64(time) * 100, value: time) }
+        table.limit(versionsPerKey: 2)
+        #expect(table.value("camera-1", asOf: 250) == .beforeRetainedHistory(oldestKeptMilliseconds: 300))
+        #expect(table.value("camera-1", asOf: 450) == .value(4))
+        table.apply(key: "camera-1", effectiveFromMilliseconds: 500, value: 5)
+        #expect(table.value("camera-1", asOf: 350) == .beforeRetainedHistory(oldestKeptMilliseconds: 400), "the new bound holds for later versions")
+    }
 }

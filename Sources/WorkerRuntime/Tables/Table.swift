@@ -43,6 +43,8 @@ public protocol WorkerTable: AnyObject, Sendable {
     var topic: String { get }
     /// Applies one record read from the topic (on the reader's thread, in offset order per partition).
     func apply(_ record: TableRecord) -> TableApplyOutcome
+    /// Keeps at most `count` versions per key (the worker's `worker.table-versions`).
+    func limit(versionsPerKey count: Int)
 }
 
 /// A table every replica of a worker reads whole (`rules.v1`, `cameras.v1`): typed lookup of
@@ -63,7 +65,8 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
 
     /// - Parameters:
     ///   - maxVersionsPerKey: versions kept per key for lookups by event time; a lookup before
-    ///     the oldest kept one answers `.beforeRetainedHistory`.
+    ///     the oldest kept one answers `.beforeRetainedHistory`. A worker sets it from its
+    ///     configuration (`worker.table-versions`) when it starts reading.
     ///   - decode: parses a record's value for its key; throw to reject a record (a malformed
     ///     value, or one whose own id disagrees with its key).
     public init(topic: String, maxVersionsPerKey: Int = 16, decode: @escaping @Sendable (_ key: String, _ value: [UInt8]) throws -> Value) {
@@ -90,6 +93,10 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
     /// Keys with a current value, sorted.
     public var keys: [String] {
         lock.withLock { versions.keys }
+    }
+
+    public func limit(versionsPerKey count: Int) {
+        lock.withLock { versions.limit(versionsPerKey: count) }
     }
 
     /// Calls `observer` after each change of a key's current value, on the table reader's

@@ -32,7 +32,7 @@ public struct VersionedTable<Value: Sendable & Equatable>: Sendable {
     }
 
     /// Versions kept per key, newest first dropped last.
-    public let maxVersionsPerKey: Int
+    public private(set) var maxVersionsPerKey: Int
     /// Per key, ascending by effective time.
     private var versions: [String: [Version]] = [:]
     /// Keys whose history was cut by `maxVersionsPerKey`: before their oldest kept version the
@@ -42,6 +42,16 @@ public struct VersionedTable<Value: Sendable & Equatable>: Sendable {
     public init(maxVersionsPerKey: Int = 16) {
         precondition(maxVersionsPerKey > 0, "a table keeps at least the current version of each key")
         self.maxVersionsPerKey = maxVersionsPerKey
+    }
+
+    /// Keeps at most `count` versions per key from now on, dropping the oldest beyond it.
+    public mutating func limit(versionsPerKey count: Int) {
+        precondition(count > 0, "a table keeps at least the current version of each key")
+        maxVersionsPerKey = count
+        for (key, history) in versions where history.count > count {
+            versions[key] = Array(history.suffix(count))
+            truncated.insert(key)
+        }
     }
 
     /// Keys with a current (not deleted) value.
