@@ -225,8 +225,12 @@ struct RecordHandler: Sendable {
            ) {
             return TraceContext(traceID: context.traceID, spanID: .random(using: &generator), flags: context.flags, state: context.state)
         }
-        let traceID = TraceID.random(using: &generator)
-        return TraceContext(traceID: traceID, spanID: .random(using: &generator), flags: .sampled, state: TraceState())
+        return spanIDs.newTrace()
+    }
+
+    /// A trace of its own, for outputs no input caused (a timer's).
+    func newTrace() -> TraceContext {
+        spanIDs.newTrace()
     }
 
     static func appendTiming(_ previous: [UInt8]?, worker: String, elapsed: Duration) -> String {
@@ -256,6 +260,13 @@ struct SpanIDGenerator: RandomNumberGenerator, Sendable {
         var system = SystemRandomNumberGenerator()
         return Atomic64(system.next())
     }()
+
+    /// A new trace, for a record nothing traced before (a source's, a timer's, or an input
+    /// without a readable `traceparent`).
+    func newTrace() -> TraceContext {
+        var generator = self
+        return TraceContext(traceID: .random(using: &generator), spanID: .random(using: &generator), flags: .sampled, state: TraceState())
+    }
 
     mutating func next() -> UInt64 {
         var z = state.add(0x9E37_79B9_7F4A_7C15)

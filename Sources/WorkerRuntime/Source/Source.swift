@@ -73,9 +73,7 @@ final class SourceEmitter: @unchecked Sendable {
         var headers = record.headers
         if !headers.contains(where: { $0.key == RecordHeaders.traceParent }) {
             // A source begins the record's trace.
-            var generator = spanIDs
-            let trace = TraceContext(traceID: .random(using: &generator), spanID: .random(using: &generator), flags: .sampled, state: TraceState())
-            headers.append(RecordHeader(key: RecordHeaders.traceParent, value: trace.traceParentHeaderValue))
+            headers.append(RecordHeader(key: RecordHeaders.traceParent, value: spanIDs.newTrace().traceParentHeaderValue))
         }
         let size = RecordHandler.byteCount(key: record.key, value: record.value, headers: headers)
         guard size <= maxRecordBytes else { throw SourceRecordTooLarge(topic: record.topic, bytes: size, limit: maxRecordBytes) }

@@ -232,9 +232,8 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         keyState.timers.silenceTimers = timers.silenceTimers
         metrics.timerFired(kind: timer.kind)
         // A firing starts a trace of its own: no input record caused it.
-        let trace = handler.childTrace(of: StageInput(topic: changelogTopic, key: nil, value: []))
         let completed = try handler.complete(
-            outputs, trace: trace, previousTiming: nil, elapsed: ContinuousClock.now - started,
+            outputs, trace: handler.newTrace(), previousTiming: nil, elapsed: ContinuousClock.now - started,
             recordIDPrefix: "timer/\(key)/\(timer.name)/\(timer.scheduledMilliseconds)/", eventTime: Array(String(timer.scheduledMilliseconds).utf8)
         )
         switch completed {
