@@ -57,6 +57,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     private let logger: Logger
     private let metrics: StateMetrics
     private var partitions: [Int32: PartitionState] = [:]
+    private var gaugesUpdated = ContinuousClock.now - .seconds(1)
 
     init(stage: S, handler: RecordHandler, changelogTopic: String, limits: StateLimits, logger: Logger) {
         self.stage = stage
@@ -262,8 +263,9 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
             }
             partitions[partition]?.dirty = []
         }
-        // Here rather than per record: counting every key's bytes costs as many steps as keys.
-        if !records.isEmpty { updateGauges() }
+        // Counting every key's bytes costs as many steps as there are keys, and flushes come
+        // every few dozen records: refresh the gauges at most once a second.
+        if !records.isEmpty, ContinuousClock.now - gaugesUpdated >= .seconds(1) { updateGauges() }
         return records
     }
 
@@ -334,6 +336,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     var heldKeys: Int { partitions.values.reduce(0) { $0 + $1.keys.count } }
 
     private func updateGauges() {
+        gaugesUpdated = .now
         var keys = 0
         var bytes = 0
         var largest = 0
