@@ -7,6 +7,11 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// OpenVINO's runtime, unpacked from its pinned PyPI wheel by Scripts/fetch-openvino (install-deps
+// runs it); linked by absolute path with an rpath, since the wheel is not a system package.
+let openVINO = Context.packageDirectory + "/.deps/openvino"
+let openCVHeaders = "-I/usr/include/opencv4"
+
 let package = Package(
     name: "vigil",
     platforms: [.macOS(.v15)],
@@ -15,6 +20,7 @@ let package = Package(
         .executable(name: "vigil-kafka-probe", targets: ["KafkaProbe"]),
         .executable(name: "vigil-passthrough", targets: ["PassThroughWorker"]),
         .executable(name: "vigil-counting", targets: ["CountingWorker"]),
+        .executable(name: "vigil-detect", targets: ["DetectWorker"]),
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "VigilSchema", targets: ["VigilSchema"]),
         .library(name: "Topology", targets: ["Topology"]),
@@ -112,11 +118,64 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The models detect runs: the manifest, and each file checked by size and SHA-256 before use.
+        // The vision shim: one C header over OpenVINO (every model) and OpenCV (pixels, motion).
+        .target(
+            name: "CVision",
+            cxxSettings: [
+                .unsafeFlags(["-I\(openVINO)/include", openCVHeaders, "-O2"]),
+            ],
+            linkerSettings: [
+                .unsafeFlags(["-L\(openVINO)/lib", "-Xlinker", "-rpath", "-Xlinker", "\(openVINO)/lib"]),
+                .linkedLibrary("openvino_c"),
+                .linkedLibrary("opencv_core"),
+                .linkedLibrary("opencv_imgproc"),
+                .linkedLibrary("opencv_imgcodecs"),
+                .linkedLibrary("opencv_video"),
+            ]
+        ),
+        // Face detectors vigil does not redact with (OpenCV cascades, dlib HOG): tests only.
+        .target(
+            name: "CIndependentFaces",
+            cxxSettings: [.unsafeFlags([openCVHeaders, "-O2"])],
+            linkerSettings: [
+                .linkedLibrary("dlib"),
+                // dlib's headers call LAPACK; Debian ships only the versioned runtime names.
+                .linkedLibrary(":liblapack.so.3"),
+                .linkedLibrary(":libblas.so.3"),
+                .linkedLibrary("opencv_core"),
+                .linkedLibrary("opencv_imgproc"),
+                .linkedLibrary("opencv_objdetect"),
+            ]
+        ),
+        // Models with provenance (manifest, checksums), face and person detectors, redaction.
         .target(
             name: "Vision",
             dependencies: [
+                "CVision",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // vigil-detect's stage: frames → detections and redacted snapshots.
+        .target(
+            name: "Detect",
+            dependencies: [
+                "Vision",
+                "VigilSchema",
+                "WorkerRuntime",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "DetectWorker",
+            dependencies: [
+                "Detect",
+                "Cameras",
+                "WorkerRuntime",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -185,7 +244,16 @@ let package = Package(
         ),
         .testTarget(
             name: "VisionTests",
-            dependencies: ["Vision"],
+            dependencies: ["Vision", "CIndependentFaces"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DetectTests",
+            dependencies: [
+                "Detect", "Vision", "CIndependentFaces", "Cameras", "VigilSchema", "WorkerRuntime",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

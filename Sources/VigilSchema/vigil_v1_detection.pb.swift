@@ -251,6 +251,12 @@ public nonisolated struct Vigil_V1_Snapshot: Sendable {
   /// How many regions were masked.
   public var maskedRegionCount: UInt32 = 0
 
+  /// The masked regions, so consumers can outline them; coordinates only, never their pixels.
+  public var maskedRegions: [Vigil_V1_BoundingBox] = []
+
+  /// The objects detected in the frame (class, box, score), for consumers to draw.
+  public var objects: [Vigil_V1_DetectedObject] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -426,7 +432,7 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Vigil_V1_Snapshot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Snapshot"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}snapshot_id\0\u{3}camera_id\0\u{3}frame_sequence\0\u{3}capture_time\0\u{3}redacted_jpeg\0\u{3}redaction_policy\0\u{3}masked_region_count\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}snapshot_id\0\u{3}camera_id\0\u{3}frame_sequence\0\u{3}capture_time\0\u{3}redacted_jpeg\0\u{3}redaction_policy\0\u{3}masked_region_count\0\u{3}masked_regions\0\u{1}objects\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -441,6 +447,8 @@ nonisolated extension Vigil_V1_Snapshot: SwiftProtobuf.Message, SwiftProtobuf._M
       case 5: try { try decoder.decodeSingularBytesField(value: &self.redactedJpeg) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._redactionPolicy) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.maskedRegionCount) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.maskedRegions) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.objects) }()
       default: break
       }
     }
@@ -472,6 +480,12 @@ nonisolated extension Vigil_V1_Snapshot: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.maskedRegionCount != 0 {
       try visitor.visitSingularUInt32Field(value: self.maskedRegionCount, fieldNumber: 7)
     }
+    if !self.maskedRegions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.maskedRegions, fieldNumber: 8)
+    }
+    if !self.objects.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.objects, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -483,6 +497,8 @@ nonisolated extension Vigil_V1_Snapshot: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.redactedJpeg != rhs.redactedJpeg {return false}
     if lhs._redactionPolicy != rhs._redactionPolicy {return false}
     if lhs.maskedRegionCount != rhs.maskedRegionCount {return false}
+    if lhs.maskedRegions != rhs.maskedRegions {return false}
+    if lhs.objects != rhs.objects {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

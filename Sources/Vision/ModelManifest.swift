@@ -34,6 +34,8 @@ public struct VerifiedModel: Sendable, Equatable {
 public struct ModelError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         case manifestUnreadable, unknownModel, missing, wrongSize, wrongChecksum
+        /// OpenVINO could not read or compile the file, or running it failed.
+        case unusable
     }
 
     public var kind: Kind

@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+import SwiftProtobuf
+import VigilSchema
+import Vision
+import WorkerRuntime
+
+/// vigil-detect's stage: `frames.v1` → `detections.v1` (every frame, empty or not) and
+/// redacted `snapshots.v1`. The last stage that sees identifiable pixels; nothing it
+/// publishes carries them.
+///
+/// A frame that cannot be read, has no pixels, or names a camera absent from `cameras.v1` at
+/// its capture time is dead-lettered with the reason; a model that fails to run makes the
+/// stage unavailable (the frame is retried, never dropped).
+public final class DetectStage: Stage, @unchecked Sendable {
+    public static let detectionsTopic = "detections.v1"
+    public static let snapshotsTopic = "snapshots.v1"
+
+    private let cameras: Table<Vigil_V1_CameraConfig>
+    private let lock = NSLock()
+    private let analyzer: FrameAnalyzer  // guarded by `lock` (the runner sends one frame at a time anyway)
+
+    public init(analyzer: FrameAnalyzer, cameras: Table<Vigil_V1_CameraConfig>) {
+        self.analyzer = analyzer
+        self.cameras = cameras
+    }
+
+    public func process(_ input: StageInput) async throws -> [StageOutput] {
+        let frame: Vigil_V1_Frame
+        do {
+            frame = try Vigil_V1_Frame(serializedBytes: input.value)
+        } catch {
+            throw UnusableFrame(reason: "not a vigil.v1.Frame: \(error)")
+        }
+        if let key = input.key, String(decoding: key, as: UTF8.self) != frame.cameraID {
+            throw UnusableFrame(reason: "the record's key is \(String(decoding: key, as: UTF8.self)) but the frame is from camera \"\(frame.cameraID)\"")
+        }
+        let captureMilliseconds = Int64(frame.captureTime.timeIntervalSince1970 * 1000)
+        let camera: Vigil_V1_CameraConfig
+        switch cameras.value(frame.cameraID, asOf: captureMilliseconds) {
+        case .value(let config):
+            camera = config
+        case .beforeRetainedHistory:
+            // Older versions were dropped to bound memory: the current one is the best known,
+            // and redaction cannot be turned off by any version.
+            guard let current = cameras.current(frame.cameraID) else { fallthrough }
+            camera = current
+        case .absent:
+            throw UnusableFrame(
+                reason: "camera \"\(frame.cameraID)\" is not in \(cameras.topic) at the frame's capture time; add it with `vigil cameras apply`"
+            )
+        }
+        let analysis: FrameAnalysis
+        do {
+            analysis = try lock.withLock { try analyzer.analyze(frame, camera: camera) }
+        } catch let error as ModelError {
+            throw StageUnavailable("the detector failed: \(error)")
+        }
+        var outputs = [
+            StageOutput(
+                topic: Self.detectionsTopic, key: input.key, value: try analysis.detections.serializedBytes(),
+                headers: [RecordHeader(key: "content-type", value: Vigil_V1_FrameDetections.protoMessageName)]
+            ),
+        ]
+        if let snapshot = analysis.snapshot {
+            outputs.append(StageOutput(
+                topic: Self.snapshotsTopic, key: input.key, value: try snapshot.serializedBytes(),
+                headers: [RecordHeader(key: "content-type", value: Vigil_V1_Snapshot.protoMessageName)]
+            ))
+        }
+        return outputs
+    }
+}

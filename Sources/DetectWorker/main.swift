@@ -1,0 +1,30 @@
+import Cameras
+import Detect
+import Foundation
+import Logging
+import WorkerRuntime
+
+/// vigil-detect: faces, persons and motion in every frame of `frames.v1`; publishes
+/// `detections.v1` and redacted `snapshots.v1`. Besides the worker settings (WORKER_*,
+/// KAFKA_*), it reads:
+///
+/// - `DETECT_MODELS_DIR`: the models folder (default `models`, as Scripts/fetch-models fills it)
+/// - `DETECT_THREADS`: inference threads per model (default 1)
+/// - `DETECT_PERSON_TILES`: person-detector tiles per axis besides the whole frame (default 2)
+/// - `DETECT_FACE_MAX_WIDTH`: scale wider frames down for the face detector (default: none)
+let environment = ProcessInfo.processInfo.environment
+var settings = DetectSettings(modelsDirectory: environment["DETECT_MODELS_DIR"] ?? "models")
+if let threads = environment["DETECT_THREADS"].flatMap(Int.init) { settings.threads = threads }
+if let tiles = environment["DETECT_PERSON_TILES"].flatMap(Int.init) { settings.personTiles = tiles }
+settings.faceMaximumWidth = environment["DETECT_FACE_MAX_WIDTH"].flatMap(Int.init)
+
+let analyzer: FrameAnalyzer
+do {
+    // A missing or altered model stops the worker here, naming the file and Scripts/fetch-models.
+    analyzer = try FrameAnalyzer(settings: settings, logger: Logger(label: "vigil-detect"))
+} catch {
+    FileHandle.standardError.write(Data("vigil-detect: \(error)\n".utf8))
+    exit(2)
+}
+let cameras = CameraTable.make()
+try await Worker.run(stage: DetectStage(analyzer: analyzer, cameras: cameras), name: "vigil-detect", tables: [cameras])

@@ -1,0 +1,79 @@
+import Foundation
+import Logging
+
+/// Persons from MediaPipe's pose detector (Apache-2.0), the only person model vigil ships.
+/// It finds a person by the head and predicts the hip centre and a circle around the whole
+/// body; the person box is that circle's square joined with the head box. The keypoints are
+/// used here and dropped: they never leave detect.
+///
+/// The whole 224 × 224 input covers the frame, so distant people (under about 100 px tall in
+/// a 576-line frame) are often missed: `tiles` > 1 runs the model on overlapping tiles too.
+public final class PersonDetector {
+    public static let modelName = "person-pose-detector"
+    private static let inputSize = 224
+    private let network: InferenceModel
+    private let anchors = SSDAnchors(inputSize: 224, strides: [8, 16, 32, 32, 32], interpolatedScale: true)
+    public let threshold: Float
+    /// Tiles per axis in addition to the whole frame (0: whole frame only).
+    public let tiles: Int
+
+    public init(manifest: ModelManifest, threshold: Float = 0.5, tiles: Int = 0, threads: Int, logger: Logger) throws(ModelError) {
+        network = try InferenceModel(try manifest.verified(Self.modelName), threads: threads, logger: logger)
+        self.threshold = threshold
+        self.tiles = tiles
+    }
+
+    public func persons(in image: RGBImage) throws(ModelError) -> [Detection] {
+        var detections = try persons(in: image, region: PixelBox(x: 0, y: 0, width: Float(image.width), height: Float(image.height)))
+        if tiles > 0 {
+            // Overlapping square-ish tiles, each half again as large as its grid cell.
+            let cellWidth = Float(image.width) / Float(tiles), cellHeight = Float(image.height) / Float(tiles)
+            for row in 0..<tiles {
+                for column in 0..<tiles {
+                    let tile = PixelBox(x: Float(column) * cellWidth, y: Float(row) * cellHeight, width: cellWidth, height: cellHeight)
+                        .scaled(by: 1.5).clipped(width: image.width, height: image.height)
+                    detections += try persons(in: image, region: tile)
+                }
+            }
+        }
+        return nonMaximumSuppression(detections, threshold: 0.4)
+    }
+
+    private func persons(in image: RGBImage, region: PixelBox) throws(ModelError) -> [Detection] {
+        let crop = image.cropped(to: region)
+        let (input, placement) = InputFormat.mediaPipe.tensor(from: crop, width: Self.inputSize, height: Self.inputSize)
+        let outputs = try network.run(input)
+        guard let regressors = outputs.first(where: { $0.shape.last == 12 }), let scores = outputs.first(where: { $0.shape.last == 1 }) else {
+            throw ModelError(kind: .unusable, message: "model \(Self.modelName) lacks its box (×12) and score outputs")
+        }
+        let decoded = decodeSSD(
+            regressors: regressors.values, scores: scores.values, anchors: anchors, valuesPerAnchor: 12, keypointCount: 4,
+            inputSize: Self.inputSize, minimumScore: threshold
+        )
+        return decoded.map { detection in
+            let head = placement.imageBox(detection.box)
+            let hip = placement.imagePoint(x: detection.keypoints[0].x, y: detection.keypoints[0].y)
+            let edge = placement.imagePoint(x: detection.keypoints[1].x, y: detection.keypoints[1].y)
+            let radius = ((edge.x - hip.x) * (edge.x - hip.x) + (edge.y - hip.y) * (edge.y - hip.y)).squareRoot()
+            let body = PixelBox(x0: hip.x - radius, y0: hip.y - radius, x1: hip.x + radius, y1: hip.y + radius).union(head)
+            let shifted = PixelBox(x0: body.x0 + region.x0, y0: body.y0 + region.y0, x1: body.x1 + region.x0, y1: body.y1 + region.y0)
+            return Detection(box: shifted.clipped(width: image.width, height: image.height), score: detection.score)
+        }
+    }
+}
+
+extension RGBImage {
+    /// The pixels inside `region` (rounded outwards, clipped), as a new image.
+    public func cropped(to region: PixelBox) -> RGBImage {
+        let (x, y, w, h) = region.clipped(width: width, height: height).integerRect
+        let left = Int(x), top = Int(y), cropWidth = max(1, Int(w)), cropHeight = max(1, Int(h))
+        if left == 0, top == 0, cropWidth == width, cropHeight == height { return self }
+        var cropped = [UInt8](repeating: 0, count: cropWidth * cropHeight * 3)
+        for row in 0..<min(cropHeight, height - top) {
+            let source = ((top + row) * width + left) * 3
+            let count = min(cropWidth, width - left) * 3
+            cropped.replaceSubrange((row * cropWidth * 3)..<(row * cropWidth * 3 + count), with: pixels[source..<(source + count)])
+        }
+        return RGBImage(width: cropWidth, height: cropHeight, pixels: cropped)
+    }
+}
