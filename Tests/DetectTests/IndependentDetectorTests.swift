@@ -1,0 +1,94 @@
+import CIndependentFaces
+import Foundation
+import Testing
+import Vision
+@testable import Detect
+
+/// Faces found by detectors vigil does not redact with: dlib's HOG detector and OpenCV's
+/// Haar cascades (Debian libdlib-dev, opencv-data).
+enum IndependentFaces {
+    static let cascades = [
+        "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml",
+        "/usr/share/opencv4/haarcascades/haarcascade_frontalface_alt2.xml",
+        "/usr/share/opencv4/haarcascades/haarcascade_profileface.xml",
+    ]
+
+    /// Every face any of them finds, by detector name.
+    static func faces(in image: RGBImage) -> [(detector: String, box: PixelBox)] {
+        var boxes = [Int32](repeating: 0, count: 4 * 256)
+        var result: [(String, PixelBox)] = []
+        func collect(_ name: String, _ count: Int32) {
+            precondition(count >= 0, "\(name) could not be loaded (install-deps installs opencv-data)")
+            for index in 0..<Int(count) {
+                result.append((name, PixelBox(x: Float(boxes[4 * index]), y: Float(boxes[4 * index + 1]), width: Float(boxes[4 * index + 2]), height: Float(boxes[4 * index + 3]))))
+            }
+        }
+        image.pixels.withUnsafeBufferPointer { pixels in
+            collect("dlib HOG", independent_dlib_faces(pixels.baseAddress, Int32(image.width), Int32(image.height), 1, &boxes, 256))
+            for cascade in cascades {
+                collect(URL(fileURLWithPath: cascade).lastPathComponent, independent_cascade_faces(cascade, pixels.baseAddress, Int32(image.width), Int32(image.height), &boxes, 256))
+            }
+        }
+        return result
+    }
+}
+
+@Suite("Redaction checked by independent face detectors", .serialized)
+struct IndependentDetectorTests {
+    /// The annotated photos (scaled to at most 1000 px, faces stay over 100 px) and the
+    /// small-face frames with faces of 28 px and up.
+    static func images() throws -> [(name: String, image: RGBImage, truth: [PixelBox])] {
+        try FaceRecallTests.cases().filter { !$0.group.hasPrefix("turned") && !$0.group.hasPrefix("16 ") && !$0.group.hasPrefix("20 ") }
+            .map { item in
+                let image = try loadImage(URL(fileURLWithPath: item.path))
+                let scale = min(1, 1000 / Float(max(image.width, image.height)))
+                guard scale < 1 else { return (URL(fileURLWithPath: item.path).lastPathComponent, image, item.truth) }
+                let scaled = image.resized(width: Int(Float(image.width) * scale), height: Int(Float(image.height) * scale))
+                let truth = item.truth.map { PixelBox(x0: $0.x0 * scale, y0: $0.y0 * scale, x1: $0.x1 * scale, y1: $0.y1 * scale) }
+                return (URL(fileURLWithPath: item.path).lastPathComponent, scaled, truth)
+            }
+    }
+
+    /// The independent detections that are one of the annotated faces (the same rule as
+    /// recall: IoU ≥ 0.3 with a hand-drawn box). The cascades also fire on textures and on
+    /// a mask's edge next to hair; those are not faces.
+    static func annotatedFaces(in image: RGBImage, truth: [PixelBox]) -> [(detector: String, box: PixelBox)] {
+        IndependentFaces.faces(in: image).filter { detection in truth.contains { $0.intersectionOverUnion(detection.box) >= matchIoU } }
+    }
+
+    @Test("dlib and the Haar cascades find no face in our redacted output where they find faces in the input, for both policies and both fills")
+    func noFaceSurvivesRedaction() throws {
+        let analyzer = try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger)
+        var checked = 0, facesInInputs = 0
+        for (name, image, truth) in try Self.images() {
+            let before = Self.annotatedFaces(in: image, truth: truth)
+            guard !before.isEmpty else { continue }
+            checked += 1
+            facesInInputs += before.count
+            for target in [RedactionTarget.faces, .wholePersons] {
+                let regions = try analyzer.detect(in: image, target: target, motion: MotionDetector()).regions
+                for fill in [RedactionFill.solid, .coarseMosaic] {
+                    var redacted = image
+                    redacted.redact(regions, fill: fill)
+                    let after = Self.annotatedFaces(in: redacted, truth: truth)
+                    #expect(after.isEmpty, "\(name), \(target) \(fill): \(after.map { "\($0.detector) \($0.box)" }) still found")
+                }
+            }
+        }
+        print("independent detectors found \(facesInInputs) annotated faces in \(checked) inputs; after redaction (faces, whole persons; solid, mosaic): none")
+        #expect(checked >= 8, "the independent detectors found faces in only \(checked) inputs: too few to check anything")
+    }
+
+    @Test("the check can fail: with masks over the lower half of each region only, the independent detectors find faces")
+    func checkCanFail() throws {
+        let analyzer = try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger)
+        var survivors = 0
+        for (_, image, truth) in try Self.images() {
+            var halfMasked = image
+            let regions = try analyzer.detect(in: image, target: .faces, motion: MotionDetector()).regions
+            halfMasked.redact(regions.map { PixelBox(x0: $0.x0, y0: $0.centerY + $0.height / 4, x1: $0.x1, y1: $0.y1) }, fill: .solid)
+            survivors += Self.annotatedFaces(in: halfMasked, truth: truth).count
+        }
+        #expect(survivors > 0)
+    }
+}
