@@ -201,6 +201,8 @@ let package = Package(
         .executableTarget(
             name: "VigilCLI",
             dependencies: [
+                "Detect",
+                "Vision",
                 "Kafka",
                 "Cameras",
                 "VigilSchema",

@@ -295,10 +295,14 @@ extern "C" void vv_resize_rgb(const uint8_t *rgb, int width, int height, uint8_t
     cv::resize(cv::Mat(height, width, CV_8UC3, const_cast<uint8_t *>(rgb)), destination, destination.size(), 0, 0, interpolation);
 }
 
-extern "C" vv_placement vv_image_to_tensor(const uint8_t *rgb, int width, int height, int out_width,
+extern "C" vv_placement vv_image_to_tensor(const uint8_t *rgb, int full_width, int full_height, int region_x,
+                                           int region_y, int region_width, int region_height, int out_width,
                                            int out_height, int channels_first, int keep_aspect, int bgr,
                                            float multiplier, float bias, float *out) {
     vv_placement placement{1, 1, 0, 0};
+    cv::Rect region = clipped(full_width, full_height, region_x, region_y, region_width, region_height);
+    if (region.empty()) region = cv::Rect(0, 0, full_width, full_height);
+    int width = region.width, height = region.height;
     placement.scale_x = static_cast<float>(out_width) / width;
     placement.scale_y = static_cast<float>(out_height) / height;
     int resized_width = out_width, resized_height = out_height;
@@ -310,7 +314,7 @@ extern "C" vv_placement vv_image_to_tensor(const uint8_t *rgb, int width, int he
         placement.pad_x = (out_width - resized_width) / 2;
         placement.pad_y = (out_height - resized_height) / 2;
     }
-    cv::Mat source(height, width, CV_8UC3, const_cast<uint8_t *>(rgb));
+    cv::Mat source = cv::Mat(full_height, full_width, CV_8UC3, const_cast<uint8_t *>(rgb))(region);
     cv::Mat resized;
     cv::resize(source, resized, cv::Size(resized_width, resized_height), 0, 0, cv::INTER_AREA);
     cv::Mat canvas(out_height, out_width, CV_8UC3, cv::Scalar(0, 0, 0));

@@ -46,8 +46,8 @@ public struct UnusableFrame: Error, CustomStringConvertible {
 /// camera's frames must come in order: the stage runs one frame at a time.
 public final class FrameAnalyzer {
     public let settings: DetectSettings
-    let faceDetector: CenterFaceDetector
-    let personDetector: PersonDetector
+    public let faceDetector: CenterFaceDetector
+    public let personDetector: PersonDetector
     private var cameras: [String: CameraState] = [:]
 
     struct CameraState {

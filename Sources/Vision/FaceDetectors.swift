@@ -29,7 +29,7 @@ public final class CenterFaceDetector: FaceDetector {
     }
 
     /// The model input size for an image: scaled to `maximumWidth`, rounded up to 32.
-    func inputSize(width: Int, height: Int) -> (width: Int, height: Int) {
+    public func inputSize(width: Int, height: Int) -> (width: Int, height: Int) {
         let scale = maximumWidth.map { min(1, Float($0) / Float(width)) } ?? 1
         let roundUp = { (value: Float) in Int((value / 32).rounded(.up)) * 32 }
         return (roundUp(Float(width) * scale), roundUp(Float(height) * scale))

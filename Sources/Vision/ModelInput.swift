@@ -26,13 +26,16 @@ struct InputFormat {
     /// MediaPipe's TFLite detectors: NHWC RGB in [-1, 1], letterboxed.
     static let mediaPipe = InputFormat(layout: .nhwc, keepAspect: true, multiplier: 1 / 127.5, bias: -1)
 
-    /// `image` resized into a `width` × `height` input tensor.
-    func tensor(from image: RGBImage, width: Int, height: Int) -> (values: [Float], placement: Placement) {
+    /// `region` of `image` (default: all of it) resized into a `width` × `height` input
+    /// tensor; the placement maps region coordinates to input pixels.
+    func tensor(from image: RGBImage, region: PixelBox? = nil, width: Int, height: Int) -> (values: [Float], placement: Placement) {
+        let (regionX, regionY, regionWidth, regionHeight) = (region ?? PixelBox(x: 0, y: 0, width: Float(image.width), height: Float(image.height)))
+            .clipped(width: image.width, height: image.height).integerRect
         var values = [Float](repeating: 0, count: width * height * 3)
         let placement = image.pixels.withUnsafeBufferPointer { pixels in
             values.withUnsafeMutableBufferPointer { output in
                 vv_image_to_tensor(
-                    pixels.baseAddress, Int32(image.width), Int32(image.height), Int32(width), Int32(height),
+                    pixels.baseAddress, Int32(image.width), Int32(image.height), regionX, regionY, regionWidth, regionHeight, Int32(width), Int32(height),
                     layout == .nchw ? 1 : 0, keepAspect ? 1 : 0, channelsBGR ? 1 : 0, multiplier, bias, output.baseAddress
                 )
             }

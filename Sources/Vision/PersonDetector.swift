@@ -40,8 +40,7 @@ public final class PersonDetector {
     }
 
     private func persons(in image: RGBImage, region: PixelBox) throws(ModelError) -> [Detection] {
-        let crop = image.cropped(to: region)
-        let (input, placement) = InputFormat.mediaPipe.tensor(from: crop, width: Self.inputSize, height: Self.inputSize)
+        let (input, placement) = InputFormat.mediaPipe.tensor(from: image, region: region, width: Self.inputSize, height: Self.inputSize)
         let outputs = try network.run(input)
         guard let regressors = outputs.first(where: { $0.shape.last == 12 }), let scores = outputs.first(where: { $0.shape.last == 1 }) else {
             throw ModelError(kind: .unusable, message: "model \(Self.modelName) lacks its box (×12) and score outputs")
@@ -63,7 +62,8 @@ public final class PersonDetector {
             let extentX = abs(cosine) * halfLength + abs(sine) * halfWidth
             let extentY = abs(sine) * halfLength + abs(cosine) * halfWidth
             let body = PixelBox(x0: hip.x - extentX, y0: hip.y - extentY, x1: hip.x + extentX, y1: hip.y + extentY)
-            let shifted = PixelBox(x0: body.x0 + region.x0, y0: body.y0 + region.y0, x1: body.x1 + region.x0, y1: body.y1 + region.y0)
+            let origin = region.clipped(width: image.width, height: image.height).integerRect
+            let shifted = PixelBox(x0: body.x0 + Float(origin.0), y0: body.y0 + Float(origin.1), x1: body.x1 + Float(origin.0), y1: body.y1 + Float(origin.1))
             return Detection(box: shifted.clipped(width: image.width, height: image.height), score: detection.score)
         }
     }

@@ -8,8 +8,8 @@ public enum RedactionTarget: Sendable, Equatable {
 /// How a masked region is filled. Both are irreversible; there is no blur.
 public enum RedactionFill: Sendable, Equatable {
     case solid
-    /// Cells of their mean colour, each at most a quarter of the region's shorter side, so a
-    /// face is at most 4 × 4 blocks.
+    /// Cells of their mean colour, each a quarter of the region's shorter side, so a face is
+    /// at most 4 blocks across (identity needs far more).
     case coarseMosaic
 }
 

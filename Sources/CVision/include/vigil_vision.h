@@ -75,11 +75,13 @@ typedef struct {
     float pad_x, pad_y;
 } vv_placement;
 
-// Resizes an RGB image into a float tensor of `out_width` × `out_height` (NHWC when
-// `channels_first` is 0, else NCHW), value = pixel * multiplier + bias. With `keep_aspect`
-// the image is letterboxed (centred, padding = bias); otherwise each axis is scaled alone.
-// With `bgr` the channels are written in B, G, R order.
-vv_placement vv_image_to_tensor(const uint8_t *rgb, int width, int height, int out_width,
+// Resizes the region (x, y, w, h) of an RGB image into a float tensor of `out_width` ×
+// `out_height` (NHWC when `channels_first` is 0, else NCHW), value = pixel * multiplier +
+// bias. With `keep_aspect` the region is letterboxed (centred, padding = a black pixel);
+// otherwise each axis is scaled alone. With `bgr` the channels are written B, G, R. The
+// placement maps region pixels (origin at the region's corner) to input pixels.
+vv_placement vv_image_to_tensor(const uint8_t *rgb, int width, int height, int region_x, int region_y,
+                                int region_width, int region_height, int out_width,
                                 int out_height, int channels_first, int keep_aspect, int bgr,
                                 float multiplier, float bias, float *out);
 

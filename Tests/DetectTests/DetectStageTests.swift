@@ -1,0 +1,163 @@
+import Cameras
+import Foundation
+import SwiftProtobuf
+import Testing
+import VigilSchema
+import Vision
+import WorkerRuntime
+@testable import Detect
+
+/// The stage as vigil-detect runs it, fed in memory: what it publishes for good frames, and
+/// what happens to bad ones.
+@Suite("Detect stage", .serialized)
+struct DetectStageTests {
+    static let captureMilliseconds: Int64 = 1_800_000_000_000
+
+    static func camera(_ id: String, target: Vigil_V1_RedactionTarget = .unspecified, snapshotsPerMinute: Double = 0) -> Vigil_V1_CameraConfig {
+        var config = Vigil_V1_CameraConfig()
+        config.cameraID = id
+        config.sourceURL = "rtsp://camera.example/\(id)"
+        config.version = 1
+        config.redactionPolicy.target = target
+        config.snapshotsPerMinute = snapshotsPerMinute
+        return config
+    }
+
+    /// A cameras table holding `configs`, in force long before the test frames.
+    static func cameras(_ configs: [Vigil_V1_CameraConfig]) throws -> Table<Vigil_V1_CameraConfig> {
+        let table = CameraTable.make()
+        for config in configs {
+            let record = try CameraTable.record(cameraID: config.cameraID, config: config, effectiveMilliseconds: captureMilliseconds - 60_000)
+            _ = table.apply(TableRecord(topic: CameraTable.topic, key: record.key, value: record.value, headers: record.headers))
+        }
+        return table
+    }
+
+    static func frame(camera: String, sequence: UInt64, jpeg: [UInt8], atMilliseconds milliseconds: Int64) -> Vigil_V1_Frame {
+        var frame = Vigil_V1_Frame()
+        frame.cameraID = camera
+        frame.sequence = sequence
+        frame.captureTime = Google_Protobuf_Timestamp(timeIntervalSince1970: Double(milliseconds) / 1000)
+        frame.pixelFormat = .jpeg
+        frame.data = Data(jpeg)
+        return frame
+    }
+
+    static func input(_ frame: Vigil_V1_Frame, key: String? = nil) throws -> StageInput {
+        StageInput(topic: "frames.v1", key: Array((key ?? frame.cameraID).utf8), value: try frame.serializedBytes())
+    }
+
+    static func driver(cameras: [Vigil_V1_CameraConfig]) throws -> StageTestDriver {
+        let stage = DetectStage(analyzer: try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger), cameras: try Self.cameras(cameras))
+        return StageTestDriver(stage: stage, worker: "vigil-detect", outputs: [DetectStage.detectionsTopic, DetectStage.snapshotsTopic])
+    }
+
+    static func photo(_ name: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: testMedia.appendingPathComponent(name).path) else {
+            throw MissingTestMedia(path: testMedia.appendingPathComponent(name).path)
+        }
+        return [UInt8](data)
+    }
+
+    @Test("every frame gives one FrameDetections; a frame with a person gives a snapshot in which dlib and the cascades find no face")
+    func detectionsAndRedactedSnapshot() async throws {
+        let driver = try Self.driver(cameras: [Self.camera("cam-1")])
+        let jpeg = try Self.photo("faces/obama.jpg")
+        let original = try RGBImage(encoded: jpeg)
+        let truth = try #require(try FaceAnnotations.load().images.first { $0.file == "obama.jpg" }).faces.map(\.pixelBox)
+        #expect(!IndependentDetectorTests.annotatedFaces(in: original, truth: truth).isEmpty, "the independent detectors must see the face before redaction")
+
+        try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: 7, jpeg: jpeg, atMilliseconds: Self.captureMilliseconds)))
+        let detections = try driver.outputs(topic: DetectStage.detectionsTopic).map { try Vigil_V1_FrameDetections(serializedBytes: $0.value) }
+        #expect(detections.count == 1)
+        let first = try #require(detections.first)
+        #expect(first.cameraID == "cam-1" && first.frameSequence == 7 && first.objects.contains { $0.classLabel == "person" })
+        #expect(first.redactedRegionCount >= 1)
+
+        let snapshots = try driver.outputs(topic: DetectStage.snapshotsTopic).map { try Vigil_V1_Snapshot(serializedBytes: $0.value) }
+        let snapshot = try #require(snapshots.first)
+        #expect(snapshots.count == 1 && snapshot.snapshotID == "cam-1/7" && snapshot.redactionPolicy.target == .faces)
+        #expect(snapshot.maskedRegionCount == first.redactedRegionCount && snapshot.maskedRegions.count == Int(snapshot.maskedRegionCount))
+        #expect(snapshot.objects == first.objects)
+        let published = try RGBImage(encoded: [UInt8](snapshot.redactedJpeg))
+        #expect(published.width == original.width && published.height == original.height)
+        #expect(IndependentDetectorTests.annotatedFaces(in: published, truth: truth).isEmpty, "a face is visible in the published snapshot")
+    }
+
+    @Test("snapshots follow the camera's rate in capture time; frames without objects give detections but no snapshot")
+    func snapshotPacing() async throws {
+        let driver = try Self.driver(cameras: [Self.camera("cam-1", snapshotsPerMinute: 30)])
+        let person = try Self.photo("faces/obama.jpg")
+        let empty = try RGBImage(width: 320, height: 240, pixels: [UInt8](repeating: 90, count: 320 * 240 * 3)).jpeg(quality: 90)
+        // 30 a minute = one per 2 s: frames at 0, 0.5, 1.0, 2.0, 2.5 s give snapshots at 0 and 2.0 s.
+        for (sequence, offset) in [0, 500, 1_000, 2_000, 2_500].enumerated() {
+            try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: UInt64(sequence), jpeg: person, atMilliseconds: Self.captureMilliseconds + Int64(offset))))
+        }
+        try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: 9, jpeg: empty, atMilliseconds: Self.captureMilliseconds + 60_000)))
+        let snapshots = try driver.outputs(topic: DetectStage.snapshotsTopic).map { try Vigil_V1_Snapshot(serializedBytes: $0.value) }
+        #expect(snapshots.map(\.frameSequence) == [0, 3])
+        let detections = try driver.outputs(topic: DetectStage.detectionsTopic).map { try Vigil_V1_FrameDetections(serializedBytes: $0.value) }
+        #expect(detections.map(\.frameSequence) == [0, 1, 2, 3, 4, 9])
+        #expect(detections.last?.objects.isEmpty == true)
+    }
+
+    @Test("bad frames are dead-lettered with the reason and the stream continues: corrupt pixels, zero size, not a Frame, unknown camera, key mismatch")
+    func badFramesAreDeadLettered() async throws {
+        let driver = try Self.driver(cameras: [Self.camera("cam-1")])
+        let good = try RGBImage(width: 64, height: 48, pixels: [UInt8](repeating: 200, count: 64 * 48 * 3)).jpeg(quality: 90)
+        var corrupt = Self.frame(camera: "cam-1", sequence: 1, jpeg: Array(good.prefix(40)) + [UInt8](repeating: 0x55, count: 300), atMilliseconds: Self.captureMilliseconds)
+        var zeroSize = Self.frame(camera: "cam-1", sequence: 2, jpeg: [], atMilliseconds: Self.captureMilliseconds)
+        zeroSize.pixelFormat = .rgb24
+        var wrongSize = Self.frame(camera: "cam-1", sequence: 3, jpeg: [UInt8](repeating: 0, count: 100), atMilliseconds: Self.captureMilliseconds)
+        wrongSize.pixelFormat = .rgb24
+        wrongSize.width = 64
+        wrongSize.height = 48
+        let unknownCamera = Self.frame(camera: "cam-unknown", sequence: 4, jpeg: good, atMilliseconds: Self.captureMilliseconds)
+        corrupt.keyframeOnly = false
+        let cases: [(StageInput, String)] = [
+            (try Self.input(corrupt), "cannot be read"),
+            (try Self.input(zeroSize), "has no pixels"),
+            (try Self.input(wrongSize), "needs 9216"),
+            (StageInput(topic: "frames.v1", key: Array("cam-1".utf8), value: [0xFF, 0x01, 0x02]), "not a vigil.v1.Frame"),
+            (try Self.input(unknownCamera), "is not in cameras.v1"),
+            (try Self.input(Self.frame(camera: "cam-1", sequence: 5, jpeg: good, atMilliseconds: Self.captureMilliseconds), key: "cam-2"), "the record's key is cam-2"),
+        ]
+        for (input, _) in cases { try await driver.feed(input) }
+        try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: 6, jpeg: good, atMilliseconds: Self.captureMilliseconds)))
+
+        #expect(driver.deadLetters.count == cases.count)
+        for (letter, (_, reason)) in zip(driver.deadLetters, cases) {
+            #expect(letter.topic == "frames.v1.dlq")
+            let error = letter.header("vigil-dlq-error").map { String(decoding: $0, as: UTF8.self) } ?? ""
+            #expect(error.contains(reason), "dead letter says \(error), expected \(reason)")
+        }
+        // The stream continues: the good frame after them is analysed.
+        let detections = try driver.outputs(topic: DetectStage.detectionsTopic).map { try Vigil_V1_FrameDetections(serializedBytes: $0.value) }
+        #expect(detections.map(\.frameSequence) == [6])
+    }
+
+    @Test("a missing or altered model stops detect at start-up with an error naming the file and Scripts/fetch-models")
+    func missingModelIsAClearError() throws {
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-detect-models-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: copy) }
+        for name in ["manifest.json", "pose_detection.tflite"] {
+            try FileManager.default.copyItem(atPath: "\(modelsDirectory)/\(name)", toPath: copy.appendingPathComponent(name).path)
+        }
+        #expect {
+            _ = try FrameAnalyzer(settings: DetectSettings(modelsDirectory: copy.path), logger: testLogger)
+        } throws: { error in
+            let message = "\(error)"
+            return message.contains("centerface.onnx") && message.contains("Scripts/fetch-models") && message.contains("missing")
+        }
+        // Altered: same size, one byte changed.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: "\(modelsDirectory)/centerface.onnx"))
+        bytes[bytes.count / 2] ^= 0xFF
+        try bytes.write(to: copy.appendingPathComponent("centerface.onnx"))
+        #expect {
+            _ = try FrameAnalyzer(settings: DetectSettings(modelsDirectory: copy.path), logger: testLogger)
+        } throws: { error in
+            "\(error)".contains("centerface.onnx") && "\(error)".contains("altered")
+        }
+    }
+}
