@@ -1,0 +1,78 @@
+import Foundation
+import Kafka
+import Logging
+import SwiftProtobuf
+import Testing
+import VigilSchema
+
+/// vigil-detect as its own process on the dev cluster: it loads and verifies its models,
+/// reads `cameras.v1`, and turns `frames.v1` into `detections.v1` and `snapshots.v1`, sending
+/// what it cannot analyse to `frames.v1.dlq`. kcat reads the results as an outside client.
+@Suite("vigil-detect on the dev cluster", .serialized, .timeLimit(.minutes(5)))
+struct DetectWorkerTests {
+    static let topics = ["frames.v1:3", "frames.v1.dlq:1", "detections.v1:3", "snapshots.v1:3", "cameras.v1:6", "audit.events.v1:3"]
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func frame(camera: String, sequence: UInt64, jpeg: Data) throws -> KafkaProducerMessage {
+        var frame = Vigil_V1_Frame()
+        frame.cameraID = camera
+        frame.sequence = sequence
+        frame.captureTime = Google_Protobuf_Timestamp(date: Date())
+        frame.pixelFormat = .jpeg
+        frame.data = jpeg
+        return KafkaProducerMessage(topic: "frames.v1", key: camera, value: try frame.serializedBytes())
+    }
+
+    /// Every record of `topic` as kcat prints it: key, value size, headers.
+    static func read(_ topic: String, _ cluster: DevClusterProcess) async throws -> [[String]] {
+        let kcat = try ChildProcess("/usr/bin/kcat", ["-C", "-b", cluster.bootstrapServers, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\t%S\t%h\n"], name: "kcat")
+        try await kcat.waitForExit(timeout: .seconds(60))
+        return kcat.output.filter { !$0.isEmpty }.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+    }
+
+    @Test("a photo's frame gives detections and a snapshot; a corrupt frame and an unknown camera's frame go to frames.v1.dlq with the reason")
+    func framesThroughTheWorker() async throws {
+        let cluster = try await DevClusterProcess(topics: Self.topics)
+        let cameras = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-detect-cameras-\(UUID().uuidString).yaml")
+        try "cameras:\n  cam-0:\n    source: /media/cam-0.mp4\n".write(to: cameras, atomically: true, encoding: .utf8)
+        let apply = try ChildProcess("vigil", ["cameras", "apply", cameras.path, "--bootstrap", cluster.bootstrapServers, "--actor", "test-admin"])
+        try await apply.waitForExit(timeout: .seconds(120))
+        #expect(apply.exitStatus == 0, "\(apply.standardError.suffix(2_000))")
+
+        let worker = try await PassThroughWorkerProcess.start(cluster, environment: [
+            "WORKER_INPUTS": "frames.v1", "WORKER_OUTPUTS": "detections.v1,snapshots.v1", "WORKER_TABLES": "cameras.v1",
+            "DETECT_MODELS_DIR": Self.repository.appendingPathComponent("models").path,
+        ], executable: "vigil-detect")
+        #expect(worker.process.standardError.contains("loaded model") && worker.process.standardError.contains("sha256="))
+
+        let photo = try Data(contentsOf: Self.repository.appendingPathComponent(".test-media/faces/obama.jpg"))
+        let producer = try KafkaProducer(configuration: .init(cluster: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers)), logger: Logger(label: "test"))
+        for message in [
+            try Self.frame(camera: "cam-0", sequence: 1, jpeg: photo),
+            try Self.frame(camera: "cam-0", sequence: 2, jpeg: photo.prefix(2_000)),
+            try Self.frame(camera: "cam-9", sequence: 1, jpeg: photo),
+        ] {
+            _ = try await producer.send(message)
+        }
+        try await producer.flush()
+
+        try await eventually(timeout: .seconds(60), "detect answered every frame") {
+            let answered = try await Self.read("detections.v1", cluster).count
+            let refused = try await Self.read("frames.v1.dlq", cluster).count
+            return answered >= 1 && refused >= 2
+        }
+        let detections = try await Self.read("detections.v1", cluster)
+        #expect(detections.count == 1 && detections.first?.first == "cam-0")
+        #expect(detections.first?.last?.contains("content-type=vigil.v1.FrameDetections") == true)
+        let snapshots = try await Self.read("snapshots.v1", cluster)
+        #expect(snapshots.count == 1 && snapshots.first?.first == "cam-0")
+        let letters = try await Self.read("frames.v1.dlq", cluster)
+        #expect(letters.count == 2)
+        #expect(letters.contains { $0.last?.contains("cannot be read") == true })
+        #expect(letters.contains { $0.first == "cam-9" && $0.last?.contains("is not in cameras.v1") == true })
+
+        worker.process.signal(SIGTERM)
+        try await worker.process.waitForExit()
+        try await cluster.stop()
+    }
+}
