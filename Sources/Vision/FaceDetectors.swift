@@ -78,26 +78,19 @@ public final class CenterFaceDetector: FaceDetector {
 /// frame shrinks to 192 pixels, so faces under about 40 px in a 720p frame are lost.
 public final class BlazeFaceDetector: FaceDetector {
     public static let modelName = "face-full-range"
-    private static let inputSize = 192
-    private let network: InferenceModel
-    private let anchors = SSDAnchors(inputSize: 192, strides: [4], interpolatedScale: false)
+    private let model: MediaPipeSSD
     public let threshold: Float
 
     public init(manifest: ModelManifest, threshold: Float = 0.5, threads: Int, logger: Logger) throws(ModelError) {
-        network = try InferenceModel(try manifest.verified(Self.modelName), threads: threads, logger: logger)
+        model = try MediaPipeSSD(
+            manifest: manifest, name: Self.modelName, inputSize: 192, strides: [4], interpolatedScale: false, valuesPerAnchor: 16,
+            keypointCount: 6, threads: threads, logger: logger
+        )
         self.threshold = threshold
     }
 
     public func faces(in image: RGBImage) throws(ModelError) -> [Detection] {
-        let (input, placement) = InputFormat.mediaPipe.tensor(from: image, width: Self.inputSize, height: Self.inputSize)
-        let outputs = try network.run(input)
-        guard let regressors = outputs.first(where: { $0.shape.last == 16 }), let scores = outputs.first(where: { $0.shape.last == 1 }) else {
-            throw ModelError(kind: .unusable, message: "model \(Self.modelName) lacks its box (×16) and score outputs")
-        }
-        let decoded = decodeSSD(
-            regressors: regressors.values, scores: scores.values, anchors: anchors, valuesPerAnchor: 16, keypointCount: 6,
-            inputSize: Self.inputSize, minimumScore: threshold
-        )
+        let (decoded, placement) = try model.detect(in: image, minimumScore: threshold)
         let detections = decoded.map { Detection(box: placement.imageBox($0.box).clipped(width: image.width, height: image.height), score: $0.score) }
         return nonMaximumSuppression(detections, threshold: 0.3)
     }

@@ -10,15 +10,16 @@ import Logging
 /// a 576-line frame) are often missed: `tiles` > 1 runs the model on overlapping tiles too.
 public final class PersonDetector {
     public static let modelName = "person-pose-detector"
-    private static let inputSize = 224
-    private let network: InferenceModel
-    private let anchors = SSDAnchors(inputSize: 224, strides: [8, 16, 32, 32, 32], interpolatedScale: true)
+    private let model: MediaPipeSSD
     public let threshold: Float
     /// Tiles per axis in addition to the whole frame (0: whole frame only).
     public let tiles: Int
 
     public init(manifest: ModelManifest, threshold: Float = 0.5, tiles: Int = 0, threads: Int, logger: Logger) throws(ModelError) {
-        network = try InferenceModel(try manifest.verified(Self.modelName), threads: threads, logger: logger)
+        model = try MediaPipeSSD(
+            manifest: manifest, name: Self.modelName, inputSize: 224, strides: [8, 16, 32, 32, 32], interpolatedScale: true,
+            valuesPerAnchor: 12, keypointCount: 4, threads: threads, logger: logger
+        )
         self.threshold = threshold
         self.tiles = tiles
     }
@@ -40,15 +41,7 @@ public final class PersonDetector {
     }
 
     private func persons(in image: RGBImage, region: PixelBox) throws(ModelError) -> [Detection] {
-        let (input, placement) = InputFormat.mediaPipe.tensor(from: image, region: region, width: Self.inputSize, height: Self.inputSize)
-        let outputs = try network.run(input)
-        guard let regressors = outputs.first(where: { $0.shape.last == 12 }), let scores = outputs.first(where: { $0.shape.last == 1 }) else {
-            throw ModelError(kind: .unusable, message: "model \(Self.modelName) lacks its box (×12) and score outputs")
-        }
-        let decoded = decodeSSD(
-            regressors: regressors.values, scores: scores.values, anchors: anchors, valuesPerAnchor: 12, keypointCount: 4,
-            inputSize: Self.inputSize, minimumScore: threshold
-        )
+        let (decoded, placement) = try model.detect(in: image, region: region, minimumScore: threshold)
         return decoded.map { detection in
             let hip = placement.imagePoint(x: detection.keypoints[0].x, y: detection.keypoints[0].y)
             let edge = placement.imagePoint(x: detection.keypoints[1].x, y: detection.keypoints[1].y)

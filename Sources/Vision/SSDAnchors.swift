@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// The anchor grid of MediaPipe's single-shot detectors (BlazeFace, the pose detector), as its
 /// SsdAnchorsCalculator builds it with `fixed_anchor_size`: centres only, in [0, 1].
@@ -64,4 +65,41 @@ func decodeSSD(
         ))
     }
     return detections
+}
+
+/// A MediaPipe single-shot detector (BlazeFace, the pose detector): its model, anchors and
+/// output layout, run on a whole image or a region of it.
+final class MediaPipeSSD {
+    let name: String
+    let inputSize: Int
+    let valuesPerAnchor: Int
+    let keypointCount: Int
+    private let network: InferenceModel
+    private let anchors: SSDAnchors
+
+    init(
+        manifest: ModelManifest, name: String, inputSize: Int, strides: [Int], interpolatedScale: Bool, valuesPerAnchor: Int,
+        keypointCount: Int, threads: Int, logger: Logger
+    ) throws(ModelError) {
+        network = try InferenceModel(try manifest.verified(name), threads: threads, logger: logger)
+        anchors = SSDAnchors(inputSize: inputSize, strides: strides, interpolatedScale: interpolatedScale)
+        self.name = name
+        self.inputSize = inputSize
+        self.valuesPerAnchor = valuesPerAnchor
+        self.keypointCount = keypointCount
+    }
+
+    /// Detections in input pixels, and how `region` (default: the whole image) was placed there.
+    func detect(in image: RGBImage, region: PixelBox? = nil, minimumScore: Float) throws(ModelError) -> (detections: [SSDDetection], placement: Placement) {
+        let (input, placement) = InputFormat.mediaPipe.tensor(from: image, region: region, width: inputSize, height: inputSize)
+        let outputs = try network.run(input)
+        guard let regressors = outputs.first(where: { $0.shape.last == valuesPerAnchor }), let scores = outputs.first(where: { $0.shape.last == 1 }) else {
+            throw ModelError(kind: .unusable, message: "model \(name) lacks its box (×\(valuesPerAnchor)) and score outputs")
+        }
+        let decoded = decodeSSD(
+            regressors: regressors.values, scores: scores.values, anchors: anchors, valuesPerAnchor: valuesPerAnchor,
+            keypointCount: keypointCount, inputSize: inputSize, minimumScore: minimumScore
+        )
+        return (decoded, placement)
+    }
 }
