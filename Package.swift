@@ -133,6 +133,23 @@ let package = Package(
                 .linkedLibrary("opencv_video"),
             ]
         ),
+        // The video shim: one C header over FFmpeg (demux, decode, scale).
+        .target(
+            name: "CVideo",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [
+                .linkedLibrary("avformat"),
+                .linkedLibrary("avcodec"),
+                .linkedLibrary("avutil"),
+                .linkedLibrary("swscale"),
+            ]
+        ),
+        // Streams and files demuxed (ingest) and decoded into frames (decode).
+        .target(
+            name: "Video",
+            dependencies: ["CVideo"],
+            swiftSettings: swiftSettings
+        ),
         // Face detectors vigil does not redact with (OpenCV cascades, dlib HOG): tests only.
         .target(
             name: "CIndependentFaces",
@@ -203,6 +220,7 @@ let package = Package(
             dependencies: [
                 "Detect",
                 "Vision",
+                "Video",
                 "Kafka",
                 "Cameras",
                 "VigilSchema",
@@ -256,6 +274,11 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VideoTests",
+            dependencies: ["Video"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -30,18 +30,7 @@ struct DetectBench: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        // Per core: the whole process on CPU 0, whatever OpenCV or OpenVINO would spread.
-        if environment["VIGIL_BENCH_PINNED"] == nil, FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-            process.arguments = ["-c", "0"] + CommandLine.arguments
-            process.environment = environment.merging(["VIGIL_BENCH_PINNED": "1"]) { $1 }
-            try process.run()
-            process.waitUntilExit()
-            if process.terminationStatus != 0 { throw ExitCode(process.terminationStatus) }
-            return
-        }
+        if try rerunPinnedToOneCore() { return }
         var logger = logging.bootstrap(label: "vigil.bench")
         logger.logLevel = max(logger.logLevel, .warning)
         let root = FileManager.default.currentDirectoryPath
@@ -159,4 +148,37 @@ struct DetectBench: AsyncParsableCommand {
     }
 
     private func format(_ value: Double) -> String { String(format: "%.2f", value) }
+}
+
+/// Per-core benchmarks run the whole process on CPU 0, whatever OpenCV, OpenVINO or FFmpeg
+/// would spread: re-runs this command under `taskset -c 0` and returns true once that run
+/// finished (false when already pinned, or when taskset is missing: then unpinned).
+func rerunPinnedToOneCore() throws -> Bool {
+    let environment = ProcessInfo.processInfo.environment
+    guard environment["VIGIL_BENCH_PINNED"] == nil, FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") else { return false }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+    process.arguments = ["-c", "0"] + CommandLine.arguments
+    process.environment = environment.merging(["VIGIL_BENCH_PINNED": "1"]) { $1 }
+    try process.run()
+    process.waitUntilExit()
+    if process.terminationStatus != 0 { throw ExitCode(process.terminationStatus) }
+    return true
+}
+
+/// Runs a command to completion and returns its wall time in seconds; output is discarded.
+func timedRun(_ executable: String, _ arguments: [String]) throws -> Double {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    let start = ContinuousClock.now
+    try process.run()
+    process.waitUntilExit()
+    let elapsed = ContinuousClock.now - start
+    guard process.terminationStatus == 0 else {
+        throw ValidationError("\(executable) \(arguments.prefix(3).joined(separator: " ")) failed with status \(process.terminationStatus)")
+    }
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }

@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+@testable import Video
+
+/// Runs the ffmpeg CLI (Debian's, the reference) and waits; output to a file, never a pipe.
+func ffmpeg(_ arguments: [String]) throws {
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-ffmpeg-\(UUID().uuidString).log")
+    FileManager.default.createFile(atPath: log.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: log) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
+    process.arguments = ["-nostdin", "-y", "-v", "error"] + arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = try FileHandle(forWritingTo: log)
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw VideoError(kind: .readFailed, message: "ffmpeg \(arguments.joined(separator: " ")) failed: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    }
+}
+
+/// Test clips made by the ffmpeg CLI: 2 s of testsrc2 at 25 fps, a keyframe every 25 frames.
+enum Clips {
+    static let directory: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-clips-\(getpid())")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }()
+
+    static func clip(_ codec: String, size: String = "640x360") throws -> URL {
+        let url = directory.appendingPathComponent("testsrc2-\(codec)-\(size).mp4")
+        if !FileManager.default.fileExists(atPath: url.path) {
+            let encoder = codec == "h264" ? ["-c:v", "libx264", "-preset", "veryfast"] : ["-c:v", "libx265", "-preset", "veryfast", "-x265-params", "log-level=error"]
+            try ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=\(size):rate=25", "-t", "2", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-pix_fmt", "yuv420p"] + encoder + [url.path])
+        }
+        return url
+    }
+}
+
+/// Every frame of a file, decoded by our path: demux → decode.
+func decodeAll(_ url: URL, keyframesOnly: Bool = false) throws -> [VideoDecoder.Frame] {
+    let demuxer = try Demuxer(url: url.path)
+    let decoder = try VideoDecoder(codec: try #require(demuxer.codec), parameters: demuxer.codecParameters)
+    decoder.keyframesOnly = keyframesOnly
+    var frames: [VideoDecoder.Frame] = []
+    while let packet = try demuxer.next() {
+        try decoder.send(packet.data, presentationTime: packet.presentationTime, keyframe: packet.keyframe)
+        while let frame = try decoder.receive() { frames.append(frame) }
+    }
+    try decoder.send(nil)
+    while let frame = try decoder.receive() { frames.append(frame) }
+    return frames
+}
+
+func psnr(_ a: [UInt8], _ b: [UInt8]) -> Double {
+    precondition(a.count == b.count)
+    var squared = 0.0
+    for index in a.indices { let difference = Double(a[index]) - Double(b[index]); squared += difference * difference }
+    let mse = squared / Double(a.count)
+    return mse == 0 ? .infinity : 10 * log10(255 * 255 / mse)
+}
+
+@Suite("Demux and decode with FFmpeg", .serialized)
+struct DecodeTests {
+    @Test("H.264 and H.265: every frame decodes (50 of 50), keyframe-only gives the 2 keyframes", arguments: ["h264", "hevc"])
+    func frameCounts(codec: String) throws {
+        let clip = try Clips.clip(codec)
+        let demuxer = try Demuxer(url: clip.path)
+        #expect(demuxer.codec == (codec == "h264" ? .h264 : .hevc) && demuxer.width == 640 && demuxer.height == 360)
+        #expect(abs(demuxer.framesPerSecond - 25) < 0.01)
+        let all = try decodeAll(clip)
+        #expect(all.count == 50)
+        let keyframes = try decodeAll(clip, keyframesOnly: true)
+        #expect(keyframes.count == 2 && keyframes.allSatisfy(\.keyframe))
+    }
+
+    @Test("decoded pixels match ffmpeg's own decode of the same frame (PSNR ≥ 40 dB)", arguments: ["h264", "hevc"])
+    func pixelsMatchFFmpeg(codec: String) throws {
+        let clip = try Clips.clip(codec)
+        let reference = Clips.directory.appendingPathComponent("reference-\(codec).rgb")
+        try ffmpeg(["-i", clip.path, "-frames:v", "1", "-pix_fmt", "rgb24", "-f", "rawvideo", reference.path])
+        let expected = [UInt8](try Data(contentsOf: reference))
+
+        let demuxer = try Demuxer(url: clip.path)
+        let decoder = try VideoDecoder(codec: try #require(demuxer.codec), parameters: demuxer.codecParameters)
+        var first: [UInt8]?
+        while first == nil, let packet = try demuxer.next() {
+            try decoder.send(packet.data, presentationTime: packet.presentationTime, keyframe: packet.keyframe)
+            if try decoder.receive() != nil { first = try decoder.rgb(width: 640, height: 360) }
+        }
+        let ours = try #require(first)
+        #expect(ours.count == expected.count)
+        let quality = psnr(ours, expected)
+        print("\(codec) first frame vs ffmpeg -pix_fmt rgb24: PSNR \(quality) dB")
+        #expect(quality >= 40)
+    }
+
+    @Test("a file that is not video, and a missing file, are clear errors")
+    func notVideo() throws {
+        let text = Clips.directory.appendingPathComponent("notes.mp4")
+        try Data("these are not the frames you are looking for\n".utf8).write(to: text)
+        #expect { try Demuxer(url: text.path) } throws: { ($0 as? VideoError)?.kind == .cannotOpen }
+        #expect { try Demuxer(url: Clips.directory.appendingPathComponent("absent.mp4").path) } throws: { ($0 as? VideoError)?.kind == .cannotOpen }
+    }
+}
