@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "vigil-passthrough", targets: ["PassThroughWorker"]),
         .executable(name: "vigil-counting", targets: ["CountingWorker"]),
         .executable(name: "vigil-detect", targets: ["DetectWorker"]),
+        .executable(name: "vigil-decode", targets: ["DecodeWorker"]),
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "VigilSchema", targets: ["VigilSchema"]),
         .library(name: "Topology", targets: ["Topology"]),
@@ -174,11 +175,37 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // vigil-decode's stage: video chunks → sampled, privacy-masked frames.
+        .target(
+            name: "Decode",
+            dependencies: [
+                "Video",
+                "Vision",
+                "Cameras",
+                "VigilSchema",
+                "WorkerRuntime",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "DecodeWorker",
+            dependencies: [
+                "Decode",
+                "Cameras",
+                "WorkerRuntime",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // vigil-detect's stage: frames → detections and redacted snapshots.
         .target(
             name: "Detect",
             dependencies: [
                 "Vision",
+                "Cameras",
                 "VigilSchema",
                 "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -271,6 +298,15 @@ let package = Package(
             name: "DetectTests",
             dependencies: [
                 "Detect", "Vision", "CIndependentFaces", "Cameras", "VigilSchema", "WorkerRuntime",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DecodeTests",
+            dependencies: [
+                "Decode", "Video", "Vision", "Cameras", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -197,6 +197,10 @@ int vd_decoder_send(vd_decoder *decoder, const uint8_t *data, size_t size, int64
     return 0;
 }
 
+void vd_decoder_reset(vd_decoder *decoder) {
+    avcodec_flush_buffers(decoder->context);
+}
+
 int vd_decoder_receive(vd_decoder *decoder, vd_frame_info *info, char *error, size_t error_size) {
     int code = avcodec_receive_frame(decoder->context, decoder->frame);
     if (code == AVERROR(EAGAIN) || code == AVERROR_EOF) return 0;

@@ -9,6 +9,7 @@
 #include <opencv2/video/background_segm.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -342,6 +343,18 @@ extern "C" void vv_fill_rect(uint8_t *rgb, int width, int height, int x, int y, 
     if (area.empty()) return;
     cv::Mat image(height, width, CV_8UC3, rgb);
     image(area).setTo(cv::Scalar(red, green, blue));
+}
+
+extern "C" void vv_fill_polygon(uint8_t *rgb, int width, int height, const float *points, int count,
+                                uint8_t red, uint8_t green, uint8_t blue) {
+    if (count < 3) return;
+    std::vector<cv::Point> vertices;
+    for (int index = 0; index < count; index++) {
+        vertices.emplace_back(static_cast<int>(std::lround(points[2 * index])), static_cast<int>(std::lround(points[2 * index + 1])));
+    }
+    cv::Mat image(height, width, CV_8UC3, rgb);
+    // Anti-aliasing off: every pixel the polygon touches is filled outright.
+    cv::fillPoly(image, std::vector<std::vector<cv::Point>>{vertices}, cv::Scalar(red, green, blue), cv::LINE_8);
 }
 
 extern "C" void vv_mosaic_rect(uint8_t *rgb, int width, int height, int x, int y, int w, int h, int cell) {

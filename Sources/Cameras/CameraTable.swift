@@ -32,3 +32,28 @@ struct CameraRecordMismatch: Error, CustomStringConvertible {
 
     var description: String { "the record's key is \(key) but its configuration is for camera \"\(cameraID)\"" }
 }
+
+/// A record names a camera that `cameras.v1` does not hold at the record's capture time.
+public struct UnknownCamera: Error, CustomStringConvertible {
+    public var cameraID: String
+    public var description: String {
+        "camera \"\(cameraID)\" is not in \(CameraTable.topic) at the record's capture time; add it with `vigil cameras apply`"
+    }
+}
+
+extension Table where Value == Vigil_V1_CameraConfig {
+    /// The camera's configuration in force at `milliseconds` (a capture time). When older
+    /// versions were dropped to bound memory, the current one is the best known answer (no
+    /// version can turn redaction or masks off without the privacy check).
+    public func camera(_ cameraID: String, atMilliseconds milliseconds: Int64) throws(UnknownCamera) -> Vigil_V1_CameraConfig {
+        switch value(cameraID, asOf: milliseconds) {
+        case .value(let config):
+            return config
+        case .beforeRetainedHistory:
+            if let current = current(cameraID) { return current }
+        case .absent:
+            break
+        }
+        throw UnknownCamera(cameraID: cameraID)
+    }
+}

@@ -1,3 +1,4 @@
+import Cameras
 import Foundation
 import Logging
 import SwiftProtobuf
@@ -35,7 +36,7 @@ public final class DetectStage: Stage, @unchecked Sendable {
         if let key = input.key, String(decoding: key, as: UTF8.self) != frame.cameraID {
             throw UnusableFrame(reason: "the record's key is \(String(decoding: key, as: UTF8.self)) but the frame is from camera \"\(frame.cameraID)\"")
         }
-        let camera = try configuration(of: frame)
+        let camera = try cameras.camera(frame.cameraID, atMilliseconds: Int64(frame.captureTime.timeIntervalSince1970 * 1000))
         let analysis: FrameAnalysis
         do {
             analysis = try lock.withLock { try analyzer.analyze(frame, camera: camera) }
@@ -55,23 +56,5 @@ public final class DetectStage: Stage, @unchecked Sendable {
             ))
         }
         return outputs
-    }
-
-    /// The camera's configuration in force at the frame's capture time.
-    private func configuration(of frame: Vigil_V1_Frame) throws -> Vigil_V1_CameraConfig {
-        let captureMilliseconds = Int64(frame.captureTime.timeIntervalSince1970 * 1000)
-        switch cameras.value(frame.cameraID, asOf: captureMilliseconds) {
-        case .value(let config):
-            return config
-        case .beforeRetainedHistory:
-            // Older versions were dropped to bound memory: the current one is the best known,
-            // and no version can turn redaction off.
-            if let current = cameras.current(frame.cameraID) { return current }
-        case .absent:
-            break
-        }
-        throw UnusableFrame(
-            reason: "camera \"\(frame.cameraID)\" is not in \(cameras.topic) at the frame's capture time; add it with `vigil cameras apply`"
-        )
     }
 }

@@ -117,7 +117,8 @@ public final class FrameAnalyzer {
             // Masked before encoding: the unredacted image never becomes a JPEG.
             image.redact(regions, fill: policy.fill == .coarseMosaic ? .coarseMosaic : .solid)
             var still = Vigil_V1_Snapshot()
-            still.snapshotID = "\(frame.cameraID)/\(frame.sequence)"
+            // Camera and capture time: unique across an ingest restart or a camera's move.
+            still.snapshotID = "\(frame.cameraID)/\(captureMilliseconds)"
             still.cameraID = frame.cameraID
             still.frameSequence = frame.sequence
             still.captureTime = frame.captureTime

@@ -47,6 +47,11 @@ public final class VideoDecoder {
         guard status == 0 else { throw VideoError(kind: .corruptData, message: message(buffer)) }
     }
 
+    /// Ready for new packets after `send(nil)` gave up every frame.
+    public func reset() {
+        vd_decoder_reset(handle)
+    }
+
     /// The next decoded frame, or nil when the decoder needs more packets.
     public func receive() throws(VideoError) -> Frame? {
         var info = vd_frame_info()

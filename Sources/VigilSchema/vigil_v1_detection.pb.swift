@@ -218,7 +218,8 @@ public nonisolated struct Vigil_V1_Snapshot: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Derived from camera id and frame sequence, so a re-processed frame gives the same id.
+  /// "<camera id>/<capture time in ms>": a re-processed frame gives the same id, and it stays
+  /// unique across an ingest restart or a camera moving to another replica.
   public var snapshotID: String = String()
 
   public var cameraID: String = String()

@@ -131,6 +131,14 @@ public nonisolated struct Vigil_V1_VideoChunk: Sendable {
   /// changed codec): decode must flush and reset its decoder before using it.
   public var discontinuity: Bool = false
 
+  /// Which run of ingest numbered `sequence` (new at every ingest start or camera move), so
+  /// decode tells a restart from a gap. A chunk starts at a keyframe when its first packet is one.
+  public var epoch: UInt64 = 0
+
+  /// True when the chunk ends where the next group of pictures begins (or the stream ends):
+  /// decode flushes its decoder after it, so no frame waits for the next chunk.
+  public var endsGop: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -226,12 +234,16 @@ public nonisolated struct Vigil_V1_Frame: Sendable {
   /// Pixels, planes in order, rows tightly packed (no padding between rows or planes).
   public var data: Data = Data()
 
-  /// Version of the CameraConfig whose privacy masks were applied to `data`; lets detect and
-  /// audits tell which masks a frame was produced under.
+  /// Version of the CameraConfig in force at the frame's capture time, whose privacy masks
+  /// were applied to `data`; lets detect and audits tell which masks a frame was produced under.
   public var privacyMaskVersion: UInt64 = 0
 
   /// True when decode was behind and sampled keyframes only: frame spacing is irregular.
   public var keyframeOnly: Bool = false
+
+  /// Version of the CameraConfig current when the frame was decoded: its masks were applied
+  /// too (a redelivered older chunk never gets less masking than either version).
+  public var currentPrivacyMaskVersion: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -250,7 +262,7 @@ nonisolated extension Vigil_V1_PixelFormat: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Vigil_V1_VideoChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VideoChunk"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{1}sequence\0\u{3}capture_time\0\u{1}codec\0\u{1}packets\0\u{1}discontinuity\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{1}sequence\0\u{3}capture_time\0\u{1}codec\0\u{1}packets\0\u{1}discontinuity\0\u{1}epoch\0\u{3}ends_gop\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -264,6 +276,8 @@ nonisolated extension Vigil_V1_VideoChunk: SwiftProtobuf.Message, SwiftProtobuf.
       case 4: try { try decoder.decodeSingularMessageField(value: &self._codec) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.packets) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.discontinuity) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.endsGop) }()
       default: break
       }
     }
@@ -292,6 +306,12 @@ nonisolated extension Vigil_V1_VideoChunk: SwiftProtobuf.Message, SwiftProtobuf.
     if self.discontinuity != false {
       try visitor.visitSingularBoolField(value: self.discontinuity, fieldNumber: 6)
     }
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 7)
+    }
+    if self.endsGop != false {
+      try visitor.visitSingularBoolField(value: self.endsGop, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -302,6 +322,8 @@ nonisolated extension Vigil_V1_VideoChunk: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs._codec != rhs._codec {return false}
     if lhs.packets != rhs.packets {return false}
     if lhs.discontinuity != rhs.discontinuity {return false}
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.endsGop != rhs.endsGop {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -413,7 +435,7 @@ nonisolated extension Vigil_V1_VideoPacket: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Vigil_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{1}sequence\0\u{3}capture_time\0\u{1}width\0\u{1}height\0\u{3}pixel_format\0\u{1}data\0\u{3}privacy_mask_version\0\u{3}keyframe_only\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{1}sequence\0\u{3}capture_time\0\u{1}width\0\u{1}height\0\u{3}pixel_format\0\u{1}data\0\u{3}privacy_mask_version\0\u{3}keyframe_only\0\u{3}current_privacy_mask_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -430,6 +452,7 @@ nonisolated extension Vigil_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 7: try { try decoder.decodeSingularBytesField(value: &self.data) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.privacyMaskVersion) }()
       case 9: try { try decoder.decodeSingularBoolField(value: &self.keyframeOnly) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.currentPrivacyMaskVersion) }()
       default: break
       }
     }
@@ -467,6 +490,9 @@ nonisolated extension Vigil_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.keyframeOnly != false {
       try visitor.visitSingularBoolField(value: self.keyframeOnly, fieldNumber: 9)
     }
+    if self.currentPrivacyMaskVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.currentPrivacyMaskVersion, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -480,6 +506,7 @@ nonisolated extension Vigil_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.data != rhs.data {return false}
     if lhs.privacyMaskVersion != rhs.privacyMaskVersion {return false}
     if lhs.keyframeOnly != rhs.keyframeOnly {return false}
+    if lhs.currentPrivacyMaskVersion != rhs.currentPrivacyMaskVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

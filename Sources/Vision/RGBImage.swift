@@ -82,6 +82,15 @@ public struct RGBImage: Sendable {
         pixels.withUnsafeMutableBufferPointer { vv_fill_rect($0.baseAddress, width, height, x, y, w, h, red, green, blue) }
     }
 
+    /// Fills a polygon given in normalized coordinates ((0, 0) top-left, (1, 1) bottom-right).
+    public mutating func fill(polygon vertices: [(x: Float, y: Float)], red: UInt8 = 0, green: UInt8 = 0, blue: UInt8 = 0) {
+        let points = vertices.flatMap { [$0.x * Float(width), $0.y * Float(height)] }
+        let (imageWidth, imageHeight) = (Int32(width), Int32(height))
+        pixels.withUnsafeMutableBufferPointer { image in
+            points.withUnsafeBufferPointer { vv_fill_polygon(image.baseAddress, imageWidth, imageHeight, $0.baseAddress, Int32(vertices.count), red, green, blue) }
+        }
+    }
+
     /// Replaces `box` (clipped) by cells of their mean colour, at most `cell` pixels wide.
     public mutating func mosaic(_ box: PixelBox, cell: Int) {
         let (x, y, w, h) = box.integerRect

@@ -10,6 +10,9 @@ public enum RecordOutcome: Sendable {
     case processed([OutgoingRecord])
     /// The stage refused the record: this copy goes to `<topic>.dlq`.
     case deadLettered(OutgoingRecord, reason: String)
+    /// The stage produced `outputs` before finding the rest of the record bad
+    /// (`PartiallyProcessed`): the outputs are produced and the copy goes to `<topic>.dlq`.
+    case partlyProcessed([OutgoingRecord], deadLetter: OutgoingRecord, reason: String)
     /// Older than the configured maximum age: load shedding; counted, never produced.
     case skipped(reason: SkipReason)
     /// The stage cannot work now (`StageUnavailable`): try the same record again later.
@@ -58,6 +61,21 @@ public enum RecordHeaders {
     public static let truncatedFrom = "vigil-dlq-value-truncated-from"
     /// On a dead letter that had to leave the input's own headers out to fit: how many there were.
     public static let headersDropped = "vigil-dlq-headers-dropped"
+}
+
+/// Thrown by a stage that produced some outputs before finding the rest of the record bad (a
+/// video chunk corrupt halfway through): the runtime produces `outputs` and dead-letters the
+/// record with `reason`, so what could be used is not lost and what could not is kept.
+public struct PartiallyProcessed: Error, CustomStringConvertible {
+    public var outputs: [StageOutput]
+    public var reason: String
+
+    public init(outputs: [StageOutput], reason: String) {
+        self.outputs = outputs
+        self.reason = reason
+    }
+
+    public var description: String { reason }
 }
 
 /// An output over the producer's record size limit.
@@ -124,8 +142,12 @@ struct RecordHandler: Sendable {
         }
         let started = ContinuousClock.now
         let outputs: [StageOutput]
+        var damage: String?
         do {
             outputs = try await process(input)
+        } catch let partial as PartiallyProcessed {
+            outputs = partial.outputs
+            damage = Self.safeReason(partial)
         } catch let error as StageUnavailable {
             return .retryLater(reason: Self.safeReason(error))
         } catch {
@@ -138,7 +160,10 @@ struct RecordHandler: Sendable {
             recordIDPrefix: "\(input.topic)/\(input.partition)/\(input.offset)/", eventTime: input.header(RecordHeaders.eventTime)
         )
         switch messages {
-        case .success(let messages): return .processed(messages)
+        case .success(let messages):
+            guard let damage else { return .processed(messages) }
+            guard case .deadLettered(let copy, _) = deadLetter(input, reason: damage) else { preconditionFailure("deadLetter always dead-letters") }
+            return .partlyProcessed(messages, deadLetter: copy, reason: damage)
         case .failure(let oversized): return deadLetter(input, reason: oversized.description)
         }
     }

@@ -231,12 +231,10 @@ final class StageRunner: Service, @unchecked Sendable {
         case .processed(let outputs):
             deliveries = try await enqueue(outputs)
         case .deadLettered(let copy, let reason):
-            logger.warning("record dead-lettered", metadata: [
-                "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)",
-                "dlq": "\(copy.topic)", "error": "\(reason)",
-            ])
-            deliveries.append(try await producer.enqueue(KafkaProducerMessage(copy)))
-            metrics.deadLettered(topic: message.topic)
+            deliveries.append(try await deadLetter(copy, reason: reason, of: message))
+        case .partlyProcessed(let outputs, let copy, let reason):
+            deliveries = try await enqueue(outputs)
+            deliveries.append(try await deadLetter(copy, reason: reason, of: message))
         case .skipped(let reason):
             logger.debug("record skipped", metadata: ["topic": "\(message.topic)", "offset": "\(message.offset)", "reason": "\(reason.rawValue)"])
             metrics.skipped(topic: message.topic, reason: reason)
@@ -245,6 +243,16 @@ final class StageRunner: Service, @unchecked Sendable {
         }
         metrics.processed(in: ContinuousClock.now - started)
         return PendingRecord(partition: message.topicPartition, offset: message.offset, generation: message.assignmentGeneration, deliveries: deliveries)
+    }
+
+    /// Queues a dead letter, saying so in the log and the metrics.
+    private func deadLetter(_ copy: OutgoingRecord, reason: String, of message: KafkaConsumerMessage) async throws -> KafkaPendingDelivery {
+        logger.warning("record dead-lettered", metadata: [
+            "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)",
+            "dlq": "\(copy.topic)", "error": "\(reason)",
+        ])
+        metrics.deadLettered(topic: message.topic)
+        return try await producer.enqueue(KafkaProducerMessage(copy))
     }
 
     /// Queues `outputs` for delivery, in order, counting each.

@@ -37,6 +37,9 @@ public final class StageTestDriver: @unchecked Sendable {
             switch outcome {
             case .processed(let messages): produced += messages
             case .deadLettered(let message, _): deadLettered.append(message)
+            case .partlyProcessed(let messages, let message, _):
+                produced += messages
+                deadLettered.append(message)
             case .skipped: skipped.append(input)
             case .retryLater: retried.append(input)
             }

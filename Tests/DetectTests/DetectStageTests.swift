@@ -76,7 +76,7 @@ struct DetectStageTests {
 
         let snapshots = try driver.outputs(topic: DetectStage.snapshotsTopic).map { try Vigil_V1_Snapshot(serializedBytes: $0.value) }
         let snapshot = try #require(snapshots.first)
-        #expect(snapshots.count == 1 && snapshot.snapshotID == "cam-1/7" && snapshot.redactionPolicy.target == .faces)
+        #expect(snapshots.count == 1 && snapshot.snapshotID == "cam-1/\(Self.captureMilliseconds)" && snapshot.redactionPolicy.target == .faces)
         #expect(snapshot.maskedRegionCount == first.redactedRegionCount && snapshot.maskedRegions.count == Int(snapshot.maskedRegionCount))
         #expect(snapshot.objects == first.objects)
         let published = try RGBImage(encoded: [UInt8](snapshot.redactedJpeg))
@@ -119,7 +119,7 @@ struct DetectStageTests {
             (try Self.input(zeroSize), "has no pixels"),
             (try Self.input(wrongSize), "needs 9216"),
             (StageInput(topic: "frames.v1", key: Array("cam-1".utf8), value: [0xFF, 0x01, 0x02]), "not a vigil.v1.Frame"),
-            (try Self.input(unknownCamera), "is not in cameras.v1"),
+            (try Self.input(unknownCamera), "is not in cameras.v1 at the record's capture time"),
             (try Self.input(Self.frame(camera: "cam-1", sequence: 5, jpeg: good, atMilliseconds: Self.captureMilliseconds), key: "cam-2"), "the record's key is cam-2"),
         ]
         for (input, _) in cases { try await driver.feed(input) }

@@ -66,6 +66,9 @@ void vd_decoder_keyframes_only(vd_decoder *decoder, int keyframes_only);
 int vd_decoder_send(vd_decoder *decoder, const uint8_t *data, size_t size, int64_t pts, int keyframe,
                     char *error, size_t error_size);
 
+// After the end-of-stream flush has given up every frame: ready for new packets again.
+void vd_decoder_reset(vd_decoder *decoder);
+
 typedef struct {
     int width, height;
     int64_t pts;

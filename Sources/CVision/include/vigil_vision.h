@@ -89,6 +89,9 @@ vv_placement vv_image_to_tensor(const uint8_t *rgb, int width, int height, int r
 // `cell` pixels wide whose colour is the cell's mean.
 void vv_fill_rect(uint8_t *rgb, int width, int height, int x, int y, int w, int h,
                   uint8_t red, uint8_t green, uint8_t blue);
+// Fills the polygon with `count` vertices (x, y pairs in image pixels) in one colour.
+void vv_fill_polygon(uint8_t *rgb, int width, int height, const float *points, int count,
+                     uint8_t red, uint8_t green, uint8_t blue);
 void vv_mosaic_rect(uint8_t *rgb, int width, int height, int x, int y, int w, int h, int cell);
 
 // MARK: Motion (OpenCV MOG2 background model, one per camera)

@@ -147,7 +147,9 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
             try await stage.process(input, key: key, eventTime: eventTime, state: &state, timers: &timers)
         }
         guard case .processed(var outputs) = outcome else {
-            // Dead-lettered, skipped or to be retried: the state keeps what it held.
+            // Dead-lettered, skipped or to be retried: the state keeps what it held. Partial
+            // outputs are not produced: they would not match the state the record leaves.
+            if case .partlyProcessed(_, let copy, let reason) = outcome { return .deadLettered(copy, reason: reason) }
             return outcome
         }
         keyState.state = state

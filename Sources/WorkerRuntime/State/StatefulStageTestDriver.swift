@@ -81,6 +81,9 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
             switch outcome {
             case .processed(let records): produced += records
             case .deadLettered(let copy, _): deadLettered.append(copy)
+            case .partlyProcessed(let records, let copy, _):
+                produced += records
+                deadLettered.append(copy)
             case .skipped: if let input { skipped.append(input) }
             case .retryLater: break
             }
