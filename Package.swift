@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "vigil-counting", targets: ["CountingWorker"]),
         .executable(name: "vigil-detect", targets: ["DetectWorker"]),
         .executable(name: "vigil-decode", targets: ["DecodeWorker"]),
+        .executable(name: "vigil-ingest", targets: ["IngestWorker"]),
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "VigilSchema", targets: ["VigilSchema"]),
         .library(name: "Topology", targets: ["Topology"]),
@@ -171,6 +172,29 @@ let package = Package(
             dependencies: [
                 "CVision",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // vigil-ingest's source: camera streams → GOP chunks and camera health.
+        .target(
+            name: "Ingest",
+            dependencies: [
+                "Video",
+                "VigilSchema",
+                "WorkerRuntime",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "IngestWorker",
+            dependencies: [
+                "Ingest",
+                "Cameras",
+                "WorkerRuntime",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

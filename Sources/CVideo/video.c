@@ -116,7 +116,7 @@ int vd_demuxer_read(vd_demuxer *demuxer, vd_packet *packet, char *error, size_t 
         int code = av_read_frame(demuxer->format, demuxer->packet);
         demuxer->deadline_us = 0;
         if (code == AVERROR_EOF) return 1;
-        if (code == AVERROR_EXIT) { set_error(error, error_size, "no data within the read timeout", 0); return -1; }
+        if (code == AVERROR_EXIT) { set_error(error, error_size, "no data within the read timeout", 0); return -2; }
         if (code < 0) { set_error(error, error_size, "cannot read from the stream", code); return -1; }
         if (demuxer->packet->stream_index != demuxer->stream) continue;
         packet->data = demuxer->packet->data;

@@ -11,6 +11,8 @@ public enum VideoCodec: Int32, Sendable {
 public struct VideoError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         case cannotOpen, unsupportedCodec, readFailed, corruptData
+        /// No data within the read timeout: the stream stalled.
+        case timedOut
     }
 
     public var kind: Kind
@@ -79,6 +81,8 @@ public final class Demuxer {
             )
         case 1:
             return nil
+        case -2:
+            throw VideoError(kind: .timedOut, message: message(buffer))
         default:
             throw VideoError(kind: .readFailed, message: message(buffer))
         }

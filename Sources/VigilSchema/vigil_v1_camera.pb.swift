@@ -303,6 +303,12 @@ public nonisolated struct Vigil_V1_CameraHealth: Sendable {
   /// Clears the value of `lastFrameTime`. Subsequent reads from it will return its default value.
   public mutating func clearLastFrameTime() {self._lastFrameTime = nil}
 
+  /// Measured over the last few seconds of the stream: frames (packets) per second and bits per
+  /// second as received.
+  public var framesPerSecond: Double = 0
+
+  public var bitsPerSecond: Double = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -630,7 +636,7 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Vigil_V1_CameraHealth: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CameraHealth"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{1}state\0\u{1}reason\0\u{3}observed_time\0\u{3}last_frame_time\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{1}state\0\u{1}reason\0\u{3}observed_time\0\u{3}last_frame_time\0\u{3}frames_per_second\0\u{3}bits_per_second\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -643,6 +649,8 @@ nonisolated extension Vigil_V1_CameraHealth: SwiftProtobuf.Message, SwiftProtobu
       case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._observedTime) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._lastFrameTime) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.framesPerSecond) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.bitsPerSecond) }()
       default: break
       }
     }
@@ -668,6 +676,12 @@ nonisolated extension Vigil_V1_CameraHealth: SwiftProtobuf.Message, SwiftProtobu
     try { if let v = self._lastFrameTime {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if self.framesPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.framesPerSecond, fieldNumber: 6)
+    }
+    if self.bitsPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.bitsPerSecond, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -677,6 +691,8 @@ nonisolated extension Vigil_V1_CameraHealth: SwiftProtobuf.Message, SwiftProtobu
     if lhs.reason != rhs.reason {return false}
     if lhs._observedTime != rhs._observedTime {return false}
     if lhs._lastFrameTime != rhs._lastFrameTime {return false}
+    if lhs.framesPerSecond != rhs.framesPerSecond {return false}
+    if lhs.bitsPerSecond != rhs.bitsPerSecond {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

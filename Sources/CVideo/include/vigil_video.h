@@ -46,7 +46,8 @@ typedef struct {
     int keyframe;
 } vd_packet;
 
-// The next packet of the video stream: 0 a packet, 1 end of stream, -1 an error or timeout.
+// The next packet of the video stream: 0 a packet, 1 end of stream, -1 an error, -2 no data
+// within the timeout (a stall).
 int vd_demuxer_read(vd_demuxer *demuxer, vd_packet *packet, char *error, size_t error_size);
 
 // MARK: Decoding (decode)

@@ -1,0 +1,221 @@
+import Foundation
+import Logging
+import Metrics
+import SwiftProtobuf
+import VigilSchema
+import Video
+import WorkerRuntime
+
+/// How ingest reads cameras; the worker reads it from `INGEST_*` settings.
+public struct IngestSettings: Sendable {
+    /// Chunks stay under this many bytes of packets (declared on `video.packets.v1` in the
+    /// Topology): under the producer's 1 MB record limit with room for headers and parameters.
+    public var maxChunkBytes = 900_000
+    /// Opening a stream, and every read, gives up after this long without data (a stall).
+    public var readTimeout: Duration = .seconds(5)
+    /// A health record at least this often while nothing changes.
+    public var healthInterval: Duration = .seconds(10)
+    /// Reconnect backoff: doubling from the first delay up to the cap, with ±20 % jitter.
+    public var firstRetryDelay: Duration = .milliseconds(500)
+    public var maxRetryDelay: Duration = .seconds(30)
+
+    public init() {}
+}
+
+/// Where a camera's stream is: `rtsp://…`, `file:///path` or a plain path; a file's query
+/// `?loop=1` plays it in a loop. Files are paced at their native frame rate.
+struct StreamLocation: Equatable {
+    var url: String
+    var isFile: Bool
+    var loop: Bool
+
+    init(_ source: String) {
+        var text = source
+        var loop = false
+        if let query = text.firstIndex(of: "?"), !text.hasPrefix("rtsp://") {
+            loop = text[text.index(after: query)...].split(separator: "&").contains("loop=1")
+            text = String(text[..<query])
+        }
+        if text.hasPrefix("file://") { text = String(text.dropFirst("file://".count)) }
+        url = text
+        isFile = !source.hasPrefix("rtsp://")
+        self.loop = loop
+    }
+}
+
+/// vigil-ingest's source: for each owned camera, reads its stream without decoding, cuts it
+/// into GOP chunks on `video.packets.v1`, and reports the camera's health on
+/// `camera.health.v1` (online, stalled, offline — on every change and every
+/// `healthInterval`). A failed stream is reconnected with capped exponential backoff and
+/// jitter. The stream's URL never appears in a log, metric, error or record.
+public struct IngestSource: Source {
+    public typealias Value = Vigil_V1_CameraConfig
+    public static let chunksTopic = "video.packets.v1"
+    public static let healthTopic = "camera.health.v1"
+
+    let settings: IngestSettings
+    let logger: Logger
+
+    public init(settings: IngestSettings = IngestSettings(), logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public func run(key: String, value: Vigil_V1_CameraConfig, output: SourceOutput) async throws {
+        let location = StreamLocation(value.sourceURL)
+        var camera = CameraStream(cameraID: key, settings: settings, output: output, logger: logger)
+        var delay = settings.firstRetryDelay
+        while true {
+            try Task.checkCancellation()
+            let connected = ContinuousClock.now
+            do {
+                try await camera.stream(location)
+                try await camera.report(.offline, reason: "the stream ended")
+                logger.info("camera stream ended", metadata: ["camera": "\(key)"])
+                return
+            } catch let error as VideoError {
+                let state: Vigil_V1_CameraState = error.kind == .timedOut ? .stalled : .offline
+                try await camera.report(state, reason: error.message)
+                // A stream that ran for a while starts its backoff afresh.
+                if ContinuousClock.now - connected > .seconds(30) { delay = settings.firstRetryDelay }
+                let jittered = delay * Double.random(in: 0.8...1.2)
+                logger.warning("camera stream failed; reconnecting", metadata: [
+                    "camera": "\(key)", "state": "\(state)", "error": "\(error.message)", "retry_in": "\(jittered)",
+                ])
+                try await Task.sleep(for: jittered)
+                delay = min(delay * 2, settings.maxRetryDelay)
+            }
+        }
+    }
+}
+
+/// One camera's run: its chunk numbering (`epoch` new per run), health and rates.
+struct CameraStream {
+    let cameraID: String
+    let settings: IngestSettings
+    let output: SourceOutput
+    let logger: Logger
+    let epoch = UInt64.random(in: 1...UInt64.max)
+    var sequence: UInt64 = 0
+    var state: Vigil_V1_CameraState = .unspecified
+    var lastHealth = ContinuousClock.now
+    var lastFrameTime: Google_Protobuf_Timestamp?
+    var meter = RateMeter()
+    let framesPerSecond: Gauge
+    let bitsPerSecond: Gauge
+
+    init(cameraID: String, settings: IngestSettings, output: SourceOutput, logger: Logger) {
+        self.cameraID = cameraID
+        self.settings = settings
+        self.output = output
+        self.logger = logger
+        framesPerSecond = Gauge(label: "vigil_ingest_frames_per_second", dimensions: [("camera", cameraID)])
+        bitsPerSecond = Gauge(label: "vigil_ingest_bits_per_second", dimensions: [("camera", cameraID)])
+    }
+
+    /// Reads the stream until it ends (or throws `VideoError`), publishing its chunks.
+    mutating func stream(_ location: StreamLocation) async throws {
+        let reader = PacketReader()
+        var chunker = GOPChunker(maxBytes: settings.maxChunkBytes)
+        var opened: PacketReader.Opened?
+        var discontinuity = true
+        var chunkStart: Date?
+        for try await event in reader.events(url: location.url, paced: location.isFile, loop: location.loop, timeout: settings.readTimeout) {
+            switch event {
+            case .opened(let stream):
+                // A reopened stream (a loop, a reconnect) does not continue the last chunk.
+                if let pending = chunker.finish(), let opened { try await publish(pending, stream: opened, discontinuity: discontinuity, start: chunkStart ?? Date()) }
+                opened = stream
+                discontinuity = true
+                chunkStart = nil
+                try await report(.online, reason: "receiving \(stream.codecName) \(stream.width)x\(stream.height)")
+            case .packet(let packet):
+                reader.consumed()
+                let now = Date()
+                meter.add(bytes: packet.data.count, at: now)
+                if let chunk = chunker.add(packet), let opened {
+                    try await publish(chunk, stream: opened, discontinuity: discontinuity, start: chunkStart ?? now)
+                    discontinuity = false
+                    chunkStart = nil
+                }
+                if chunkStart == nil { chunkStart = now }
+                if ContinuousClock.now - lastHealth >= settings.healthInterval { try await report(.online, reason: "receiving") }
+            }
+        }
+        if let pending = chunker.finish(), let opened { try await publish(pending, stream: opened, discontinuity: discontinuity, start: chunkStart ?? Date()) }
+    }
+
+    private mutating func publish(_ chunk: GOPChunker.Chunk, stream: PacketReader.Opened, discontinuity: Bool, start: Date) async throws {
+        var record = Vigil_V1_VideoChunk()
+        record.cameraID = cameraID
+        record.sequence = sequence
+        record.epoch = epoch
+        // Capture time: the wall clock when the chunk's first packet arrived.
+        record.captureTime = Google_Protobuf_Timestamp(date: start)
+        record.codec.codecName = stream.codecName
+        record.codec.width = UInt32(stream.width)
+        record.codec.height = UInt32(stream.height)
+        record.codec.extradata = Data(stream.parameters)
+        record.codec.timeBase.numerator = stream.timeBase.numerator
+        record.codec.timeBase.denominator = stream.timeBase.denominator
+        record.discontinuity = discontinuity
+        record.endsGop = chunk.endsGOP
+        record.packets = chunk.packets.map { packet in
+            var video = Vigil_V1_VideoPacket()
+            video.data = Data(packet.data)
+            video.pts = packet.presentationTime ?? 0
+            video.dts = packet.decodingTime ?? 0
+            video.keyframe = packet.keyframe
+            return video
+        }
+        let milliseconds = Int64(start.timeIntervalSince1970 * 1000)
+        try await output.send(StageOutput(
+            topic: IngestSource.chunksTopic, key: Array(cameraID.utf8), value: try record.serializedBytes(),
+            headers: [
+                RecordHeader(key: "content-type", value: Vigil_V1_VideoChunk.protoMessageName),
+                RecordHeader(key: RecordHeaders.eventTime, value: String(milliseconds)),
+            ]
+        ))
+        sequence += 1
+        lastFrameTime = record.captureTime
+    }
+
+    /// Publishes the camera's health; `reason` must not carry the URL (FFmpeg's messages don't).
+    mutating func report(_ state: Vigil_V1_CameraState, reason: String) async throws {
+        let rates = meter.rates(at: Date())
+        framesPerSecond.record(rates.packetsPerSecond)
+        bitsPerSecond.record(rates.bitsPerSecond)
+        var health = Vigil_V1_CameraHealth()
+        health.cameraID = cameraID
+        health.state = state
+        health.reason = reason
+        health.observedTime = Google_Protobuf_Timestamp(date: Date())
+        if let lastFrameTime { health.lastFrameTime = lastFrameTime }
+        health.framesPerSecond = state == .online ? rates.packetsPerSecond : 0
+        health.bitsPerSecond = state == .online ? rates.bitsPerSecond : 0
+        if state != self.state { logger.info("camera health", metadata: ["camera": "\(cameraID)", "state": "\(state)", "reason": "\(reason)"]) }
+        self.state = state
+        lastHealth = ContinuousClock.now
+        try await output.send(StageOutput(
+            topic: IngestSource.healthTopic, key: Array(cameraID.utf8), value: try health.serializedBytes(),
+            headers: [RecordHeader(key: "content-type", value: Vigil_V1_CameraHealth.protoMessageName)]
+        ))
+    }
+}
+
+/// Packets and bits per second over the last five seconds.
+struct RateMeter {
+    private var samples: [(time: Date, bytes: Int)] = []
+
+    mutating func add(bytes: Int, at time: Date) {
+        samples.append((time, bytes))
+        samples.removeAll { time.timeIntervalSince($0.time) > 5 }
+    }
+
+    func rates(at time: Date) -> (packetsPerSecond: Double, bitsPerSecond: Double) {
+        let recent = samples.filter { time.timeIntervalSince($0.time) <= 5 }
+        guard let first = recent.first, recent.count > 1 else { return (0, 0) }
+        let span = max(time.timeIntervalSince(first.time), 0.001)
+        return (Double(recent.count - 1) / span, Double(recent.dropFirst().reduce(0) { $0 + $1.bytes } * 8) / span)
+    }
+}

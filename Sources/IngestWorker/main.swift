@@ -1,0 +1,14 @@
+import Cameras
+import Foundation
+import Ingest
+import Logging
+import WorkerRuntime
+
+/// vigil-ingest: owns its share of `cameras.v1` and streams each owned camera into
+/// `video.packets.v1`, reporting health on `camera.health.v1`. Besides the worker settings
+/// (WORKER_*, KAFKA_*), it reads `INGEST_READ_TIMEOUT_MS` (default 5000: a stream silent
+/// this long is stalled).
+let environment = ProcessInfo.processInfo.environment
+var settings = IngestSettings()
+if let timeout = environment["INGEST_READ_TIMEOUT_MS"].flatMap(Int.init) { settings.readTimeout = .milliseconds(timeout) }
+try await Worker.run(source: IngestSource(settings: settings, logger: Logger(label: "vigil-ingest")), name: "vigil-ingest", owning: { CameraTable.make() })

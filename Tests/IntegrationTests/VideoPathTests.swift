@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+
+/// The video path as separate processes on the dev cluster: `vigil-ingest` streams a file
+/// camera into `video.packets.v1` and reports its health; `vigil-decode` turns the chunks into
+/// sampled frames on `frames.v1`. kcat reads the results as an outside client.
+@Suite("Video path on the dev cluster", .serialized, .timeLimit(.minutes(5)))
+struct VideoPathTests {
+    static let topics = [
+        "cameras.v1:6", "audit.events.v1:3", "video.packets.v1:3", "video.packets.v1.dlq:1", "camera.health.v1:3", "frames.v1:3", "frames.v1.dlq:1",
+    ]
+
+    /// 2 s of testsrc2 (640x360, 25 fps, a keyframe a second), made by the ffmpeg CLI.
+    static func clip() async throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-video-path-\(UUID().uuidString).mp4")
+        let ffmpeg = try ChildProcess("/usr/bin/ffmpeg", [
+            "-nostdin", "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-t", "2", "-g", "25", "-pix_fmt", "yuv420p",
+            "-c:v", "libx264", "-preset", "veryfast", url.path,
+        ], name: "ffmpeg")
+        try await ffmpeg.waitForExit(timeout: .seconds(60))
+        #expect(ffmpeg.exitStatus == 0, "\(ffmpeg.standardError)")
+        return url
+    }
+
+    /// Every record of `topic` as kcat prints it: key, value size, headers.
+    static func read(_ topic: String, _ cluster: DevClusterProcess) async throws -> [[String]] {
+        let kcat = try ChildProcess("/usr/bin/kcat", ["-C", "-b", cluster.bootstrapServers, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\t%S\t%h\n"], name: "kcat")
+        try await kcat.waitForExit(timeout: .seconds(60))
+        return kcat.output.filter { !$0.isEmpty }.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+    }
+
+    /// The raw values of `topic`, concatenated (to search for text that must never appear).
+    static func rawValues(_ topic: String, _ cluster: DevClusterProcess) async throws -> String {
+        let kcat = try ChildProcess("/usr/bin/kcat", ["-C", "-b", cluster.bootstrapServers, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\n"], name: "kcat")
+        try await kcat.waitForExit(timeout: .seconds(60))
+        return kcat.output.joined(separator: "\n")
+    }
+
+    @Test("a file camera: chunks, health online then offline at its end, and frames at the camera's rate; an unreachable RTSP camera is reported offline without its URL")
+    func fileCameraThroughIngestAndDecode() async throws {
+        let cluster = try await DevClusterProcess(topics: Self.topics)
+        let clip = try await Self.clip()
+        let cameras = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-video-cameras-\(UUID().uuidString).yaml")
+        try """
+        cameras:
+          cam-file:
+            source: \(clip.path)
+            sampling: {fps: 5}
+          cam-down:
+            source: rtsp://127.0.0.1:9/nothing-listens-here
+        """.write(to: cameras, atomically: true, encoding: .utf8)
+        let apply = try ChildProcess("vigil", ["cameras", "apply", cameras.path, "--bootstrap", cluster.bootstrapServers, "--actor", "test-admin"])
+        try await apply.waitForExit(timeout: .seconds(120))
+        #expect(apply.exitStatus == 0, "\(apply.standardError.suffix(2_000))")
+
+        let decode = try await PassThroughWorkerProcess.start(cluster, environment: [
+            "WORKER_INPUTS": "video.packets.v1", "WORKER_OUTPUTS": "frames.v1", "WORKER_TABLES": "cameras.v1",
+        ], executable: "vigil-decode")
+        let ingest = try await PassThroughWorkerProcess.start(cluster, environment: [
+            "WORKER_INPUTS": "", "WORKER_OWNS": "cameras.v1", "WORKER_OUTPUTS": "video.packets.v1,camera.health.v1", "INGEST_READ_TIMEOUT_MS": "2000",
+        ], executable: "vigil-ingest")
+
+        try await eventually(timeout: .seconds(60), "the file camera's frames are decoded and its end reported") {
+            let frames = try await Self.read("frames.v1", cluster).count
+            let ended = try await Self.rawValues("camera.health.v1", cluster).contains("the stream ended")
+            return frames >= 9 && ended
+        }
+        // The file plays at its native rate once: 2 s at 5 fps sampled is 10 ± 1 frames.
+        let frames = try await Self.read("frames.v1", cluster)
+        #expect((9...11).contains(frames.count), "\(frames.count) frames")
+        #expect(frames.allSatisfy { $0.first == "cam-file" && $0.last?.contains("content-type=vigil.v1.Frame") == true })
+        let chunks = try await Self.read("video.packets.v1", cluster)
+        #expect(chunks.count >= 2 && chunks.allSatisfy { $0.first == "cam-file" })
+        #expect(try await Self.read("video.packets.v1.dlq", cluster).isEmpty)
+
+        try await eventually(timeout: .seconds(30), "the unreachable camera is reported offline") {
+            try await Self.read("camera.health.v1", cluster).contains { $0.first == "cam-down" }
+        }
+        let health = try await Self.rawValues("camera.health.v1", cluster)
+        #expect(!health.contains("nothing-listens-here") && !health.contains("127.0.0.1:9"), "a camera URL leaked into a health record")
+        #expect(!ingest.process.standardError.contains("nothing-listens-here"), "a camera URL leaked into the log")
+
+        for worker in [ingest, decode] {
+            worker.process.signal(SIGTERM)
+            try await worker.process.waitForExit()
+        }
+        try await cluster.stop()
+    }
+}
