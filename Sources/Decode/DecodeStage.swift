@@ -35,6 +35,7 @@ public struct UnusableChunk: Error, CustomStringConvertible {
 /// scales to the working resolution and publishes each frame as a JPEG.
 public final class DecodeStage: Stage, @unchecked Sendable {
     public static let framesTopic = "frames.v1"
+    public static let healthTopic = "camera.health.v1"
 
     private let cameras: Table<Vigil_V1_CameraConfig>
     private let settings: DecodeSettings
@@ -42,6 +43,8 @@ public final class DecodeStage: Stage, @unchecked Sendable {
     private let clock: @Sendable () -> Int64
     private let lock = NSLock()
     private var decoders: [String: CameraDecoder] = [:]  // guarded by `lock`
+    /// Cameras whose stream decode cannot decode, with the codec reported (once per codec).
+    private var unsupported: [String: String] = [:]  // guarded by `lock`
     private let skippedChunks = Counter(label: "vigil_decode_chunks_skipped_total", dimensions: [("reason", "waiting_for_keyframe")])
     private let shedChunks = Counter(label: "vigil_decode_chunks_keyframes_only_total", dimensions: [("reason", "behind")])
 
@@ -169,8 +172,13 @@ public final class DecodeStage: Stage, @unchecked Sendable {
         }
         let name = chunk.codec.codecName
         guard let codec = VideoCodec(name: name) else {
-            throw UnusableChunk(reason: "camera \(chunk.cameraID) sends \(name.isEmpty ? "an unnamed codec" : name), which vigil does not decode (H.264 and H.265 only)")
+            let reason = "camera \(chunk.cameraID) sends \(name.isEmpty ? "an unnamed codec" : name), which vigil does not decode (H.264 and H.265 only): set the camera to H.264 or H.265"
+            // The camera's operators learn it from its health, once per codec; the chunk is kept in the DLQ.
+            guard unsupported[chunk.cameraID] != name else { throw UnusableChunk(reason: reason) }
+            unsupported[chunk.cameraID] = name
+            throw PartiallyProcessed(outputs: [try Self.health(chunk.cameraID, reason: reason)], reason: reason)
         }
+        unsupported[chunk.cameraID] = nil
         let decoder: VideoDecoder
         do {
             decoder = try VideoDecoder(codec: codec, parameters: [UInt8](chunk.codec.extradata), threads: settings.threads)
@@ -214,6 +222,19 @@ public final class DecodeStage: Stage, @unchecked Sendable {
                 RecordHeader(key: "content-type", value: Vigil_V1_Frame.protoMessageName),
                 RecordHeader(key: RecordHeaders.eventTime, value: String(milliseconds)),
             ]
+        )
+    }
+
+    /// A health record saying the camera's stream cannot be decoded.
+    static func health(_ cameraID: String, reason: String) throws -> StageOutput {
+        var health = Vigil_V1_CameraHealth()
+        health.cameraID = cameraID
+        health.state = .offline
+        health.reason = reason
+        health.observedTime = Google_Protobuf_Timestamp(date: Date())
+        return StageOutput(
+            topic: healthTopic, key: Array(cameraID.utf8), value: try health.serializedBytes(),
+            headers: [RecordHeader(key: "content-type", value: Vigil_V1_CameraHealth.protoMessageName)]
         )
     }
 

@@ -98,7 +98,7 @@ struct DecodeStageTests {
             _ = table.apply(TableRecord(topic: CameraTable.topic, key: record.key, value: record.value, headers: record.headers))
         }
         let stage = DecodeStage(cameras: table, logger: Logger(label: "decode-tests"), clock: { now })
-        return StageTestDriver(stage: stage, worker: "vigil-decode", outputs: [DecodeStage.framesTopic])
+        return StageTestDriver(stage: stage, worker: "vigil-decode", outputs: [DecodeStage.framesTopic, DecodeStage.healthTopic])
     }
 
     static func input(_ chunk: Vigil_V1_VideoChunk) throws -> StageInput {
@@ -212,7 +212,7 @@ struct DecodeStageTests {
         #expect(driver.deadLetters.isEmpty)
     }
 
-    @Test("bad chunks go to the DLQ with the reason and the stream continues: not a chunk, unknown camera, unsupported codec, key mismatch, flipped bytes")
+    @Test("bad chunks go to the DLQ with the reason and the stream continues: not a chunk, unknown camera, unsupported codec (also a health record), key mismatch, flipped bytes")
     func badChunks() async throws {
         let clip = try TestClips.h264()
         let good = try chunks(of: clip, camera: "cam-1", captureMilliseconds: Self.capture)
@@ -232,6 +232,9 @@ struct DecodeStageTests {
         #expect(reasons[0].contains("not a vigil.v1.VideoChunk"))
         #expect(reasons[1].contains("cam-9") && reasons[1].contains("is not in cameras.v1"))
         #expect(reasons[2].contains("vp9") && reasons[2].contains("H.264 and H.265 only"))
+        // The camera's health says so, once; other cameras are unaffected.
+        let health = try driver.outputs(topic: DecodeStage.healthTopic).map { try Vigil_V1_CameraHealth(serializedBytes: $0.value) }
+        #expect(health.count == 1 && health.first?.cameraID == "cam-1" && health.first?.state == .offline && health.first?.reason.contains("vp9") == true)
         #expect(reasons[3].contains("the record's key is cam-2"))
 
         // Flipped bytes in every packet of the first GOP: whatever the decoder makes of it,

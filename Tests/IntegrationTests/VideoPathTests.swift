@@ -54,7 +54,7 @@ struct VideoPathTests {
         #expect(apply.exitStatus == 0, "\(apply.standardError.suffix(2_000))")
 
         let decode = try await PassThroughWorkerProcess.start(cluster, environment: [
-            "WORKER_INPUTS": "video.packets.v1", "WORKER_OUTPUTS": "frames.v1", "WORKER_TABLES": "cameras.v1",
+            "WORKER_INPUTS": "video.packets.v1", "WORKER_OUTPUTS": "frames.v1,camera.health.v1", "WORKER_TABLES": "cameras.v1",
         ], executable: "vigil-decode")
         let ingest = try await PassThroughWorkerProcess.start(cluster, environment: [
             "WORKER_INPUTS": "", "WORKER_OWNS": "cameras.v1", "WORKER_OUTPUTS": "video.packets.v1,camera.health.v1", "INGEST_READ_TIMEOUT_MS": "2000",
