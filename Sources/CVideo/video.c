@@ -11,6 +11,12 @@
 #include <stdio.h>
 #include <string.h>
 
+// FFmpeg's own log lines can quote the stream's URL (credentials included): silence them;
+// vigil reports every failure itself, without the URL.
+static void quiet_ffmpeg(void) {
+    av_log_set_level(AV_LOG_QUIET);
+}
+
 static void set_error(char *error, size_t size, const char *step, int code) {
     if (error == NULL || size == 0) return;
     char reason[AV_ERROR_MAX_STRING_SIZE] = "";
@@ -42,6 +48,7 @@ static int interrupt(void *opaque) {
 }
 
 vd_demuxer *vd_demuxer_open(const char *url, int timeout_ms, char *error, size_t error_size) {
+    quiet_ffmpeg();
     struct vd_demuxer *demuxer = av_mallocz(sizeof(struct vd_demuxer));
     if (demuxer == NULL) { set_error(error, error_size, "out of memory", 0); return NULL; }
     demuxer->timeout_us = (int64_t)timeout_ms * 1000;
@@ -140,6 +147,7 @@ struct vd_decoder {
 
 vd_decoder *vd_decoder_new(int codec, const uint8_t *extradata, size_t extradata_size, int threads,
                            char *error, size_t error_size) {
+    quiet_ffmpeg();
     enum AVCodecID id = codec == VD_CODEC_H264 ? AV_CODEC_ID_H264 : codec == VD_CODEC_HEVC ? AV_CODEC_ID_HEVC : AV_CODEC_ID_NONE;
     const AVCodec *decoder_codec = id == AV_CODEC_ID_NONE ? NULL : avcodec_find_decoder(id);
     if (decoder_codec == NULL) { set_error(error, error_size, "unsupported codec", 0); return NULL; }

@@ -70,6 +70,10 @@ public struct IngestSource: Source {
             let connected = ContinuousClock.now
             do {
                 try await camera.stream(location)
+                guard location.isFile else {
+                    // A camera's stream has no end: it dropped, so reconnect.
+                    throw VideoError(kind: .readFailed, message: "the camera closed the stream")
+                }
                 try await camera.report(.offline, reason: "the stream ended")
                 logger.info("camera stream ended", metadata: ["camera": "\(key)"])
                 return

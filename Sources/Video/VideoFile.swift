@@ -18,6 +18,11 @@ public struct VideoError: Error, Sendable, CustomStringConvertible {
     public var kind: Kind
     public var message: String
     public var description: String { message }
+
+    public init(kind: Kind, message: String) {
+        self.kind = kind
+        self.message = message
+    }
 }
 
 func message(_ buffer: [CChar]) -> String {
