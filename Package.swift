@@ -195,6 +195,7 @@ let package = Package(
                 "Ingest",
                 "Cameras",
                 "WorkerRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

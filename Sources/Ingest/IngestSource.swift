@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Metrics
 import SwiftProtobuf
+import Synchronization
 import VigilSchema
 import Video
 import WorkerRuntime
@@ -55,6 +56,8 @@ public struct IngestSource: Source {
 
     let settings: IngestSettings
     let logger: Logger
+    /// The cameras this replica streams now (served at `GET /cameras`).
+    public let running = RunningCameras()
 
     public init(settings: IngestSettings = IngestSettings(), logger: Logger) {
         self.settings = settings
@@ -62,6 +65,8 @@ public struct IngestSource: Source {
     }
 
     public func run(key: String, value: Vigil_V1_CameraConfig, output: SourceOutput) async throws {
+        running.insert(key)
+        defer { running.remove(key) }
         let location = StreamLocation(value.sourceURL)
         var camera = CameraStream(cameraID: key, settings: settings, output: output, logger: logger)
         var delay = settings.firstRetryDelay
@@ -91,6 +96,16 @@ public struct IngestSource: Source {
             }
         }
     }
+}
+
+/// The camera ids a replica is streaming.
+public final class RunningCameras: Sendable {
+    private let cameras = Mutex<Set<String>>([])
+
+    func insert(_ camera: String) { cameras.withLock { _ = $0.insert(camera) } }
+    func remove(_ camera: String) { cameras.withLock { _ = $0.remove(camera) } }
+
+    public var sorted: [String] { cameras.withLock { $0.sorted() } }
 }
 
 /// One camera's run: its chunk numbering (`epoch` new per run), health and rates.

@@ -21,7 +21,13 @@ final class PacketReader: Sendable {
 
     private let stopped = Atomic<Bool>(false)
     /// Packets the thread may read ahead of the consumer (a few seconds at camera rates).
-    private let room = DispatchSemaphore(value: 256)
+    /// Created at 0 and raised: libdispatch traps when a semaphore is freed below its
+    /// initial value, as it is when a camera's run stops mid-stream.
+    private let room: DispatchSemaphore = {
+        let semaphore = DispatchSemaphore(value: 0)
+        for _ in 0..<256 { semaphore.signal() }
+        return semaphore
+    }()
 
     /// The consumer took a packet: the thread may read one more.
     func consumed() {

@@ -1,6 +1,7 @@
 import Cameras
 import Foundation
 import Ingest
+import Hummingbird
 import Logging
 import WorkerRuntime
 
@@ -11,4 +12,8 @@ import WorkerRuntime
 let environment = ProcessInfo.processInfo.environment
 var settings = IngestSettings()
 if let timeout = environment["INGEST_READ_TIMEOUT_MS"].flatMap(Int.init) { settings.readTimeout = .milliseconds(timeout) }
-try await Worker.run(source: IngestSource(settings: settings, logger: Logger(label: "vigil-ingest")), name: "vigil-ingest", owning: { CameraTable.make() })
+let source = IngestSource(settings: settings, logger: Logger(label: "vigil-ingest"))
+try await Worker.run(source: source, name: "vigil-ingest", owning: { CameraTable.make() }) { router in
+    // The cameras this replica streams, one id per line.
+    router.get("cameras") { _, _ in source.running.sorted.map { $0 + "\n" }.joined() }
+}

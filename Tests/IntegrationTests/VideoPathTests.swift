@@ -149,3 +149,66 @@ struct VideoPathTests {
         try await cluster.stop()
     }
 }
+
+/// Two vigil-ingest replicas share the cameras through the runtime's source ownership.
+@Suite("Ingest replicas on the dev cluster", .serialized, .timeLimit(.minutes(5)))
+struct IngestReplicaTests {
+    static let ingest = ["WORKER_INPUTS": "", "WORKER_OWNS": "cameras.v1", "WORKER_OUTPUTS": "video.packets.v1,camera.health.v1"]
+
+    static func running(_ worker: PassThroughWorkerProcess) async throws -> Set<String> {
+        Set(try await worker.get("/cameras").body.split(separator: "\n").map(String.init))
+    }
+
+    @Test("6 looped file cameras on 2 replicas: one is killed, its cameras move to the survivor, and each camera's chunks stay in order")
+    func killedReplicasCamerasMove() async throws {
+        let cluster = try await DevClusterProcess(topics: VideoPathTests.topics)
+        let clip = try await VideoPathTests.clip()
+        let cameras = Set((0..<6).map { "cam-\($0)" })
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-ingest-replicas-\(UUID().uuidString).yaml")
+        try ("cameras:\n" + cameras.sorted().map { "  \($0):\n    source: \(clip.path)?loop=1\n" }.joined()).write(to: file, atomically: true, encoding: .utf8)
+        let apply = try ChildProcess("vigil", ["cameras", "apply", file.path, "--bootstrap", cluster.bootstrapServers, "--actor", "test-admin"])
+        try await apply.waitForExit(timeout: .seconds(120))
+        #expect(apply.exitStatus == 0, "\(apply.standardError.suffix(2_000))")
+
+        let first = try await PassThroughWorkerProcess.start(cluster, environment: Self.ingest, executable: "vigil-ingest")
+        try await eventually(timeout: .seconds(60), "one replica streams every camera") { try await Self.running(first) == cameras }
+        let second = try await PassThroughWorkerProcess.start(cluster, environment: Self.ingest, executable: "vigil-ingest")
+        try await eventually(timeout: .seconds(60), "the cameras are split between the replicas (neither replica restarts)") {
+            let split = (try await Self.running(first), try await Self.running(second))
+            return !split.0.isEmpty && !split.1.isEmpty && split.0.union(split.1) == cameras
+        }
+        #expect(first.process.isRunning && !first.process.standardError.contains("crashed"))
+        first.process.signal(SIGKILL)
+        try await first.process.waitForExit()
+        let killed = ContinuousClock.now
+        try await eventually(timeout: .seconds(90), "the survivor streams every camera") { try await Self.running(second) == cameras }
+        print("ingest replica killed: its cameras moved to the survivor within \(ContinuousClock.now - killed)")
+        // Let every camera publish a few chunks from the survivor.
+        try await Task.sleep(for: .seconds(3))
+        second.process.signal(SIGTERM)
+        try await second.process.waitForExit()
+
+        let records = try await KafkaTableReader.readPartitions(
+            cluster: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers), topic: "video.packets.v1", partitions: nil, logger: Logger(label: "test")
+        )
+        var byCamera: [String: [(partition: Int32, offset: Int64, chunk: Vigil_V1_VideoChunk)]] = [:]
+        for record in records {
+            let chunk = try Vigil_V1_VideoChunk(serializedBytes: record.value)
+            byCamera[chunk.cameraID, default: []].append((record.partition, record.offset, chunk))
+        }
+        #expect(Set(byCamera.keys) == cameras)
+        for (camera, chunks) in byCamera {
+            let ordered = chunks.sorted { $0.offset < $1.offset }
+            #expect(Set(ordered.map(\.partition)).count == 1, "\(camera)'s chunks share one partition")
+            for (previous, next) in zip(ordered, ordered.dropFirst()) {
+                #expect(next.chunk.captureTime.timeIntervalSince1970 >= previous.chunk.captureTime.timeIntervalSince1970, "\(camera): capture times go back at offset \(next.offset)")
+                if next.chunk.epoch == previous.chunk.epoch {
+                    #expect(next.chunk.sequence == previous.chunk.sequence + 1, "\(camera): a gap inside one ingest run at offset \(next.offset)")
+                } else {
+                    #expect(next.chunk.discontinuity && next.chunk.sequence == 0, "\(camera): a new run starts at sequence 0 with a discontinuity")
+                }
+            }
+        }
+        try await cluster.stop()
+    }
+}
