@@ -49,23 +49,56 @@ struct IngestBench: AsyncParsableCommand {
 
         let ingest = try start(binaries.appendingPathComponent("vigil-ingest"), [], log: scratch.appendingPathComponent("ingest.log"), environment: [
             "KAFKA_BOOTSTRAP": bootstrap, "WORKER_INPUTS": "", "WORKER_OWNS": "cameras.v1", "WORKER_OUTPUTS": "video.packets.v1,camera.health.v1",
-            "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0", "LOG_LEVEL": "warning",
+            "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0",
         ])
         defer { ingest.terminate(); ingest.waitUntilExit() }
         writeLine("vigil bench ingest — \(cameras) cameras of 1080p25 H.264 4 Mbit/s (one file, looped, paced), dev cluster of 1 broker")
         try await Task.sleep(for: .seconds(warmUp))
         guard ingest.isRunning else { throw ValidationError("vigil-ingest exited (see \(scratch.path)/ingest.log)") }
+        let metricsURL = try metricsAddress(log: scratch.appendingPathComponent("ingest.log"))
         let ingestBefore = try cpuSeconds(ingest.processIdentifier), clusterBefore = try cpuSeconds(cluster.processIdentifier)
+        let chunksBefore = try produced(metricsURL).chunks
         let started = Date()
         try await Task.sleep(for: .seconds(seconds))
         let wall = Date().timeIntervalSince(started)
         let ingestCPU = try cpuSeconds(ingest.processIdentifier) - ingestBefore
         let clusterCPU = try cpuSeconds(cluster.processIdentifier) - clusterBefore
+        let after = try produced(metricsURL)
+        let megabits = after.bitsPerSecond / 1e6
+        writeLine("")
+        writeLine(String(format: "produced:    %.0f chunks; received %.1f Mbit/s (%.2f per camera, measured by ingest; the file is 4)", after.chunks - chunksBefore, megabits, megabits / Double(cameras)))
+        guard megabits / Double(cameras) > 3 else {
+            throw ValidationError("the cameras did not all stream at their rate: see \(scratch.path)/ingest.log")
+        }
         writeLine("")
         writeLine(String(format: "ingest:      %.2f CPU s over %.1f s wall = %.3f cores for %d cameras", ingestCPU, wall, ingestCPU / wall, cameras))
         writeLine(String(format: "dev cluster: %.2f CPU s (%.3f cores), reported apart", clusterCPU, clusterCPU / wall))
         writeLine("")
         writeLine(String(format: "ratio  cameras per core (ingest process): %.0f (goal ≥ 100)", Double(cameras) * wall / max(ingestCPU, 0.001)))
+    }
+
+    /// The ingest worker's /metrics address, from its "listening on" log line.
+    private func metricsAddress(log: URL) throws -> String {
+        let text = try String(contentsOf: log, encoding: .utf8)
+        guard let line = text.split(separator: "\n").first(where: { $0.contains("listening on 127.0.0.1:") }),
+              let port = line.split(separator: ":").last.map({ $0.trimmingCharacters(in: .whitespaces) }) else {
+            throw ValidationError("vigil-ingest did not say where it listens (see \(log.path))")
+        }
+        return "http://127.0.0.1:\(port)/metrics"
+    }
+
+    /// Chunks vigil-ingest has produced to video.packets.v1 so far, and the bit rate it
+    /// measures over all cameras (its own metrics).
+    private func produced(_ url: String) throws -> (chunks: Double, bitsPerSecond: Double) {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-bench-metrics-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: output) }
+        _ = try timedRun("/usr/bin/curl", ["-sf", "-o", output.path, url])
+        let text = try String(contentsOf: output, encoding: .utf8)
+        func sum(_ prefix: String, _ topic: String?) -> Double {
+            text.split(separator: "\n").filter { line in line.hasPrefix(prefix) && (topic.map { line.contains($0) } ?? true) }
+                .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+        }
+        return (sum("vigil_records_out_total", "video.packets.v1"), sum("vigil_ingest_bits_per_second", nil))
     }
 
     private func start(_ executable: URL, _ arguments: [String], log: URL, environment: [String: String] = [:]) throws -> Process {
@@ -74,8 +107,9 @@ struct IngestBench: AsyncParsableCommand {
         process.executableURL = executable
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = try FileHandle(forWritingTo: log)
-        process.standardError = try FileHandle(forWritingTo: log)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
         try process.run()
         return process
     }
