@@ -270,6 +270,7 @@ let package = Package(
         .executableTarget(
             name: "VigilCLI",
             dependencies: [
+                "Decode",
                 "Detect",
                 "Vision",
                 "Video",

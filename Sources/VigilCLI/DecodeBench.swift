@@ -1,6 +1,13 @@
 import ArgumentParser
 import Foundation
+import Cameras
+import Decode
+import Logging
+import SwiftProtobuf
+import VigilSchema
 import Video
+import Vision
+import WorkerRuntime
 
 /// Decoding every frame — the cost no implementation avoids — by vigil's decode path against
 /// the ffmpeg CLI on the same file in the same run, both on one core with one thread.
@@ -43,6 +50,111 @@ struct DecodeBench: AsyncParsableCommand {
         let median = ratios.sorted()[ratios.count / 2]
         writeLine("")
         writeLine(String(format: "ratio  vigil decode / ffmpeg -threads 1: %.2f× (median of %d rounds; goal ≥ 0.95×)", median, rounds))
+        try compareFrameEncodings(clip.path)
+        try await measureWorker(clip.path, clipSeconds: Double(seconds))
+    }
+
+    /// The whole decode stage as vigil-decode runs it (chunks in, masked JPEG frames at the
+    /// camera's working resolution out), at 5 frames/s and keyframes only.
+    private func measureWorker(_ path: String, clipSeconds: Double) async throws {
+        let demuxer = try Demuxer(url: path)
+        var chunker = GOPChunker(maxBytes: 900_000)
+        var groups: [GOPChunker.Chunk] = []
+        while let packet = try demuxer.next() {
+            if let chunk = chunker.add(packet) { groups.append(chunk) }
+        }
+        if let last = chunker.finish() { groups.append(last) }
+        let secondsPerTick = Double(demuxer.timeBase.numerator) / Double(demuxer.timeBase.denominator)
+        let firstTime = groups.first?.packets.first?.presentationTime ?? 0
+        let start: Int64 = 1_800_000_000_000
+        let inputs = try groups.enumerated().map { index, group -> StageInput in
+            var chunk = Vigil_V1_VideoChunk()
+            chunk.cameraID = "bench"
+            chunk.sequence = UInt64(index)
+            chunk.epoch = 1
+            chunk.endsGop = group.endsGOP
+            let offset = Double((group.packets.first?.presentationTime ?? firstTime) - firstTime) * secondsPerTick
+            chunk.captureTime = Google_Protobuf_Timestamp(timeIntervalSince1970: Double(start) / 1000 + offset)
+            chunk.codec.codecName = demuxer.codecName
+            chunk.codec.extradata = Data(demuxer.codecParameters)
+            chunk.codec.timeBase.numerator = demuxer.timeBase.numerator
+            chunk.codec.timeBase.denominator = demuxer.timeBase.denominator
+            chunk.packets = group.packets.map { packet in
+                var video = Vigil_V1_VideoPacket()
+                video.data = Data(packet.data)
+                video.pts = packet.presentationTime ?? 0
+                video.keyframe = packet.keyframe
+                return video
+            }
+            return StageInput(topic: "video.packets.v1", key: Array("bench".utf8), value: try chunk.serializedBytes())
+        }
+        writeLine("")
+        writeLine("the decode stage (\(Int(clipSeconds)) s of this clip as chunks; masked JPEG q90 frames at 1280x720):")
+        for sampling in [Vigil_V1_FrameSampling.OneOf_Rate.framesPerSecond(5), .keyframesOnly(.init())] {
+            var camera = Vigil_V1_CameraConfig()
+            camera.cameraID = "bench"
+            camera.version = 1
+            camera.sampling.rate = sampling
+            camera.workingResolution.width = 1280
+            camera.workingResolution.height = 720
+            var mask = Vigil_V1_PrivacyMask()
+            mask.maskID = "window"
+            mask.area.vertices = [(Float(0.1), Float(0.1)), (0.3, 0.1), (0.3, 0.3), (0.1, 0.3)].map { var point = Vigil_V1_Point(); point.x = $0.0; point.y = $0.1; return point }
+            camera.privacyMasks = [mask]
+            let table = CameraTable.make()
+            let record = try CameraTable.record(cameraID: "bench", config: camera, effectiveMilliseconds: start - 60_000)
+            _ = table.apply(TableRecord(topic: CameraTable.topic, key: record.key, value: record.value, headers: record.headers))
+            let stage = DecodeStage(cameras: table, logger: Logger(label: "bench"), clock: { start })
+            let began = ContinuousClock.now
+            var frames = 0
+            for input in inputs { frames += try await stage.process(input).count }
+            let elapsed = seconds(since: began)
+            let label = if case .framesPerSecond = sampling { "5 frames/s    " } else { "keyframes only" }
+            writeLine(String(format: "  %@  %4d frames  %.2f s  %.1f camera-seconds per CPU-second", label, frames, elapsed, clipSeconds / elapsed))
+        }
+    }
+
+    /// What each way of carrying a frame from decode to detect costs at 1280x720: bytes on
+    /// Kafka (the record limit is 1 MB), encoding in decode and decoding in detect, per frame.
+    private func compareFrameEncodings(_ path: String) throws {
+        let (width, height) = (1280, 720)
+        var frames: [RGBImage] = []
+        let demuxer = try Demuxer(url: path)
+        guard let codec = demuxer.codec else { return }
+        let decoder = try VideoDecoder(codec: codec, parameters: demuxer.codecParameters, threads: 1)
+        decoder.keyframesOnly = true
+        while frames.count < 10, let packet = try demuxer.next() {
+            try decoder.send(packet.data, presentationTime: packet.presentationTime, keyframe: packet.keyframe)
+            while frames.count < 10, try decoder.receive() != nil {
+                frames.append(RGBImage(width: width, height: height, pixels: try decoder.rgb(width: width, height: height)))
+            }
+        }
+        guard !frames.isEmpty else { return }
+        writeLine("")
+        writeLine("frame encodings at \(width)x\(height), decode → Kafka → detect (mean of \(frames.count) frames, one core):")
+        writeLine("encoding          bytes     encode ms  decode ms  fits 1 MB")
+        let rawRGB = width * height * 3, rawYUV = width * height * 3 / 2
+        writeLine(String(format: "raw RGB24       %8d          -          -  %@", rawRGB, rawRGB <= 1_000_000 ? "yes" : "no"))
+        writeLine(String(format: "raw YUV 4:2:0   %8d          -          -  %@", rawYUV, rawYUV <= 1_000_000 ? "yes" : "no"))
+        for quality in [95, 90, 75] {
+            var bytes = 0, encodeSeconds = 0.0, decodeSeconds = 0.0
+            for frame in frames {
+                var start = ContinuousClock.now
+                let jpeg = try frame.jpeg(quality: quality)
+                encodeSeconds += seconds(since: start)
+                bytes += jpeg.count
+                start = ContinuousClock.now
+                _ = try RGBImage(encoded: jpeg)
+                decodeSeconds += seconds(since: start)
+            }
+            let count = Double(frames.count)
+            writeLine(String(format: "JPEG q%-3d       %8d   %8.2f   %8.2f  yes", quality, bytes / frames.count, encodeSeconds / count * 1000, decodeSeconds / count * 1000))
+        }
+    }
+
+    private func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 
     private func decodeEveryFrame(_ path: String) throws -> Int {

@@ -103,3 +103,35 @@ struct DecodeTests {
         #expect { try Demuxer(url: Clips.directory.appendingPathComponent("absent.mp4").path) } throws: { ($0 as? VideoError)?.kind == .cannotOpen }
     }
 }
+
+@Suite("Damaged video files")
+struct DamagedFileTests {
+    @Test("a file truncated mid-GOP: the frames before the cut decode, then reading stops with an error or the end, without a crash")
+    func truncatedFile() throws {
+        // The index first (faststart), so the cut file still opens.
+        let full = Clips.directory.appendingPathComponent("faststart-\(UUID().uuidString).mp4")
+        try ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-t", "2", "-g", "25", "-pix_fmt", "yuv420p", "-c:v", "libx264",
+                    "-preset", "veryfast", "-movflags", "+faststart", full.path])
+        let data = try Data(contentsOf: full)
+        let cut = Clips.directory.appendingPathComponent("truncated-\(UUID().uuidString).mp4")
+        try data.prefix(data.count * 6 / 10).write(to: cut)
+
+        let demuxer = try Demuxer(url: cut.path)
+        let decoder = try VideoDecoder(codec: try #require(demuxer.codec), parameters: demuxer.codecParameters)
+        var frames = 0, failures = 0
+        do {
+            while let packet = try demuxer.next() {
+                do {
+                    try decoder.send(packet.data, presentationTime: packet.presentationTime, keyframe: packet.keyframe)
+                    while try decoder.receive() != nil { frames += 1 }
+                } catch {
+                    failures += 1
+                }
+            }
+        } catch let error as VideoError {
+            #expect(error.kind == .readFailed && !error.message.contains(cut.path), "the error names no path: \(error.message)")
+        }
+        #expect(frames > 10 && frames < 50, "\(frames) frames before the cut")
+        print("truncated at 60 %: \(frames) frames decoded, \(failures) packets refused")
+    }
+}
