@@ -271,6 +271,7 @@ let package = Package(
             name: "VigilCLI",
             dependencies: [
                 "Decode",
+                "Ingest",
                 "Detect",
                 "Vision",
                 "Video",
@@ -332,7 +333,7 @@ let package = Package(
         .testTarget(
             name: "DecodeTests",
             dependencies: [
-                "Decode", "Video", "Vision", "Cameras", "VigilSchema", "WorkerRuntime",
+                "Decode", "Ingest", "Video", "Vision", "Cameras", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],

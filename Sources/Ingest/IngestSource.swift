@@ -136,7 +136,7 @@ struct CameraStream {
     mutating func stream(_ location: StreamLocation) async throws {
         let reader = PacketReader()
         var chunker = GOPChunker(maxBytes: settings.maxChunkBytes)
-        var opened: PacketReader.Opened?
+        var opened: StreamCodec?
         var discontinuity = true
         var chunkStart: Date?
         for try await event in reader.events(url: location.url, paced: location.isFile, loop: location.loop, timeout: settings.readTimeout) {
@@ -147,7 +147,7 @@ struct CameraStream {
                 opened = stream
                 discontinuity = true
                 chunkStart = nil
-                try await report(.online, reason: "receiving \(stream.codecName) \(stream.width)x\(stream.height)")
+                try await report(.online, reason: "receiving \(stream.name) \(stream.width)x\(stream.height)")
             case .packet(let packet):
                 reader.consumed()
                 let now = Date()
@@ -164,29 +164,11 @@ struct CameraStream {
         if let pending = chunker.finish(), let opened { try await publish(pending, stream: opened, discontinuity: discontinuity, start: chunkStart ?? Date()) }
     }
 
-    private mutating func publish(_ chunk: GOPChunker.Chunk, stream: PacketReader.Opened, discontinuity: Bool, start: Date) async throws {
-        var record = Vigil_V1_VideoChunk()
-        record.cameraID = cameraID
-        record.sequence = sequence
-        record.epoch = epoch
+    private mutating func publish(_ chunk: GOPChunker.Chunk, stream: StreamCodec, discontinuity: Bool, start: Date) async throws {
         // Capture time: the wall clock when the chunk's first packet arrived.
-        record.captureTime = Google_Protobuf_Timestamp(date: start)
-        record.codec.codecName = stream.codecName
-        record.codec.width = UInt32(stream.width)
-        record.codec.height = UInt32(stream.height)
-        record.codec.extradata = Data(stream.parameters)
-        record.codec.timeBase.numerator = stream.timeBase.numerator
-        record.codec.timeBase.denominator = stream.timeBase.denominator
-        record.discontinuity = discontinuity
-        record.endsGop = chunk.endsGOP
-        record.packets = chunk.packets.map { packet in
-            var video = Vigil_V1_VideoPacket()
-            video.data = Data(packet.data)
-            video.pts = packet.presentationTime ?? 0
-            video.dts = packet.decodingTime ?? 0
-            video.keyframe = packet.keyframe
-            return video
-        }
+        let record = Vigil_V1_VideoChunk(
+            cameraID: cameraID, sequence: sequence, epoch: epoch, captureTime: start, codec: stream, chunk: chunk, discontinuity: discontinuity
+        )
         let milliseconds = Int64(start.timeIntervalSince1970 * 1000)
         try await output.send(StageOutput(
             topic: IngestSource.chunksTopic, key: Array(cameraID.utf8), value: try record.serializedBytes(),

@@ -6,16 +6,8 @@ import Video
 /// async code. A file is paced at its native frame rate (as a camera would send it) and can
 /// loop; a network stream paces itself.
 final class PacketReader: Sendable {
-    struct Opened: Sendable {
-        var codecName: String
-        var width: Int
-        var height: Int
-        var timeBase: (numerator: Int32, denominator: Int32)
-        var parameters: [UInt8]
-    }
-
     enum Event: Sendable {
-        case opened(Opened)
+        case opened(StreamCodec)
         case packet(Demuxer.Packet)
     }
 
@@ -43,10 +35,7 @@ final class PacketReader: Sendable {
             do {
                 repeat {
                     let demuxer = try Demuxer(url: url, timeout: timeout)
-                    continuation.yield(.opened(Opened(
-                        codecName: demuxer.codecName, width: demuxer.width, height: demuxer.height, timeBase: demuxer.timeBase,
-                        parameters: demuxer.codecParameters
-                    )))
+                    continuation.yield(.opened(StreamCodec(demuxer)))
                     let secondsPerTick = Double(demuxer.timeBase.numerator) / Double(max(demuxer.timeBase.denominator, 1))
                     let started = Date()
                     var firstTime: Int64?

@@ -150,23 +150,7 @@ struct KafkaBench: AsyncParsableCommand {
 
     /// Runs kcat to completion and returns its wall time; its output goes nowhere.
     private func runKcat(_ arguments: [String]) async throws -> Double {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: kcat)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        let start = ContinuousClock.now
-        try process.run()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            Thread.detachNewThread {
-                process.waitUntilExit()
-                continuation.resume()
-            }
-        }
-        guard process.terminationStatus == 0 else {
-            throw ValidationError("kcat \(arguments.prefix(2).joined(separator: " ")) failed with status \(process.terminationStatus)")
-        }
-        return seconds(since: start)
+        try timedRun(kcat, arguments)
     }
 
     private func seconds(since start: ContinuousClock.Instant) -> Double {

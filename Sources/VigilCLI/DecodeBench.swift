@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Cameras
 import Decode
+import Ingest
 import Logging
 import SwiftProtobuf
 import VigilSchema
@@ -57,36 +58,9 @@ struct DecodeBench: AsyncParsableCommand {
     /// The whole decode stage as vigil-decode runs it (chunks in, masked JPEG frames at the
     /// camera's working resolution out), at 5 frames/s and keyframes only.
     private func measureWorker(_ path: String, clipSeconds: Double) async throws {
-        let demuxer = try Demuxer(url: path)
-        var chunker = GOPChunker(maxBytes: 900_000)
-        var groups: [GOPChunker.Chunk] = []
-        while let packet = try demuxer.next() {
-            if let chunk = chunker.add(packet) { groups.append(chunk) }
-        }
-        if let last = chunker.finish() { groups.append(last) }
-        let secondsPerTick = Double(demuxer.timeBase.numerator) / Double(demuxer.timeBase.denominator)
-        let firstTime = groups.first?.packets.first?.presentationTime ?? 0
         let start: Int64 = 1_800_000_000_000
-        let inputs = try groups.enumerated().map { index, group -> StageInput in
-            var chunk = Vigil_V1_VideoChunk()
-            chunk.cameraID = "bench"
-            chunk.sequence = UInt64(index)
-            chunk.epoch = 1
-            chunk.endsGop = group.endsGOP
-            let offset = Double((group.packets.first?.presentationTime ?? firstTime) - firstTime) * secondsPerTick
-            chunk.captureTime = Google_Protobuf_Timestamp(timeIntervalSince1970: Double(start) / 1000 + offset)
-            chunk.codec.codecName = demuxer.codecName
-            chunk.codec.extradata = Data(demuxer.codecParameters)
-            chunk.codec.timeBase.numerator = demuxer.timeBase.numerator
-            chunk.codec.timeBase.denominator = demuxer.timeBase.denominator
-            chunk.packets = group.packets.map { packet in
-                var video = Vigil_V1_VideoPacket()
-                video.data = Data(packet.data)
-                video.pts = packet.presentationTime ?? 0
-                video.keyframe = packet.keyframe
-                return video
-            }
-            return StageInput(topic: "video.packets.v1", key: Array("bench".utf8), value: try chunk.serializedBytes())
+        let inputs = try Vigil_V1_VideoChunk.chunks(ofFile: path, cameraID: "bench", start: Date(timeIntervalSince1970: Double(start) / 1000)).map {
+            StageInput(topic: "video.packets.v1", key: Array("bench".utf8), value: try $0.serializedBytes())
         }
         writeLine("")
         writeLine("the decode stage (\(Int(clipSeconds)) s of this clip as chunks; masked JPEG q90 frames at 1280x720):")

@@ -8,6 +8,7 @@ import Video
 import Vision
 import WorkerRuntime
 @testable import Decode
+import Ingest
 
 /// Clips made by the ffmpeg CLI for these tests: 2 s of testsrc2, 25 fps, a keyframe every 25.
 enum TestClips {
@@ -34,40 +35,7 @@ enum TestClips {
 
 /// The clip as ingest would publish it: GOP chunks of at most `maxBytes`.
 func chunks(of url: URL, camera: String, maxBytes: Int = 900_000, captureMilliseconds: Int64) throws -> [Vigil_V1_VideoChunk] {
-    let demuxer = try Demuxer(url: url.path)
-    var chunker = GOPChunker(maxBytes: maxBytes)
-    var groups: [GOPChunker.Chunk] = []
-    while let packet = try demuxer.next() {
-        if let chunk = chunker.add(packet) { groups.append(chunk) }
-    }
-    if let last = chunker.finish() { groups.append(last) }
-    let secondsPerTick = Double(demuxer.timeBase.numerator) / Double(demuxer.timeBase.denominator)
-    let firstTime = groups.first?.packets.first?.presentationTime ?? 0
-    return groups.enumerated().map { index, group in
-        let packets = group.packets
-        var chunk = Vigil_V1_VideoChunk()
-        chunk.cameraID = camera
-        chunk.sequence = UInt64(index)
-        chunk.epoch = 1
-        chunk.endsGop = group.endsGOP
-        let start = packets.compactMap(\.presentationTime).min() ?? firstTime
-        chunk.captureTime = Google_Protobuf_Timestamp(timeIntervalSince1970: (Double(captureMilliseconds) + Double(start - firstTime) * secondsPerTick * 1000) / 1000)
-        chunk.codec.codecName = demuxer.codecName
-        chunk.codec.width = UInt32(demuxer.width)
-        chunk.codec.height = UInt32(demuxer.height)
-        chunk.codec.extradata = Data(demuxer.codecParameters)
-        chunk.codec.timeBase.numerator = demuxer.timeBase.numerator
-        chunk.codec.timeBase.denominator = demuxer.timeBase.denominator
-        chunk.packets = packets.map { packet in
-            var video = Vigil_V1_VideoPacket()
-            video.data = Data(packet.data)
-            video.pts = packet.presentationTime ?? 0
-            video.dts = packet.decodingTime ?? 0
-            video.keyframe = packet.keyframe
-            return video
-        }
-        return chunk
-    }
+    try Vigil_V1_VideoChunk.chunks(ofFile: url.path, cameraID: camera, maxBytes: maxBytes, start: Date(timeIntervalSince1970: Double(captureMilliseconds) / 1000))
 }
 
 @Suite("Decode stage", .serialized)
