@@ -83,15 +83,7 @@ public final class DecodeStage: Stage, @unchecked Sendable {
     }
 
     public func process(_ input: StageInput) async throws -> [StageOutput] {
-        let chunk: Vigil_V1_VideoChunk
-        do {
-            chunk = try Vigil_V1_VideoChunk(serializedBytes: input.value)
-        } catch {
-            throw UnusableChunk(reason: "not a vigil.v1.VideoChunk: \(error)")
-        }
-        if let key = input.key, String(decoding: key, as: UTF8.self) != chunk.cameraID {
-            throw UnusableChunk(reason: "the record's key is \(String(decoding: key, as: UTF8.self)) but the chunk is from camera \"\(chunk.cameraID)\"")
-        }
+        let chunk = try input.cameraMessage(Vigil_V1_VideoChunk.self) { $0.cameraID }
         let captureMilliseconds = Int64(chunk.captureTime.timeIntervalSince1970 * 1000)
         let camera = try cameras.camera(chunk.cameraID, atMilliseconds: captureMilliseconds)
         let current = cameras.current(chunk.cameraID) ?? camera

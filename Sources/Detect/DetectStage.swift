@@ -27,15 +27,7 @@ public final class DetectStage: Stage, @unchecked Sendable {
     }
 
     public func process(_ input: StageInput) async throws -> [StageOutput] {
-        let frame: Vigil_V1_Frame
-        do {
-            frame = try Vigil_V1_Frame(serializedBytes: input.value)
-        } catch {
-            throw UnusableFrame(reason: "not a vigil.v1.Frame: \(error)")
-        }
-        if let key = input.key, String(decoding: key, as: UTF8.self) != frame.cameraID {
-            throw UnusableFrame(reason: "the record's key is \(String(decoding: key, as: UTF8.self)) but the frame is from camera \"\(frame.cameraID)\"")
-        }
+        let frame = try input.cameraMessage(Vigil_V1_Frame.self) { $0.cameraID }
         let camera = try cameras.camera(frame.cameraID, atMilliseconds: Int64(frame.captureTime.timeIntervalSince1970 * 1000))
         let analysis: FrameAnalysis
         do {
