@@ -340,6 +340,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "IngestTests",
+            dependencies: ["Ingest"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "VideoTests",
             dependencies: ["Video"],
             swiftSettings: swiftSettings

@@ -16,6 +16,9 @@ public struct IngestSettings: Sendable {
     public var readTimeout: Duration = .seconds(5)
     /// A health record at least this often while nothing changes.
     public var healthInterval: Duration = .seconds(10)
+    /// Where camera credentials are mounted: one file per `credentials_ref`, holding
+    /// `user:password` (a Kubernetes secret volume). nil: cameras with a reference cannot start.
+    public var secretsDirectory: String?
     /// Reconnect backoff: doubling from the first delay up to the cap, with ±20 % jitter.
     public var firstRetryDelay: Duration = .milliseconds(500)
     public var maxRetryDelay: Duration = .seconds(30)
@@ -30,8 +33,16 @@ struct StreamLocation: Equatable {
     var isFile: Bool
     var loop: Bool
 
-    init(_ source: String) {
+    /// `credentials` (`user:password`) go into an `rtsp://` URL's user info, percent-encoded.
+    init(_ source: String, credentials: String? = nil) {
         var text = source
+        if let credentials, source.hasPrefix("rtsp://") {
+            let parts = credentials.split(separator: ":", maxSplits: 1).map(String.init)
+            let allowed = CharacterSet.urlUserAllowed.subtracting(CharacterSet(charactersIn: ":@/"))
+            let user = parts[0].addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
+            let password = parts.count > 1 ? ":" + (parts[1].addingPercentEncoding(withAllowedCharacters: allowed) ?? "") : ""
+            text = "rtsp://" + user + password + "@" + source.dropFirst("rtsp://".count)
+        }
         var loop = false
         if let query = text.firstIndex(of: "?"), !text.hasPrefix("rtsp://") {
             loop = text[text.index(after: query)...].split(separator: "&").contains("loop=1")
@@ -67,8 +78,18 @@ public struct IngestSource: Source {
     public func run(key: String, value: Vigil_V1_CameraConfig, output: SourceOutput) async throws {
         running.insert(key)
         defer { running.remove(key) }
-        let location = StreamLocation(value.sourceURL)
         var camera = CameraStream(cameraID: key, settings: settings, output: output, logger: logger)
+        let credentials: String?
+        do {
+            credentials = try Self.credentials(value.credentialsRef, in: settings.secretsDirectory)
+        } catch {
+            // Nothing to retry until the secret appears: say so, and end this run (it starts
+            // again when the camera's configuration changes or the worker restarts).
+            try await camera.report(.offline, reason: error.description)
+            logger.error("camera cannot start", metadata: ["camera": "\(key)", "error": "\(error.description)"])
+            return
+        }
+        let location = StreamLocation(value.sourceURL, credentials: credentials)
         var delay = settings.firstRetryDelay
         while true {
             try Task.checkCancellation()
@@ -108,6 +129,53 @@ public final class RunningCameras: Sendable {
     public var sorted: [String] { cameras.withLock { $0.sorted() } }
 }
 
+extension IngestSource {
+    /// A camera's credentials could not be read; the message names the reference, never a value.
+    struct MissingCredentials: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The `user:password` a camera's `credentials_ref` names, from `directory`; nil when the
+    /// camera has no reference.
+    static func credentials(_ reference: String, in directory: String?) throws(MissingCredentials) -> String? {
+        guard !reference.isEmpty else { return nil }
+        guard !reference.contains("/"), !reference.hasPrefix(".") else {
+            throw MissingCredentials(description: "credentials reference \"\(reference)\" is not a plain secret name")
+        }
+        guard let directory else {
+            throw MissingCredentials(description: "the camera needs secret \"\(reference)\" but INGEST_SECRETS_DIR is not set")
+        }
+        guard let data = FileManager.default.contents(atPath: directory + "/" + reference),
+              let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), text.contains(":") else {
+            throw MissingCredentials(description: "secret \"\(reference)\" is missing from INGEST_SECRETS_DIR or is not user:password")
+        }
+        return text
+    }
+}
+
+/// Notices a stream whose packets keep coming while their timestamps stand still (a frozen
+/// encoder): stalled once the timestamp has not advanced for `limit`.
+struct FreezeWatch {
+    let limit: Duration
+    private var lastTime: Int64?
+    private var advancedAt = ContinuousClock.now
+
+    init(limit: Duration) {
+        self.limit = limit
+    }
+
+    /// Notes a packet's timestamp; true when the stream has been frozen for `limit`.
+    mutating func isFrozen(afterPacketAt time: Int64?, now: ContinuousClock.Instant = .now) -> Bool {
+        guard let time else { return false }
+        if let lastTime, time <= lastTime {
+            return now - advancedAt >= limit
+        }
+        lastTime = time
+        advancedAt = now
+        return false
+    }
+}
+
 /// One camera's run: its chunk numbering (`epoch` new per run), health and rates.
 struct CameraStream {
     let cameraID: String
@@ -139,6 +207,7 @@ struct CameraStream {
         var opened: StreamCodec?
         var discontinuity = true
         var chunkStart: Date?
+        var freeze = FreezeWatch(limit: settings.readTimeout)
         for try await event in reader.events(url: location.url, paced: location.isFile, loop: location.loop, timeout: settings.readTimeout) {
             switch event {
             case .opened(let stream):
@@ -147,9 +216,13 @@ struct CameraStream {
                 opened = stream
                 discontinuity = true
                 chunkStart = nil
+                freeze = FreezeWatch(limit: settings.readTimeout)
                 try await report(.online, reason: "receiving \(stream.name) \(stream.width)x\(stream.height)")
             case .packet(let packet):
                 reader.consumed()
+                if freeze.isFrozen(afterPacketAt: packet.decodingTime ?? packet.presentationTime) {
+                    throw VideoError(kind: .timedOut, message: "packets arrive but their timestamps have not advanced for \(settings.readTimeout)")
+                }
                 let now = Date()
                 meter.add(bytes: packet.data.count, at: now)
                 if let chunk = chunker.add(packet), let opened {

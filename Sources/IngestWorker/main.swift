@@ -8,10 +8,12 @@ import WorkerRuntime
 /// vigil-ingest: owns its share of `cameras.v1` and streams each owned camera into
 /// `video.packets.v1`, reporting health on `camera.health.v1`. Besides the worker settings
 /// (WORKER_*, KAFKA_*), it reads `INGEST_READ_TIMEOUT_MS` (default 5000: a stream silent
-/// this long is stalled).
+/// this long, or whose timestamps stand still this long, is stalled) and `INGEST_SECRETS_DIR`
+/// (one file per camera `credentials_ref`, holding `user:password`).
 let environment = ProcessInfo.processInfo.environment
 var settings = IngestSettings()
 if let timeout = environment["INGEST_READ_TIMEOUT_MS"].flatMap(Int.init) { settings.readTimeout = .milliseconds(timeout) }
+settings.secretsDirectory = environment["INGEST_SECRETS_DIR"]
 let source = IngestSource(settings: settings, logger: Logger(label: "vigil-ingest"))
 try await Worker.run(source: source, name: "vigil-ingest", owning: { CameraTable.make() }) { router in
     // The cameras this replica streams, one id per line.
