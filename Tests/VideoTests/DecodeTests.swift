@@ -5,7 +5,7 @@ import Testing
 /// Runs the ffmpeg CLI (Debian's, the reference) and waits; output to a file, never a pipe.
 func ffmpeg(_ arguments: [String]) throws {
     let log = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-ffmpeg-\(UUID().uuidString).log")
-    FileManager.default.createFile(atPath: log.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: log.path, contents: nil)
     defer { try? FileManager.default.removeItem(at: log) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
