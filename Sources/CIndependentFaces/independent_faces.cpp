@@ -42,7 +42,8 @@ extern "C" int independent_dlib_faces(const uint8_t *rgb, int width, int height,
         dlib::pyramid_up(gray);
         scale *= 2;
     }
-    static dlib::frontal_face_detector detector = dlib::get_frontal_face_detector();
+    // dlib's detectors keep scratch memory: one per thread (tests run suites in parallel).
+    thread_local dlib::frontal_face_detector detector = dlib::get_frontal_face_detector();
     std::vector<dlib::rectangle> faces = detector(gray);
     int count = 0;
     for (const dlib::rectangle &face : faces) {

@@ -66,6 +66,10 @@ struct vv_model {
 
 extern "C" vv_model *vv_model_load(const char *path, const int64_t *input_dims, int input_rank,
                                    int threads, char *error, size_t error_size) {
+    // Reading and compiling share the core and its frontends: one load at a time (inference on
+    // each model's own request runs in parallel).
+    static std::mutex loading;
+    std::lock_guard<std::mutex> guard(loading);
     std::string problem;
     ov_core_t *core = shared_core(problem);
     if (core == nullptr) { set_error(error, error_size, problem); return nullptr; }
