@@ -119,7 +119,7 @@ public final class DecodeStage: Stage, @unchecked Sendable {
                 let frameMilliseconds = Double(captureMilliseconds) + offset
                 guard state.decoder.keyframesOnly || state.sampler.take(atMilliseconds: frameMilliseconds) else { continue }
                 outputs.append(try frame(
-                    decoded, chunk: chunk, index: frameIndex, atMilliseconds: Int64(frameMilliseconds.rounded()),
+                    decoded, from: state.decoder, chunk: chunk, index: frameIndex, atMilliseconds: Int64(frameMilliseconds.rounded()),
                     camera: camera, current: current, keyframesOnly: state.decoder.keyframesOnly, key: key
                 ))
             }
@@ -184,13 +184,13 @@ public final class DecodeStage: Stage, @unchecked Sendable {
 
     /// A published frame: scaled, masked, JPEG.
     private func frame(
-        _ decoded: VideoDecoder.Frame, chunk: Vigil_V1_VideoChunk, index: UInt64, atMilliseconds milliseconds: Int64,
+        _ decoded: VideoDecoder.Frame, from decoder: VideoDecoder, chunk: Vigil_V1_VideoChunk, index: UInt64, atMilliseconds milliseconds: Int64,
         camera: Vigil_V1_CameraConfig, current: Vigil_V1_CameraConfig, keyframesOnly: Bool, key: [UInt8]?
     ) throws -> StageOutput {
         let working = camera.hasWorkingResolution && camera.workingResolution.width > 0 && camera.workingResolution.height > 0
         let width = working ? Int(camera.workingResolution.width) : decoded.width
         let height = working ? Int(camera.workingResolution.height) : decoded.height
-        var image = RGBImage(width: width, height: height, pixels: try chunkDecoder(chunk.cameraID).rgb(width: width, height: height))
+        var image = RGBImage(width: width, height: height, pixels: try decoder.rgb(width: width, height: height))
         // The union of both versions' masks: a redelivered old chunk never gets less masking.
         for mask in camera.privacyMasks + current.privacyMasks {
             image.fill(polygon: mask.area.vertices.map { (x: $0.x, y: $0.y) })
@@ -230,9 +230,6 @@ public final class DecodeStage: Stage, @unchecked Sendable {
         )
     }
 
-    private func chunkDecoder(_ cameraID: String) -> VideoDecoder {
-        decoders[cameraID]!.decoder
-    }
 }
 
 extension VideoCodec {

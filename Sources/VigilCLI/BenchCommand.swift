@@ -110,7 +110,7 @@ struct KafkaBench: AsyncParsableCommand {
         }
         for delivery in pending { _ = try await delivery.report() }
         await producer.close()
-        let produceSeconds = seconds(since: produceStart)
+        let produceSeconds = elapsedSeconds(since: produceStart)
 
         let consumeStart = ContinuousClock.now
         let consumer = try KafkaConsumer(configuration: .init(cluster: common, groupID: "bench-vigil-\(workload.size)", topics: [topic]), logger: logger)
@@ -120,7 +120,7 @@ struct KafkaBench: AsyncParsableCommand {
             received += 1
             if received == workload.count { break }
         }
-        let consumeSeconds = seconds(since: consumeStart)
+        let consumeSeconds = elapsedSeconds(since: consumeStart)
         await consumer.close()
         guard received == workload.count else { throw ValidationError("vigil consumed \(received) of \(workload.count) records") }
         return Result(produceSeconds: produceSeconds, consumeSeconds: consumeSeconds)
@@ -152,9 +152,10 @@ struct KafkaBench: AsyncParsableCommand {
     private func runKcat(_ arguments: [String]) async throws -> Double {
         try timedRun(kcat, arguments)
     }
+}
 
-    private func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
+/// Wall-clock seconds since `start`, for every benchmark's timings.
+func elapsedSeconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }

@@ -42,8 +42,7 @@ struct DecodeBench: AsyncParsableCommand {
         for round in 1...rounds {
             let start = ContinuousClock.now
             let frames = try decodeEveryFrame(clip.path)
-            let elapsed = ContinuousClock.now - start
-            let ours = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let ours = elapsedSeconds(since: start)
             let anchor = try timedRun("/usr/bin/ffmpeg", ["-nostdin", "-v", "error", "-threads", "1", "-i", clip.path, "-f", "null", "-"])
             ratios.append(anchor / ours)
             writeLine(String(format: "%5d  %7.2f  %8.2f  %6d  %.2f×", round, ours, anchor, frames, anchor / ours))
@@ -82,7 +81,7 @@ struct DecodeBench: AsyncParsableCommand {
             let began = ContinuousClock.now
             var frames = 0
             for input in inputs { frames += try await stage.process(input).count }
-            let elapsed = seconds(since: began)
+            let elapsed = elapsedSeconds(since: began)
             let label = if case .framesPerSecond = sampling { "5 frames/s    " } else { "keyframes only" }
             writeLine(String(format: "  %@  %4d frames  %.2f s  %.1f camera-seconds per CPU-second", label, frames, elapsed, clipSeconds / elapsed))
         }
@@ -115,21 +114,17 @@ struct DecodeBench: AsyncParsableCommand {
             for frame in frames {
                 var start = ContinuousClock.now
                 let jpeg = try frame.jpeg(quality: quality)
-                encodeSeconds += seconds(since: start)
+                encodeSeconds += elapsedSeconds(since: start)
                 bytes += jpeg.count
                 start = ContinuousClock.now
                 _ = try RGBImage(encoded: jpeg)
-                decodeSeconds += seconds(since: start)
+                decodeSeconds += elapsedSeconds(since: start)
             }
             let count = Double(frames.count)
             writeLine(String(format: "JPEG q%-3d       %8d   %8.2f   %8.2f  yes", quality, bytes / frames.count, encodeSeconds / count * 1000, decodeSeconds / count * 1000))
         }
     }
 
-    private func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
 
     private func decodeEveryFrame(_ path: String) throws -> Int {
         let demuxer = try Demuxer(url: path)

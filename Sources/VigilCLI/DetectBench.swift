@@ -143,8 +143,7 @@ struct DetectBench: AsyncParsableCommand {
     private func measure(_ body: () throws -> Void) rethrows -> Double {
         let start = ContinuousClock.now
         try body()
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return elapsedSeconds(since: start)
     }
 
     private func format(_ value: Double) -> String { String(format: "%.2f", value) }
@@ -176,9 +175,9 @@ func timedRun(_ executable: String, _ arguments: [String]) throws -> Double {
     let start = ContinuousClock.now
     try process.run()
     process.waitUntilExit()
-    let elapsed = ContinuousClock.now - start
+    let elapsed = elapsedSeconds(since: start)
     guard process.terminationStatus == 0 else {
         throw ValidationError("\(executable) \(arguments.prefix(3).joined(separator: " ")) failed with status \(process.terminationStatus)")
     }
-    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    return elapsed
 }

@@ -162,8 +162,7 @@ struct RecordHandler: Sendable {
         switch messages {
         case .success(let messages):
             guard let damage else { return .processed(messages) }
-            guard case .deadLettered(let copy, _) = deadLetter(input, reason: damage) else { preconditionFailure("deadLetter always dead-letters") }
-            return .partlyProcessed(messages, deadLetter: copy, reason: damage)
+            return .partlyProcessed(messages, deadLetter: deadLetterCopy(input, reason: damage), reason: damage)
         case .failure(let oversized): return deadLetter(input, reason: oversized.description)
         }
     }
@@ -205,10 +204,15 @@ struct RecordHandler: Sendable {
     /// Headers the runtime sets on every output, replacing any the stage copied from its input.
     private static let runtimeHeaders: Set<String> = [RecordHeaders.traceParent, RecordHeaders.traceState, RecordHeaders.stageTiming, RecordHeaders.recordID]
 
+    /// The input refused: its copy goes to the dead-letter topic.
+    func deadLetter(_ input: StageInput, reason: String) -> RecordOutcome {
+        .deadLettered(deadLetterCopy(input, reason: reason), reason: reason)
+    }
+
     /// The input, addressed to its dead-letter topic with where it came from and why it failed.
     /// A copy that would exceed the record limit keeps its key and origin but loses the
     /// value's tail (and, if still too large, the input's own headers), saying so in headers.
-    func deadLetter(_ input: StageInput, reason: String) -> RecordOutcome {
+    func deadLetterCopy(_ input: StageInput, reason: String) -> OutgoingRecord {
         let origin = [
             RecordHeader(key: RecordHeaders.originTopic, value: input.topic),
             RecordHeader(key: RecordHeaders.originPartition, value: String(input.partition)),
@@ -230,7 +234,7 @@ struct RecordHandler: Sendable {
             }
             copy = OutgoingRecord(topic: topic, key: input.key, value: Array(input.value.prefix(max(0, maxRecordBytes - fixed))), headers: headers)
         }
-        return .deadLettered(copy, reason: reason)
+        return copy
     }
 
     /// What a record counts for against the producer's size limit (key, value, headers with

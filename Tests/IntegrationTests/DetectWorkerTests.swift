@@ -23,13 +23,6 @@ struct DetectWorkerTests {
         return KafkaProducerMessage(topic: "frames.v1", key: camera, value: try frame.serializedBytes())
     }
 
-    /// Every record of `topic` as kcat prints it: key, value size, headers.
-    static func read(_ topic: String, _ cluster: DevClusterProcess) async throws -> [[String]] {
-        let kcat = try ChildProcess("/usr/bin/kcat", ["-C", "-b", cluster.bootstrapServers, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\t%S\t%h\n"], name: "kcat")
-        try await kcat.waitForExit(timeout: .seconds(60))
-        return kcat.output.filter { !$0.isEmpty }.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
-    }
-
     @Test("a photo's frame gives detections and a snapshot; a corrupt frame and an unknown camera's frame go to frames.v1.dlq with the reason")
     func framesThroughTheWorker() async throws {
         let cluster = try await DevClusterProcess(topics: Self.topics)
@@ -57,16 +50,16 @@ struct DetectWorkerTests {
         try await producer.flush()
 
         try await eventually(timeout: .seconds(60), "detect answered every frame") {
-            let answered = try await Self.read("detections.v1", cluster).count
-            let refused = try await Self.read("frames.v1.dlq", cluster).count
+            let answered = try await cluster.kcatRecords("detections.v1").count
+            let refused = try await cluster.kcatRecords("frames.v1.dlq").count
             return answered >= 1 && refused >= 2
         }
-        let detections = try await Self.read("detections.v1", cluster)
+        let detections = try await cluster.kcatRecords("detections.v1")
         #expect(detections.count == 1 && detections.first?.first == "cam-0")
         #expect(detections.first?.last?.contains("content-type=vigil.v1.FrameDetections") == true)
-        let snapshots = try await Self.read("snapshots.v1", cluster)
+        let snapshots = try await cluster.kcatRecords("snapshots.v1")
         #expect(snapshots.count == 1 && snapshots.first?.first == "cam-0")
-        let letters = try await Self.read("frames.v1.dlq", cluster)
+        let letters = try await cluster.kcatRecords("frames.v1.dlq")
         #expect(letters.count == 2)
         #expect(letters.contains { $0.last?.contains("cannot be read") == true })
         #expect(letters.contains { $0.first == "cam-9" && $0.last?.contains("is not in cameras.v1") == true })

@@ -26,13 +26,6 @@ struct VideoPathTests {
         return url
     }
 
-    /// Every record of `topic` as kcat prints it: key, value size, headers.
-    static func read(_ topic: String, _ cluster: DevClusterProcess) async throws -> [[String]] {
-        let kcat = try ChildProcess("/usr/bin/kcat", ["-C", "-b", cluster.bootstrapServers, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\t%S\t%h\n"], name: "kcat")
-        try await kcat.waitForExit(timeout: .seconds(60))
-        return kcat.output.filter { !$0.isEmpty }.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
-    }
-
     /// The raw values of `topic`, concatenated (to search for text that must never appear).
     static func rawValues(_ topic: String, _ cluster: DevClusterProcess) async throws -> String {
         let kcat = try ChildProcess("/usr/bin/kcat", ["-C", "-b", cluster.bootstrapServers, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\n"], name: "kcat")
@@ -71,7 +64,7 @@ struct VideoPathTests {
 
         try await eventually(timeout: .seconds(30), "the camera is online and chunks flow") {
             let online = try await Self.healthRecords(cluster).contains { $0.state == .online }
-            let chunks = try await Self.read("video.packets.v1", cluster).count
+            let chunks = try await cluster.kcatRecords("video.packets.v1").count
             return online && chunks >= 2
         }
         server.signal(SIGKILL)
@@ -81,14 +74,14 @@ struct VideoPathTests {
             try await Self.healthRecords(cluster).contains { $0.state == .offline || $0.state == .stalled }
         }
         print("RTSP server killed: camera reported down after \(ContinuousClock.now - killed)")
-        let chunksWhileDown = try await Self.read("video.packets.v1", cluster).count
+        let chunksWhileDown = try await cluster.kcatRecords("video.packets.v1").count
 
         server = try await startServer()
         try await eventually(timeout: .seconds(60), "the camera reconnects and chunks resume") {
             let health = try await Self.healthRecords(cluster)
             let downAt = health.lastIndex { $0.state == .offline || $0.state == .stalled } ?? 0
             let onlineAgain = health[downAt...].contains { $0.state == .online }
-            let chunks = try await Self.read("video.packets.v1", cluster).count
+            let chunks = try await cluster.kcatRecords("video.packets.v1").count
             return onlineAgain && chunks > chunksWhileDown + 1
         }
         server.signal(SIGTERM)
@@ -123,20 +116,20 @@ struct VideoPathTests {
         ], executable: "vigil-ingest")
 
         try await eventually(timeout: .seconds(60), "the file camera's frames are decoded and its end reported") {
-            let frames = try await Self.read("frames.v1", cluster).count
+            let frames = try await cluster.kcatRecords("frames.v1").count
             let ended = try await Self.rawValues("camera.health.v1", cluster).contains("the stream ended")
             return frames >= 9 && ended
         }
         // The file plays at its native rate once: 2 s at 5 fps sampled is 10 ± 1 frames.
-        let frames = try await Self.read("frames.v1", cluster)
+        let frames = try await cluster.kcatRecords("frames.v1")
         #expect((9...11).contains(frames.count), "\(frames.count) frames")
         #expect(frames.allSatisfy { $0.first == "cam-file" && $0.last?.contains("content-type=vigil.v1.Frame") == true })
-        let chunks = try await Self.read("video.packets.v1", cluster)
+        let chunks = try await cluster.kcatRecords("video.packets.v1")
         #expect(chunks.count >= 2 && chunks.allSatisfy { $0.first == "cam-file" })
-        #expect(try await Self.read("video.packets.v1.dlq", cluster).isEmpty)
+        #expect(try await cluster.kcatRecords("video.packets.v1.dlq").isEmpty)
 
         try await eventually(timeout: .seconds(30), "the unreachable camera is reported offline") {
-            try await Self.read("camera.health.v1", cluster).contains { $0.first == "cam-down" }
+            try await cluster.kcatRecords("camera.health.v1").contains { $0.first == "cam-down" }
         }
         let health = try await Self.rawValues("camera.health.v1", cluster)
         #expect(!health.contains("nothing-listens-here") && !health.contains("127.0.0.1:9"), "a camera URL leaked into a health record")

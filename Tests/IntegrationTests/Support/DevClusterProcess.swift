@@ -83,6 +83,13 @@ final class DevClusterProcess: @unchecked Sendable {
 }
 
 extension DevClusterProcess {
+    /// Every record of `topic` as kcat (an outside client) reads it: key, value size, headers.
+    func kcatRecords(_ topic: String) async throws -> [[String]] {
+        let kcat = try ChildProcess("/usr/bin/kcat", ["-C", "-b", bootstrapServers, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\t%S\t%h\n"], name: "kcat")
+        try await kcat.waitForExit(timeout: .seconds(60))
+        return kcat.output.filter { !$0.isEmpty }.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+    }
+
     /// Total lag of `group` on `topic`, as the admin API computes it (committed vs high watermark).
     func lag(topic: String, group: String) async throws -> Int {
         let probe = try ChildProcess(
