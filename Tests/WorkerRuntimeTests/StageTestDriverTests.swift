@@ -183,6 +183,23 @@ struct StageFailureTests {
         #expect(reason.contains("output 1 for topic copies.v1") && reason.contains("over the 1500-byte record limit"), "\(reason)")
     }
 
+    @Test("a partly processed record (PartiallyProcessed): what the stage made is produced with the runtime's headers, and the record goes to the DLQ with the reason")
+    func partlyProcessedRecord() async throws {
+        struct HalfGood: Stage {
+            func process(_ input: StageInput) async throws -> [StageOutput] {
+                let made = StageOutput(topic: "copies.v1", key: input.key, value: [7])
+                throw PartiallyProcessed(outputs: [made], reason: "damaged after 1 frame")
+            }
+        }
+        let driver = StageTestDriver(stage: HalfGood(), outputs: ["copies.v1"])
+        let outcome = try await driver.feed(StageInput(topic: "frames.v1", key: camera, value: [1, 2]))
+        guard case .partlyProcessed(let outputs, let copy, let reason) = outcome else { Issue.record("expected a partly processed record, got \(outcome)"); return }
+        #expect(outputs.map(\.value) == [[7]] && outputs.first?.header(RecordHeaders.recordID) != nil)
+        #expect(copy.topic == "frames.v1.dlq" && copy.value == [1, 2] && reason == "damaged after 1 frame")
+        #expect(copy.header(RecordHeaders.error).map { String(decoding: $0, as: UTF8.self) } == "damaged after 1 frame")
+        #expect(driver.outputs(topic: "copies.v1").count == 1 && driver.deadLetters.count == 1)
+    }
+
     @Test("a dead letter of a near-limit input is cut to fit the record limit, and says so")
     func deadLetterCopyIsCapped() async throws {
         struct RefuseAll: Stage {
