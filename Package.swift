@@ -48,6 +48,10 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
+        // posix_spawn with the glibc calls Swift's Glibc module leaves out (pipe2, closefrom, chdir).
+        .target(name: "CSpawn"),
+        // Child processes without Foundation's Process: the supervisor's workers, tests, benchmarks.
+        .target(name: "ChildProcesses", dependencies: ["CSpawn"], swiftSettings: swiftSettings),
         // Swift wrapper over librdkafka: producer, consumer, admin, mock cluster.
         .target(
             name: "Kafka",
@@ -270,6 +274,7 @@ let package = Package(
         .executableTarget(
             name: "VigilCLI",
             dependencies: [
+                "ChildProcesses",
                 "Decode",
                 "Ingest",
                 "Detect",
@@ -304,7 +309,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KafkaTests",
-            dependencies: ["Kafka", "DevCluster"],
+            dependencies: ["ChildProcesses", "Kafka", "DevCluster"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -324,6 +329,7 @@ let package = Package(
         .testTarget(
             name: "DetectTests",
             dependencies: [
+                "ChildProcesses",
                 "Detect", "Vision", "CIndependentFaces", "Cameras", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
@@ -333,6 +339,7 @@ let package = Package(
         .testTarget(
             name: "DecodeTests",
             dependencies: [
+                "ChildProcesses",
                 "Decode", "Ingest", "Video", "Vision", "Cameras", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
@@ -346,7 +353,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VideoTests",
-            dependencies: ["Video"],
+            dependencies: ["ChildProcesses", "Video"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -357,15 +364,21 @@ let package = Package(
         .testTarget(
             name: "SchemaTests",
             dependencies: [
+                "ChildProcesses",
                 "VigilSchema",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ChildProcessesTests",
+            dependencies: ["ChildProcesses"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Kafka", "Topology", "VigilSchema",
+                "ChildProcesses", "Kafka", "Topology", "VigilSchema",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],

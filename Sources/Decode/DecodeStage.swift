@@ -36,6 +36,8 @@ public struct UnusableChunk: Error, CustomStringConvertible {
 public final class DecodeStage: Stage, @unchecked Sendable {
     public static let framesTopic = "frames.v1"
     public static let healthTopic = "camera.health.v1"
+    /// Frames are JPEG.
+    public var alreadyCompressedOutputs: Set<String> { [Self.framesTopic] }
 
     private let cameras: Table<Vigil_V1_CameraConfig>
     private let settings: DecodeSettings

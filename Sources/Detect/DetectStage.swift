@@ -16,6 +16,8 @@ import WorkerRuntime
 public final class DetectStage: Stage, @unchecked Sendable {
     public static let detectionsTopic = "detections.v1"
     public static let snapshotsTopic = "snapshots.v1"
+    /// Snapshots are JPEG.
+    public var alreadyCompressedOutputs: Set<String> { [Self.snapshotsTopic] }
 
     private let cameras: Table<Vigil_V1_CameraConfig>
     private let lock = NSLock()

@@ -64,6 +64,8 @@ public struct IngestSource: Source {
     public typealias Value = Vigil_V1_CameraConfig
     public static let chunksTopic = "video.packets.v1"
     public static let healthTopic = "camera.health.v1"
+    /// Chunks are H.264 or H.265.
+    public var alreadyCompressedOutputs: Set<String> { [Self.chunksTopic] }
 
     let settings: IngestSettings
     let logger: Logger

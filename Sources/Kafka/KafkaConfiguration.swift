@@ -121,6 +121,11 @@ public struct KafkaProducerConfiguration: Sendable {
     /// it `send` waits, whatever the size of the records. A record larger than the whole
     /// budget is let through alone.
     public var maxInFlightBytes: Int
+    /// Topics whose records are already compressed media (H.264, JPEG): sent without the
+    /// producer's zstd, which would cost CPU on both ends and save nothing.
+    public var uncompressedTopics: Set<String>
+    /// How often librdkafka reports its statistics (`KafkaProducer.statistics`); nil: never.
+    public var statisticsInterval: Duration?
 
     public init(
         cluster: KafkaConfiguration,
@@ -128,7 +133,9 @@ public struct KafkaProducerConfiguration: Sendable {
         linger: Duration = .milliseconds(5),
         deliveryTimeout: Duration = .seconds(120),
         maxMessageBytes: Int = 1_000_000,
-        maxInFlightBytes: Int = 64 << 20
+        maxInFlightBytes: Int = 64 << 20,
+        uncompressedTopics: Set<String> = [],
+        statisticsInterval: Duration? = nil
     ) {
         self.cluster = cluster
         self.maxInFlightMessages = maxInFlightMessages
@@ -136,6 +143,8 @@ public struct KafkaProducerConfiguration: Sendable {
         self.deliveryTimeout = deliveryTimeout
         self.maxMessageBytes = maxMessageBytes
         self.maxInFlightBytes = maxInFlightBytes
+        self.uncompressedTopics = uncompressedTopics
+        self.statisticsInterval = statisticsInterval
     }
 
     var librdkafkaProperties: [(String, String)] {
@@ -150,7 +159,7 @@ public struct KafkaProducerConfiguration: Sendable {
             // Above our own in-flight limits, so librdkafka's queue never rejects a send.
             ("queue.buffering.max.messages", String(maxInFlightMessages + 1_000)),
             ("queue.buffering.max.kbytes", String(min(2_097_151, (maxInFlightBytes + maxMessageBytes) / 1_024 + 1_024))),
-        ] + cluster.properties.sorted { $0.key < $1.key }
+        ] + (statisticsInterval.map { [("statistics.interval.ms", String($0.milliseconds))] } ?? []) + cluster.properties.sorted { $0.key < $1.key }
     }
 }
 

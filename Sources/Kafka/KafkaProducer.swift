@@ -3,7 +3,8 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// Produces records with librdkafka's idempotent producer (`acks=all`, zstd).
+/// Produces records with librdkafka's idempotent producer (`acks=all`, zstd except for the
+/// configuration's `uncompressedTopics`).
 ///
 /// `send` completes when the cluster acknowledged the record, with its partition and offset,
 /// or throws a `KafkaError`. At most `maxInFlightMessages` records are held at once; beyond
@@ -15,16 +16,22 @@ public final class KafkaProducer: Service, @unchecked Sendable {
     private let state = NSLock()
     private var isClosed = false  // guarded by `state`
     private let configuration: KafkaProducerConfiguration
+    private let statisticsSink: StatisticsSink
 
     /// Creates the producer and checks every property. Does not contact the cluster;
     /// call `checkConnectivity()` to fail fast on a wrong address.
     public init(configuration: KafkaProducerConfiguration, logger: Logger) throws(KafkaError) {
         try KafkaConfiguration.checkPassThrough(configuration.cluster.properties)
         self.configuration = configuration
+        let statisticsSink = StatisticsSink()
+        var receiveStatistics: (@Sendable (Data) -> Void)?
+        if configuration.statisticsInterval != nil {
+            receiveStatistics = { @Sendable data in statisticsSink.receive(data) }
+        }
         let client = try RDKafkaClient(
             role: .producer,
             properties: configuration.librdkafkaProperties,
-            callbacks: RDKafkaCallbacks(logger: logger)
+            callbacks: RDKafkaCallbacks(logger: logger, statistics: receiveStatistics)
         ) { configuration in
             rd_kafka_conf_set_dr_msg_cb(configuration) { _, message, _ in
                 guard let message, let opaque = message.pointee._private else { return }
@@ -32,7 +39,11 @@ public final class KafkaProducer: Service, @unchecked Sendable {
                 delivery.complete(with: message.pointee)
             }
         }
+        for topic in configuration.uncompressedTopics.sorted() {
+            try client.configureTopic(topic, properties: [("compression.codec", "none")])
+        }
         self.client = client
+        self.statisticsSink = statisticsSink
         self.limiter = InFlightLimiter(limit: configuration.maxInFlightMessages, byteLimit: configuration.maxInFlightBytes)
         // Delivery reports are served by rd_kafka_poll on this thread, off the cooperative pool.
         self.pollThread = PollingThread(name: "vigil.kafka.producer.poll") {
@@ -83,6 +94,9 @@ public final class KafkaProducer: Service, @unchecked Sendable {
             return false
         }
     }
+
+    /// librdkafka's latest statistics (with `statisticsInterval` set), or nil before the first report.
+    public var statistics: KafkaProducerStatistics? { statisticsSink.latest }
 
     /// The largest record the producer accepts (key, value and headers), `message.max.bytes`.
     public var maxMessageBytes: Int { configuration.maxMessageBytes }
@@ -245,4 +259,31 @@ final class PendingDeliveryState: @unchecked Sendable {
 func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
     guard let bytes else { return body(nil) }
     return bytes.withUnsafeBytes { body($0) }
+}
+
+/// The producer's totals since it started, from librdkafka's statistics.
+public struct KafkaProducerStatistics: Sendable, Decodable {
+    /// Records sent to brokers.
+    public var records: Int
+    /// Their key and value bytes, before compression.
+    public var recordBytes: Int
+    /// Bytes sent to brokers: requests, after compression.
+    public var transmittedBytes: Int
+
+    enum CodingKeys: String, CodingKey {
+        case records = "txmsgs", recordBytes = "txmsg_bytes", transmittedBytes = "tx_bytes"
+    }
+}
+
+/// Keeps the newest statistics report; written on the polling thread.
+private final class StatisticsSink: @unchecked Sendable {
+    private let lock = NSLock()
+    private var newest: KafkaProducerStatistics?
+
+    func receive(_ json: Data) {
+        guard let report = try? JSONDecoder().decode(KafkaProducerStatistics.self, from: json) else { return }
+        lock.withLock { newest = report }
+    }
+
+    var latest: KafkaProducerStatistics? { lock.withLock { newest } }
 }

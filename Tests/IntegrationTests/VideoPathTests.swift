@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 import Kafka
 import Logging
@@ -91,10 +92,12 @@ struct VideoPathTests {
         try await cluster.stop()
     }
 
-    @Test("a file camera: chunks, health online then offline at its end, and frames at the camera's rate; an unreachable RTSP camera is reported offline without its URL")
+    @Test("a file camera: chunks, health online then offline at its end, and frames at the camera's rate; an unreachable RTSP camera is reported offline without its URL; a file that is not video is reported offline with the reason")
     func fileCameraThroughIngestAndDecode() async throws {
         let cluster = try await DevClusterProcess(topics: Self.topics)
         let clip = try await Self.clip()
+        let notVideo = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-not-video-\(UUID().uuidString).mp4")
+        try String(repeating: "this is a text file, not a video stream\n", count: 200).write(to: notVideo, atomically: true, encoding: .utf8)
         let cameras = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-video-cameras-\(UUID().uuidString).yaml")
         try """
         cameras:
@@ -103,6 +106,8 @@ struct VideoPathTests {
             sampling: {fps: 5}
           cam-down:
             source: rtsp://127.0.0.1:9/nothing-listens-here
+          cam-text:
+            source: \(notVideo.path)
         """.write(to: cameras, atomically: true, encoding: .utf8)
         let apply = try ChildProcess("vigil", ["cameras", "apply", cameras.path, "--bootstrap", cluster.bootstrapServers, "--actor", "test-admin"])
         try await apply.waitForExit(timeout: .seconds(120))
@@ -131,6 +136,14 @@ struct VideoPathTests {
         try await eventually(timeout: .seconds(30), "the unreachable camera is reported offline") {
             try await cluster.kcatRecords("camera.health.v1").contains { $0.first == "cam-down" }
         }
+        try await eventually(timeout: .seconds(30), "the camera whose file is not video is reported offline") {
+            try await Self.healthRecords(cluster).contains { $0.cameraID == "cam-text" && $0.state == .offline }
+        }
+        let textHealth = try await Self.healthRecords(cluster).filter { $0.cameraID == "cam-text" }
+        #expect(textHealth.allSatisfy { $0.state == .offline }, "never online: \(textHealth.map(\.state))")
+        print("a file that is not video: \(textHealth.first?.reason ?? "")")
+        #expect(textHealth.first?.reason.isEmpty == false)
+        #expect(ingest.process.isRunning && decode.process.isRunning, "one bad camera stops nothing else")
         let health = try await Self.rawValues("camera.health.v1", cluster)
         #expect(!health.contains("nothing-listens-here") && !health.contains("127.0.0.1:9"), "a camera URL leaked into a health record")
         #expect(!ingest.process.standardError.contains("nothing-listens-here") && !ingest.process.standardError.contains("127.0.0.1:9"), "a camera URL leaked into the log")

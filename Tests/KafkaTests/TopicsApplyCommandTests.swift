@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 import Testing
 
@@ -17,26 +18,9 @@ struct TopicsApplyCommandTests {
 
     /// Runs the `vigil` built next to this test binary and waits for it; its --timeout bounds the wait.
     static func vigil(_ arguments: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("vigil")
-        process.arguments = arguments
-        let output = Pipe()
-        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-test-\(UUID().uuidString).stderr")
-        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: errorFile) }
-        process.standardOutput = output
-        process.standardError = try FileHandle(forWritingTo: errorFile)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        // Read to the end (the child exiting closes the pipe), so a full pipe never blocks it.
-        let outputData = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(
-            status: process.terminationStatus,
-            output: String(decoding: outputData, as: UTF8.self).split(separator: "\n").map(String.init),
-            standardError: (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
-        )
+        let vigil = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("vigil")
+        let run = try ChildProcess.run(vigil.path, arguments, standardError: .lines)
+        return Run(status: run.termination.status, output: run.output, standardError: run.errorOutput.joined(separator: "\n"))
     }
 
     @Test("apply creates every declared topic with the region's partitions and configs, and reports each")

@@ -1,21 +1,13 @@
+import ChildProcesses
 import Foundation
 import Testing
 @testable import Video
 
-/// Runs the ffmpeg CLI (Debian's, the reference) and waits; output to a file, never a pipe.
+/// Runs the ffmpeg CLI (Debian's, the reference) and waits.
 func ffmpeg(_ arguments: [String]) throws {
-    let log = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-ffmpeg-\(UUID().uuidString).log")
-    _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: log) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
-    process.arguments = ["-nostdin", "-y", "-v", "error"] + arguments
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = try FileHandle(forWritingTo: log)
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw VideoError(kind: .readFailed, message: "ffmpeg \(arguments.joined(separator: " ")) failed: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    let run = try ChildProcess.run("/usr/bin/ffmpeg", ["-nostdin", "-y", "-v", "error"] + arguments, standardError: .lines)
+    guard run.termination == .exited(0) else {
+        throw VideoError(kind: .readFailed, message: "ffmpeg \(arguments.joined(separator: " ")) \(run.termination): \(run.errorOutput.joined(separator: "\n"))")
     }
 }
 

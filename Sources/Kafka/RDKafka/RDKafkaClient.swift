@@ -11,13 +11,17 @@ final class RDKafkaCallbacks: @unchecked Sendable {
     let logger: Logger
     /// Consumer group rebalance; runs on the thread that polls the consumer.
     let rebalance: (@Sendable (OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)?
+    /// librdkafka's statistics JSON, every `statistics.interval.ms`; runs on the polling thread.
+    let statistics: (@Sendable (Data) -> Void)?
 
     init(
         logger: Logger,
-        rebalance: (@Sendable (OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)? = nil
+        rebalance: (@Sendable (OpaquePointer, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)? = nil,
+        statistics: (@Sendable (Data) -> Void)? = nil
     ) {
         self.logger = logger
         self.rebalance = rebalance
+        self.statistics = statistics
     }
 
     static func from(_ handle: OpaquePointer?) -> RDKafkaCallbacks? {
@@ -73,6 +77,13 @@ final class RDKafkaClient: @unchecked Sendable {
                 callbacks.rebalance?(handle, code, partitions)
             }
         }
+        if callbacks.statistics != nil {
+            rd_kafka_conf_set_stats_cb(configuration) { handle, json, length, _ in
+                guard let json else { return 0 }
+                RDKafkaCallbacks.from(handle)?.statistics?(Data(bytes: json, count: length))
+                return 0  // librdkafka frees the JSON
+            }
+        }
         configure(configuration)
 
         var errorText = [CChar](repeating: 0, count: 512)
@@ -92,6 +103,30 @@ final class RDKafkaClient: @unchecked Sendable {
     private let users = NSCondition()
     private var activeUsers = 0  // guarded by `users`
     private var isDestroyed = false  // guarded by `users`
+    /// Topic handles made with their own configuration; destroyed before the client.
+    private var topicHandles: [OpaquePointer] = []  // guarded by `users`
+
+    /// Makes the client's handle for `topic` with topic-level `properties`, before anything is
+    /// produced to it: records produced by topic name then use this handle and its settings.
+    func configureTopic(_ topic: String, properties: [(String, String)]) throws(KafkaError) {
+        let configuration = rd_kafka_topic_conf_new()!
+        var errorText = [CChar](repeating: 0, count: 512)
+        for (name, value) in properties {
+            let result = rd_kafka_topic_conf_set(configuration, name, value, &errorText, errorText.count)
+            guard result == RD_KAFKA_CONF_OK else {
+                rd_kafka_topic_conf_destroy(configuration)
+                throw Self.invalidProperty(name, value: value, result: result, librdkafkaText: String(cBuffer: errorText))
+            }
+        }
+        // rd_kafka_topic_new takes ownership of the configuration, on failure too.
+        let topicHandle = try withHandle("configure topic \(topic)") { handle throws(KafkaError) in
+            guard let topicHandle = rd_kafka_topic_new(handle, topic, configuration) else {
+                throw KafkaError.rdKafka(rd_kafka_last_error(), kind: .clientFailed, context: "cannot configure topic \(topic)")
+            }
+            return topicHandle
+        }
+        users.withLock { topicHandles.append(topicHandle) }
+    }
 
     /// Handles nobody destroyed explicitly (admin clients) go when their last user does.
     deinit {
@@ -126,7 +161,10 @@ final class RDKafkaClient: @unchecked Sendable {
         }
         isDestroyed = true
         while activeUsers > 0 { users.wait() }
+        let topics = topicHandles
+        topicHandles = []
         users.unlock()
+        topics.forEach { rd_kafka_topic_destroy($0) }
         if skipConsumerClose {
             rd_kafka_destroy_flags(handle, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
         } else {

@@ -17,6 +17,14 @@ public protocol Source: Sendable {
     /// cancellable call does): ownership may move at any moment, and the next owner starts
     /// as soon as this run returns.
     func run(key: String, value: Value, output: SourceOutput) async throws
+
+    /// Output topics whose records are already compressed media (H.264 chunks, JPEG images):
+    /// the producer sends them without its zstd, which would cost CPU and save nothing.
+    var alreadyCompressedOutputs: Set<String> { get }
+}
+
+extension Source {
+    public var alreadyCompressedOutputs: Set<String> { [] }
 }
 
 /// Where a source's records go: the worker's producer, with its byte budget.

@@ -25,6 +25,14 @@ public protocol StatefulStage: Sendable {
     /// worker was caught up on the partition). Outputs carry the timer's scheduled time, so
     /// a firing repeated after a crash has the same record ids.
     func timerFired(_ timer: FiredTimer, key: String, state: inout State?, timers: inout Timers) async throws -> [StageOutput]
+
+    /// Output topics whose records are already compressed media (H.264 chunks, JPEG images):
+    /// the producer sends them without its zstd, which would cost CPU and save nothing.
+    var alreadyCompressedOutputs: Set<String> { get }
+}
+
+extension StatefulStage {
+    public var alreadyCompressedOutputs: Set<String> { [] }
 }
 
 /// A stage's state of one key, in the stage's own encoding (a protobuf message serializes

@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 import SwiftProtobuf
 import Testing
@@ -16,7 +17,7 @@ let repositoryRoot: URL = {
 /// What a finished subprocess left behind.
 struct ToolRun: Sendable {
     let status: Int32
-    /// Standard output and standard error, interleaved as written.
+    /// Standard output, then standard error.
     let output: String
 
     var succeeded: Bool { status == 0 }
@@ -34,27 +35,10 @@ enum ToolError: Error, CustomStringConvertible {
     }
 }
 
-/// Runs `executable` with `arguments` in the repository root and waits for it. Output goes to
-/// a file rather than a pipe, so a chatty tool can never block on a full pipe.
+/// Runs `executable` with `arguments` in the repository root and waits for it.
 func runTool(_ executable: URL, _ arguments: [String]) throws -> ToolRun {
-    let outputFile = FileManager.default.temporaryDirectory
-        .appendingPathComponent("vigil-schema-test-\(UUID().uuidString).out")
-    FileManager.default.createFile(atPath: outputFile.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: outputFile) }
-    let output = try FileHandle(forWritingTo: outputFile)
-    defer { try? output.close() }
-
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    process.currentDirectoryURL = repositoryRoot
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    process.waitUntilExit()
-    let text = (try? String(contentsOf: outputFile, encoding: .utf8)) ?? ""
-    return ToolRun(status: process.terminationStatus, output: text)
+    let run = try ChildProcess.run(executable.path, arguments, directory: repositoryRoot.path, standardError: .lines)
+    return ToolRun(status: run.termination.status, output: (run.output + run.errorOutput).joined(separator: "\n"))
 }
 
 /// The first executable called `name` on PATH.
