@@ -75,9 +75,14 @@ public struct Detection: Sendable, Hashable {
 /// Greedy non-maximum suppression: the best-scoring box wins; boxes overlapping a winner by
 /// at least `threshold` IoU are dropped.
 public func nonMaximumSuppression(_ detections: [Detection], threshold: Float) -> [Detection] {
-    var kept: [Detection] = []
-    for candidate in detections.sorted(by: { $0.score > $1.score })
-    where !kept.contains(where: { $0.box.intersectionOverUnion(candidate.box) >= threshold }) {
+    nonMaximumSuppression(detections, threshold: threshold, by: \.self)
+}
+
+/// Non-maximum suppression over anything that carries a detection.
+public func nonMaximumSuppression<Item>(_ items: [Item], threshold: Float, by detection: KeyPath<Item, Detection>) -> [Item] {
+    var kept: [Item] = []
+    for candidate in items.sorted(by: { $0[keyPath: detection].score > $1[keyPath: detection].score })
+    where !kept.contains(where: { $0[keyPath: detection].box.intersectionOverUnion(candidate[keyPath: detection].box) >= threshold }) {
         kept.append(candidate)
     }
     return kept

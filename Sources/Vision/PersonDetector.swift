@@ -1,6 +1,42 @@
 import Foundation
 import Logging
 
+/// A coarse body posture, judged from the body axis the pose detector predicts.
+public enum Posture: Sendable, Equatable {
+    case upright
+    case lying
+    /// The axis is between the two (bending, sitting, a fall in progress): not called.
+    case unknown
+
+    /// Upright within 35° of vertical, lying within 30° of horizontal, unknown between.
+    public init(axisX: Float, axisY: Float) {
+        let length = (axisX * axisX + axisY * axisY).squareRoot()
+        guard length > 0 else {
+            self = .unknown
+            return
+        }
+        let vertical = abs(axisY) / length  // cosine of the angle from vertical
+        if vertical >= 0.819 {
+            self = .upright
+        } else if vertical <= 0.5 {
+            self = .lying
+        } else {
+            self = .unknown
+        }
+    }
+}
+
+/// A person the pose detector found: box, score and posture; the keypoints stay here.
+public struct Person: Sendable, Equatable {
+    public var detection: Detection
+    public var posture: Posture
+
+    public init(detection: Detection, posture: Posture) {
+        self.detection = detection
+        self.posture = posture
+    }
+}
+
 /// Persons from MediaPipe's pose detector (Apache-2.0), the only person model vigil ships.
 /// It finds a person by the head and predicts the hip centre and a circle around the whole
 /// body; the person box bounds the body those give. The keypoints are
@@ -25,6 +61,11 @@ public final class PersonDetector {
     }
 
     public func persons(in image: RGBImage) throws(ModelError) -> [Detection] {
+        try people(in: image).map(\.detection)
+    }
+
+    /// The persons with their posture.
+    public func people(in image: RGBImage) throws(ModelError) -> [Person] {
         var detections = try persons(in: image, region: PixelBox(x: 0, y: 0, width: Float(image.width), height: Float(image.height)))
         if tiles > 0 {
             // Overlapping square-ish tiles, each half again as large as its grid cell.
@@ -37,10 +78,10 @@ public final class PersonDetector {
                 }
             }
         }
-        return nonMaximumSuppression(detections, threshold: 0.4)
+        return nonMaximumSuppression(detections, threshold: 0.4, by: \.detection)
     }
 
-    private func persons(in image: RGBImage, region: PixelBox) throws(ModelError) -> [Detection] {
+    private func persons(in image: RGBImage, region: PixelBox) throws(ModelError) -> [Person] {
         let (decoded, placement) = try model.detect(in: image, region: region, minimumScore: threshold)
         return decoded.map { detection in
             let hip = placement.imagePoint(x: detection.keypoints[0].x, y: detection.keypoints[0].y)
@@ -57,7 +98,10 @@ public final class PersonDetector {
             let body = PixelBox(x0: hip.x - extentX, y0: hip.y - extentY, x1: hip.x + extentX, y1: hip.y + extentY)
             let origin = region.clipped(width: image.width, height: image.height).integerRect
             let shifted = PixelBox(x0: body.x0 + Float(origin.0), y0: body.y0 + Float(origin.1), x1: body.x1 + Float(origin.0), y1: body.y1 + Float(origin.1))
-            return Detection(box: shifted.clipped(width: image.width, height: image.height), score: detection.score)
+            return Person(
+                detection: Detection(box: shifted.clipped(width: image.width, height: image.height), score: detection.score),
+                posture: Posture(axisX: axisX, axisY: axisY)
+            )
         }
     }
 }

@@ -14,27 +14,26 @@ public enum RedactionFill: Sendable, Equatable {
 }
 
 /// Keeps a camera's masks on screen for a few frames after the detector last saw them, so a
-/// face the detector misses for a frame or two stays covered. Boxes are associated frame to
-/// frame by overlap; a held box not seen again is dropped after `holdFrames` frames.
-/// ("Detect II" replaces the association with its tracker.)
+/// face the detector misses for a frame or two stays covered. Each mask region is tracked
+/// (`ObjectTracker`: every region starts a track at once); a missed one is masked where it was
+/// last seen and where its track predicts it now, for at most `holdFrames` frames.
 public struct RedactionHold: Sendable {
     public let holdFrames: Int
-    private var held: [(box: PixelBox, framesLeft: Int)] = []
+    private var tracker: ObjectTracker
 
     public init(holdFrames: Int = 5) {
         self.holdFrames = holdFrames
+        var settings = ObjectTracker.Settings()
+        settings.confidentScore = 0
+        settings.confidentOverlap = 0.1
+        settings.confirmationHits = 1
+        settings.maximumMissedFrames = holdFrames
+        tracker = ObjectTracker(settings: settings, startedAtMilliseconds: 0)
     }
 
-    /// This frame's detections plus the held boxes no detection overlaps; ages the holds.
+    /// This frame's regions plus those of the held regions no detection continues; ages the holds.
     public mutating func regions(for detected: [PixelBox]) -> [PixelBox] {
-        var next = detected.map { (box: $0, framesLeft: holdFrames) }
-        for previous in held where previous.framesLeft > 0 {
-            if !detected.contains(where: { $0.intersectionOverUnion(previous.box) > 0.1 || $0.coverage(of: previous.box) > 0.5 }) {
-                next.append((previous.box, previous.framesLeft - 1))
-            }
-        }
-        held = next
-        return next.map(\.box)
+        detected + tracker.update(detected.map { Detection(box: $0, score: 1) }).coasting
     }
 }
 

@@ -13,14 +13,20 @@ struct RedactionTests {
         #expect(hold.regions(for: []).isEmpty)
     }
 
-    @Test("a box seen again replaces its held copy (no duplicates), and the hold restarts")
+    @Test("a box seen again replaces its held copy (no duplicates); a missed moving face is masked where it was and where it is heading")
     func seenAgainReplacesHold() {
         var hold = RedactionHold(holdFrames: 2)
         _ = hold.regions(for: [face])
-        let moved = PixelBox(x: 105, y: 102, width: 40, height: 50)
+        let moved = PixelBox(x: 110, y: 102, width: 40, height: 50)
         #expect(hold.regions(for: [moved]) == [moved])
-        #expect(hold.regions(for: []) == [moved])
-        #expect(hold.regions(for: []) == [moved])
+        var previous = moved
+        for _ in 0..<2 {
+            let held = hold.regions(for: [])
+            #expect(held.count == 1)
+            #expect(held.first.map { $0.coverage(of: moved) } == 1, "the last place it was seen stays covered")
+            #expect((held.first?.x1 ?? 0) > previous.x1, "and the mask reaches where it is heading: \(held)")
+            previous = held.first ?? previous
+        }
         #expect(hold.regions(for: []).isEmpty)
     }
 
