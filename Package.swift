@@ -323,7 +323,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VisionTests",
-            dependencies: ["Vision", "CIndependentFaces"],
+            dependencies: ["Vision", "CIndependentFaces", "ChildProcesses"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

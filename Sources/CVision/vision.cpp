@@ -414,3 +414,36 @@ extern "C" int vv_motion_apply(vv_motion *motion, const uint8_t *rgb, int width,
     }
     return count;
 }
+
+extern "C" void vv_view_measure(const uint8_t *rgb, int width, int height, int view_width, int view_height, float *view,
+                                vv_view_measures *measures) {
+    cv::Mat source(height, width, CV_8UC3, const_cast<uint8_t *>(rgb));
+    cv::Mat small, grey;
+    cv::resize(source, small, cv::Size(view_width, view_height), 0, 0, cv::INTER_AREA);
+    cv::cvtColor(small, grey, cv::COLOR_RGB2GRAY);
+    cv::Scalar mean, deviation;
+    cv::meanStdDev(grey, mean, deviation);
+    cv::Mat laplacian;
+    cv::Laplacian(grey, laplacian, CV_32F);
+    cv::Scalar lapMean, lapDeviation;
+    cv::meanStdDev(laplacian, lapMean, lapDeviation);
+    measures->mean = mean[0];
+    measures->deviation = deviation[0];
+    measures->sharpness = lapDeviation[0] * lapDeviation[0];
+    cv::Mat out(view_height, view_width, CV_32F, view);
+    grey.convertTo(out, CV_32F);
+}
+
+extern "C" void vv_view_shift(const float *reference, const float *current, int view_width, int view_height, double *dx,
+                              double *dy, double *response) {
+    cv::Mat first(view_height, view_width, CV_32F, const_cast<float *>(reference));
+    cv::Mat second(view_height, view_width, CV_32F, const_cast<float *>(current));
+    // A Hann window keeps the image borders from dominating the correlation.
+    cv::Mat window;
+    cv::createHanningWindow(window, first.size(), CV_32F);
+    double peak = 0;
+    cv::Point2d shift = cv::phaseCorrelate(first, second, window, &peak);
+    *dx = shift.x;
+    *dy = shift.y;
+    *response = peak;
+}

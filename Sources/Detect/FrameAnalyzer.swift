@@ -17,6 +17,10 @@ public struct DetectSettings: Sendable {
     /// whole frame at 224 × 224, where distant people vanish (vtest.avi: recall 0/65 on the
     /// whole frame alone, 31/65 with 4 × 4 tiles).
     public var personTiles = 4
+    /// Persons at or above this score are published and start tracks; weaker ones down to
+    /// `personWeakScore` only continue a track (and are masked on whole-person cameras).
+    public var personScore: Float = 0.5
+    public var personWeakScore: Float = 0.3
     /// Frames a mask stays after its detection is last seen.
     public var holdFrames = 5
     public var snapshotQuality = 85
@@ -55,6 +59,8 @@ public final class FrameAnalyzer {
         var height: Int
         var hold: RedactionHold
         var motion: MotionDetector
+        var persons: ObjectTracker
+        var tamper: TamperMonitor
         var lastSnapshotMilliseconds: Int64?
     }
 
@@ -63,7 +69,9 @@ public final class FrameAnalyzer {
         let manifest = try ModelManifest(directory: settings.modelsDirectory)
         self.settings = settings
         faceDetector = try CenterFaceDetector(manifest: manifest, maximumWidth: settings.faceMaximumWidth, threads: settings.threads, logger: logger)
-        personDetector = try PersonDetector(manifest: manifest, tiles: settings.personTiles, threads: settings.threads, logger: logger)
+        personDetector = try PersonDetector(
+            manifest: manifest, threshold: settings.personWeakScore, tiles: settings.personTiles, threads: settings.threads, logger: logger
+        )
     }
 
     /// The frame's pixels as RGB; a frame that has none or cannot be read is unusable.
@@ -92,24 +100,41 @@ public final class FrameAnalyzer {
         var state = cameraState(frame.cameraID, width: image.width, height: image.height)
 
         let found = try detect(in: image, target: target, motion: state.motion)
-        let personDetections = found.persons
         let motion = found.motion
-        let detected = found.regions
-        let regions = state.hold.regions(for: detected)
+        let regions = state.hold.regions(for: found.regions)
+        let tracks = state.persons.update(found.people.map(\.detection)).trackIDs
 
         var detections = Vigil_V1_FrameDetections()
         detections.cameraID = frame.cameraID
         detections.frameSequence = frame.sequence
         detections.captureTime = frame.captureTime
         detections.motionRegions = motion.map { normalized($0, image) }
-        detections.objects = personDetections.map { person in
+        // Published: confident persons, and weak ones that continue a track.
+        detections.objects = zip(found.people, tracks).compactMap { person, track in
+            guard person.detection.score >= settings.personScore || track != nil else { return nil }
             var object = Vigil_V1_DetectedObject()
             object.classLabel = "person"
-            object.score = person.score
-            object.box = normalized(person.box, image)
+            object.score = person.detection.score
+            object.box = normalized(person.detection.box, image)
+            object.trackID = track ?? 0
+            object.posture = switch person.posture {
+            case .upright: .upright
+            case .lying: .lying
+            case .unknown: .unknown
+            }
             return object
         }
         detections.redactedRegionCount = UInt32(regions.count)
+        detections.tamperSignals = state.tamper.observe(image).sorted { "\($0.key)" < "\($1.key)" }.map { kind, score in
+            var signal = Vigil_V1_TamperSignal()
+            signal.kind = switch kind {
+            case .covered: .covered
+            case .defocused: .defocused
+            case .moved: .moved
+            }
+            signal.score = Float(score)
+            return signal
+        }
 
         var snapshot: Vigil_V1_Snapshot?
         let captureMilliseconds = Int64(frame.captureTime.timeIntervalSince1970 * 1000)
@@ -139,25 +164,35 @@ public final class FrameAnalyzer {
     /// What one image holds and the regions redaction masks in it (before holds).
     struct Found {
         var faces: [PixelBox]
-        var persons: [Detection]
+        /// Every person down to the weak score, with posture.
+        var people: [Person]
         var motion: [PixelBox]
         var regions: [PixelBox]
+
+        var persons: [Detection] { people.map(\.detection) }
     }
 
+    /// Whole-person cameras mask weak person detections too: a false mask costs nothing.
     func detect(in image: RGBImage, target: RedactionTarget, motion model: MotionDetector) throws(ModelError) -> Found {
         let faces = try faceDetector.faces(in: image).map(\.box)
-        let persons = try personDetector.persons(in: image)
+        let people = try personDetector.people(in: image)
         let motion = model.movingRegions(in: image)
         let regions = RedactionPlan.regions(
-            target: target, faces: faces, persons: persons.map(\.box), motion: motion, width: image.width, height: image.height
+            target: target, faces: faces, persons: people.map(\.detection.box), motion: motion, width: image.width, height: image.height
         )
-        return Found(faces: faces, persons: persons, motion: motion, regions: regions)
+        return Found(faces: faces, people: people, motion: motion, regions: regions)
     }
 
     /// The camera's state, new when the camera is new or its frame size changed.
     private func cameraState(_ cameraID: String, width: Int, height: Int) -> CameraState {
         if let state = cameras[cameraID], state.width == width, state.height == height { return state }
-        return CameraState(width: width, height: height, hold: RedactionHold(holdFrames: settings.holdFrames), motion: MotionDetector())
+        var tracking = ObjectTracker.Settings()
+        tracking.confidentScore = settings.personScore
+        return CameraState(
+            width: width, height: height, hold: RedactionHold(holdFrames: settings.holdFrames), motion: MotionDetector(),
+            persons: ObjectTracker(settings: tracking, startedAtMilliseconds: Int64(Date().timeIntervalSince1970 * 1000)),
+            tamper: TamperMonitor()
+        )
     }
 
     /// Paced by capture time, so a replay of the same frames picks the same snapshots.

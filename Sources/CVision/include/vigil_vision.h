@@ -105,6 +105,23 @@ void vv_motion_free(vv_motion *motion);
 int vv_motion_apply(vv_motion *motion, const uint8_t *rgb, int width, int height, int min_area,
                     int *boxes, int max_boxes);
 
+// Whole-view measurements for tamper checks, on a grey copy scaled to `view_width` ×
+// `view_height`: mean brightness and its standard deviation (0-255), and sharpness (variance
+// of the Laplacian). The grey copy is written to `view` (view_width × view_height floats) for
+// vv_view_shift.
+typedef struct {
+    double mean;
+    double deviation;
+    double sharpness;
+} vv_view_measures;
+void vv_view_measure(const uint8_t *rgb, int width, int height, int view_width, int view_height, float *view,
+                     vv_view_measures *measures);
+// The global translation of `current` against `reference` (two vv_view_measure views), by
+// phase correlation: dx, dy in view pixels and the peak's response in [0, 1] (low when the
+// two views share little).
+void vv_view_shift(const float *reference, const float *current, int view_width, int view_height, double *dx,
+                   double *dy, double *response);
+
 #ifdef __cplusplus
 }
 #endif
