@@ -234,6 +234,7 @@ let package = Package(
             name: "Detect",
             dependencies: [
                 "Vision",
+                .product(name: "Yams", package: "Yams"),
                 "Cameras",
                 "VigilSchema",
                 "WorkerRuntime",

@@ -159,7 +159,8 @@ public struct CameraPlan: Sendable {
         case .coarseMosaic: "coarse mosaic"
         default: "unset"
         }
-        return "\(target), \(fill)"
+        let classes = policy.maskedClasses.isEmpty ? "" : ", also masking \(policy.maskedClasses.joined(separator: ", "))"
+        return "\(target), \(fill)\(classes)"
     }
 
     public static func describe(_ labels: [String: String]) -> String {
@@ -184,6 +185,9 @@ public enum PrivacyCheck {
         }
         if old.redactionPolicy.target == .wholePersons, new.redactionPolicy.target != .wholePersons {
             reasons.append("switches redaction from whole persons to faces only")
+        }
+        for removed in Set(old.redactionPolicy.maskedClasses).subtracting(new.redactionPolicy.maskedClasses).sorted() {
+            reasons.append("stops masking \(removed) objects")
         }
         return reasons
     }

@@ -248,7 +248,7 @@ private struct Parser {
         policy.target = CamerasFile.defaultRedaction.target
         policy.fill = CamerasFile.defaultRedaction.fill
         guard let node, let body = mapping(node, path: path) else { return policy }
-        rejectUnknownKeys(body, allowed: ["target", "fill"], path: path)
+        rejectUnknownKeys(body, allowed: ["target", "fill", "masked_classes"], path: path)
         if let target = body["target"], let text = scalar(target, path: "\(path).target") {
             switch text {
             case "whole_persons": policy.target = .wholePersons
@@ -261,6 +261,16 @@ private struct Parser {
             case "solid": policy.fill = .solid
             case "coarse_mosaic": policy.fill = .coarseMosaic
             default: fail(fill, "\(path).fill", "must be solid or coarse_mosaic (both irreversible; solid when left out)")
+            }
+        }
+        if let classes = body["masked_classes"] {
+            guard case .sequence(let items) = classes else {
+                fail(classes, "\(path).masked_classes", "must be a list of object-detector slot classes, e.g. [vehicle]")
+                return policy
+            }
+            for item in items {
+                guard let text = scalar(item, path: "\(path).masked_classes"), !text.isEmpty else { continue }
+                policy.maskedClasses.append(text)
             }
         }
         return policy

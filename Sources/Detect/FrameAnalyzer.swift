@@ -26,6 +26,10 @@ public struct DetectSettings: Sendable {
     public var snapshotQuality = 85
     /// Snapshots per camera per minute when the camera does not say (one a second).
     public var defaultSnapshotsPerMinute = 60.0
+    /// Operator models in the object-detector slot (`DETECT_SLOT_FILE`), and the folder their
+    /// relative paths start from.
+    public var slotModels: [SlotModelDeclaration] = []
+    public var slotDirectory = "."
 
     public init(modelsDirectory: String) {
         self.modelsDirectory = modelsDirectory
@@ -52,6 +56,7 @@ public final class FrameAnalyzer {
     public let settings: DetectSettings
     public let faceDetector: CenterFaceDetector
     public let personDetector: PersonDetector
+    public let slotDetectors: [SlotDetector]
     private var cameras: [String: CameraState] = [:]
 
     struct CameraState {
@@ -72,6 +77,11 @@ public final class FrameAnalyzer {
         personDetector = try PersonDetector(
             manifest: manifest, threshold: settings.personWeakScore, tiles: settings.personTiles, threads: settings.threads, logger: logger
         )
+        var slotDetectors: [SlotDetector] = []
+        for declaration in settings.slotModels {
+            slotDetectors.append(try SlotDetector(declaration, relativeTo: settings.slotDirectory, threads: settings.threads, logger: logger))
+        }
+        self.slotDetectors = slotDetectors
     }
 
     /// The frame's pixels as RGB; a frame that has none or cannot be read is unusable.
@@ -101,8 +111,20 @@ public final class FrameAnalyzer {
 
         let found = try detect(in: image, target: target, motion: state.motion)
         let motion = found.motion
-        let regions = state.hold.regions(for: found.regions)
+        var regions = state.hold.regions(for: found.regions)
         let tracks = state.persons.update(found.people.map(\.detection)).trackIDs
+        // Operator models see the frame only after its faces (and, on whole-person cameras,
+        // persons) are masked: no plugged-in model ever sees a face.
+        var slotObjects: [SlotDetection] = []
+        if !slotDetectors.isEmpty {
+            var masked = image
+            masked.redact(regions, fill: .solid)
+            for detector in slotDetectors { slotObjects += try detector.detect(in: masked) }
+            let maskedClasses = Set(policy.maskedClasses)
+            regions += slotObjects.filter { maskedClasses.contains($0.label) }.map {
+                $0.detection.box.scaled(by: RedactionPlan.personPadding).clipped(width: image.width, height: image.height)
+            }
+        }
 
         var detections = Vigil_V1_FrameDetections()
         detections.cameraID = frame.cameraID
@@ -122,6 +144,13 @@ public final class FrameAnalyzer {
             case .lying: .lying
             case .unknown: .unknown
             }
+            return object
+        }
+        detections.objects += slotObjects.map { found in
+            var object = Vigil_V1_DetectedObject()
+            object.classLabel = found.label
+            object.score = found.detection.score
+            object.box = normalized(found.detection.box, image)
             return object
         }
         detections.redactedRegionCount = UInt32(regions.count)

@@ -12,11 +12,21 @@ import WorkerRuntime
 /// - `DETECT_THREADS`: inference threads per model (default 1)
 /// - `DETECT_PERSON_TILES`: person-detector tiles per axis besides the whole frame (default 4)
 /// - `DETECT_FACE_MAX_WIDTH`: scale wider frames down for the face detector (default: none)
+/// - `DETECT_SLOT_FILE`: the operator's object detectors (`SlotFile`; default: none)
 let environment = ProcessInfo.processInfo.environment
 var settings = DetectSettings(modelsDirectory: environment["DETECT_MODELS_DIR"] ?? "models")
 if let threads = environment["DETECT_THREADS"].flatMap(Int.init) { settings.threads = threads }
 if let tiles = environment["DETECT_PERSON_TILES"].flatMap(Int.init) { settings.personTiles = tiles }
 settings.faceMaximumWidth = environment["DETECT_FACE_MAX_WIDTH"].flatMap(Int.init)
+if let slotFile = environment["DETECT_SLOT_FILE"] {
+    do {
+        settings.slotModels = try SlotFile.load(slotFile)
+        settings.slotDirectory = (slotFile as NSString).deletingLastPathComponent
+    } catch {
+        FileHandle.standardError.write(Data("vigil-detect: \(error)\n".utf8))
+        exit(2)
+    }
+}
 
 let analyzer: FrameAnalyzer
 do {

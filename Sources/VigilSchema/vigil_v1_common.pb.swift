@@ -274,6 +274,10 @@ public nonisolated struct Vigil_V1_RedactionPolicy: Sendable {
 
   public var version: UInt64 = 0
 
+  /// Classes of detect's object-detector slot masked whole as well (e.g. "vehicle", to hide
+  /// number plates). Removing one reduces privacy.
+  public var maskedClasses: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -521,7 +525,7 @@ nonisolated extension Vigil_V1_RecordReference: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Vigil_V1_RedactionPolicy: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RedactionPolicy"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}target\0\u{1}fill\0\u{1}version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}target\0\u{1}fill\0\u{1}version\0\u{3}masked_classes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -532,6 +536,7 @@ nonisolated extension Vigil_V1_RedactionPolicy: SwiftProtobuf.Message, SwiftProt
       case 1: try { try decoder.decodeSingularEnumField(value: &self.target) }()
       case 2: try { try decoder.decodeSingularEnumField(value: &self.fill) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.maskedClasses) }()
       default: break
       }
     }
@@ -547,6 +552,9 @@ nonisolated extension Vigil_V1_RedactionPolicy: SwiftProtobuf.Message, SwiftProt
     if self.version != 0 {
       try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 3)
     }
+    if !self.maskedClasses.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.maskedClasses, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -554,6 +562,7 @@ nonisolated extension Vigil_V1_RedactionPolicy: SwiftProtobuf.Message, SwiftProt
     if lhs.target != rhs.target {return false}
     if lhs.fill != rhs.fill {return false}
     if lhs.version != rhs.version {return false}
+    if lhs.maskedClasses != rhs.maskedClasses {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

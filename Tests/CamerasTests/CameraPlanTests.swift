@@ -5,8 +5,11 @@ import VigilSchema
 
 @Suite("Camera changes: diff, republishing and the privacy check")
 struct CameraPlanTests {
-    static func camera(_ id: String, masks: [String: [(Float, Float)]] = [:], target: Vigil_V1_RedactionTarget = .wholePersons, fps: Double = 2) -> Vigil_V1_CameraConfig {
+    static func camera(
+        _ id: String, masks: [String: [(Float, Float)]] = [:], target: Vigil_V1_RedactionTarget = .wholePersons, fps: Double = 2, maskedClasses: [String] = []
+    ) -> Vigil_V1_CameraConfig {
         var config = Vigil_V1_CameraConfig()
+        config.redactionPolicy.maskedClasses = maskedClasses
         config.cameraID = id
         config.sourceURL = "/media/\(id).mp4"
         config.sampling.framesPerSecond = fps
@@ -76,6 +79,10 @@ struct CameraPlanTests {
         let moved = Self.square.map { ($0.0 + 0.1, $0.1) }
         #expect(Self.plan(masked, Self.camera("c1", masks: ["window": moved])).privacyReductions.count == 1)
         #expect(Self.plan(Self.camera("c1"), Self.camera("c1", target: .faces)).privacyReductions == ["switches redaction from whole persons to faces only"])
+        #expect(
+            Self.plan(Self.camera("c1", maskedClasses: ["vehicle", "bicycle"]), Self.camera("c1", maskedClasses: ["bicycle"])).privacyReductions
+                == ["stops masking vehicle objects"]
+        )
     }
 
     @Test("growing a mask, adding one, or strengthening redaction does not reduce privacy")
@@ -85,6 +92,7 @@ struct CameraPlanTests {
         #expect(Self.plan(masked, Self.camera("c1", masks: ["window": larger])).privacyReductions.isEmpty)
         #expect(Self.plan(masked, Self.camera("c1", masks: ["window": Self.square, "door": larger])).privacyReductions.isEmpty)
         #expect(Self.plan(Self.camera("c1", target: .faces), Self.camera("c1")).privacyReductions.isEmpty)
+        #expect(Self.plan(Self.camera("c1"), Self.camera("c1", maskedClasses: ["vehicle"])).privacyReductions.isEmpty)
     }
 
     @Test("a concave new mask that holds every old vertex but lets an edge out still counts as shrinking")

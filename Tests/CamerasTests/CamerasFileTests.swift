@@ -12,7 +12,7 @@ struct CamerasFileTests {
             credentials: dock-cameras
             sampling: {fps: 2.5}
             working_resolution: 640x360
-            redaction: {target: faces, fill: coarse_mosaic}
+            redaction: {target: faces, fill: coarse_mosaic, masked_classes: [vehicle]}
             snapshots_per_minute: 4
             privacy_masks:
               neighbour-window: [[0.70, 0.05], [0.95, 0.05], [0.95, 0.30], [0.70, 0.30]]
@@ -41,6 +41,7 @@ struct CamerasFileTests {
         #expect(dock.sampling.framesPerSecond == 2.5)
         #expect(dock.workingResolution.width == 640 && dock.workingResolution.height == 360)
         #expect(dock.redactionPolicy.target == .faces && dock.redactionPolicy.fill == .coarseMosaic)
+        #expect(dock.redactionPolicy.maskedClasses == ["vehicle"])
         #expect(dock.snapshotsPerMinute == 4)
         #expect(dock.privacyMasks.map(\.maskID) == ["neighbour-window"])
         #expect(dock.privacyMasks[0].area.vertices.map { [$0.x, $0.y] } == [[0.70, 0.05], [0.95, 0.05], [0.95, 0.30], [0.70, 0.30]])

