@@ -378,28 +378,29 @@ extern "C" void vv_mosaic_rect(uint8_t *rgb, int width, int height, int x, int y
 
 struct vv_motion {
     cv::Ptr<cv::BackgroundSubtractorMOG2> model;
-    cv::Mat small, mask;
+    // A slow model: what it still sees as foreground after the quick one absorbed it has
+    // appeared and then stopped moving.
+    cv::Ptr<cv::BackgroundSubtractorMOG2> slow_model;
+    cv::Mat small, mask, slow_mask;
+    // Per pixel: frames in a row it has been static foreground (CV_16U).
+    cv::Mat static_frames;
+    int history = 0, slow_history = 0;
+    long frames = 0;
 };
 
-extern "C" vv_motion *vv_motion_new(int history, double variance_threshold) {
+extern "C" vv_motion *vv_motion_new(int history, int slow_history, double variance_threshold) {
     auto motion = new vv_motion();
     motion->model = cv::createBackgroundSubtractorMOG2(history, variance_threshold, false);
+    motion->slow_model = cv::createBackgroundSubtractorMOG2(slow_history, variance_threshold, false);
+    motion->history = history;
+    motion->slow_history = slow_history;
     return motion;
 }
 
-extern "C" void vv_motion_free(vv_motion *motion) { delete motion; }
-
-extern "C" int vv_motion_apply(vv_motion *motion, const uint8_t *rgb, int width, int height, int min_area,
-                               int *boxes, int max_boxes) {
-    // Half resolution: motion regions need no fine detail, and it quarters the cost.
-    cv::Mat source(height, width, CV_8UC3, const_cast<uint8_t *>(rgb));
-    cv::resize(source, motion->small, cv::Size(width / 2, height / 2), 0, 0, cv::INTER_AREA);
-    motion->model->apply(motion->small, motion->mask);
-    cv::Mat cleaned;
-    cv::morphologyEx(motion->mask, cleaned, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_ELLIPSE, {3, 3}));
-    cv::dilate(cleaned, cleaned, cv::getStructuringElement(cv::MORPH_ELLIPSE, {7, 7}));
+// Boxes of the connected regions of `binary` at half resolution, in full-resolution pixels.
+static int boxes_of(const cv::Mat &binary, int min_area, int *boxes, int max_boxes) {
     std::vector<std::vector<cv::Point>> contours;
-    cv::findContours(cleaned, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
+    cv::findContours(binary, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
     int count = 0;
     for (const auto &contour : contours) {
         cv::Rect box = cv::boundingRect(contour);
@@ -413,6 +414,42 @@ extern "C" int vv_motion_apply(vv_motion *motion, const uint8_t *rgb, int width,
         count++;
     }
     return count;
+}
+
+extern "C" void vv_motion_free(vv_motion *motion) { delete motion; }
+
+extern "C" int vv_motion_apply(vv_motion *motion, const uint8_t *rgb, int width, int height, int min_area,
+                               int *boxes, int max_boxes) {
+    // Half resolution: motion regions need no fine detail, and it quarters the cost.
+    cv::Mat source(height, width, CV_8UC3, const_cast<uint8_t *>(rgb));
+    cv::resize(source, motion->small, cv::Size(width / 2, height / 2), 0, 0, cv::INTER_AREA);
+    motion->model->apply(motion->small, motion->mask);
+    // MOG2 learns fast at first (rate 1 / 2n): both models learn the scene together for the
+    // quick model's history, then the slow one settles to its own rate, or it would take in a
+    // still object as fast as the quick one for many minutes.
+    motion->frames++;
+    double slow_rate = motion->frames < motion->history ? -1 : 1.0 / motion->slow_history;
+    motion->slow_model->apply(motion->small, motion->slow_mask, slow_rate);
+    cv::Mat cleaned;
+    cv::morphologyEx(motion->mask, cleaned, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_ELLIPSE, {3, 3}));
+    cv::dilate(cleaned, cleaned, cv::getStructuringElement(cv::MORPH_ELLIPSE, {7, 7}));
+
+    cv::Mat still;
+    cv::bitwise_and(motion->slow_mask, ~cleaned, still);
+    if (motion->static_frames.size() != still.size()) motion->static_frames = cv::Mat::zeros(still.size(), CV_16U);
+    cv::Mat counted;
+    cv::add(motion->static_frames, cv::Scalar(1), counted, cv::noArray(), CV_16U);
+    motion->static_frames = cv::Mat::zeros(still.size(), CV_16U);
+    counted.copyTo(motion->static_frames, still);
+    return boxes_of(cleaned, min_area, boxes, max_boxes);
+}
+
+extern "C" int vv_motion_static(vv_motion *motion, int min_frames, int min_area, int *boxes, int max_boxes) {
+    if (motion->static_frames.empty()) return 0;
+    cv::Mat settled = motion->static_frames >= min_frames;
+    cv::morphologyEx(settled, settled, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_ELLIPSE, {5, 5}));
+    cv::dilate(settled, settled, cv::getStructuringElement(cv::MORPH_ELLIPSE, {5, 5}));
+    return boxes_of(settled, min_area, boxes, max_boxes);
 }
 
 extern "C" void vv_view_measure(const uint8_t *rgb, int width, int height, int view_width, int view_height, float *view,

@@ -131,6 +131,7 @@ public final class FrameAnalyzer {
         detections.frameSequence = frame.sequence
         detections.captureTime = frame.captureTime
         detections.motionRegions = motion.map { normalized($0, image) }
+        detections.staticRegions = state.motion.staticRegions().map { normalized($0, image) }
         // Published: confident persons, and weak ones that continue a track.
         detections.objects = zip(found.people, tracks).compactMap { person, track in
             guard person.detection.score >= settings.personScore || track != nil else { return nil }

@@ -204,6 +204,10 @@ public nonisolated struct Vigil_V1_FrameDetections: Sendable {
   /// while persons are tracked is a redaction failure worth alerting on.
   public var redactedRegionCount: UInt32 = 0
 
+  /// Static foreground: areas that appeared and then stopped moving (a bag left behind, a
+  /// person standing still), for the abandoned-object rule; no detector names them.
+  public var staticRegions: [Vigil_V1_BoundingBox] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -369,7 +373,7 @@ nonisolated extension Vigil_V1_TamperSignal: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FrameDetections"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}frame_sequence\0\u{3}capture_time\0\u{3}motion_regions\0\u{1}objects\0\u{3}tamper_signals\0\u{3}redacted_region_count\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}frame_sequence\0\u{3}capture_time\0\u{3}motion_regions\0\u{1}objects\0\u{3}tamper_signals\0\u{3}redacted_region_count\0\u{3}static_regions\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -384,6 +388,7 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.objects) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.tamperSignals) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.redactedRegionCount) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.staticRegions) }()
       default: break
       }
     }
@@ -415,6 +420,9 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
     if self.redactedRegionCount != 0 {
       try visitor.visitSingularUInt32Field(value: self.redactedRegionCount, fieldNumber: 7)
     }
+    if !self.staticRegions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.staticRegions, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -426,6 +434,7 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
     if lhs.objects != rhs.objects {return false}
     if lhs.tamperSignals != rhs.tamperSignals {return false}
     if lhs.redactedRegionCount != rhs.redactedRegionCount {return false}
+    if lhs.staticRegions != rhs.staticRegions {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

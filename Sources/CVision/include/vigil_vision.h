@@ -98,12 +98,17 @@ void vv_mosaic_rect(uint8_t *rgb, int width, int height, int x, int y, int w, in
 
 typedef struct vv_motion vv_motion;
 
-vv_motion *vv_motion_new(int history, double variance_threshold);
+// `history` frames for the moving-region model, `slow_history` for the slower one that finds
+// static foreground (something that appeared and stopped moving).
+vv_motion *vv_motion_new(int history, int slow_history, double variance_threshold);
 void vv_motion_free(vv_motion *motion);
 // Feeds a frame and writes up to `max_boxes` moving regions as x, y, w, h quadruples (image
 // pixels); regions smaller than `min_area` pixels are dropped. Returns the region count.
 int vv_motion_apply(vv_motion *motion, const uint8_t *rgb, int width, int height, int min_area,
                     int *boxes, int max_boxes);
+// After vv_motion_apply: regions that have been static foreground for at least `min_frames`
+// frames in a row — the slow model still sees them, the quick one has taken them in.
+int vv_motion_static(vv_motion *motion, int min_frames, int min_area, int *boxes, int max_boxes);
 
 // Whole-view measurements for tamper checks, on a grey copy scaled to `view_width` ×
 // `view_height`: mean brightness and its standard deviation (0-255), and sharpness (variance
