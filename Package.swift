@@ -235,6 +235,7 @@ let package = Package(
             dependencies: [
                 "Vision",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 "Cameras",
                 "VigilSchema",
                 "WorkerRuntime",

@@ -116,6 +116,7 @@ public struct CameraPlan: Sendable {
         compare("working resolution", describe(old), describe(new))
         compare("redaction", describe(old.redactionPolicy), describe(new.redactionPolicy))
         compare("snapshots per minute", old.snapshotsPerMinute.formatted(), new.snapshotsPerMinute.formatted())
+        compare("motion gating", old.motionGating ? "on" : "off", new.motionGating ? "on" : "off")
         let oldMasks = Dictionary(old.privacyMasks.map { ($0.maskID, $0) }, uniquingKeysWith: { first, _ in first })
         let newMasks = Dictionary(new.privacyMasks.map { ($0.maskID, $0) }, uniquingKeysWith: { first, _ in first })
         for id in Set(oldMasks.keys).union(newMasks.keys).sorted() {

@@ -31,8 +31,9 @@ public struct CamerasFileError: Error, Sendable, Hashable, CustomStringConvertib
 ///     credentials: dock-cameras        # name of a secret; never the password itself
 ///     sampling: {fps: 2}               # or {keyframes_only: true}
 ///     working_resolution: 640x360
-///     redaction: {target: whole_persons, fill: solid}
+///     redaction: {target: whole_persons, fill: solid, masked_classes: [vehicle]}
 ///     snapshots_per_minute: 6
+///     motion_gating: true              # models only on frames with motion or live tracks
 ///     privacy_masks:
 ///       neighbour-window: [[0.70, 0.05], [0.95, 0.05], [0.95, 0.30], [0.70, 0.30]]
 ///     labels: {site: plant-2}
@@ -87,7 +88,7 @@ private struct Parser {
     }
 
     static let cameraKeys = [
-        "source", "credentials", "sampling", "working_resolution", "redaction", "snapshots_per_minute", "privacy_masks", "labels",
+        "source", "credentials", "sampling", "working_resolution", "redaction", "snapshots_per_minute", "privacy_masks", "labels", "motion_gating",
     ]
     /// Query parameters that carry secrets in stream URLs seen in the wild.
     static let secretParameters: Set<String> = ["password", "passwd", "pwd", "pass", "token", "secret", "key", "apikey", "api_key", "auth"]
@@ -167,6 +168,9 @@ private struct Parser {
         config.snapshotsPerMinute = CamerasFile.defaultSnapshotsPerMinute
         if let rate = body["snapshots_per_minute"] {
             if let value = number(rate, path: "\(path).snapshots_per_minute", in: 0...600) { config.snapshotsPerMinute = value }
+        }
+        if let gating = body["motion_gating"], let flag = bool(gating, path: "\(path).motion_gating") {
+            config.motionGating = flag
         }
         if let masks = body["privacy_masks"], !Self.isNull(masks) {
             config.privacyMasks = privacyMasks(masks, path: "\(path).privacy_masks")

@@ -1,6 +1,7 @@
 import Cameras
 import Foundation
 import Logging
+import Metrics
 import SwiftProtobuf
 import VigilSchema
 import Vision
@@ -19,6 +20,9 @@ public final class DetectStage: Stage, @unchecked Sendable {
     /// Snapshots are JPEG.
     public var alreadyCompressedOutputs: Set<String> { [Self.snapshotsTopic] }
 
+    /// Motion gating's saved work: frames no model ran on, and model runs skipped in all.
+    private let gatedFrames = Counter(label: "vigil_detect_gated_frames_total")
+    private let skippedModelRuns = Counter(label: "vigil_detect_skipped_model_runs_total")
     private let cameras: Table<Vigil_V1_CameraConfig>
     private let lock = NSLock()
     private let analyzer: FrameAnalyzer  // guarded by `lock` (the runner sends one frame at a time anyway)
@@ -37,6 +41,8 @@ public final class DetectStage: Stage, @unchecked Sendable {
         } catch let error as ModelError {
             throw StageUnavailable("the detector failed: \(error)")
         }
+        if analysis.gated { gatedFrames.increment() }
+        if analysis.skippedModelRuns > 0 { skippedModelRuns.increment(by: analysis.skippedModelRuns) }
         var outputs = [
             StageOutput(
                 topic: Self.detectionsTopic, key: input.key, value: try analysis.detections.serializedBytes(),

@@ -41,6 +41,10 @@ public struct FrameAnalysis {
     public var detections: Vigil_V1_FrameDetections
     /// A redacted still, when the frame has objects and the camera's snapshot rate allows.
     public var snapshot: Vigil_V1_Snapshot?
+    /// Motion gating skipped every model on this frame (no motion, no live track).
+    public var gated = false
+    /// Model runs motion gating saved on this frame (a person-detector tile counts one).
+    public var skippedModelRuns = 0
 }
 
 /// A frame detect cannot analyse: the record is bad (dead-lettered), the stream goes on.
@@ -109,14 +113,19 @@ public final class FrameAnalyzer {
         let target: RedactionTarget = policy.target == .wholePersons ? .wholePersons : .faces
         var state = cameraState(frame.cameraID, width: image.width, height: image.height)
 
-        let found = try detect(in: image, target: target, motion: state.motion)
+        let found = try detect(
+            in: image, target: target, motion: state.motion, gatingAround: camera.motionGating ? state.persons.liveBoxes : nil
+        )
         let motion = found.motion
         var regions = state.hold.regions(for: found.regions)
         let tracks = state.persons.update(found.people.map(\.detection)).trackIDs
         // Operator models see the frame only after its faces (and, on whole-person cameras,
         // persons) are masked: no plugged-in model ever sees a face.
         var slotObjects: [SlotDetection] = []
-        if !slotDetectors.isEmpty {
+        var skippedRuns = found.skippedRuns
+        if found.gated {
+            skippedRuns += slotDetectors.count
+        } else if !slotDetectors.isEmpty {
             var masked = image
             masked.redact(regions, fill: .solid)
             for detector in slotDetectors { slotObjects += try detector.detect(in: masked) }
@@ -188,7 +197,7 @@ public final class FrameAnalyzer {
             state.lastSnapshotMilliseconds = captureMilliseconds
         }
         cameras[frame.cameraID] = state
-        return FrameAnalysis(detections: detections, snapshot: snapshot)
+        return FrameAnalysis(detections: detections, snapshot: snapshot, gated: found.gated, skippedModelRuns: skippedRuns)
     }
 
     /// What one image holds and the regions redaction masks in it (before holds).
@@ -198,19 +207,29 @@ public final class FrameAnalyzer {
         var people: [Person]
         var motion: [PixelBox]
         var regions: [PixelBox]
+        var gated = false
+        var skippedRuns = 0
 
         var persons: [Detection] { people.map(\.detection) }
     }
 
     /// Whole-person cameras mask weak person detections too: a false mask costs nothing.
-    func detect(in image: RGBImage, target: RedactionTarget, motion model: MotionDetector) throws(ModelError) -> Found {
-        let faces = try faceDetector.faces(in: image).map(\.box)
-        let people = try personDetector.people(in: image)
+    /// With `gatingAround` (the live tracks' boxes of a motion-gated camera), the models run
+    /// only where there is motion or a live track, and not at all when there is neither.
+    func detect(in image: RGBImage, target: RedactionTarget, motion model: MotionDetector, gatingAround liveTracks: [PixelBox]? = nil) throws(ModelError) -> Found {
         let motion = model.movingRegions(in: image)
+        let attention = liveTracks.map { motion + $0 }
+        if let attention, attention.isEmpty {
+            let runs = 1 + 1 + personDetector.tiles * personDetector.tiles  // faces, whole-frame persons, tiles
+            let regions = RedactionPlan.regions(target: target, faces: [], persons: [], motion: motion, width: image.width, height: image.height)
+            return Found(faces: [], people: [], motion: motion, regions: regions, gated: true, skippedRuns: runs)
+        }
+        let faces = try faceDetector.faces(in: image).map(\.box)
+        let (people, skipped) = try personDetector.people(in: image, within: attention)
         let regions = RedactionPlan.regions(
             target: target, faces: faces, persons: people.map(\.detection.box), motion: motion, width: image.width, height: image.height
         )
-        return Found(faces: faces, people: people, motion: motion, regions: regions)
+        return Found(faces: faces, people: people, motion: motion, regions: regions, skippedRuns: skipped)
     }
 
     /// The camera's state, new when the camera is new or its frame size changed.

@@ -263,6 +263,14 @@ public nonisolated struct Vigil_V1_CameraConfig: @unchecked Sendable {
     set {_uniqueStorage()._credentialsRef = newValue}
   }
 
+  /// Motion gating: detect runs its models only on frames with motion or live tracks (and the
+  /// person detector only on the tiles that have them); frames without either get motion,
+  /// static-foreground and tamper analysis only, and never a snapshot. The skipped work is counted.
+  public var motionGating: Bool {
+    get {_storage._motionGating}
+    set {_uniqueStorage()._motionGating = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -482,7 +490,7 @@ nonisolated extension Vigil_V1_Resolution: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CameraConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}source_url\0\u{3}privacy_masks\0\u{3}redaction_policy\0\u{1}sampling\0\u{1}version\0\u{3}updated_by\0\u{3}updated_time\0\u{3}approved_by\0\u{3}working_resolution\0\u{3}snapshots_per_minute\0\u{1}labels\0\u{3}credentials_ref\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}source_url\0\u{3}privacy_masks\0\u{3}redaction_policy\0\u{1}sampling\0\u{1}version\0\u{3}updated_by\0\u{3}updated_time\0\u{3}approved_by\0\u{3}working_resolution\0\u{3}snapshots_per_minute\0\u{1}labels\0\u{3}credentials_ref\0\u{3}motion_gating\0")
 
   fileprivate class _StorageClass {
     var _cameraID: String = String()
@@ -498,6 +506,7 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
     var _snapshotsPerMinute: Double = 0
     var _labels: Dictionary<String,String> = [:]
     var _credentialsRef: String = String()
+    var _motionGating: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -521,6 +530,7 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
       _snapshotsPerMinute = source._snapshotsPerMinute
       _labels = source._labels
       _credentialsRef = source._credentialsRef
+      _motionGating = source._motionGating
     }
   }
 
@@ -552,6 +562,7 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
         case 11: try { try decoder.decodeSingularDoubleField(value: &_storage._snapshotsPerMinute) }()
         case 12: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._labels) }()
         case 13: try { try decoder.decodeSingularStringField(value: &_storage._credentialsRef) }()
+        case 14: try { try decoder.decodeSingularBoolField(value: &_storage._motionGating) }()
         default: break
         }
       }
@@ -603,6 +614,9 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
       if !_storage._credentialsRef.isEmpty {
         try visitor.visitSingularStringField(value: _storage._credentialsRef, fieldNumber: 13)
       }
+      if _storage._motionGating != false {
+        try visitor.visitSingularBoolField(value: _storage._motionGating, fieldNumber: 14)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -625,6 +639,7 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
         if _storage._snapshotsPerMinute != rhs_storage._snapshotsPerMinute {return false}
         if _storage._labels != rhs_storage._labels {return false}
         if _storage._credentialsRef != rhs_storage._credentialsRef {return false}
+        if _storage._motionGating != rhs_storage._motionGating {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -49,6 +49,10 @@ public struct ObjectTracker: Sendable {
     /// Tracks alive now (confirmed or not).
     public var liveTrackCount: Int { tracks.count }
 
+    /// Where the live tracks' objects are: last seen and predicted (motion gating keeps
+    /// looking there while a person stands still).
+    public var liveBoxes: [PixelBox] { tracks.map { $0.lastSeen.union($0.predictedBox) } }
+
     public mutating func update(_ detections: [Detection]) -> Update {
         for index in tracks.indices { tracks[index].predict() }
         var assigned = [Int?](repeating: nil, count: detections.count)  // detection → track index

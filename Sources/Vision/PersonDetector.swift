@@ -66,6 +66,13 @@ public final class PersonDetector {
 
     /// The persons with their posture.
     public func people(in image: RGBImage) throws(ModelError) -> [Person] {
+        try people(in: image, within: nil).people
+    }
+
+    /// The persons with their posture; with `attention`, tiles touching none of its boxes are
+    /// skipped (motion gating), and how many model runs that saved.
+    public func people(in image: RGBImage, within attention: [PixelBox]?) throws(ModelError) -> (people: [Person], skippedRuns: Int) {
+        var skipped = 0
         var detections = try persons(in: image, region: PixelBox(x: 0, y: 0, width: Float(image.width), height: Float(image.height)))
         if tiles > 0 {
             // Overlapping square-ish tiles, each half again as large as its grid cell.
@@ -74,11 +81,15 @@ public final class PersonDetector {
                 for column in 0..<tiles {
                     let tile = PixelBox(x: Float(column) * cellWidth, y: Float(row) * cellHeight, width: cellWidth, height: cellHeight)
                         .scaled(by: 1.5).clipped(width: image.width, height: image.height)
+                    if let attention, !attention.contains(where: { $0.intersection(tile) > 0 }) {
+                        skipped += 1
+                        continue
+                    }
                     detections += try persons(in: image, region: tile)
                 }
             }
         }
-        return nonMaximumSuppression(detections, threshold: 0.4, by: \.detection)
+        return (nonMaximumSuppression(detections, threshold: 0.4, by: \.detection), skipped)
     }
 
     private func persons(in image: RGBImage, region: PixelBox) throws(ModelError) -> [Person] {
