@@ -1,0 +1,66 @@
+import ChildProcesses
+import Foundation
+import Testing
+import VigilSchema
+import Vision
+@testable import Detect
+
+/// Tracks on real video: vtest.avi frames 0–200 at 5 frames/s through the analyzer, judged on
+/// the frames annotated by hand in Detect I (every 40th). Identity ground truth is what the
+/// boxes show without any detector: a person whose hand-drawn boxes on two annotated frames 4 s
+/// apart overlap by IoU ≥ 0.5 stood in place (the group by the lamp post, looked at), so both
+/// boxes must carry the same track id; a different id is an id switch.
+@Suite("Tracking on vtest.avi", .serialized)
+struct TrackingTests {
+    static let video = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+
+    @Test("mean track length and id switches among people who stayed in place", .enabled(if: FileManager.default.fileExists(atPath: video)))
+    func tracksOnVtest() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-tracking-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Every second frame (5 frames/s) of frames 0–200: annotated frame 40k is index 20k.
+        let run = try ChildProcess.run("/usr/bin/ffmpeg", [
+            "-nostdin", "-v", "error", "-i", Self.video, "-vf", "select='not(mod(n\\,2))'", "-vsync", "0", "-frames:v", "101", "-q:v", "2",
+            directory.appendingPathComponent("%03d.jpg").path,
+        ], standardError: .lines)
+        #expect(run.termination == .exited(0), "\(run.errorOutput)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        #expect(files.count == 101)
+
+        let analyzer = try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger)
+        let camera = DetectStageTests.camera("vtest", target: .faces)
+        var persons: [[(box: PixelBox, track: UInt64)]] = []
+        for (index, file) in files.enumerated() {
+            let jpeg = [UInt8](try Data(contentsOf: directory.appendingPathComponent(file)))
+            let frame = DetectStageTests.frame(camera: "vtest", sequence: UInt64(index), jpeg: jpeg, atMilliseconds: DetectStageTests.captureMilliseconds + Int64(index) * 200)
+            let objects = try analyzer.analyze(frame, camera: camera).detections.objects.filter { $0.classLabel == "person" }
+            persons.append(objects.map { (PixelBox(x0: $0.box.xMin * 768, y0: $0.box.yMin * 576, x1: $0.box.xMax * 768, y1: $0.box.yMax * 576), $0.trackID) })
+        }
+
+        var lengths: [UInt64: Int] = [:]
+        for frame in persons { for person in frame where person.track != 0 { lengths[person.track, default: 0] += 1 } }
+        let meanLength = Double(lengths.values.reduce(0, +)) / Double(max(lengths.count, 1))
+
+        let annotations = try PersonAnnotations.load().frames.filter { $0.frame <= 200 }
+        func track(of box: PixelBox, atIndex index: Int) -> UInt64? {
+            persons[index].filter { $0.box.intersectionOverUnion(box) >= matchIoU }.max { $0.box.intersectionOverUnion(box) < $1.box.intersectionOverUnion(box) }?.track
+        }
+        var pairs = 0, judged = 0, switches = 0
+        for (earlier, later) in zip(annotations, annotations.dropFirst()) {
+            for first in earlier.persons {
+                guard let second = later.persons.first(where: { $0.pixelBox.intersectionOverUnion(first.pixelBox) >= 0.5 }) else { continue }
+                pairs += 1
+                guard let a = track(of: first.pixelBox, atIndex: earlier.frame / 2), let b = track(of: second.pixelBox, atIndex: later.frame / 2), a != 0, b != 0 else { continue }
+                judged += 1
+                if a != b { switches += 1 }
+            }
+        }
+        print("tracking on vtest.avi frames 0–200 at 5 frames/s: \(lengths.count) tracks, mean length \(String(format: "%.1f", meanLength)) frames (\(String(format: "%.1f", meanLength / 5)) s); people who stayed in place between annotated frames: \(pairs) pairs, \(judged) tracked at both ends, \(switches) id switches")
+        // Measured when this was written: 35 tracks, mean 12.3 frames; the 5 people who stood in
+        // place were not found at both ends (occluded in the group by the lamp post), so id
+        // switches are not judged here yet: that needs consecutive frames annotated by hand.
+        #expect(switches <= judged / 3, "id switches among people standing still")
+        #expect(meanLength >= 8, "tracks last well over a second on average")
+    }
+}
