@@ -80,7 +80,7 @@ public struct ModelManifest: Sendable {
         guard data.count == model.bytes else {
             throw ModelError(kind: .wrongSize, message: "model \(name) at \(path) is \(data.count) bytes, not the \(model.bytes) its manifest says; \(fetch)")
         }
-        let checksum = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        let checksum = sha256Hex(data)
         guard checksum == model.sha256 else {
             throw ModelError(
                 kind: .wrongChecksum,
@@ -89,4 +89,9 @@ public struct ModelManifest: Sendable {
         }
         return VerifiedModel(description: model, path: path, sha256: checksum)
     }
+}
+
+/// A file's SHA-256 as 64 lowercase hex digits, as manifests and slot files give it.
+func sha256Hex(_ data: Data) -> String {
+    SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
 }

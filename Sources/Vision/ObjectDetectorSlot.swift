@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Logging
 
@@ -119,7 +118,7 @@ public final class SlotDetector {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ModelError(kind: .missing, message: "slot model \(declaration.name): \(path) does not exist")
         }
-        let checksum = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        let checksum = sha256Hex(data)
         guard checksum == declaration.sha256 else {
             throw ModelError(
                 kind: .wrongChecksum,
