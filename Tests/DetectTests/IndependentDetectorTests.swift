@@ -1,6 +1,7 @@
 import CIndependentFaces
 import Foundation
 import Testing
+import VigilSchema
 import Vision
 @testable import Detect
 
@@ -77,6 +78,34 @@ struct IndependentDetectorTests {
         }
         print("independent detectors found \(facesInInputs) annotated faces in \(checked) inputs; after redaction (faces, whole persons; solid, mosaic): none")
         #expect(checked >= 8, "the independent detectors found faces in only \(checked) inputs: too few to check anything")
+    }
+
+    /// A restarted (or moved) camera starts with fresh tracks and holds: its first snapshot must
+    /// be as redacted as any. Frames are analysed by one analyzer, then by a new one, as a new
+    /// vigil-detect process would after a crash; the new one's snapshots are checked.
+    @Test("after a detect restart (a new analyzer mid-stream), the first snapshots are redacted as well")
+    func redactedAcrossRestart() throws {
+        // Per-camera state lives in the analyzer: to the second one every camera is new.
+        let before = try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger)
+        let restarted = try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger)
+        var checked = 0
+        for (index, (name, image, truth)) in try Self.images().enumerated() where !Self.annotatedFaces(in: image, truth: truth).isEmpty {
+            let jpeg = try image.jpeg(quality: 95)
+            let camera = DetectStageTests.camera("cam-\(index)", target: .faces, snapshotsPerMinute: 600)
+            func frame(_ sequence: UInt64) -> Vigil_V1_Frame {
+                DetectStageTests.frame(camera: camera.cameraID, sequence: sequence, jpeg: jpeg, atMilliseconds: DetectStageTests.captureMilliseconds + Int64(sequence) * 200)
+            }
+            for sequence: UInt64 in 1...1 { _ = try before.analyze(frame(sequence), camera: camera) }
+            for sequence: UInt64 in 2...2 {
+                guard let snapshot = try restarted.analyze(frame(sequence), camera: camera).snapshot else { continue }
+                let still = try RGBImage(encoded: [UInt8](snapshot.redactedJpeg))
+                let found = Self.annotatedFaces(in: still, truth: truth)
+                #expect(found.isEmpty, "\(name), frame \(sequence) after the restart: \(found.map { "\($0.detector) \($0.box)" }) still found")
+                checked += 1
+            }
+        }
+        print("snapshots checked after a detect restart: \(checked)")
+        #expect(checked >= 8, "too few snapshots to check")
     }
 
     @Test("the check can fail: with masks over the lower half of each region only, the independent detectors find faces")
