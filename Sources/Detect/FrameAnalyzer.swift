@@ -69,6 +69,10 @@ public final class FrameAnalyzer {
         var hold: RedactionHold
         var motion: MotionDetector
         var persons: ObjectTracker
+        /// One tracker per slot class (a fire's track never continues as smoke), all drawing
+        /// ids from the camera's `trackIDs`.
+        var slotObjects: [String: ObjectTracker] = [:]
+        let trackIDs: TrackIDs
         var tamper: TamperMonitor
         var lastSnapshotMilliseconds: Int64?
     }
@@ -119,19 +123,15 @@ public final class FrameAnalyzer {
         let motion = found.motion
         var regions = state.hold.regions(for: found.regions)
         let tracks = state.persons.update(found.people.map(\.detection)).trackIDs
-        // Operator models see the frame only after its faces (and, on whole-person cameras,
-        // persons) are masked: no plugged-in model ever sees a face.
-        var slotObjects: [SlotDetection] = []
+        var slotObjects: [(found: SlotDetection, track: UInt64?)] = []
         var skippedRuns = found.skippedRuns
         if found.gated {
             skippedRuns += slotDetectors.count
         } else if !slotDetectors.isEmpty {
-            var masked = image
-            masked.redact(regions, fill: .solid)
-            for detector in slotDetectors { slotObjects += try detector.detect(in: masked) }
+            slotObjects = try trackedSlotObjects(in: image, maskedFirst: regions, state: &state)
             let maskedClasses = Set(policy.maskedClasses)
-            regions += slotObjects.filter { maskedClasses.contains($0.label) }.map {
-                $0.detection.box.scaled(by: RedactionPlan.personPadding).clipped(width: image.width, height: image.height)
+            regions += slotObjects.filter { maskedClasses.contains($0.found.label) }.map {
+                $0.found.detection.box.scaled(by: RedactionPlan.personPadding).clipped(width: image.width, height: image.height)
             }
         }
 
@@ -156,11 +156,12 @@ public final class FrameAnalyzer {
             }
             return object
         }
-        detections.objects += slotObjects.map { found in
+        detections.objects += slotObjects.map { found, track in
             var object = Vigil_V1_DetectedObject()
             object.classLabel = found.label
             object.score = found.detection.score
             object.box = normalized(found.detection.box, image)
+            object.trackID = track ?? 0
             return object
         }
         detections.redactedRegionCount = UInt32(regions.count)
@@ -198,6 +199,32 @@ public final class FrameAnalyzer {
         }
         cameras[frame.cameraID] = state
         return FrameAnalysis(detections: detections, snapshot: snapshot, gated: found.gated, skippedModelRuns: skippedRuns)
+    }
+
+    /// The slot models' objects, each with its class's track. Operator models see the frame only
+    /// after `maskedFirst` (its faces, and on whole-person cameras its persons) is masked: no
+    /// plugged-in model ever sees a face.
+    private func trackedSlotObjects(
+        in image: RGBImage, maskedFirst regions: [PixelBox], state: inout CameraState
+    ) throws(ModelError) -> [(found: SlotDetection, track: UInt64?)] {
+        var masked = image
+        masked.redact(regions, fill: .solid)
+        var found: [SlotDetection] = []
+        for detector in slotDetectors { found += try detector.detect(in: masked) }
+        var tracked: [(found: SlotDetection, track: UInt64?)] = []
+        let labels = Set(found.map(\.label)).union(state.slotObjects.keys)
+        for label in labels.sorted() {
+            let ofClass = found.filter { $0.label == label }
+            var tracker = state.slotObjects[label] ?? {
+                var tracking = ObjectTracker.Settings()
+                tracking.confidentScore = 0  // the slot's own min_score has filtered them
+                return ObjectTracker(settings: tracking, ids: state.trackIDs)
+            }()
+            let ids = tracker.update(ofClass.map(\.detection)).trackIDs
+            state.slotObjects[label] = tracker.liveTrackCount > 0 ? tracker : nil
+            tracked += zip(ofClass, ids).map { ($0, $1) }
+        }
+        return tracked
     }
 
     /// What one image holds and the regions redaction masks in it (before holds).
@@ -240,10 +267,10 @@ public final class FrameAnalyzer {
         // Two seconds at 5 analysed frames a second: the person detector misses people for a
         // second or more (measured on vtest.avi: 7 id switches with 5 frames, 5 with 10).
         tracking.maximumMissedFrames = 10
+        let ids = TrackIDs(startedAtMilliseconds: Int64(Date().timeIntervalSince1970 * 1000))
         return CameraState(
             width: width, height: height, hold: RedactionHold(holdFrames: settings.holdFrames), motion: MotionDetector(),
-            persons: ObjectTracker(settings: tracking, startedAtMilliseconds: Int64(Date().timeIntervalSince1970 * 1000)),
-            tamper: TamperMonitor()
+            persons: ObjectTracker(settings: tracking, ids: ids), trackIDs: ids, tamper: TamperMonitor()
         )
     }
 

@@ -4,9 +4,7 @@
 /// their prediction for a few frames when their object is missed.
 ///
 /// Track ids are per camera and carry no identity: a track ends when its object is gone for
-/// `maximumMissedFrames`, and its id is never reused. Ids are `epoch << 20 | counter`, the epoch
-/// being when this tracker started (milliseconds since 2020), so a restarted or moved camera's
-/// new tracker never repeats an id of the old one.
+/// `maximumMissedFrames`, and its id is never reused (see `TrackIDs`).
 public struct ObjectTracker: Sendable {
     public struct Settings: Sendable {
         /// Detections at or above this score start tracks and are matched first.
@@ -33,17 +31,19 @@ public struct ObjectTracker: Sendable {
         public var coasting: [PixelBox]
     }
 
-    /// Milliseconds from 1970 to 2020-01-01, so an epoch fits 44 bits for a long time.
-    private static let epochOrigin: Int64 = 1_577_836_800_000
     public let settings: Settings
-    private let epoch: UInt64
-    private var nextCounter: UInt64 = 0
+    private let ids: TrackIDs
     private var tracks: [Track] = []
 
-    /// `startedAtMilliseconds`: wall-clock time the tracker starts (since 1970).
-    public init(settings: Settings = Settings(), startedAtMilliseconds: Int64) {
+    /// A tracker drawing ids from `ids`, which a camera's trackers share.
+    public init(settings: Settings = Settings(), ids: TrackIDs) {
         self.settings = settings
-        epoch = UInt64(max(0, startedAtMilliseconds - Self.epochOrigin))
+        self.ids = ids
+    }
+
+    /// A tracker with ids of its own, from `startedAtMilliseconds` (wall clock, since 1970).
+    public init(settings: Settings = Settings(), startedAtMilliseconds: Int64) {
+        self.init(settings: settings, ids: TrackIDs(startedAtMilliseconds: startedAtMilliseconds))
     }
 
     /// Tracks alive now (confirmed or not).
@@ -106,10 +106,7 @@ public struct ObjectTracker: Sendable {
         return Update(trackIDs: trackIDs, coasting: coasting)
     }
 
-    private mutating func makeID() -> UInt64 {
-        defer { nextCounter += 1 }
-        return epoch << 20 | (nextCounter & 0xFFFFF)
-    }
+    private func makeID() -> UInt64 { ids.next() }
 
     /// Pairs with the highest overlap first; each detection and track used once.
     private func greedyMatches(_ candidates: [Int], among detections: [Detection], tracks candidatesTracks: [Int], minimumOverlap: Float) -> [(Int, Int)] {
@@ -128,6 +125,32 @@ public struct ObjectTracker: Sendable {
             matches.append((pair.detection, pair.track))
         }
         return matches
+    }
+}
+
+/// Hands out one camera's track ids, `epoch << 20 | counter`, to all its trackers (persons and
+/// every slot class draw from one sequence, so no two objects of a camera share an id). The
+/// epoch is when the ids started (milliseconds since 2020), so a restarted or moved camera never
+/// repeats an id of its earlier life; a counter that would wrap starts a new epoch.
+public final class TrackIDs: @unchecked Sendable {
+    /// Milliseconds from 1970 to 2020-01-01, so an epoch fits 44 bits for a long time.
+    private static let epochOrigin: Int64 = 1_577_836_800_000
+    private static let counterBits = 20
+    private var epoch: UInt64
+    private var counter: UInt64 = 0
+
+    public init(startedAtMilliseconds: Int64) {
+        epoch = UInt64(max(0, startedAtMilliseconds - Self.epochOrigin))
+    }
+
+    func next() -> UInt64 {
+        if counter == 1 << Self.counterBits {
+            // Over a million tracks in one epoch: the next millisecond is a new epoch no id used.
+            epoch += 1
+            counter = 0
+        }
+        defer { counter += 1 }
+        return epoch << UInt64(Self.counterBits) | counter
     }
 }
 

@@ -60,6 +60,24 @@ struct SlotInDetectTests {
         #expect(masked.detections.redactedRegionCount == unmasked.detections.redactedRegionCount + 2)
     }
 
+    @Test("slot objects get track ids per class, confirmed on their second frame", .enabled(if: FileManager.default.isExecutableFile(atPath: python)))
+    func slotObjectsAreTracked() throws {
+        let analyzer = try Self.analyzer()
+        let jpeg = try DetectStageTests.photo("vtest/vtest-000.png")
+        let camera = DetectStageTests.camera("dock", target: .faces)
+        func slotObjects(_ sequence: UInt64) throws -> [Vigil_V1_DetectedObject] {
+            let frame = DetectStageTests.frame(camera: "dock", sequence: sequence, jpeg: jpeg, atMilliseconds: DetectStageTests.captureMilliseconds + Int64(sequence) * 200)
+            return try analyzer.analyze(frame, camera: camera).detections.objects.filter { $0.classLabel != "person" }
+        }
+        #expect(try slotObjects(1).allSatisfy { $0.trackID == 0 }, "not confirmed on the first sighting")
+        let second = try slotObjects(2)
+        #expect(second.count == 3 && second.allSatisfy { $0.trackID != 0 })
+        #expect(Set(second.map(\.trackID)).count == 3, "one track per object")
+        let third = try slotObjects(3)
+        #expect(Dictionary(uniqueKeysWithValues: third.map { ("\($0.classLabel) \($0.box.xMin)", $0.trackID) })
+            == Dictionary(uniqueKeysWithValues: second.map { ("\($0.classLabel) \($0.box.xMin)", $0.trackID) }), "and the same ids on the next frame")
+    }
+
     static func covers(_ region: Vigil_V1_BoundingBox, _ box: PixelBox, width: Float, height: Float) -> Bool {
         region.xMin * width <= box.x0 + 1 && region.yMin * height <= box.y0 + 1 && region.xMax * width >= box.x1 - 1 && region.yMax * height >= box.y1 - 1
     }
