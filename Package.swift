@@ -52,6 +52,12 @@ let package = Package(
         .target(name: "CSpawn"),
         // Child processes without Foundation's Process: the supervisor's workers, tests, benchmarks.
         .target(name: "ChildProcesses", dependencies: ["CSpawn"], swiftSettings: swiftSettings),
+        // YAML files operators declare (cameras, rules), read with every problem located.
+        .target(
+            name: "DeclarationFiles",
+            dependencies: ["VigilSchema", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
         // Swift wrapper over librdkafka: producer, consumer, admin, mock cluster.
         .target(
             name: "Kafka",
@@ -117,6 +123,7 @@ let package = Package(
         .target(
             name: "Cameras",
             dependencies: [
+                "DeclarationFiles",
                 "VigilSchema",
                 "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -277,6 +284,7 @@ let package = Package(
             name: "VigilCLI",
             dependencies: [
                 "ChildProcesses",
+                "DeclarationFiles",
                 "Decode",
                 "Ingest",
                 "Detect",
@@ -360,7 +368,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CamerasTests",
-            dependencies: ["Cameras", "VigilSchema", "WorkerRuntime"],
+            dependencies: ["Cameras", "DeclarationFiles", "VigilSchema", "WorkerRuntime"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

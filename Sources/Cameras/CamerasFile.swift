@@ -1,26 +1,13 @@
+import DeclarationFiles
 import Foundation
 import VigilSchema
 import Yams
 
 /// A problem in a cameras file, located by file, line, camera and key:
 /// `cameras.yaml:12:7: cameras.dock-1.sampling.fsp: unknown key; expected fps or keyframes_only`.
-public struct CamerasFileError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var file: String
-    public var line: Int?
-    public var column: Int?
-    /// `cameras.<camera>.<key>…`; nil for problems of the whole file.
-    public var keyPath: String?
-    public var message: String
-
-    public var description: String {
-        var location = file
-        if let line {
-            location += ":\(line)"
-            if let column { location += ":\(column)" }
-        }
-        return "\(location): " + (keyPath.map { "\($0): " } ?? "") + message
-    }
-}
+public typealias CamerasFileError = DeclarationProblem
+/// Every problem found in a cameras file.
+public typealias CamerasFileErrors = DeclarationProblems
 
 /// The cameras an operator declares in a YAML file, for `vigil cameras apply`:
 ///
@@ -53,70 +40,26 @@ public enum CamerasFile {
     /// Parses and checks `yaml`; `file` names it in errors. Versions, authors and times are
     /// left unset: `CameraChanges` fills them when it decides what changed.
     public static func parse(yaml: String, file: String) throws(CamerasFileErrors) -> [Vigil_V1_CameraConfig] {
-        var parser = Parser(file: file)
-        let cameras = parser.parse(yaml)
-        guard parser.errors.isEmpty else {
-            throw CamerasFileErrors(errors: parser.errors.sorted { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) })
-        }
+        var reader = DeclarationReader(file: file)
+        let cameras = reader.cameras(yaml)
+        guard reader.errors.isEmpty else { throw CamerasFileErrors(errors: reader.errors) }
         return cameras
     }
 
     public static func load(path: String) throws(CamerasFileErrors) -> [Vigil_V1_CameraConfig] {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw CamerasFileErrors(errors: [CamerasFileError(file: path, message: "cannot read the file: \(error.localizedDescription)")])
-        }
-        return try parse(yaml: text, file: path)
+        try parse(yaml: try DeclarationReader.text(of: path), file: path)
     }
 }
 
-/// Every problem found in a cameras file.
-public struct CamerasFileErrors: Error, Sendable, CustomStringConvertible {
-    public var errors: [CamerasFileError]
-
-    public var description: String { errors.map(\.description).joined(separator: "\n") }
-}
-
-private struct Parser {
-    let file: String
-    var errors: [CamerasFileError] = []
-
-    init(file: String) {
-        self.file = file
-    }
-
+private extension DeclarationReader {
     static let cameraKeys = [
         "source", "credentials", "sampling", "working_resolution", "redaction", "snapshots_per_minute", "privacy_masks", "labels", "motion_gating",
     ]
     /// Query parameters that carry secrets in stream URLs seen in the wild.
     static let secretParameters: Set<String> = ["password", "passwd", "pwd", "pass", "token", "secret", "key", "apikey", "api_key", "auth"]
 
-    mutating func parse(_ yaml: String) -> [Vigil_V1_CameraConfig] {
-        let root: Node
-        do {
-            guard let composed = try Yams.compose(yaml: yaml) else {
-                fail(nil, nil, "the file is empty; it needs a `cameras:` mapping")
-                return []
-            }
-            root = composed
-        } catch let error as YamlError {
-            fail(nil, nil, "YAML syntax error: \(error)")
-            return []
-        } catch {
-            fail(nil, nil, "not readable as YAML: \(error)")
-            return []
-        }
-        guard let top = mapping(root, path: nil) else { return [] }
-        for (key, _) in top where key.string != "cameras" {
-            fail(key, key.string ?? "?", "unknown key; a cameras file has only `cameras:`")
-        }
-        guard let camerasNode = top["cameras"] else {
-            fail(root, nil, "has no `cameras:` mapping (camera id → its configuration)")
-            return []
-        }
-        guard let cameras = mapping(camerasNode, path: "cameras") else { return [] }
+    mutating func cameras(_ yaml: String) -> [Vigil_V1_CameraConfig] {
+        guard let cameras = section(yaml, top: "cameras", holding: "camera id → its configuration") else { return [] }
         var configs: [Vigil_V1_CameraConfig] = []
         for (idNode, body) in cameras {
             let id = idNode.string ?? ""
@@ -128,18 +71,6 @@ private struct Parser {
             if let config = camera(id: id, body, path: path) { configs.append(config) }
         }
         return configs.sorted { $0.cameraID < $1.cameraID }
-    }
-
-    /// A key given without a value (`privacy_masks:` with nothing under it) means "none".
-    static func isNull(_ node: Node) -> Bool {
-        guard case .scalar(let scalar) = node else { return false }
-        return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
-    }
-
-    static func isValidID(_ id: String) -> Bool {
-        guard let first = id.unicodeScalars.first, id.unicodeScalars.count <= 64 else { return false }
-        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789-_.")
-        return CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789").contains(first) && id.unicodeScalars.allSatisfy(allowed.contains)
     }
 
     mutating func camera(id: String, _ node: Node, path: String) -> Vigil_V1_CameraConfig? {
@@ -267,15 +198,8 @@ private struct Parser {
             default: fail(fill, "\(path).fill", "must be solid or coarse_mosaic (both irreversible; solid when left out)")
             }
         }
-        if let classes = body["masked_classes"] {
-            guard case .sequence(let items) = classes else {
-                fail(classes, "\(path).masked_classes", "must be a list of object-detector slot classes, e.g. [vehicle]")
-                return policy
-            }
-            for item in items {
-                guard let text = scalar(item, path: "\(path).masked_classes"), !text.isEmpty else { continue }
-                policy.maskedClasses.append(text)
-            }
+        if let classes = body["masked_classes"], let names = strings(classes, path: "\(path).masked_classes") {
+            policy.maskedClasses = names.filter { !$0.isEmpty }
         }
         return policy
     }
@@ -290,75 +214,12 @@ private struct Parser {
                 fail(idNode, maskPath, "is not a valid mask id: lowercase letters, digits, '-', '_' or '.'")
                 continue
             }
-            guard case .sequence(let vertices) = points, vertices.count >= 3 else {
-                fail(points, maskPath, "must list at least 3 points [x, y], each from 0 to 1 (fractions of the frame, origin top-left)")
-                continue
-            }
-            var polygon = Vigil_V1_Polygon()
-            for (index, vertex) in vertices.enumerated() {
-                guard case .sequence(let pair) = vertex, pair.count == 2,
-                      let x = pair[0].float, let y = pair[1].float, (0...1).contains(x), (0...1).contains(y) else {
-                    fail(vertex, "\(maskPath)[\(index)]", "must be a point [x, y] with x and y from 0 to 1")
-                    continue
-                }
-                var point = Vigil_V1_Point()
-                point.x = Float(x)
-                point.y = Float(y)
-                polygon.vertices.append(point)
-            }
+            guard let polygon = polygon(points, path: maskPath) else { continue }
             var mask = Vigil_V1_PrivacyMask()
             mask.maskID = id
             mask.area = polygon
             masks.append(mask)
         }
         return masks.sorted { $0.maskID < $1.maskID }
-    }
-
-    // MARK: - Node helpers that report what they expected
-
-    mutating func mapping(_ node: Node, path: String?) -> Node.Mapping? {
-        guard case .mapping(let mapping) = node else {
-            fail(node, path, "expected a mapping (key: value lines)")
-            return nil
-        }
-        return mapping
-    }
-
-    mutating func scalar(_ node: Node, path: String) -> String? {
-        guard case .scalar(let scalar) = node else {
-            fail(node, path, "expected a single value")
-            return nil
-        }
-        return scalar.string
-    }
-
-    mutating func number(_ node: Node, path: String, in range: ClosedRange<Double>) -> Double? {
-        guard let value = node.float, range.contains(value) else {
-            fail(node, path, "must be a number from \(range.lowerBound.formatted()) to \(range.upperBound.formatted())")
-            return nil
-        }
-        return value
-    }
-
-    mutating func bool(_ node: Node, path: String) -> Bool? {
-        guard let value = node.bool else {
-            fail(node, path, "must be true or false")
-            return nil
-        }
-        return value
-    }
-
-    mutating func rejectUnknownKeys(_ mapping: Node.Mapping, allowed: [String], path: String) {
-        for (key, _) in mapping where !allowed.contains(key.string ?? "") {
-            fail(key, "\(path).\(key.string ?? "?")", "unknown key; expected \(Self.list(allowed))")
-        }
-    }
-
-    static func list(_ names: [String]) -> String {
-        names.count == 1 ? names[0] : names.dropLast().joined(separator: ", ") + " or " + names.last!
-    }
-
-    mutating func fail(_ node: Node?, _ path: String?, _ message: String) {
-        errors.append(CamerasFileError(file: file, line: node?.mark.map { $0.line }, column: node?.mark.map { $0.column }, keyPath: path, message: message))
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cameras
+import DeclarationFiles
 import Foundation
 import Kafka
 import Logging

@@ -1,3 +1,4 @@
+import DeclarationFiles
 import Foundation
 import Testing
 import VigilSchema
