@@ -52,6 +52,8 @@ let package = Package(
         .target(name: "CSpawn"),
         // Child processes without Foundation's Process: the supervisor's workers, tests, benchmarks.
         .target(name: "ChildProcesses", dependencies: ["CSpawn"], swiftSettings: swiftSettings),
+        // Points, lines and polygons in the frame's normalized plane (masks, zones, lines).
+        .target(name: "PlaneGeometry", dependencies: ["VigilSchema"], swiftSettings: swiftSettings),
         // YAML files operators declare (cameras, rules), read with every problem located.
         .target(
             name: "DeclarationFiles",
@@ -124,6 +126,7 @@ let package = Package(
             name: "Cameras",
             dependencies: [
                 "DeclarationFiles",
+                "PlaneGeometry",
                 "VigilSchema",
                 "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -1,4 +1,5 @@
 import Foundation
+import PlaneGeometry
 import SwiftProtobuf
 import VigilSchema
 
@@ -180,7 +181,7 @@ public enum PrivacyCheck {
                 reasons.append("removes privacy mask \(mask.maskID)")
                 continue
             }
-            if !Polygon.contains(replacement.area.vertices, mask.area.vertices) {
+            if !PlaneGeometry.covers(replacement.area.vertices.map(PlanePoint.init), polygon: mask.area.vertices.map(PlanePoint.init)) {
                 reasons.append("shrinks or moves privacy mask \(mask.maskID): the new shape no longer covers all of the old one")
             }
         }
@@ -191,54 +192,5 @@ public enum PrivacyCheck {
             reasons.append("stops masking \(removed) objects")
         }
         return reasons
-    }
-}
-
-/// Polygon containment for privacy masks (simple polygons, normalized coordinates).
-enum Polygon {
-    /// Whether `outer` covers all of `inner`: every vertex of `inner` lies in `outer` (its
-    /// boundary counts) and no edges of the two cross. For simple polygons that is exact: the
-    /// inner boundary then lies wholly inside the outer one, and so does its interior.
-    static func contains(_ outer: [Vigil_V1_Point], _ inner: [Vigil_V1_Point]) -> Bool {
-        guard outer.count >= 3 else { return inner.isEmpty }
-        guard inner.allSatisfy({ covers(outer, $0) }) else { return false }
-        for (a, b) in edges(inner) {
-            for (c, d) in edges(outer) where properlyCross(a, b, c, d) {
-                return false
-            }
-        }
-        return true
-    }
-
-    private static func edges(_ polygon: [Vigil_V1_Point]) -> [(Vigil_V1_Point, Vigil_V1_Point)] {
-        polygon.indices.map { (polygon[$0], polygon[($0 + 1) % polygon.count]) }
-    }
-
-    /// Inside or on the boundary (even-odd rule, with a tolerance for points on an edge).
-    private static func covers(_ polygon: [Vigil_V1_Point], _ point: Vigil_V1_Point) -> Bool {
-        let (x, y) = (Double(point.x), Double(point.y))
-        var inside = false
-        for (a, b) in edges(polygon) {
-            let (ax, ay, bx, by) = (Double(a.x), Double(a.y), Double(b.x), Double(b.y))
-            if onSegment(x, y, ax, ay, bx, by) { return true }
-            if (ay > y) != (by > y), x < (bx - ax) * (y - ay) / (by - ay) + ax { inside.toggle() }
-        }
-        return inside
-    }
-
-    private static func onSegment(_ x: Double, _ y: Double, _ ax: Double, _ ay: Double, _ bx: Double, _ by: Double) -> Bool {
-        let cross = (bx - ax) * (y - ay) - (by - ay) * (x - ax)
-        guard abs(cross) < 1e-9 else { return false }
-        return x >= min(ax, bx) - 1e-9 && x <= max(ax, bx) + 1e-9 && y >= min(ay, by) - 1e-9 && y <= max(ay, by) + 1e-9
-    }
-
-    /// Whether segments ab and cd cross at a point inside both (touching does not count).
-    private static func properlyCross(_ a: Vigil_V1_Point, _ b: Vigil_V1_Point, _ c: Vigil_V1_Point, _ d: Vigil_V1_Point) -> Bool {
-        func orientation(_ p: Vigil_V1_Point, _ q: Vigil_V1_Point, _ r: Vigil_V1_Point) -> Double {
-            let value = Double(q.x - p.x) * Double(r.y - p.y) - Double(q.y - p.y) * Double(r.x - p.x)
-            return abs(value) < 1e-12 ? 0 : value
-        }
-        let (o1, o2, o3, o4) = (orientation(a, b, c), orientation(a, b, d), orientation(c, d, a), orientation(c, d, b))
-        return o1 * o2 < 0 && o3 * o4 < 0
     }
 }

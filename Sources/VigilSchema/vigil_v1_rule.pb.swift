@@ -31,8 +31,9 @@ public nonisolated enum Vigil_V1_RuleKind: SwiftProtobuf.Enum, Swift.CaseIterabl
   /// An object crossing the line in the given direction.
   case lineCrossing // = 2
 
-  /// One track staying inside the zone longer than the dwell time.
-  case loitering // = 3
+  /// One track staying inside a hazardous zone (a platform edge, a track bed, a loading bay)
+  /// longer than the dwell time.
+  case hazardDwell // = 3
 
   /// More objects in the zone than allowed, for a sustained time.
   case crowdDensity // = 4
@@ -51,6 +52,9 @@ public nonisolated enum Vigil_V1_RuleKind: SwiftProtobuf.Enum, Swift.CaseIterabl
 
   /// The camera covered, defocused or moved.
   case cameraTamper // = 9
+
+  /// The camera offline or stalled (from camera.health.v1).
+  case cameraOffline // = 10
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -62,13 +66,14 @@ public nonisolated enum Vigil_V1_RuleKind: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 0: self = .unspecified
     case 1: self = .zoneIntrusion
     case 2: self = .lineCrossing
-    case 3: self = .loitering
+    case 3: self = .hazardDwell
     case 4: self = .crowdDensity
     case 5: self = .personDown
     case 6: self = .abandonedObject
     case 7: self = .wrongWay
     case 8: self = .detectorClass
     case 9: self = .cameraTamper
+    case 10: self = .cameraOffline
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -78,13 +83,14 @@ public nonisolated enum Vigil_V1_RuleKind: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .unspecified: return 0
     case .zoneIntrusion: return 1
     case .lineCrossing: return 2
-    case .loitering: return 3
+    case .hazardDwell: return 3
     case .crowdDensity: return 4
     case .personDown: return 5
     case .abandonedObject: return 6
     case .wrongWay: return 7
     case .detectorClass: return 8
     case .cameraTamper: return 9
+    case .cameraOffline: return 10
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -94,13 +100,14 @@ public nonisolated enum Vigil_V1_RuleKind: SwiftProtobuf.Enum, Swift.CaseIterabl
     .unspecified,
     .zoneIntrusion,
     .lineCrossing,
-    .loitering,
+    .hazardDwell,
     .crowdDensity,
     .personDown,
     .abandonedObject,
     .wrongWay,
     .detectorClass,
     .cameraTamper,
+    .cameraOffline,
   ]
 
 }
@@ -281,7 +288,7 @@ public nonisolated struct Vigil_V1_LineCrossingParameters: Sendable {
   fileprivate var _objects: Vigil_V1_ObjectFilter? = nil
 }
 
-public nonisolated struct Vigil_V1_LoiteringParameters: Sendable {
+public nonisolated struct Vigil_V1_HazardDwellParameters: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -326,7 +333,7 @@ public nonisolated struct Vigil_V1_CrowdDensityParameters: Sendable {
   /// Clears the value of `objects`. Subsequent reads from it will return its default value.
   public mutating func clearObjects() {self._objects = nil}
 
-  /// Incident when more than this many objects are in the zone...
+  /// Incident when at least this many objects are in the zone...
   public var maxCount: UInt32 = 0
 
   /// ...for at least this long.
@@ -338,6 +345,12 @@ public nonisolated struct Vigil_V1_CrowdDensityParameters: Sendable {
   public var hasSustainedFor: Bool {self._sustainedFor != nil}
   /// Clears the value of `sustainedFor`. Subsequent reads from it will return its default value.
   public mutating func clearSustainedFor() {self._sustainedFor = nil}
+
+  /// Or by density: the zone's real area and the objects per square metre that count
+  /// (max_count is then ceil(area × density)).
+  public var zoneAreaSquareMetres: Float = 0
+
+  public var maxPerSquareMetre: Float = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -463,6 +476,30 @@ public nonisolated struct Vigil_V1_DetectorClassParameters: Sendable {
   fileprivate var _confirmAfter: SwiftProtobuf.Google_Protobuf_Duration? = nil
 }
 
+public nonisolated struct Vigil_V1_CameraOfflineParameters: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Health states that count; empty means OFFLINE and STALLED.
+  public var states: [Vigil_V1_CameraState] = []
+
+  public var sustainedFor: SwiftProtobuf.Google_Protobuf_Duration {
+    get {_sustainedFor ?? SwiftProtobuf.Google_Protobuf_Duration()}
+    set {_sustainedFor = newValue}
+  }
+  /// Returns true if `sustainedFor` has been explicitly set.
+  public var hasSustainedFor: Bool {self._sustainedFor != nil}
+  /// Clears the value of `sustainedFor`. Subsequent reads from it will return its default value.
+  public mutating func clearSustainedFor() {self._sustainedFor = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _sustainedFor: SwiftProtobuf.Google_Protobuf_Duration? = nil
+}
+
 public nonisolated struct Vigil_V1_CameraTamperParameters: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -522,8 +559,8 @@ public nonisolated struct Vigil_V1_Schedule: Sendable {
   public init() {}
 }
 
-/// Topic `rules.v1` (compacted; operator CLI/console → match; key = rule id). One rule on one
-/// camera; the newest version replaces the old one, an empty value deletes it.
+/// Topic `rules.v1` (compacted; operator CLI/console → match; key = rule id). The newest version
+/// replaces the old one, an empty value deletes it.
 public nonisolated struct Vigil_V1_Rule: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -539,9 +576,16 @@ public nonisolated struct Vigil_V1_Rule: @unchecked Sendable {
     set {_uniqueStorage()._kind = newValue}
   }
 
-  public var cameraID: String {
-    get {_storage._cameraID}
-    set {_uniqueStorage()._cameraID = newValue}
+  /// The cameras the rule watches: these ids, and every camera of cameras.v1 whose labels hold
+  /// all of `camera_selector` (either may be empty, not both).
+  public var cameraIds: [String] {
+    get {_storage._cameraIds}
+    set {_uniqueStorage()._cameraIds = newValue}
+  }
+
+  public var cameraSelector: Dictionary<String,String> {
+    get {_storage._cameraSelector}
+    set {_uniqueStorage()._cameraSelector = newValue}
   }
 
   /// Where the rule looks. Zone rules use a polygon, line rules a directed line; camera
@@ -589,12 +633,12 @@ public nonisolated struct Vigil_V1_Rule: @unchecked Sendable {
     set {_uniqueStorage()._parameters = .lineCrossing(newValue)}
   }
 
-  public var loitering: Vigil_V1_LoiteringParameters {
+  public var hazardDwell: Vigil_V1_HazardDwellParameters {
     get {
-      if case .loitering(let v)? = _storage._parameters {return v}
-      return Vigil_V1_LoiteringParameters()
+      if case .hazardDwell(let v)? = _storage._parameters {return v}
+      return Vigil_V1_HazardDwellParameters()
     }
-    set {_uniqueStorage()._parameters = .loitering(newValue)}
+    set {_uniqueStorage()._parameters = .hazardDwell(newValue)}
   }
 
   public var crowdDensity: Vigil_V1_CrowdDensityParameters {
@@ -643,6 +687,14 @@ public nonisolated struct Vigil_V1_Rule: @unchecked Sendable {
       return Vigil_V1_CameraTamperParameters()
     }
     set {_uniqueStorage()._parameters = .cameraTamper(newValue)}
+  }
+
+  public var cameraOffline: Vigil_V1_CameraOfflineParameters {
+    get {
+      if case .cameraOffline(let v)? = _storage._parameters {return v}
+      return Vigil_V1_CameraOfflineParameters()
+    }
+    set {_uniqueStorage()._parameters = .cameraOffline(newValue)}
   }
 
   public var schedule: Vigil_V1_Schedule {
@@ -705,13 +757,14 @@ public nonisolated struct Vigil_V1_Rule: @unchecked Sendable {
   public nonisolated enum OneOf_Parameters: Equatable, Sendable {
     case zoneIntrusion(Vigil_V1_ZoneIntrusionParameters)
     case lineCrossing(Vigil_V1_LineCrossingParameters)
-    case loitering(Vigil_V1_LoiteringParameters)
+    case hazardDwell(Vigil_V1_HazardDwellParameters)
     case crowdDensity(Vigil_V1_CrowdDensityParameters)
     case personDown(Vigil_V1_PersonDownParameters)
     case abandonedObject(Vigil_V1_AbandonedObjectParameters)
     case wrongWay(Vigil_V1_WrongWayParameters)
     case detectorClass(Vigil_V1_DetectorClassParameters)
     case cameraTamper(Vigil_V1_CameraTamperParameters)
+    case cameraOffline(Vigil_V1_CameraOfflineParameters)
 
   }
 
@@ -725,7 +778,7 @@ public nonisolated struct Vigil_V1_Rule: @unchecked Sendable {
 fileprivate nonisolated let _protobuf_package = "vigil.v1"
 
 nonisolated extension Vigil_V1_RuleKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0RULE_KIND_UNSPECIFIED\0\u{1}RULE_KIND_ZONE_INTRUSION\0\u{1}RULE_KIND_LINE_CROSSING\0\u{1}RULE_KIND_LOITERING\0\u{1}RULE_KIND_CROWD_DENSITY\0\u{1}RULE_KIND_PERSON_DOWN\0\u{1}RULE_KIND_ABANDONED_OBJECT\0\u{1}RULE_KIND_WRONG_WAY\0\u{1}RULE_KIND_DETECTOR_CLASS\0\u{1}RULE_KIND_CAMERA_TAMPER\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0RULE_KIND_UNSPECIFIED\0\u{1}RULE_KIND_ZONE_INTRUSION\0\u{1}RULE_KIND_LINE_CROSSING\0\u{1}RULE_KIND_HAZARD_DWELL\0\u{1}RULE_KIND_CROWD_DENSITY\0\u{1}RULE_KIND_PERSON_DOWN\0\u{1}RULE_KIND_ABANDONED_OBJECT\0\u{1}RULE_KIND_WRONG_WAY\0\u{1}RULE_KIND_DETECTOR_CLASS\0\u{1}RULE_KIND_CAMERA_TAMPER\0\u{1}RULE_KIND_CAMERA_OFFLINE\0")
 }
 
 nonisolated extension Vigil_V1_CrossingDirection: SwiftProtobuf._ProtoNameProviding {
@@ -849,8 +902,8 @@ nonisolated extension Vigil_V1_LineCrossingParameters: SwiftProtobuf.Message, Sw
   }
 }
 
-nonisolated extension Vigil_V1_LoiteringParameters: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".LoiteringParameters"
+nonisolated extension Vigil_V1_HazardDwellParameters: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HazardDwellParameters"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}objects\0\u{1}dwell\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
@@ -880,7 +933,7 @@ nonisolated extension Vigil_V1_LoiteringParameters: SwiftProtobuf.Message, Swift
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Vigil_V1_LoiteringParameters, rhs: Vigil_V1_LoiteringParameters) -> Bool {
+  public static func ==(lhs: Vigil_V1_HazardDwellParameters, rhs: Vigil_V1_HazardDwellParameters) -> Bool {
     if lhs._objects != rhs._objects {return false}
     if lhs._dwell != rhs._dwell {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -890,7 +943,7 @@ nonisolated extension Vigil_V1_LoiteringParameters: SwiftProtobuf.Message, Swift
 
 nonisolated extension Vigil_V1_CrowdDensityParameters: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CrowdDensityParameters"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}objects\0\u{3}max_count\0\u{3}sustained_for\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}objects\0\u{3}max_count\0\u{3}sustained_for\0\u{3}zone_area_square_metres\0\u{3}max_per_square_metre\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -901,6 +954,8 @@ nonisolated extension Vigil_V1_CrowdDensityParameters: SwiftProtobuf.Message, Sw
       case 1: try { try decoder.decodeSingularMessageField(value: &self._objects) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.maxCount) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._sustainedFor) }()
+      case 4: try { try decoder.decodeSingularFloatField(value: &self.zoneAreaSquareMetres) }()
+      case 5: try { try decoder.decodeSingularFloatField(value: &self.maxPerSquareMetre) }()
       default: break
       }
     }
@@ -920,6 +975,12 @@ nonisolated extension Vigil_V1_CrowdDensityParameters: SwiftProtobuf.Message, Sw
     try { if let v = self._sustainedFor {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
+    if self.zoneAreaSquareMetres.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.zoneAreaSquareMetres, fieldNumber: 4)
+    }
+    if self.maxPerSquareMetre.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.maxPerSquareMetre, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -927,6 +988,8 @@ nonisolated extension Vigil_V1_CrowdDensityParameters: SwiftProtobuf.Message, Sw
     if lhs._objects != rhs._objects {return false}
     if lhs.maxCount != rhs.maxCount {return false}
     if lhs._sustainedFor != rhs._sustainedFor {return false}
+    if lhs.zoneAreaSquareMetres != rhs.zoneAreaSquareMetres {return false}
+    if lhs.maxPerSquareMetre != rhs.maxPerSquareMetre {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1093,6 +1156,45 @@ nonisolated extension Vigil_V1_DetectorClassParameters: SwiftProtobuf.Message, S
   }
 }
 
+nonisolated extension Vigil_V1_CameraOfflineParameters: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CameraOfflineParameters"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}states\0\u{3}sustained_for\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedEnumField(value: &self.states) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._sustainedFor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.states.isEmpty {
+      try visitor.visitPackedEnumField(value: self.states, fieldNumber: 1)
+    }
+    try { if let v = self._sustainedFor {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_CameraOfflineParameters, rhs: Vigil_V1_CameraOfflineParameters) -> Bool {
+    if lhs.states != rhs.states {return false}
+    if lhs._sustainedFor != rhs._sustainedFor {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Vigil_V1_CameraTamperParameters: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CameraTamperParameters"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kinds\0\u{3}min_score\0\u{3}sustained_for\0")
@@ -1214,12 +1316,13 @@ nonisolated extension Vigil_V1_Schedule: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Rule"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_id\0\u{1}kind\0\u{3}camera_id\0\u{1}zone\0\u{1}line\0\u{3}zone_intrusion\0\u{3}line_crossing\0\u{1}loitering\0\u{3}crowd_density\0\u{3}person_down\0\u{3}abandoned_object\0\u{3}wrong_way\0\u{3}detector_class\0\u{3}camera_tamper\0\u{1}schedule\0\u{1}severity\0\u{1}version\0\u{1}author\0\u{1}enabled\0\u{1}purpose\0\u{3}updated_time\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_id\0\u{1}kind\0\u{2}\u{2}zone\0\u{1}line\0\u{3}zone_intrusion\0\u{3}line_crossing\0\u{3}hazard_dwell\0\u{3}crowd_density\0\u{3}person_down\0\u{3}abandoned_object\0\u{3}wrong_way\0\u{3}detector_class\0\u{3}camera_tamper\0\u{1}schedule\0\u{1}severity\0\u{1}version\0\u{1}author\0\u{1}enabled\0\u{1}purpose\0\u{3}updated_time\0\u{3}camera_ids\0\u{3}camera_selector\0\u{3}camera_offline\0\u{b}camera_id\0\u{c}\u{3}\u{1}")
 
   fileprivate class _StorageClass {
     var _ruleID: String = String()
     var _kind: Vigil_V1_RuleKind = .unspecified
-    var _cameraID: String = String()
+    var _cameraIds: [String] = []
+    var _cameraSelector: Dictionary<String,String> = [:]
     var _geometry: Vigil_V1_Rule.OneOf_Geometry?
     var _parameters: Vigil_V1_Rule.OneOf_Parameters?
     var _schedule: Vigil_V1_Schedule? = nil
@@ -1241,7 +1344,8 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
     init(copying source: _StorageClass) {
       _ruleID = source._ruleID
       _kind = source._kind
-      _cameraID = source._cameraID
+      _cameraIds = source._cameraIds
+      _cameraSelector = source._cameraSelector
       _geometry = source._geometry
       _parameters = source._parameters
       _schedule = source._schedule
@@ -1271,7 +1375,6 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
         switch fieldNumber {
         case 1: try { try decoder.decodeSingularStringField(value: &_storage._ruleID) }()
         case 2: try { try decoder.decodeSingularEnumField(value: &_storage._kind) }()
-        case 3: try { try decoder.decodeSingularStringField(value: &_storage._cameraID) }()
         case 4: try {
           var v: Vigil_V1_Polygon?
           var hadOneofValue = false
@@ -1325,16 +1428,16 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
           }
         }()
         case 8: try {
-          var v: Vigil_V1_LoiteringParameters?
+          var v: Vigil_V1_HazardDwellParameters?
           var hadOneofValue = false
           if let current = _storage._parameters {
             hadOneofValue = true
-            if case .loitering(let m) = current {v = m}
+            if case .hazardDwell(let m) = current {v = m}
           }
           try decoder.decodeSingularMessageField(value: &v)
           if let v = v {
             if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._parameters = .loitering(v)
+            _storage._parameters = .hazardDwell(v)
           }
         }()
         case 9: try {
@@ -1422,6 +1525,21 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
         case 19: try { try decoder.decodeSingularBoolField(value: &_storage._enabled) }()
         case 20: try { try decoder.decodeSingularStringField(value: &_storage._purpose) }()
         case 21: try { try decoder.decodeSingularMessageField(value: &_storage._updatedTime) }()
+        case 22: try { try decoder.decodeRepeatedStringField(value: &_storage._cameraIds) }()
+        case 23: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._cameraSelector) }()
+        case 24: try {
+          var v: Vigil_V1_CameraOfflineParameters?
+          var hadOneofValue = false
+          if let current = _storage._parameters {
+            hadOneofValue = true
+            if case .cameraOffline(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._parameters = .cameraOffline(v)
+          }
+        }()
         default: break
         }
       }
@@ -1439,9 +1557,6 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
       }
       if _storage._kind != .unspecified {
         try visitor.visitSingularEnumField(value: _storage._kind, fieldNumber: 2)
-      }
-      if !_storage._cameraID.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._cameraID, fieldNumber: 3)
       }
       switch _storage._geometry {
       case .zone?: try {
@@ -1463,8 +1578,8 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
         guard case .lineCrossing(let v)? = _storage._parameters else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
       }()
-      case .loitering?: try {
-        guard case .loitering(let v)? = _storage._parameters else { preconditionFailure() }
+      case .hazardDwell?: try {
+        guard case .hazardDwell(let v)? = _storage._parameters else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
       }()
       case .crowdDensity?: try {
@@ -1491,7 +1606,7 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
         guard case .cameraTamper(let v)? = _storage._parameters else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
       }()
-      case nil: break
+      default: break
       }
       try { if let v = _storage._schedule {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
@@ -1514,6 +1629,15 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
       try { if let v = _storage._updatedTime {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
       } }()
+      if !_storage._cameraIds.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._cameraIds, fieldNumber: 22)
+      }
+      if !_storage._cameraSelector.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._cameraSelector, fieldNumber: 23)
+      }
+      try { if case .cameraOffline(let v)? = _storage._parameters {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1525,7 +1649,8 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
         let rhs_storage = _args.1
         if _storage._ruleID != rhs_storage._ruleID {return false}
         if _storage._kind != rhs_storage._kind {return false}
-        if _storage._cameraID != rhs_storage._cameraID {return false}
+        if _storage._cameraIds != rhs_storage._cameraIds {return false}
+        if _storage._cameraSelector != rhs_storage._cameraSelector {return false}
         if _storage._geometry != rhs_storage._geometry {return false}
         if _storage._parameters != rhs_storage._parameters {return false}
         if _storage._schedule != rhs_storage._schedule {return false}

@@ -143,7 +143,8 @@ struct RoundTripTests {
         var rule = Vigil_V1_Rule()
         rule.ruleID = "platform-2-edge"
         rule.kind = .lineCrossing
-        rule.cameraID = "platform-2"
+        rule.cameraIds = ["platform-2"]
+        rule.cameraSelector = ["site": "north"]
         rule.line = .with {
             $0.start = .with { $0.x = 0.05; $0.y = 0.8 }
             $0.end = .with { $0.x = 0.95; $0.y = 0.75 }
@@ -171,12 +172,12 @@ struct RoundTripTests {
         #expect(line.end.x == 0.95)
         #expect(parameters.direction == .forward)
 
-        var loitering = rule
-        loitering.kind = .loitering
-        loitering.zone = .with { $0.vertices = [.with { $0.x = 0.1 }, .with { $0.x = 0.5 }, .with { $0.y = 0.5 }] }
-        loitering.loitering = .with { $0.dwell = .init(seconds: 90) }
-        #expect(loitering.geometry == .zone(loitering.zone), "setting the zone replaces the line")
-        try expectRoundTrips(loitering)
+        var dwell = rule
+        dwell.kind = .hazardDwell
+        dwell.zone = .with { $0.vertices = [.with { $0.x = 0.1 }, .with { $0.x = 0.5 }, .with { $0.y = 0.5 }] }
+        dwell.hazardDwell = .with { $0.dwell = .init(seconds: 90) }
+        #expect(dwell.geometry == .zone(dwell.zone), "setting the zone replaces the line")
+        try expectRoundTrips(dwell)
     }
 
     @Test("Incident, Alert and AlertAction carry ids, rule version and lifecycle")
