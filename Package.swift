@@ -60,6 +60,16 @@ let package = Package(
             dependencies: ["VigilSchema", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // Rules as data: the rules file (validated: file, line, rule, key) and what match reads.
+        .target(
+            name: "Rules",
+            dependencies: [
+                "DeclarationFiles", "PlaneGeometry", "VigilSchema",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Swift wrapper over librdkafka: producer, consumer, admin, mock cluster.
         .target(
             name: "Kafka",
@@ -379,6 +389,14 @@ let package = Package(
             dependencies: [
                 "ChildProcesses",
                 "VigilSchema",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RulesTests",
+            dependencies: [
+                "Rules", "DeclarationFiles", "PlaneGeometry", "VigilSchema",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings

@@ -51,7 +51,7 @@ public enum PlaneGeometry {
         let count = polygon.count
         guard count > 3 else { return nil }
         for first in 0..<count {
-            for second in (first + 2)..<count where !(first == 0 && second == count - 1) {
+            for second in stride(from: first + 2, to: count, by: 1) where !(first == 0 && second == count - 1) {
                 if segmentsCross(polygon[first], polygon[(first + 1) % count], polygon[second], polygon[(second + 1) % count], touching: true) {
                     return (first, second)
                 }

@@ -1,0 +1,167 @@
+import DeclarationFiles
+import Foundation
+import PlaneGeometry
+import SwiftProtobuf
+import Testing
+import VigilSchema
+@testable import Rules
+
+@Suite("Rules file: parsing and checks")
+struct RulesFileTests {
+    static let valid = """
+        rules:
+          platform-2-edge:
+            cameras: [platform-2]
+            kind: hazard_dwell
+            zone: [[0.05, 0.80], [0.95, 0.75], [0.95, 0.95], [0.05, 0.95]]
+            objects: {classes: [person], min_score: 0.6}
+            dwell: 10s
+            severity: critical
+            purpose: Nobody stays on the track side of the platform edge
+          gate-count:
+            camera_labels: {site: north}
+            kind: line_crossing
+            line: {from: [0.5, 0.1], to: [0.5, 0.9]}
+            direction: forward
+          hall-capacity:
+            cameras: [hall-1, hall-2]
+            kind: crowd_density
+            zone: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
+            area_m2: 40
+            max_per_m2: 2.5
+            sustained_for: 30s
+            purpose: Capacity of the hall for fire safety (100 people)
+          dock-tamper:
+            cameras: [dock-1]
+            kind: camera_tamper
+            tamper_kinds: [covered, moved]
+            sustained_for: 5s
+          dock-offline:
+            cameras: [dock-1]
+            kind: camera_offline
+            sustained_for: 1m
+            enabled: false
+          fence-intrusion:
+            cameras: [yard]
+            kind: zone_intrusion
+            zone: [[0.0, 0.0], [0.3, 0.0], [0.3, 0.3]]
+            confirm_after: 500ms
+        """
+
+    static func errors(_ yaml: String, classes: Set<String> = RulesFile.builtInClasses) -> [DeclarationProblem] {
+        do {
+            _ = try RulesFile.parse(yaml: yaml, file: "rules.yaml", knownClasses: classes)
+            return []
+        } catch {
+            return error.errors
+        }
+    }
+
+    @Test("every key of a valid file lands in the rule")
+    func validFile() throws {
+        let rules = Dictionary(uniqueKeysWithValues: try RulesFile.parse(yaml: Self.valid, file: "rules.yaml").map { ($0.ruleID, $0) })
+        #expect(rules.count == 6)
+        let dwell = try #require(rules["platform-2-edge"])
+        #expect(dwell.kind == .hazardDwell && dwell.cameraIds == ["platform-2"] && dwell.severity == .critical && dwell.enabled)
+        #expect(dwell.zone.vertices.count == 4 && dwell.hazardDwell.dwell.seconds == 10)
+        #expect(dwell.hazardDwell.objects.classLabels == ["person"] && dwell.hazardDwell.objects.minScore == 0.6)
+        let line = try #require(rules["gate-count"])
+        #expect(line.cameraSelector == ["site": "north"] && line.line.end.y == 0.9 && line.lineCrossing.direction == .forward)
+        #expect(line.severity == .warning, "warning when not given")
+        let crowd = try #require(rules["hall-capacity"])
+        #expect(crowd.crowdDensity.maxCount == 100 && crowd.crowdDensity.zoneAreaSquareMetres == 40 && crowd.crowdDensity.sustainedFor.seconds == 30)
+        #expect(rules["dock-tamper"]?.cameraTamper.kinds == [.covered, .moved])
+        #expect(rules["dock-offline"]?.enabled == false && rules["dock-offline"]?.cameraOffline.sustainedFor.seconds == 60)
+        #expect(rules["fence-intrusion"]?.zoneIntrusion.confirmAfter.nanos == 500_000_000)
+    }
+
+    @Test("bad input gives clear errors with file, line, rule and key, all of them at once",
+          arguments: [
+              ("self-intersecting zone", "kind: hazard_dwell\n    dwell: 5s\n    zone: [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]", "rules.r.zone", "crosses itself"),
+              ("zone outside the frame", "kind: hazard_dwell\n    dwell: 5s\n    zone: [[0.1, 0.1], [1.4, 0.1], [0.9, 0.9]]", "rules.r.zone[1]", "from 0 to 1"),
+              ("zone without area", "kind: zone_intrusion\n    zone: [[0.1, 0.1], [0.5, 0.5], [0.9, 0.9]]", "rules.r.zone", "no area"),
+              ("unknown class", "kind: zone_intrusion\n    zone: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]\n    objects: {classes: [fire]}", "rules.r.objects.classes", "\"fire\" is not a class detect publishes"),
+              ("crowd rule without a purpose", "kind: crowd_density\n    zone: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]\n    max_count: 5\n    sustained_for: 10s", "rules.r.purpose", "safety purpose"),
+              ("crowd rule with count and density", "kind: crowd_density\n    purpose: capacity of the room\n    zone: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]\n    max_count: 5\n    area_m2: 10\n    max_per_m2: 1\n    sustained_for: 10s", "rules.r", "not both"),
+              ("a key of another kind", "kind: line_crossing\n    line: {from: [0.1, 0.1], to: [0.9, 0.9]}\n    dwell: 5s", "rules.r.dwell", "belongs to hazard_dwell"),
+              ("unknown kind", "kind: loitering", "rules.r.kind", "not a rule kind"),
+              ("a line of one point", "kind: line_crossing\n    line: {from: [0.5, 0.5], to: [0.5, 0.5]}", "rules.r.line", "same point"),
+              ("a bad duration", "kind: hazard_dwell\n    zone: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]\n    dwell: soon", "rules.r.dwell", "duration"),
+          ])
+    func badInput(what: String, body: String, keyPath: String, message: String) {
+        let found = Self.errors("rules:\n  r:\n    cameras: [c1]\n    \(body)\n")
+        #expect(found.contains { $0.keyPath == keyPath && $0.message.contains(message) && $0.line != nil }, "\(what): \(found.map(\.description))")
+    }
+
+    @Test("a rule without cameras, and every problem of a file is listed, not just the first")
+    func allProblems() {
+        let found = Self.errors("""
+            rules:
+              no-cameras:
+                kind: camera_offline
+              Bad Id:
+                cameras: [c1]
+                kind: camera_offline
+              two:
+                cameras: [c1]
+                kind: camera_tamper
+                tamper_kinds: [sprayed]
+            """)
+        #expect(found.count == 3, "\(found.map(\.description))")
+        #expect(found.contains { $0.keyPath == "rules.no-cameras.cameras" })
+        #expect(found.contains { $0.message.contains("not a valid rule id") })
+        #expect(found.contains { $0.message.contains("\"sprayed\" is not a tamper kind") })
+        #expect(found.map(\.line) == found.map(\.line).sorted { ($0 ?? 0) < ($1 ?? 0) }, "in file order")
+    }
+
+    @Test("an operator model's classes are accepted once its slot names them")
+    func slotClasses() {
+        let rule = "rules:\n  r:\n    cameras: [c1]\n    kind: zone_intrusion\n    zone: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]\n    objects: {classes: [fire, smoke]}\n"
+        #expect(!Self.errors(rule).isEmpty)
+        #expect(Self.errors(rule, classes: ["person", "fire", "smoke"]).isEmpty)
+    }
+
+    @Test("the repository's example rules are valid")
+    func examples() throws {
+        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("rules/examples.yaml")
+        let rules = try RulesFile.load(paths: [examples.path])
+        #expect(Set(rules.map(\.kind)) == [.hazardDwell, .lineCrossing, .zoneIntrusion, .crowdDensity, .cameraTamper, .cameraOffline])
+    }
+
+    @Test("rule ids are unique across files")
+    func uniqueAcrossFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-rules-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let rule = "rules:\n  same:\n    cameras: [c1]\n    kind: camera_offline\n"
+        for name in ["a.yaml", "b.yaml"] { try rule.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8) }
+        let error = #expect(throws: DeclarationProblems.self) {
+            try RulesFile.load(paths: ["a.yaml", "b.yaml"].map { directory.appendingPathComponent($0).path })
+        }
+        #expect(error?.errors.first?.message.contains("unique") == true)
+    }
+}
+
+@Suite("Plane geometry")
+struct PlaneGeometryTests {
+    static func points(_ pairs: [(Double, Double)]) -> [PlanePoint] { pairs.map { PlanePoint(x: $0.0, y: $0.1) } }
+
+    @Test("the right of a directed line as seen in the image (y down)")
+    func sides() {
+        let from = PlanePoint(x: 0.5, y: 0.1), to = PlanePoint(x: 0.5, y: 0.9)  // pointing down the image
+        #expect(PlaneGeometry.side(of: PlanePoint(x: 0.2, y: 0.5), from: from, to: to) > 0, "walking down the image, x < 0.5 is on the right")
+        #expect(PlaneGeometry.side(of: PlanePoint(x: 0.8, y: 0.5), from: from, to: to) < 0)
+        #expect(PlaneGeometry.side(of: PlanePoint(x: 0.5, y: 0.3), from: from, to: to) == 0)
+    }
+
+    @Test("a bow tie crosses itself; a concave polygon does not; containment with the boundary")
+    func polygons() {
+        #expect(PlaneGeometry.selfIntersection(Self.points([(0.1, 0.1), (0.9, 0.9), (0.9, 0.1), (0.1, 0.9)])) != nil)
+        let concave = Self.points([(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.5, 0.4), (0.1, 0.9)])
+        #expect(PlaneGeometry.selfIntersection(concave) == nil)
+        #expect(PlaneGeometry.covers(concave, PlanePoint(x: 0.2, y: 0.5)))
+        #expect(!PlaneGeometry.covers(concave, PlanePoint(x: 0.5, y: 0.7)), "the notch is outside")
+        #expect(PlaneGeometry.covers(concave, PlanePoint(x: 0.5, y: 0.1)), "the boundary counts")
+    }
+}
