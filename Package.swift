@@ -298,6 +298,7 @@ let package = Package(
             dependencies: [
                 "ChildProcesses",
                 "DeclarationFiles",
+                "Rules",
                 "Decode",
                 "Ingest",
                 "Detect",

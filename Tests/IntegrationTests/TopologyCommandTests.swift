@@ -159,6 +159,22 @@ struct TopologyCommandTests {
         try await cluster.stop()
     }
 
+    @Test("vigil rules validate: the example rules pass; a broken file lists each problem with file, line, rule and key, exit 1")
+    func validateRules() async throws {
+        let examples = repositoryTopology.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("rules/examples.yaml")
+        let good = try await Self.vigil(["rules", "validate", examples.path])
+        #expect(good.exitStatus == 0, "\(good.output)")
+        #expect(good.output == ["valid — 6 rules in 1 file"])
+
+        let broken = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-rules-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: broken) }
+        try "rules:\n  bow-tie:\n    cameras: [c1]\n    kind: hazard_dwell\n    dwell: 5s\n    zone: [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]\n".write(to: broken, atomically: true, encoding: .utf8)
+        let bad = try await Self.vigil(["rules", "validate", broken.path])
+        #expect(bad.exitStatus == 1)
+        #expect(bad.output.first?.hasPrefix("\(broken.path):6:11: rules.bow-tie.zone: crosses itself") == true, "\(bad.output)")
+        #expect(bad.output.last == "1 problem in \(broken.path)")
+    }
+
     @Test("vigil topics validate: the repository file passes; a broken one lists its problem with the key path, exit 1")
     func validate() async throws {
         let good = try await Self.vigil(["topics", "validate", "--topology", repositoryTopology.path])
