@@ -15,29 +15,33 @@ import Vision
 struct TrackingTests {
     static let video = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 
-    @Test("mean track length and id switches among people who stayed in place", .enabled(if: FileManager.default.fileExists(atPath: video)))
-    func tracksOnVtest() throws {
+    /// The persons detect publishes, frame by frame (in vtest's 768 × 576 pixels), for the frames
+    /// of vtest.avi that ffmpeg's `select` expression picks, 200 ms apart in capture time.
+    static func trackedPersons(select: String, expecting count: Int) throws -> [[(box: PixelBox, track: UInt64)]] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-tracking-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        // Every second frame (5 frames/s) of frames 0–200: annotated frame 40k is index 20k.
         let run = try ChildProcess.run("/usr/bin/ffmpeg", [
-            "-nostdin", "-v", "error", "-i", Self.video, "-vf", "select='not(mod(n\\,2))'", "-vsync", "0", "-frames:v", "101", "-q:v", "2",
-            directory.appendingPathComponent("%03d.jpg").path,
+            "-nostdin", "-v", "error", "-i", video, "-vf", "select='\(select)'", "-vsync", "0", "-q:v", "2", directory.appendingPathComponent("%03d.jpg").path,
         ], standardError: .lines)
         #expect(run.termination == .exited(0), "\(run.errorOutput)")
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
-        #expect(files.count == 101)
-
+        #expect(files.count == count)
         let analyzer = try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger)
         let camera = DetectStageTests.camera("vtest", target: .faces)
-        var persons: [[(box: PixelBox, track: UInt64)]] = []
-        for (index, file) in files.enumerated() {
+        return try files.enumerated().map { index, file in
             let jpeg = [UInt8](try Data(contentsOf: directory.appendingPathComponent(file)))
             let frame = DetectStageTests.frame(camera: "vtest", sequence: UInt64(index), jpeg: jpeg, atMilliseconds: DetectStageTests.captureMilliseconds + Int64(index) * 200)
-            let objects = try analyzer.analyze(frame, camera: camera).detections.objects.filter { $0.classLabel == "person" }
-            persons.append(objects.map { (PixelBox(x0: $0.box.xMin * 768, y0: $0.box.yMin * 576, x1: $0.box.xMax * 768, y1: $0.box.yMax * 576), $0.trackID) })
+            return try analyzer.analyze(frame, camera: camera).detections.objects.filter { $0.classLabel == "person" }.map {
+                (PixelBox(x0: $0.box.xMin * 768, y0: $0.box.yMin * 576, x1: $0.box.xMax * 768, y1: $0.box.yMax * 576), $0.trackID)
+            }
         }
+    }
+
+    @Test("mean track length and id switches among people who stayed in place", .enabled(if: FileManager.default.fileExists(atPath: video)))
+    func tracksOnVtest() throws {
+        // Every second frame (5 frames/s) of frames 0–200: annotated frame 40k is index 20k.
+        let persons = try Self.trackedPersons(select: "lte(n\\,200)*not(mod(n\\,2))", expecting: 101)
 
         var lengths: [UInt64: Int] = [:]
         for frame in persons { for person in frame where person.track != 0 { lengths[person.track, default: 0] += 1 } }
@@ -77,26 +81,8 @@ struct TrackingTests {
     @Test("id switches on frames 100–156, six people followed by hand from frame to frame", .enabled(if: FileManager.default.fileExists(atPath: video)))
     func idSwitches() throws {
         let identities = try JSONDecoder().decode(Identities.self, from: Data(contentsOf: fixtures.appendingPathComponent("vtest-identities.json")))
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-identities-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
         // Frames 100, 102, …, 156 (5 frames/s): annotated frame n is index (n - 100) / 2.
-        let run = try ChildProcess.run("/usr/bin/ffmpeg", [
-            "-nostdin", "-v", "error", "-i", Self.video, "-vf", "select='between(n\\,100\\,156)*not(mod(n\\,2))'", "-vsync", "0", "-q:v", "2",
-            directory.appendingPathComponent("%03d.jpg").path,
-        ], standardError: .lines)
-        #expect(run.termination == .exited(0), "\(run.errorOutput)")
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
-        #expect(files.count == 29)
-        let analyzer = try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger)
-        let camera = DetectStageTests.camera("vtest", target: .faces)
-        var persons: [[(box: PixelBox, track: UInt64)]] = []
-        for (index, file) in files.enumerated() {
-            let jpeg = [UInt8](try Data(contentsOf: directory.appendingPathComponent(file)))
-            let frame = DetectStageTests.frame(camera: "vtest", sequence: UInt64(index), jpeg: jpeg, atMilliseconds: DetectStageTests.captureMilliseconds + Int64(index) * 200)
-            let objects = try analyzer.analyze(frame, camera: camera).detections.objects.filter { $0.classLabel == "person" && $0.trackID != 0 }
-            persons.append(objects.map { (PixelBox(x0: $0.box.xMin * 768, y0: $0.box.yMin * 576, x1: $0.box.xMax * 768, y1: $0.box.yMax * 576), $0.trackID) })
-        }
+        let persons = try Self.trackedPersons(select: "between(n\\,100\\,156)*not(mod(n\\,2))", expecting: 29).map { $0.filter { $0.track != 0 } }
         var annotated = 0, tracked = 0, switches = 0
         for person in identities.persons {
             var ids: [UInt64] = []
