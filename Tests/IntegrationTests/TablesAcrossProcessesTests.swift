@@ -93,11 +93,14 @@ struct TablesAcrossProcessesTests {
         let worker = try await PassThroughWorkerProcess.start(cluster, environment: Self.tableWorker)
         var sawLoading = false
         try await eventually(timeout: .seconds(120), "the worker is ready") {
+            // The count first, then readiness: loading only ever ends, so a count read before
+            // /readyz still said "loading" was read while loading (the other order races the
+            // end of the load and the first records taken right after it).
+            let taken = try await worker.metric("vigil_records_in_total") ?? 0
             let ready = try await worker.get("/readyz")
             if ready.status == 200 { return true }
             if ready.body.contains("tables") {
                 sawLoading = true
-                let taken = try await worker.metric("vigil_records_in_total") ?? 0
                 #expect(taken == 0, "no record is taken while the tables load")
             }
             return false
