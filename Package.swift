@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "Rules",
             dependencies: [
-                "DeclarationFiles", "PlaneGeometry", "VigilSchema",
+                "DeclarationFiles", "PlaneGeometry", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -397,7 +397,7 @@ let package = Package(
         .testTarget(
             name: "RulesTests",
             dependencies: [
-                "Rules", "DeclarationFiles", "PlaneGeometry", "VigilSchema",
+                "Rules", "DeclarationFiles", "PlaneGeometry", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
