@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "vigil-detect", targets: ["DetectWorker"]),
         .executable(name: "vigil-decode", targets: ["DecodeWorker"]),
         .executable(name: "vigil-ingest", targets: ["IngestWorker"]),
+        .executable(name: "vigil-match", targets: ["MatchWorker"]),
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "VigilSchema", targets: ["VigilSchema"]),
         .library(name: "Topology", targets: ["Topology"]),
@@ -274,6 +275,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // vigil-match's stage: detections and camera health → incidents, per camera in event time.
+        .target(
+            name: "Match",
+            dependencies: [
+                "Rules", "PlaneGeometry", "VigilSchema", "WorkerRuntime",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "MatchWorker",
+            dependencies: ["Match", "Rules", "Cameras", "WorkerRuntime"],
+            swiftSettings: swiftSettings
+        ),
         // A worker whose stage forwards each record unchanged: runtime tests and its overhead benchmark.
         .executableTarget(
             name: "PassThroughWorker",
@@ -398,6 +415,14 @@ let package = Package(
             name: "RulesTests",
             dependencies: [
                 "Rules", "DeclarationFiles", "PlaneGeometry", "VigilSchema", "WorkerRuntime",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MatchTests",
+            dependencies: [
+                "Match", "Rules", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings

@@ -195,6 +195,8 @@ public final class FrameAnalyzer {
             still.maskedRegions = regions.map { normalized($0, image) }
             still.objects = detections.objects
             snapshot = still
+            // Incidents point at the snapshot through the detections of its frame.
+            detections.snapshotID = still.snapshotID
             state.lastSnapshotMilliseconds = captureMilliseconds
         }
         cameras[frame.cameraID] = state

@@ -7,8 +7,13 @@ extension Vigil_V1_Rule {
     /// Whether the rule watches `camera`: named among `camera_ids`, or carrying every label of
     /// `camera_selector` (when one is given).
     public func watches(_ camera: Vigil_V1_CameraConfig) -> Bool {
-        if cameraIds.contains(camera.cameraID) { return true }
-        return !cameraSelector.isEmpty && cameraSelector.allSatisfy { camera.labels[$0.key] == $0.value }
+        watches(cameraID: camera.cameraID, labels: camera.labels)
+    }
+
+    /// Whether the rule watches the camera `cameraID` carrying `labels`.
+    public func watches(cameraID: String, labels: [String: String]) -> Bool {
+        if cameraIds.contains(cameraID) { return true }
+        return !cameraSelector.isEmpty && cameraSelector.allSatisfy { labels[$0.key] == $0.value }
     }
 
     /// Whether `point` is inside the rule's zone (its boundary counts).

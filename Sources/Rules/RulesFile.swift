@@ -31,7 +31,8 @@ import Yams
 /// | `camera_offline` | none | `states` (offline, stalled), `sustained_for` |
 ///
 /// Every rule may also give `severity` (info, warning, major, critical; default warning),
-/// `purpose` and `enabled` (default true). Every problem is collected, each with its file, line,
+/// `purpose`, `enabled` (default true) and `close_after` (how long the condition must stop
+/// holding before its incident closes; default 5s). Every problem is collected, each with its file, line,
 /// rule and key.
 public enum RulesFile {
     /// Classes detect publishes without an operator model.
@@ -98,7 +99,7 @@ private enum Kind: String, CaseIterable {
 }
 
 private extension DeclarationReader {
-    static let commonKeys = ["cameras", "camera_labels", "kind", "severity", "purpose", "enabled"]
+    static let commonKeys = ["cameras", "camera_labels", "kind", "severity", "purpose", "enabled", "close_after"]
 
     mutating func rules(_ yaml: String, knownClasses: Set<String>) -> [Vigil_V1_Rule] {
         guard let rules = section(yaml, top: "rules", holding: "rule id → the rule") else { return [] }
@@ -149,6 +150,7 @@ private extension DeclarationReader {
         }
         if let purpose = body["purpose"], let text = scalar(purpose, path: "\(path).purpose") { rule.purpose = text }
         if let enabled = body["enabled"], let flag = bool(enabled, path: "\(path).enabled") { rule.enabled = flag }
+        if let value = body["close_after"], let closeAfter = duration(value, path: "\(path).close_after") { rule.closeAfter = closeAfter }
 
         switch kind {
         case .zoneIntrusion:

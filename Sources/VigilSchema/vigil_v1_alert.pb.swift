@@ -124,95 +124,88 @@ public nonisolated enum Vigil_V1_AlertActionKind: SwiftProtobuf.Enum, Swift.Case
 
 /// Topic `alerts.v1` (alert → subscribers, webhooks, SSE, console; key = camera id). The
 /// current state of one alert, re-sent whole on every change.
-public nonisolated struct Vigil_V1_Alert: @unchecked Sendable {
+public nonisolated struct Vigil_V1_Alert: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// "alert-" followed by `incident.incident_id`: one alert per incident, the same id on
   /// redelivery.
-  public var alertID: String {
-    get {_storage._alertID}
-    set {_uniqueStorage()._alertID = newValue}
-  }
+  public var alertID: String = String()
 
   public var incident: Vigil_V1_Incident {
-    get {_storage._incident ?? Vigil_V1_Incident()}
-    set {_uniqueStorage()._incident = newValue}
+    get {_incident ?? Vigil_V1_Incident()}
+    set {_incident = newValue}
   }
   /// Returns true if `incident` has been explicitly set.
-  public var hasIncident: Bool {_storage._incident != nil}
+  public var hasIncident: Bool {self._incident != nil}
   /// Clears the value of `incident`. Subsequent reads from it will return its default value.
-  public mutating func clearIncident() {_uniqueStorage()._incident = nil}
+  public mutating func clearIncident() {self._incident = nil}
 
-  public var state: Vigil_V1_AlertState {
-    get {_storage._state}
-    set {_uniqueStorage()._state = newValue}
-  }
+  public var state: Vigil_V1_AlertState = .unspecified
 
   /// Operator account the alert is assigned to; empty when unassigned.
-  public var assignee: String {
-    get {_storage._assignee}
-    set {_uniqueStorage()._assignee = newValue}
-  }
+  public var assignee: String = String()
 
   public var createdTime: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_storage._createdTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_uniqueStorage()._createdTime = newValue}
+    get {_createdTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_createdTime = newValue}
   }
   /// Returns true if `createdTime` has been explicitly set.
-  public var hasCreatedTime: Bool {_storage._createdTime != nil}
+  public var hasCreatedTime: Bool {self._createdTime != nil}
   /// Clears the value of `createdTime`. Subsequent reads from it will return its default value.
-  public mutating func clearCreatedTime() {_uniqueStorage()._createdTime = nil}
+  public mutating func clearCreatedTime() {self._createdTime = nil}
 
   public var updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_storage._updatedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_uniqueStorage()._updatedTime = newValue}
+    get {_updatedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_updatedTime = newValue}
   }
   /// Returns true if `updatedTime` has been explicitly set.
-  public var hasUpdatedTime: Bool {_storage._updatedTime != nil}
+  public var hasUpdatedTime: Bool {self._updatedTime != nil}
   /// Clears the value of `updatedTime`. Subsequent reads from it will return its default value.
-  public mutating func clearUpdatedTime() {_uniqueStorage()._updatedTime = nil}
+  public mutating func clearUpdatedTime() {self._updatedTime = nil}
 
   /// Set once the alert first reached each state.
   public var acknowledgedTime: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_storage._acknowledgedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_uniqueStorage()._acknowledgedTime = newValue}
+    get {_acknowledgedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_acknowledgedTime = newValue}
   }
   /// Returns true if `acknowledgedTime` has been explicitly set.
-  public var hasAcknowledgedTime: Bool {_storage._acknowledgedTime != nil}
+  public var hasAcknowledgedTime: Bool {self._acknowledgedTime != nil}
   /// Clears the value of `acknowledgedTime`. Subsequent reads from it will return its default value.
-  public mutating func clearAcknowledgedTime() {_uniqueStorage()._acknowledgedTime = nil}
+  public mutating func clearAcknowledgedTime() {self._acknowledgedTime = nil}
 
   public var escalatedTime: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_storage._escalatedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_uniqueStorage()._escalatedTime = newValue}
+    get {_escalatedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_escalatedTime = newValue}
   }
   /// Returns true if `escalatedTime` has been explicitly set.
-  public var hasEscalatedTime: Bool {_storage._escalatedTime != nil}
+  public var hasEscalatedTime: Bool {self._escalatedTime != nil}
   /// Clears the value of `escalatedTime`. Subsequent reads from it will return its default value.
-  public mutating func clearEscalatedTime() {_uniqueStorage()._escalatedTime = nil}
+  public mutating func clearEscalatedTime() {self._escalatedTime = nil}
 
   public var resolvedTime: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_storage._resolvedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_uniqueStorage()._resolvedTime = newValue}
+    get {_resolvedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_resolvedTime = newValue}
   }
   /// Returns true if `resolvedTime` has been explicitly set.
-  public var hasResolvedTime: Bool {_storage._resolvedTime != nil}
+  public var hasResolvedTime: Bool {self._resolvedTime != nil}
   /// Clears the value of `resolvedTime`. Subsequent reads from it will return its default value.
-  public mutating func clearResolvedTime() {_uniqueStorage()._resolvedTime = nil}
+  public mutating func clearResolvedTime() {self._resolvedTime = nil}
 
   /// Increases by one per applied action; a consumer keeps the highest revision it has seen.
-  public var revision: UInt64 {
-    get {_storage._revision}
-    set {_uniqueStorage()._revision = newValue}
-  }
+  public var revision: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _storage = _StorageClass.defaultInstance
+  fileprivate var _incident: Vigil_V1_Incident? = nil
+  fileprivate var _createdTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _acknowledgedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _escalatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _resolvedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
 /// Topic `alert.actions.v1` (CLI/console → alert; key = camera id). An operator's request to
@@ -273,130 +266,76 @@ nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._Mess
   public static let protoMessageName: String = _protobuf_package + ".Alert"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}alert_id\0\u{1}incident\0\u{1}state\0\u{1}assignee\0\u{3}created_time\0\u{3}updated_time\0\u{3}acknowledged_time\0\u{3}escalated_time\0\u{3}resolved_time\0\u{1}revision\0")
 
-  fileprivate class _StorageClass {
-    var _alertID: String = String()
-    var _incident: Vigil_V1_Incident? = nil
-    var _state: Vigil_V1_AlertState = .unspecified
-    var _assignee: String = String()
-    var _createdTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-    var _updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-    var _acknowledgedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-    var _escalatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-    var _resolvedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-    var _revision: UInt64 = 0
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _alertID = source._alertID
-      _incident = source._incident
-      _state = source._state
-      _assignee = source._assignee
-      _createdTime = source._createdTime
-      _updatedTime = source._updatedTime
-      _acknowledgedTime = source._acknowledgedTime
-      _escalatedTime = source._escalatedTime
-      _resolvedTime = source._resolvedTime
-      _revision = source._revision
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularStringField(value: &_storage._alertID) }()
-        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._incident) }()
-        case 3: try { try decoder.decodeSingularEnumField(value: &_storage._state) }()
-        case 4: try { try decoder.decodeSingularStringField(value: &_storage._assignee) }()
-        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._createdTime) }()
-        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._updatedTime) }()
-        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._acknowledgedTime) }()
-        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._escalatedTime) }()
-        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._resolvedTime) }()
-        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._revision) }()
-        default: break
-        }
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.alertID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._incident) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.assignee) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._createdTime) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._updatedTime) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._acknowledgedTime) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._escalatedTime) }()
+      case 9: try { try decoder.decodeSingularMessageField(value: &self._resolvedTime) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.revision) }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if !_storage._alertID.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._alertID, fieldNumber: 1)
-      }
-      try { if let v = _storage._incident {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-      } }()
-      if _storage._state != .unspecified {
-        try visitor.visitSingularEnumField(value: _storage._state, fieldNumber: 3)
-      }
-      if !_storage._assignee.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._assignee, fieldNumber: 4)
-      }
-      try { if let v = _storage._createdTime {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-      } }()
-      try { if let v = _storage._updatedTime {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-      } }()
-      try { if let v = _storage._acknowledgedTime {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
-      } }()
-      try { if let v = _storage._escalatedTime {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-      } }()
-      try { if let v = _storage._resolvedTime {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
-      } }()
-      if _storage._revision != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._revision, fieldNumber: 10)
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.alertID.isEmpty {
+      try visitor.visitSingularStringField(value: self.alertID, fieldNumber: 1)
+    }
+    try { if let v = self._incident {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 3)
+    }
+    if !self.assignee.isEmpty {
+      try visitor.visitSingularStringField(value: self.assignee, fieldNumber: 4)
+    }
+    try { if let v = self._createdTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._updatedTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    try { if let v = self._acknowledgedTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
+    try { if let v = self._escalatedTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
+    try { if let v = self._resolvedTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    } }()
+    if self.revision != 0 {
+      try visitor.visitSingularUInt64Field(value: self.revision, fieldNumber: 10)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vigil_V1_Alert, rhs: Vigil_V1_Alert) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._alertID != rhs_storage._alertID {return false}
-        if _storage._incident != rhs_storage._incident {return false}
-        if _storage._state != rhs_storage._state {return false}
-        if _storage._assignee != rhs_storage._assignee {return false}
-        if _storage._createdTime != rhs_storage._createdTime {return false}
-        if _storage._updatedTime != rhs_storage._updatedTime {return false}
-        if _storage._acknowledgedTime != rhs_storage._acknowledgedTime {return false}
-        if _storage._escalatedTime != rhs_storage._escalatedTime {return false}
-        if _storage._resolvedTime != rhs_storage._resolvedTime {return false}
-        if _storage._revision != rhs_storage._revision {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.alertID != rhs.alertID {return false}
+    if lhs._incident != rhs._incident {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.assignee != rhs.assignee {return false}
+    if lhs._createdTime != rhs._createdTime {return false}
+    if lhs._updatedTime != rhs._updatedTime {return false}
+    if lhs._acknowledgedTime != rhs._acknowledgedTime {return false}
+    if lhs._escalatedTime != rhs._escalatedTime {return false}
+    if lhs._resolvedTime != rhs._resolvedTime {return false}
+    if lhs.revision != rhs.revision {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -208,6 +208,10 @@ public nonisolated struct Vigil_V1_FrameDetections: Sendable {
   /// person standing still), for the abandoned-object rule; no detector names them.
   public var staticRegions: [Vigil_V1_BoundingBox] = []
 
+  /// `Snapshot.snapshot_id` of the redacted snapshot taken from this frame; empty when none
+  /// was (snapshots are rate-limited per camera). Incidents point at it.
+  public var snapshotID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -373,7 +377,7 @@ nonisolated extension Vigil_V1_TamperSignal: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FrameDetections"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}frame_sequence\0\u{3}capture_time\0\u{3}motion_regions\0\u{1}objects\0\u{3}tamper_signals\0\u{3}redacted_region_count\0\u{3}static_regions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}frame_sequence\0\u{3}capture_time\0\u{3}motion_regions\0\u{1}objects\0\u{3}tamper_signals\0\u{3}redacted_region_count\0\u{3}static_regions\0\u{3}snapshot_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -389,6 +393,7 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.tamperSignals) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.redactedRegionCount) }()
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.staticRegions) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.snapshotID) }()
       default: break
       }
     }
@@ -423,6 +428,9 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
     if !self.staticRegions.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.staticRegions, fieldNumber: 8)
     }
+    if !self.snapshotID.isEmpty {
+      try visitor.visitSingularStringField(value: self.snapshotID, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -435,6 +443,7 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
     if lhs.tamperSignals != rhs.tamperSignals {return false}
     if lhs.redactedRegionCount != rhs.redactedRegionCount {return false}
     if lhs.staticRegions != rhs.staticRegions {return false}
+    if lhs.snapshotID != rhs.snapshotID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -20,6 +20,57 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// Where an incident is in its life. One incident is one stretch of a rule's condition holding
+/// on one camera: a crowd that stays crowded is one incident with updates, not many.
+public nonisolated enum Vigil_V1_IncidentState: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// The condition started to hold (first revision).
+  case opened // = 1
+
+  /// Still holding, and something operators see changed: more tracks, a higher count, a
+  /// snapshot attached, another tamper kind.
+  case updated // = 2
+
+  /// The condition stopped holding (for the rule's close_after), or the rule changed or was removed.
+  case closed // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .opened
+    case 2: self = .updated
+    case 3: self = .closed
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .opened: return 1
+    case .updated: return 2
+    case .closed: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Vigil_V1_IncidentState] = [
+    .unspecified,
+    .opened,
+    .updated,
+    .closed,
+  ]
+
+}
+
 /// Points to the image an operator sees with the incident.
 public nonisolated struct Vigil_V1_SnapshotReference: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -60,8 +111,9 @@ public nonisolated struct Vigil_V1_SnapshotReference: Sendable {
 }
 
 /// Topic `incidents.v1` (match → alert; key = camera id). One rule firing on one camera over
-/// one event-time window.
-public nonisolated struct Vigil_V1_Incident: Sendable {
+/// one event-time window, published once per revision: consumers keep, per incident id, the
+/// record with the highest revision, and drop a redelivered (id, revision) they already hold.
+public nonisolated struct Vigil_V1_Incident: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -69,64 +121,156 @@ public nonisolated struct Vigil_V1_Incident: Sendable {
   /// Deterministic, so a redelivered detection yields the same id and consumers deduplicate:
   /// lowercase hex of the first 16 bytes of SHA-256 over the UTF-8 bytes of
   /// `rule_id` 0x00 `camera_id` 0x00 `window_start` (decimal Unix nanoseconds).
-  public var incidentID: String = String()
+  public var incidentID: String {
+    get {_storage._incidentID}
+    set {_uniqueStorage()._incidentID = newValue}
+  }
 
-  public var ruleID: String = String()
+  public var ruleID: String {
+    get {_storage._ruleID}
+    set {_uniqueStorage()._ruleID = newValue}
+  }
 
-  public var ruleVersion: UInt64 = 0
+  public var ruleVersion: UInt64 {
+    get {_storage._ruleVersion}
+    set {_uniqueStorage()._ruleVersion = newValue}
+  }
 
-  public var kind: Vigil_V1_RuleKind = .unspecified
+  public var kind: Vigil_V1_RuleKind {
+    get {_storage._kind}
+    set {_uniqueStorage()._kind = newValue}
+  }
 
-  public var cameraID: String = String()
+  public var cameraID: String {
+    get {_storage._cameraID}
+    set {_uniqueStorage()._cameraID = newValue}
+  }
 
-  public var severity: Vigil_V1_Severity = .unspecified
+  public var severity: Vigil_V1_Severity {
+    get {_storage._severity}
+    set {_uniqueStorage()._severity = newValue}
+  }
 
   /// Event time (capture time of the detections), not processing time.
   public var windowStart: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_windowStart ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_windowStart = newValue}
+    get {_storage._windowStart ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._windowStart = newValue}
   }
   /// Returns true if `windowStart` has been explicitly set.
-  public var hasWindowStart: Bool {self._windowStart != nil}
+  public var hasWindowStart: Bool {_storage._windowStart != nil}
   /// Clears the value of `windowStart`. Subsequent reads from it will return its default value.
-  public mutating func clearWindowStart() {self._windowStart = nil}
+  public mutating func clearWindowStart() {_uniqueStorage()._windowStart = nil}
 
   public var windowEnd: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_windowEnd ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_windowEnd = newValue}
+    get {_storage._windowEnd ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._windowEnd = newValue}
   }
   /// Returns true if `windowEnd` has been explicitly set.
-  public var hasWindowEnd: Bool {self._windowEnd != nil}
+  public var hasWindowEnd: Bool {_storage._windowEnd != nil}
   /// Clears the value of `windowEnd`. Subsequent reads from it will return its default value.
-  public mutating func clearWindowEnd() {self._windowEnd = nil}
+  public mutating func clearWindowEnd() {_uniqueStorage()._windowEnd = nil}
 
   /// Per-camera track ids of the objects involved (see DetectedObject.track_id).
-  public var trackIds: [UInt64] = []
+  public var trackIds: [UInt64] {
+    get {_storage._trackIds}
+    set {_uniqueStorage()._trackIds = newValue}
+  }
 
   public var snapshot: Vigil_V1_SnapshotReference {
-    get {_snapshot ?? Vigil_V1_SnapshotReference()}
-    set {_snapshot = newValue}
+    get {_storage._snapshot ?? Vigil_V1_SnapshotReference()}
+    set {_uniqueStorage()._snapshot = newValue}
   }
   /// Returns true if `snapshot` has been explicitly set.
-  public var hasSnapshot: Bool {self._snapshot != nil}
+  public var hasSnapshot: Bool {_storage._snapshot != nil}
   /// Clears the value of `snapshot`. Subsequent reads from it will return its default value.
-  public mutating func clearSnapshot() {self._snapshot = nil}
+  public mutating func clearSnapshot() {_uniqueStorage()._snapshot = nil}
 
   /// One line for operators, e.g. "3 persons in Loading bay for 45 s".
-  public var summary: String = String()
+  public var summary: String {
+    get {_storage._summary}
+    set {_uniqueStorage()._summary = newValue}
+  }
+
+  public var state: Vigil_V1_IncidentState {
+    get {_storage._state}
+    set {_uniqueStorage()._state = newValue}
+  }
+
+  /// 1 for OPENED, one more for each later record of the same incident.
+  public var revision: UInt64 {
+    get {_storage._revision}
+    set {_uniqueStorage()._revision = newValue}
+  }
+
+  /// The frame the incident was last judged on (its capture time), and the objects involved
+  /// in it with their boxes: class, score, box, per-camera track id; never who.
+  public var keyFrameTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._keyFrameTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._keyFrameTime = newValue}
+  }
+  /// Returns true if `keyFrameTime` has been explicitly set.
+  public var hasKeyFrameTime: Bool {_storage._keyFrameTime != nil}
+  /// Clears the value of `keyFrameTime`. Subsequent reads from it will return its default value.
+  public mutating func clearKeyFrameTime() {_uniqueStorage()._keyFrameTime = nil}
+
+  public var keyObjects: [Vigil_V1_DetectedObject] {
+    get {_storage._keyObjects}
+    set {_uniqueStorage()._keyObjects = newValue}
+  }
+
+  /// Line crossings counted in this incident's window, per direction.
+  public var forwardCrossings: UInt64 {
+    get {_storage._forwardCrossings}
+    set {_uniqueStorage()._forwardCrossings = newValue}
+  }
+
+  public var backwardCrossings: UInt64 {
+    get {_storage._backwardCrossings}
+    set {_uniqueStorage()._backwardCrossings = newValue}
+  }
+
+  /// Crowd density: the most objects counted in the zone at once, and the limit.
+  public var peakCount: UInt32 {
+    get {_storage._peakCount}
+    set {_uniqueStorage()._peakCount = newValue}
+  }
+
+  public var limitCount: UInt32 {
+    get {_storage._limitCount}
+    set {_uniqueStorage()._limitCount = newValue}
+  }
+
+  /// Camera tamper: the kinds seen; camera offline: the health state that raised it.
+  public var tamperKinds: [Vigil_V1_TamperKind] {
+    get {_storage._tamperKinds}
+    set {_uniqueStorage()._tamperKinds = newValue}
+  }
+
+  public var cameraState: Vigil_V1_CameraState {
+    get {_storage._cameraState}
+    set {_uniqueStorage()._cameraState = newValue}
+  }
+
+  /// The rule's stated purpose (required for crowd rules), shown with the incident.
+  public var purpose: String {
+    get {_storage._purpose}
+    set {_uniqueStorage()._purpose = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _windowStart: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-  fileprivate var _windowEnd: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-  fileprivate var _snapshot: Vigil_V1_SnapshotReference? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "vigil.v1"
+
+nonisolated extension Vigil_V1_IncidentState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0INCIDENT_STATE_UNSPECIFIED\0\u{1}INCIDENT_STATE_OPENED\0\u{1}INCIDENT_STATE_UPDATED\0\u{1}INCIDENT_STATE_CLOSED\0")
+}
 
 nonisolated extension Vigil_V1_SnapshotReference: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SnapshotReference"
@@ -192,83 +336,216 @@ nonisolated extension Vigil_V1_SnapshotReference: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Vigil_V1_Incident: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Incident"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}incident_id\0\u{3}rule_id\0\u{3}rule_version\0\u{1}kind\0\u{3}camera_id\0\u{1}severity\0\u{3}window_start\0\u{3}window_end\0\u{3}track_ids\0\u{1}snapshot\0\u{1}summary\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}incident_id\0\u{3}rule_id\0\u{3}rule_version\0\u{1}kind\0\u{3}camera_id\0\u{1}severity\0\u{3}window_start\0\u{3}window_end\0\u{3}track_ids\0\u{1}snapshot\0\u{1}summary\0\u{1}state\0\u{1}revision\0\u{3}key_frame_time\0\u{3}key_objects\0\u{3}forward_crossings\0\u{3}backward_crossings\0\u{3}peak_count\0\u{3}limit_count\0\u{3}tamper_kinds\0\u{3}camera_state\0\u{1}purpose\0")
+
+  fileprivate class _StorageClass {
+    var _incidentID: String = String()
+    var _ruleID: String = String()
+    var _ruleVersion: UInt64 = 0
+    var _kind: Vigil_V1_RuleKind = .unspecified
+    var _cameraID: String = String()
+    var _severity: Vigil_V1_Severity = .unspecified
+    var _windowStart: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _windowEnd: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _trackIds: [UInt64] = []
+    var _snapshot: Vigil_V1_SnapshotReference? = nil
+    var _summary: String = String()
+    var _state: Vigil_V1_IncidentState = .unspecified
+    var _revision: UInt64 = 0
+    var _keyFrameTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _keyObjects: [Vigil_V1_DetectedObject] = []
+    var _forwardCrossings: UInt64 = 0
+    var _backwardCrossings: UInt64 = 0
+    var _peakCount: UInt32 = 0
+    var _limitCount: UInt32 = 0
+    var _tamperKinds: [Vigil_V1_TamperKind] = []
+    var _cameraState: Vigil_V1_CameraState = .unspecified
+    var _purpose: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _incidentID = source._incidentID
+      _ruleID = source._ruleID
+      _ruleVersion = source._ruleVersion
+      _kind = source._kind
+      _cameraID = source._cameraID
+      _severity = source._severity
+      _windowStart = source._windowStart
+      _windowEnd = source._windowEnd
+      _trackIds = source._trackIds
+      _snapshot = source._snapshot
+      _summary = source._summary
+      _state = source._state
+      _revision = source._revision
+      _keyFrameTime = source._keyFrameTime
+      _keyObjects = source._keyObjects
+      _forwardCrossings = source._forwardCrossings
+      _backwardCrossings = source._backwardCrossings
+      _peakCount = source._peakCount
+      _limitCount = source._limitCount
+      _tamperKinds = source._tamperKinds
+      _cameraState = source._cameraState
+      _purpose = source._purpose
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.incidentID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.ruleID) }()
-      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.ruleVersion) }()
-      case 4: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.cameraID) }()
-      case 6: try { try decoder.decodeSingularEnumField(value: &self.severity) }()
-      case 7: try { try decoder.decodeSingularMessageField(value: &self._windowStart) }()
-      case 8: try { try decoder.decodeSingularMessageField(value: &self._windowEnd) }()
-      case 9: try { try decoder.decodeRepeatedUInt64Field(value: &self.trackIds) }()
-      case 10: try { try decoder.decodeSingularMessageField(value: &self._snapshot) }()
-      case 11: try { try decoder.decodeSingularStringField(value: &self.summary) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._incidentID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._ruleID) }()
+        case 3: try { try decoder.decodeSingularUInt64Field(value: &_storage._ruleVersion) }()
+        case 4: try { try decoder.decodeSingularEnumField(value: &_storage._kind) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._cameraID) }()
+        case 6: try { try decoder.decodeSingularEnumField(value: &_storage._severity) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._windowStart) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._windowEnd) }()
+        case 9: try { try decoder.decodeRepeatedUInt64Field(value: &_storage._trackIds) }()
+        case 10: try { try decoder.decodeSingularMessageField(value: &_storage._snapshot) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._summary) }()
+        case 12: try { try decoder.decodeSingularEnumField(value: &_storage._state) }()
+        case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._revision) }()
+        case 14: try { try decoder.decodeSingularMessageField(value: &_storage._keyFrameTime) }()
+        case 15: try { try decoder.decodeRepeatedMessageField(value: &_storage._keyObjects) }()
+        case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._forwardCrossings) }()
+        case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._backwardCrossings) }()
+        case 18: try { try decoder.decodeSingularUInt32Field(value: &_storage._peakCount) }()
+        case 19: try { try decoder.decodeSingularUInt32Field(value: &_storage._limitCount) }()
+        case 20: try { try decoder.decodeRepeatedEnumField(value: &_storage._tamperKinds) }()
+        case 21: try { try decoder.decodeSingularEnumField(value: &_storage._cameraState) }()
+        case 22: try { try decoder.decodeSingularStringField(value: &_storage._purpose) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.incidentID.isEmpty {
-      try visitor.visitSingularStringField(value: self.incidentID, fieldNumber: 1)
-    }
-    if !self.ruleID.isEmpty {
-      try visitor.visitSingularStringField(value: self.ruleID, fieldNumber: 2)
-    }
-    if self.ruleVersion != 0 {
-      try visitor.visitSingularUInt64Field(value: self.ruleVersion, fieldNumber: 3)
-    }
-    if self.kind != .unspecified {
-      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 4)
-    }
-    if !self.cameraID.isEmpty {
-      try visitor.visitSingularStringField(value: self.cameraID, fieldNumber: 5)
-    }
-    if self.severity != .unspecified {
-      try visitor.visitSingularEnumField(value: self.severity, fieldNumber: 6)
-    }
-    try { if let v = self._windowStart {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
-    } }()
-    try { if let v = self._windowEnd {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-    } }()
-    if !self.trackIds.isEmpty {
-      try visitor.visitPackedUInt64Field(value: self.trackIds, fieldNumber: 9)
-    }
-    try { if let v = self._snapshot {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    } }()
-    if !self.summary.isEmpty {
-      try visitor.visitSingularStringField(value: self.summary, fieldNumber: 11)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._incidentID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._incidentID, fieldNumber: 1)
+      }
+      if !_storage._ruleID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._ruleID, fieldNumber: 2)
+      }
+      if _storage._ruleVersion != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._ruleVersion, fieldNumber: 3)
+      }
+      if _storage._kind != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._kind, fieldNumber: 4)
+      }
+      if !_storage._cameraID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._cameraID, fieldNumber: 5)
+      }
+      if _storage._severity != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._severity, fieldNumber: 6)
+      }
+      try { if let v = _storage._windowStart {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
+      try { if let v = _storage._windowEnd {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+      if !_storage._trackIds.isEmpty {
+        try visitor.visitPackedUInt64Field(value: _storage._trackIds, fieldNumber: 9)
+      }
+      try { if let v = _storage._snapshot {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      } }()
+      if !_storage._summary.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._summary, fieldNumber: 11)
+      }
+      if _storage._state != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._state, fieldNumber: 12)
+      }
+      if _storage._revision != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._revision, fieldNumber: 13)
+      }
+      try { if let v = _storage._keyFrameTime {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      } }()
+      if !_storage._keyObjects.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._keyObjects, fieldNumber: 15)
+      }
+      if _storage._forwardCrossings != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._forwardCrossings, fieldNumber: 16)
+      }
+      if _storage._backwardCrossings != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._backwardCrossings, fieldNumber: 17)
+      }
+      if _storage._peakCount != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._peakCount, fieldNumber: 18)
+      }
+      if _storage._limitCount != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._limitCount, fieldNumber: 19)
+      }
+      if !_storage._tamperKinds.isEmpty {
+        try visitor.visitPackedEnumField(value: _storage._tamperKinds, fieldNumber: 20)
+      }
+      if _storage._cameraState != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._cameraState, fieldNumber: 21)
+      }
+      if !_storage._purpose.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._purpose, fieldNumber: 22)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vigil_V1_Incident, rhs: Vigil_V1_Incident) -> Bool {
-    if lhs.incidentID != rhs.incidentID {return false}
-    if lhs.ruleID != rhs.ruleID {return false}
-    if lhs.ruleVersion != rhs.ruleVersion {return false}
-    if lhs.kind != rhs.kind {return false}
-    if lhs.cameraID != rhs.cameraID {return false}
-    if lhs.severity != rhs.severity {return false}
-    if lhs._windowStart != rhs._windowStart {return false}
-    if lhs._windowEnd != rhs._windowEnd {return false}
-    if lhs.trackIds != rhs.trackIds {return false}
-    if lhs._snapshot != rhs._snapshot {return false}
-    if lhs.summary != rhs.summary {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._incidentID != rhs_storage._incidentID {return false}
+        if _storage._ruleID != rhs_storage._ruleID {return false}
+        if _storage._ruleVersion != rhs_storage._ruleVersion {return false}
+        if _storage._kind != rhs_storage._kind {return false}
+        if _storage._cameraID != rhs_storage._cameraID {return false}
+        if _storage._severity != rhs_storage._severity {return false}
+        if _storage._windowStart != rhs_storage._windowStart {return false}
+        if _storage._windowEnd != rhs_storage._windowEnd {return false}
+        if _storage._trackIds != rhs_storage._trackIds {return false}
+        if _storage._snapshot != rhs_storage._snapshot {return false}
+        if _storage._summary != rhs_storage._summary {return false}
+        if _storage._state != rhs_storage._state {return false}
+        if _storage._revision != rhs_storage._revision {return false}
+        if _storage._keyFrameTime != rhs_storage._keyFrameTime {return false}
+        if _storage._keyObjects != rhs_storage._keyObjects {return false}
+        if _storage._forwardCrossings != rhs_storage._forwardCrossings {return false}
+        if _storage._backwardCrossings != rhs_storage._backwardCrossings {return false}
+        if _storage._peakCount != rhs_storage._peakCount {return false}
+        if _storage._limitCount != rhs_storage._limitCount {return false}
+        if _storage._tamperKinds != rhs_storage._tamperKinds {return false}
+        if _storage._cameraState != rhs_storage._cameraState {return false}
+        if _storage._purpose != rhs_storage._purpose {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -743,6 +743,18 @@ public nonisolated struct Vigil_V1_Rule: @unchecked Sendable {
   /// Clears the value of `updatedTime`. Subsequent reads from it will return its default value.
   public mutating func clearUpdatedTime() {_uniqueStorage()._updatedTime = nil}
 
+  /// How long (event time) the condition must stop holding before its incident closes: rides
+  /// over a detector missing a frame or two. Unset means 5 s. Camera offline closes as soon as
+  /// the camera is back.
+  public var closeAfter: SwiftProtobuf.Google_Protobuf_Duration {
+    get {_storage._closeAfter ?? SwiftProtobuf.Google_Protobuf_Duration()}
+    set {_uniqueStorage()._closeAfter = newValue}
+  }
+  /// Returns true if `closeAfter` has been explicitly set.
+  public var hasCloseAfter: Bool {_storage._closeAfter != nil}
+  /// Clears the value of `closeAfter`. Subsequent reads from it will return its default value.
+  public mutating func clearCloseAfter() {_uniqueStorage()._closeAfter = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// Where the rule looks. Zone rules use a polygon, line rules a directed line; camera
@@ -1316,7 +1328,7 @@ nonisolated extension Vigil_V1_Schedule: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Rule"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_id\0\u{1}kind\0\u{2}\u{2}zone\0\u{1}line\0\u{3}zone_intrusion\0\u{3}line_crossing\0\u{3}hazard_dwell\0\u{3}crowd_density\0\u{3}person_down\0\u{3}abandoned_object\0\u{3}wrong_way\0\u{3}detector_class\0\u{3}camera_tamper\0\u{1}schedule\0\u{1}severity\0\u{1}version\0\u{1}author\0\u{1}enabled\0\u{1}purpose\0\u{3}updated_time\0\u{3}camera_ids\0\u{3}camera_selector\0\u{3}camera_offline\0\u{b}camera_id\0\u{c}\u{3}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_id\0\u{1}kind\0\u{2}\u{2}zone\0\u{1}line\0\u{3}zone_intrusion\0\u{3}line_crossing\0\u{3}hazard_dwell\0\u{3}crowd_density\0\u{3}person_down\0\u{3}abandoned_object\0\u{3}wrong_way\0\u{3}detector_class\0\u{3}camera_tamper\0\u{1}schedule\0\u{1}severity\0\u{1}version\0\u{1}author\0\u{1}enabled\0\u{1}purpose\0\u{3}updated_time\0\u{3}camera_ids\0\u{3}camera_selector\0\u{3}camera_offline\0\u{3}close_after\0\u{b}camera_id\0\u{c}\u{3}\u{1}")
 
   fileprivate class _StorageClass {
     var _ruleID: String = String()
@@ -1332,6 +1344,7 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
     var _enabled: Bool = false
     var _purpose: String = String()
     var _updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _closeAfter: SwiftProtobuf.Google_Protobuf_Duration? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1355,6 +1368,7 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
       _enabled = source._enabled
       _purpose = source._purpose
       _updatedTime = source._updatedTime
+      _closeAfter = source._closeAfter
     }
   }
 
@@ -1540,6 +1554,7 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
             _storage._parameters = .cameraOffline(v)
           }
         }()
+        case 25: try { try decoder.decodeSingularMessageField(value: &_storage._closeAfter) }()
         default: break
         }
       }
@@ -1638,6 +1653,9 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
       try { if case .cameraOffline(let v)? = _storage._parameters {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
       } }()
+      try { if let v = _storage._closeAfter {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1660,6 +1678,7 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
         if _storage._enabled != rhs_storage._enabled {return false}
         if _storage._purpose != rhs_storage._purpose {return false}
         if _storage._updatedTime != rhs_storage._updatedTime {return false}
+        if _storage._closeAfter != rhs_storage._closeAfter {return false}
         return true
       }
       if !storagesAreEqual {return false}

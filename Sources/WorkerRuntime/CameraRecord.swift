@@ -5,6 +5,10 @@ import SwiftProtobuf
 public struct MismatchedRecord: Error, CustomStringConvertible {
     public var reason: String
     public var description: String { reason }
+
+    public init(reason: String) {
+        self.reason = reason
+    }
 }
 
 extension StageInput {

@@ -1,0 +1,83 @@
+import Crypto
+import Foundation
+import SwiftProtobuf
+import VigilSchema
+
+/// The parts of an incident that follow from its rule and window: the deterministic id (the
+/// formula documented on `Incident.incident_id`) and the one-line summary.
+enum IncidentText {
+    /// Lowercase hex of the first 16 bytes of SHA-256 over `rule_id` 0x00 `camera_id` 0x00
+    /// `window_start` (decimal Unix nanoseconds).
+    static func id(ruleID: String, cameraID: String, windowStartMilliseconds: Int64) -> String {
+        let text = "\(ruleID)\u{0}\(cameraID)\u{0}\(windowStartMilliseconds * 1_000_000)"
+        return SHA256.hash(data: Data(text.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// One line for operators, from what the incident holds.
+    /// - Parameter reason: camera offline: the health record's reason.
+    static func summary(_ incident: Vigil_V1_Incident, rule: Vigil_V1_Rule, reason: String = "") -> String {
+        let start = milliseconds(incident.windowStart)
+        let lasted = seconds(milliseconds(incident.windowEnd) - start)
+        let objects = objectNoun(rule)
+        var text: String
+        switch incident.kind {
+        case .zoneIntrusion:
+            text = "\(count(incident.keyObjects.count, objects)) in the zone of rule \(incident.ruleID)"
+            if lasted != "0 s" { text += " for \(lasted)" }
+        case .hazardDwell:
+            let dwell = seconds(milliseconds(incident.keyFrameTime) - start)
+            text = "\(count(incident.keyObjects.count, objects)) in the hazardous zone of rule \(incident.ruleID) for \(dwell) (limit \(seconds(durationMilliseconds(rule.hazardDwell.dwell))))"
+        case .lineCrossing:
+            let total = incident.forwardCrossings + incident.backwardCrossings
+            text = "\(count(Int(total), "crossing")) of the line of rule \(incident.ruleID): \(incident.forwardCrossings) forward, \(incident.backwardCrossings) backward"
+        case .crowdDensity:
+            text = "\(count(Int(incident.peakCount), objects)) in the zone of rule \(incident.ruleID) (limit \(incident.limitCount))"
+            if lasted != "0 s" { text += " for \(lasted)" }
+        case .cameraTamper:
+            let kinds = incident.tamperKinds.map { String(describing: $0) }.joined(separator: ", ")
+            text = "camera \(kinds) for \(seconds(milliseconds(incident.keyFrameTime) - start))"
+        case .cameraOffline:
+            text = "camera \(incident.cameraState == .stalled ? "stalled" : "offline") for \(seconds(milliseconds(incident.keyFrameTime) - start))"
+            if !reason.isEmpty { text += " (\(reason))" }
+        default:
+            text = "rule \(incident.ruleID) fired"
+        }
+        if !incident.purpose.isEmpty { text += " — \(incident.purpose)" }
+        if incident.state == .closed { text += "; cleared after \(lasted)" }
+        return text
+    }
+
+    private static func objectNoun(_ rule: Vigil_V1_Rule) -> String {
+        let filter: Vigil_V1_ObjectFilter = switch rule.parameters {
+        case .zoneIntrusion(let parameters): parameters.objects
+        case .hazardDwell(let parameters): parameters.objects
+        case .crowdDensity(let parameters): parameters.objects
+        case .lineCrossing(let parameters): parameters.objects
+        default: Vigil_V1_ObjectFilter()
+        }
+        return filter.classLabels.count == 1 ? filter.classLabels[0] : filter.classLabels.isEmpty ? "person" : "object"
+    }
+
+    private static func count(_ number: Int, _ noun: String) -> String {
+        "\(number) \(noun)\(number == 1 ? "" : "s")"
+    }
+
+    private static func seconds(_ milliseconds: Int64) -> String {
+        milliseconds % 1_000 == 0 || milliseconds >= 60_000 ? "\(milliseconds / 1_000) s" : String(format: "%.1f s", Double(milliseconds) / 1_000)
+    }
+}
+
+func milliseconds(_ timestamp: Google_Protobuf_Timestamp) -> Int64 {
+    timestamp.seconds * 1_000 + Int64(timestamp.nanos / 1_000_000)
+}
+
+func timestamp(_ milliseconds: Int64) -> Google_Protobuf_Timestamp {
+    let seconds = milliseconds.quotientAndRemainder(dividingBy: 1_000)
+    return seconds.remainder >= 0
+        ? Google_Protobuf_Timestamp(seconds: seconds.quotient, nanos: Int32(seconds.remainder) * 1_000_000)
+        : Google_Protobuf_Timestamp(seconds: seconds.quotient - 1, nanos: Int32(seconds.remainder + 1_000) * 1_000_000)
+}
+
+func durationMilliseconds(_ duration: Google_Protobuf_Duration) -> Int64 {
+    duration.seconds * 1_000 + Int64(duration.nanos / 1_000_000)
+}
