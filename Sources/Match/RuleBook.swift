@@ -10,7 +10,8 @@ public final class RuleBook: @unchecked Sendable {
     private let rules: Table<Vigil_V1_Rule>
     private let cameras: Table<Vigil_V1_CameraConfig>?
     private let lock = NSLock()
-    private var ruleIDs: [String]?  // guarded by `lock`; nil once the table changed
+    /// Every rule id the table holds a version of; nil once the table changed.
+    private var ruleIDs: [String]?  // guarded by `lock`
 
     /// - Parameter cameras: the camera table, for rules that select cameras by label; without
     ///   it only rules naming the camera's id apply.
@@ -27,7 +28,7 @@ public final class RuleBook: @unchecked Sendable {
     public func rules(for cameraID: String, atMilliseconds milliseconds: Int64) -> [Vigil_V1_Rule] {
         let ids = lock.withLock {
             if let ruleIDs { return ruleIDs }
-            let ids = rules.keys
+            let ids = rules.keysWithHistory
             ruleIDs = ids
             return ids
         }

@@ -95,6 +95,11 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
         lock.withLock { versions.keys }
     }
 
+    /// Keys with any version held, deleted ones included, sorted: for lookups by time.
+    public var keysWithHistory: [String] {
+        lock.withLock { versions.keysWithHistory }
+    }
+
     public func limit(versionsPerKey count: Int) {
         lock.withLock { versions.limit(versionsPerKey: count) }
     }

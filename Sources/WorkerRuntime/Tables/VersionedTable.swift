@@ -59,6 +59,12 @@ public struct VersionedTable<Value: Sendable & Equatable>: Sendable {
         versions.compactMap { key, history in history.last?.value == nil ? nil : key }.sorted()
     }
 
+    /// Keys with any version held, deleted ones included (a lookup at an earlier time may
+    /// still find them), sorted.
+    public var keysWithHistory: [String] {
+        versions.keys.sorted()
+    }
+
     /// Whether any version of `key` is held (a deleted key keeps its history).
     public func hasHistory(_ key: String) -> Bool {
         versions[key] != nil
