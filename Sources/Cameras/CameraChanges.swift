@@ -2,97 +2,39 @@ import Foundation
 import PlaneGeometry
 import SwiftProtobuf
 import VigilSchema
+import WorkerRuntime
 
 /// A camera's configuration as the `cameras.v1` table holds it: the value and when it took effect.
-public struct StoredCamera: Sendable, Equatable {
-    public var config: Vigil_V1_CameraConfig
-    public var effectiveMilliseconds: Int64
+public typealias StoredCamera = StoredTableValue<Vigil_V1_CameraConfig>
 
+extension StoredTableValue where Value == Vigil_V1_CameraConfig {
     public init(config: Vigil_V1_CameraConfig, effectiveMilliseconds: Int64) {
-        self.config = config
-        self.effectiveMilliseconds = effectiveMilliseconds
+        self.init(value: config, effectiveMilliseconds: effectiveMilliseconds)
     }
+
+    public var config: Vigil_V1_CameraConfig { value }
 }
 
 /// What `vigil cameras apply` would do: per camera, the change and the record to publish.
-///
-/// Unchanged cameras are republished as stored (same value, same effective time): the dev
-/// cluster drops old records and nothing compacts, so a writer republishes its whole set, and
-/// a reader that already holds that version ignores it.
-public struct CameraPlan: Sendable {
-    public enum Kind: String, Sendable {
-        case added, changed, unchanged, removed
-        /// In the table but not in the file, and removal was not asked for.
-        case notInFile = "not in file"
-    }
+public typealias CameraPlan = DeclaredTablePlan<Vigil_V1_CameraConfig>
 
-    public struct Entry: Sendable {
-        public var cameraID: String
-        public var kind: Kind
-        /// What changed, one line each, e.g. "sampling: 2 fps → keyframes only".
-        public var differences: [String]
-        /// The value to publish; nil for a removal (a tombstone) or for nothing to publish.
-        public var publish: Vigil_V1_CameraConfig?
-        /// When the published record takes effect.
-        public var effectiveMilliseconds: Int64
-        /// Why this change reduces privacy, one line each; empty when it does not.
-        public var privacyReductions: [String]
-    }
+extension DeclaredValueKind where Value == Vigil_V1_CameraConfig {
+    /// Cameras: compared on what the file declares; privacy reductions per `PrivacyCheck`.
+    public static let camera = DeclaredValueKind(
+        noun: "camera", id: \.cameraID, version: \.version,
+        stamp: { config, version, author, milliseconds in
+            config.version = version
+            config.updatedBy = author
+            config.updatedTime = .init(date: Date(timeIntervalSince1970: Double(milliseconds) / 1_000))
+        },
+        differences: { CameraPlan.differences(from: $0, to: $1) }, summary: { CameraPlan.summary($0) },
+        removal: "camera removed: ingest stops reading it", privacyReductions: { PrivacyCheck.reductions(from: $0, to: $1) }
+    )
+}
 
-    public var entries: [Entry]
-
-    /// The entries that reduce privacy: `apply` refuses them until the two-person rule exists.
-    public var privacyReducing: [Entry] { entries.filter { !$0.privacyReductions.isEmpty } }
-
-    /// The entries an audit event is written for: every real change.
-    public var changes: [Entry] { entries.filter { [.added, .changed, .removed].contains($0.kind) } }
-
-    /// Compares the table's cameras with the file's.
-    /// - Parameters:
-    ///   - deleteMissing: remove cameras the file does not list (otherwise they are kept and listed).
-    ///   - actor: the operator account recorded as `updated_by` of new versions.
-    ///   - now: the effective time of new versions, milliseconds since the epoch.
+extension DeclaredTablePlan where Value == Vigil_V1_CameraConfig {
     public init(current: [String: StoredCamera], desired: [Vigil_V1_CameraConfig], deleteMissing: Bool, actor: String, now: Int64) {
-        var entries: [Entry] = []
-        let desiredIDs = Set(desired.map(\.cameraID))
-        for wanted in desired {
-            guard let stored = current[wanted.cameraID] else {
-                var config = wanted
-                config.version = 1
-                config.updatedBy = actor
-                config.updatedTime = .init(date: Date(timeIntervalSince1970: Double(now) / 1_000))
-                entries.append(Entry(
-                    cameraID: wanted.cameraID, kind: .added, differences: ["new camera: \(Self.summary(config))"], publish: config,
-                    effectiveMilliseconds: now, privacyReductions: []
-                ))
-                continue
-            }
-            let differences = Self.differences(from: stored.config, to: wanted)
-            if differences.isEmpty {
-                entries.append(Entry(
-                    cameraID: wanted.cameraID, kind: .unchanged, differences: [], publish: stored.config,
-                    effectiveMilliseconds: stored.effectiveMilliseconds, privacyReductions: []
-                ))
-                continue
-            }
-            var config = wanted
-            config.version = stored.config.version + 1
-            config.updatedBy = actor
-            config.updatedTime = .init(date: Date(timeIntervalSince1970: Double(now) / 1_000))
-            entries.append(Entry(
-                cameraID: wanted.cameraID, kind: .changed, differences: differences, publish: config, effectiveMilliseconds: now,
-                privacyReductions: PrivacyCheck.reductions(from: stored.config, to: wanted)
-            ))
-        }
-        for (id, stored) in current where !desiredIDs.contains(id) {
-            entries.append(Entry(
-                cameraID: id, kind: deleteMissing ? .removed : .notInFile,
-                differences: deleteMissing ? ["camera removed: ingest stops reading it"] : [],
-                publish: deleteMissing ? nil : stored.config, effectiveMilliseconds: deleteMissing ? now : stored.effectiveMilliseconds,
-                privacyReductions: []
-            ))
-        }
-        self.entries = entries.sorted { $0.cameraID < $1.cameraID }
+        self.init(.camera, current: current, desired: desired, deleteMissing: deleteMissing, actor: actor, now: now)
     }
 
     /// The configuration an operator declares: everything but the bookkeeping fields.

@@ -20,8 +20,7 @@ public enum CameraTable {
 
     /// The record that publishes `config` (nil: a tombstone for `cameraID`), in force from `effectiveMilliseconds`.
     public static func record(cameraID: String, config: Vigil_V1_CameraConfig?, effectiveMilliseconds: Int64) throws -> (key: [UInt8], value: [UInt8], headers: [RecordHeader]) {
-        let value: [UInt8] = try config.map { try $0.serializedBytes() } ?? []
-        return (Array(cameraID.utf8), value, [RecordHeader(key: TableHeaders.effectiveTime, value: String(effectiveMilliseconds))])
+        TableRecords.record(key: cameraID, value: try config.map { try $0.serializedBytes() }, effectiveMilliseconds: effectiveMilliseconds)
     }
 }
 

@@ -11,16 +11,23 @@ import WorkerRuntime
 /// and dead-letters records older than the camera's watermark (newest event time minus the
 /// allowed lateness). Within the lateness, records may arrive out of order: the stage keeps
 /// them waiting in the camera's state until the watermark passes them, then judges them in
-/// event-time order, so the incidents are those of the in-order run. A camera that goes quiet
-/// (no record for a second of caught-up time) has its waiting records judged without waiting
-/// for later ones, and its incidents closed when their time comes.
+/// event-time order, so the incidents are those of the in-order run.
+///
+/// A camera that goes quiet still moves on, by the runtime's silence timers (caught-up time
+/// without a record): after a second its waiting records are judged without waiting for later
+/// ones, and once the time to an incident's deadline has passed quietly, the incident closes
+/// (or a camera-offline incident opens) as a record at that time would have made it. A record
+/// arriving after that, but older than what was judged, is dead-lettered as late.
 public struct MatchStage: StatefulStage {
     public static let detectionsTopic = "detections.v1"
     public static let healthTopic = "camera.health.v1"
     public static let incidentsTopic = "incidents.v1"
-    /// Caught-up time without a record after which a camera's waiting records are judged.
-    static let quietAfter: Duration = .seconds(1)
-    static let quietTimer = "quiet"
+    /// Caught-up time without a record after which a camera's waiting records are judged
+    /// (or the allowed lateness, when longer): nothing acts on silence sooner.
+    var judgeWaitingAfter: Duration { max(.seconds(1), allowedLateness) }
+    /// Silence timers: judge the waiting records; reach the next incident deadline.
+    static let judgeWaitingTimer = "judge-waiting"
+    static let deadlineTimer = "deadline"
 
     public let allowedLateness: Duration
     let rules: RuleBook
@@ -61,6 +68,9 @@ public struct MatchStage: StatefulStage {
         default: throw MismatchedRecord(reason: "vigil-match reads \(Self.detectionsTopic) and \(Self.healthTopic), not \(input.topic)")
         }
         var camera = state?.camera ?? Vigil_V1_MatchCameraState()
+        if eventTime < camera.judgedUntilMs {
+            throw LateAfterQuiet(eventTime: eventTime, judgedUntil: camera.judgedUntilMs)
+        }
         let place = camera.pending.firstIndex { Self.order($0) > Self.order(waiting) } ?? camera.pending.endIndex
         camera.pending.insert(waiting, at: place)
         camera.newestEventMs = max(camera.newestEventMs, eventTime)
@@ -70,13 +80,15 @@ public struct MatchStage: StatefulStage {
     }
 
     public func timerFired(_ timer: FiredTimer, key: String, state: inout State?, timers: inout Timers) async throws -> [StageOutput] {
-        guard timer.name == Self.quietTimer, let camera = state?.camera else { return [] }
-        // Quiet: nothing earlier is coming now, so everything waiting is judged, and time
-        // moves on to the moment the timer stands for.
+        guard let camera = state?.camera else { return [] }
+        // Quiet: nothing earlier is taken to be coming, so everything waiting is judged; at a
+        // deadline, time moves on to it.
         var judge = CameraJudge(cameraID: key, state: camera)
         judgeWaiting(&judge, upTo: .max)
-        let time = max(timer.scheduledMilliseconds, judge.state.judgedUntilMs)
-        judge.advance(to: time, rules: rules.rules(for: key, atMilliseconds: time))
+        if timer.name == Self.deadlineTimer {
+            let time = max(timer.scheduledMilliseconds, judge.state.judgedUntilMs)
+            judge.advance(to: time, rules: rules.rules(for: key, atMilliseconds: time))
+        }
         return finish(judge, key: key, state: &state, timers: &timers)
     }
 
@@ -101,13 +113,19 @@ public struct MatchStage: StatefulStage {
         let camera = judge.state
         state = State(camera: camera)
         let rulesNow = rules.rules(for: key, atMilliseconds: max(camera.newestEventMs, camera.judgedUntilMs))
-        if !camera.pending.isEmpty {
-            timers.scheduleSilence(Self.quietTimer, after: Self.quietAfter)
-        } else if let deadline = judge.nextDeadline(rules: rulesNow) {
-            // Silence timers count from the newest record: this one fires at `deadline`.
-            timers.scheduleSilence(Self.quietTimer, after: .milliseconds(max(1, deadline - camera.newestEventMs)))
+        if camera.pending.isEmpty {
+            timers.cancel(Self.judgeWaitingTimer)
         } else {
-            timers.cancel(Self.quietTimer)
+            timers.scheduleSilence(Self.judgeWaitingTimer, after: judgeWaitingAfter)
+        }
+        if let deadline = judge.nextDeadline(rules: rulesNow) {
+            // Silence timers count from the newest record: this one fires once event time
+            // would have reached the deadline plus the lateness (its records all judged), and
+            // never before the waiting records are.
+            let quiet = max(judgeWaitingAfter.milliseconds, deadline + allowedLateness.milliseconds - camera.newestEventMs)
+            timers.scheduleSilence(Self.deadlineTimer, after: .milliseconds(quiet))
+        } else {
+            timers.cancel(Self.deadlineTimer)
         }
         for crossing in judge.crossings {
             Counter(label: "vigil_match_line_crossings_total", dimensions: [("rule", crossing.ruleID), ("direction", crossing.direction == .forward ? "forward" : "backward")]).increment()
@@ -136,5 +154,15 @@ public struct MatchStage: StatefulStage {
         case .closed: "closed"
         default: "unspecified"
         }
+    }
+}
+
+/// A record older than what the camera's silence already judged.
+struct LateAfterQuiet: Error, CustomStringConvertible {
+    var eventTime: Int64
+    var judgedUntil: Int64
+
+    var description: String {
+        "late: the camera was quiet, so its records up to event time \(judgedUntil) were judged; this record's event time \(eventTime) is older (raise MATCH_ALLOWED_LATENESS_MS if detections arrive this far behind)"
     }
 }

@@ -63,18 +63,14 @@ struct CamerasCommand: AsyncParsableCommand {
                 throw ExitCode.failure
             }
             let cluster = connection.configuration(clientID: "vigil-cameras")
-            let current = try await CamerasCommand.read(cluster: cluster, logger: logger)
-            let now = Int64(Date().timeIntervalSince1970 * 1_000)
-            let plan = CameraPlan(current: current, desired: desired, deleteMissing: deleteMissing, actor: actor, now: now)
-            for entry in plan.entries {
-                writeLine("\(entry.cameraID): \(entry.kind.rawValue)")
-                for line in entry.differences { writeLine("  \(line)") }
-            }
-            writeLine("plan: \(plan.changes.count) to change, \(plan.entries.count - plan.changes.count) unchanged or kept")
+            let writer = CamerasCommand.writer(actor: actor)
+            let current = try await writer.read(CameraTable.make(), cluster: cluster, logger: logger)
+            let plan = CameraPlan(current: current, desired: desired, deleteMissing: deleteMissing, actor: actor, now: Int64(Date().timeIntervalSince1970 * 1_000))
+            writer.printPlan(plan)
             let refused = plan.privacyReducing
             guard refused.isEmpty else {
                 for entry in refused {
-                    for reason in entry.privacyReductions { writeError("vigil: camera \(entry.cameraID): refused: this change \(reason)") }
+                    for reason in entry.privacyReductions { writeError("vigil: camera \(entry.id): refused: this change \(reason)") }
                 }
                 writeError("vigil: a change that reduces privacy needs a second admin's approval, which vigil cannot record yet; nothing was published. Keep the mask or redaction as it is in \(file), or wait for the two-person rule")
                 throw ExitCode.failure
@@ -83,53 +79,7 @@ struct CamerasCommand: AsyncParsableCommand {
                 writeLine("dry run: nothing published")
                 return
             }
-            try await publish(plan, cluster: cluster, now: now, logger: logger)
-        }
-
-        private func publish(_ plan: CameraPlan, cluster: KafkaConfiguration, now: Int64, logger: Logger) async throws {
-            let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: cluster), logger: logger)
-            do {
-                // The audit trail first, acknowledged before any change is sent: a change never
-                // lands without its event. Event ids name the camera and version, so a rerun
-                // after a failure repeats the same events.
-                var events: [KafkaPendingDelivery] = []
-                for entry in plan.changes {
-                    let event = Self.auditEvent(entry, actor: actor, now: now)
-                    events.append(try await producer.enqueue(KafkaProducerMessage(
-                        topic: "audit.events.v1", key: Array(entry.cameraID.utf8), value: try event.serializedBytes()
-                    )))
-                }
-                for delivery in events { _ = try await delivery.report() }
-                var records: [KafkaPendingDelivery] = []
-                for entry in plan.entries where entry.kind != .notInFile {
-                    let record = try CameraTable.record(cameraID: entry.cameraID, config: entry.publish, effectiveMilliseconds: entry.effectiveMilliseconds)
-                    records.append(try await producer.enqueue(KafkaProducerMessage(
-                        topic: CameraTable.topic, key: record.key, value: record.value, headers: record.headers.map { KafkaHeader(key: $0.key, value: $0.value) }
-                    )))
-                }
-                for delivery in records { _ = try await delivery.report() }
-                let published = records.count
-                await producer.close()
-                writeLine("published \(TopologyOption.count(published, "camera record")) to \(CameraTable.topic) and \(TopologyOption.count(plan.changes.count, "audit event")) to audit.events.v1")
-            } catch {
-                await producer.close()
-                writeError("vigil: publishing failed: \(error). Run apply again: it republishes the same versions and audit events")
-                throw ExitCode.failure
-            }
-        }
-
-        static func auditEvent(_ entry: CameraPlan.Entry, actor: String, now: Int64) -> Vigil_V1_AuditEvent {
-            var event = Vigil_V1_AuditEvent()
-            let version = entry.publish.map { "v\($0.version)" } ?? "removed-\(entry.effectiveMilliseconds)"
-            event.eventID = "camera-config:\(entry.cameraID):\(version)"
-            event.kind = .cameraConfigChanged
-            event.actor = actor
-            event.subject = "camera:\(entry.cameraID)"
-            event.cameraID = entry.cameraID
-            event.detail = "\(entry.kind.rawValue): " + entry.differences.joined(separator: "; ")
-            event.eventTime = Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: Double(now) / 1_000))
-            event.origin = "vigil cameras apply"
-            return event
+            try await writer.publish(plan, cluster: cluster, logger: logger)
         }
     }
 
@@ -141,7 +91,7 @@ struct CamerasCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = logging.bootstrap(label: "vigil.cameras")
-            let cameras = try await CamerasCommand.read(cluster: connection.configuration(clientID: "vigil-cameras"), logger: logger)
+            let cameras = try await CamerasCommand.writer(actor: "").read(CameraTable.make(), cluster: connection.configuration(clientID: "vigil-cameras"), logger: logger)
             guard !cameras.isEmpty else {
                 writeLine("no cameras; declare them with `vigil cameras apply cameras.yaml`")
                 return
@@ -156,30 +106,23 @@ struct CamerasCommand: AsyncParsableCommand {
                     config.updatedBy, effective.formatted(.iso8601),
                 ]
             }
-            let header = ["CAMERA", "VERSION", "SOURCE", "SAMPLING", "RESOLUTION", "REDACTION", "MASKS", "SNAPSHOTS/MIN", "BY", "IN FORCE SINCE"]
-            let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max()! }
-            for row in [header] + rows {
-                let padded = row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
-                writeLine(padded.joined(separator: "  ").trimmingCharacters(in: .whitespaces))
-            }
+            printTable(header: ["CAMERA", "VERSION", "SOURCE", "SAMPLING", "RESOLUTION", "REDACTION", "MASKS", "SNAPSHOTS/MIN", "BY", "IN FORCE SINCE"], rows: rows)
         }
     }
 
-    /// The cluster's cameras: every current version in cameras.v1.
-    static func read(cluster: KafkaConfiguration, logger: Logger) async throws -> [String: StoredCamera] {
-        let table = CameraTable.make()
-        do {
-            try await table.load(cluster: cluster, logger: logger)
-        } catch {
-            writeError("vigil: cannot read \(CameraTable.topic) from \(cluster.bootstrapServers): \(error)")
-            throw ExitCode.failure
+    static func writer(actor: String) -> DeclaredTableWriter<Vigil_V1_CameraConfig> {
+        DeclaredTableWriter(topic: CameraTable.topic, kind: .camera, command: "vigil cameras apply", serialize: { try $0.serializedBytes() }) { entry in
+            var event = Vigil_V1_AuditEvent()
+            let version = entry.publish.map { "v\($0.version)" } ?? "removed-\(entry.effectiveMilliseconds)"
+            event.eventID = "camera-config:\(entry.id):\(version)"
+            event.kind = .cameraConfigChanged
+            event.actor = actor
+            event.subject = "camera:\(entry.id)"
+            event.cameraID = entry.id
+            event.detail = "\(entry.kind.rawValue): " + entry.differences.joined(separator: "; ")
+            event.eventTime = Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: Double(entry.effectiveMilliseconds) / 1_000))
+            event.origin = "vigil cameras apply"
+            return event
         }
-        var cameras: [String: StoredCamera] = [:]
-        for key in table.keys {
-            if let version = table.currentVersion(key), let config = version.value {
-                cameras[key] = StoredCamera(config: config, effectiveMilliseconds: version.effectiveFromMilliseconds)
-            }
-        }
-        return cameras
     }
 }

@@ -1,19 +1,157 @@
 import ArgumentParser
+import Cameras
 import DeclarationFiles
 import Detect
 import Foundation
 import Rules
+import SwiftProtobuf
+import VigilSchema
 import Vision
+import WorkerRuntime
 
 struct RulesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rules",
-        abstract: "Check rules files (rules/*.yaml).",
+        abstract: "Declare rules (the rules.v1 table), check rules files, and list what the cluster holds.",
         discussion: """
-            A rules file declares what vigil-match watches for: zone intrusion, line crossing, dwell in a hazardous zone, crowd density (with its safety purpose), camera tamper and camera offline. See rules/examples.yaml and the README for each kind's keys. Publishing rules to rules.v1 (`vigil rules apply`) comes with the rule engine.
+            A rules file declares what vigil-match watches for: zone intrusion, line crossing, dwell in a hazardous zone, crowd density (with its safety purpose), camera tamper and camera offline. See rules/examples.yaml and the README for each kind's keys.
             """,
-        subcommands: [Validate.self]
+        subcommands: [Validate.self, Apply.self, List.self]
     )
+
+    /// The classes rules may name: person, and those of the slot file's models.
+    static func knownClasses(slotFile: String?) throws -> Set<String> {
+        var classes = RulesFile.builtInClasses
+        guard let slotFile else { return classes }
+        do {
+            for model in try SlotFile.load(slotFile) { classes.formUnion(model.labels) }
+        } catch {
+            writeError("vigil: \(error)")
+            throw ExitCode.failure
+        }
+        return classes
+    }
+
+    /// The rules of `files`, or every problem printed and exit status 1.
+    static func load(_ files: [String], slotFile: String?) throws -> [Vigil_V1_Rule] {
+        let classes = try knownClasses(slotFile: slotFile)
+        do {
+            return try RulesFile.load(paths: files, knownClasses: classes)
+        } catch {
+            for problem in error.errors { writeLine(problem.description) }
+            writeLine("\(TopologyOption.count(error.errors.count, "problem")) in \(files.joined(separator: ", "))")
+            throw ExitCode.failure
+        }
+    }
+
+    /// The files a path names: a rules file, or every `.yaml`/`.yml` file of a folder.
+    static func files(_ paths: [String]) -> [String] {
+        paths.flatMap { path -> [String] in
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else { return [path] }
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+            return names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { (path as NSString).appendingPathComponent($0) }
+        }
+    }
+
+    static func writer(actor: String) -> DeclaredTableWriter<Vigil_V1_Rule> {
+        DeclaredTableWriter(topic: RuleTable.topic, kind: .rule, command: "vigil rules apply", serialize: { try $0.serializedBytes() }) { entry in
+            var event = Vigil_V1_AuditEvent()
+            let version = entry.publish.map { "v\($0.version)" } ?? "removed-\(entry.effectiveMilliseconds)"
+            event.eventID = "rule:\(entry.id):\(version)"
+            event.kind = .ruleChanged
+            event.actor = actor
+            event.subject = "rule:\(entry.id)"
+            event.detail = "\(entry.kind.rawValue): " + entry.differences.joined(separator: "; ")
+            event.eventTime = Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: Double(entry.effectiveMilliseconds) / 1_000))
+            event.origin = "vigil rules apply"
+            return event
+        }
+    }
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check rules files, show what changes, and publish the rules to rules.v1.",
+            discussion: """
+                The files (or every .yaml file of a folder) are checked whole first: every problem is listed with its file, line, rule and key, and nothing is published while any remains. Then the cluster's rules are read, the changes are printed rule by rule, and the rules are published: changed and new ones as new versions in force from now (vigil-match applies a version to frames captured from that time on, within a second of publishing), unchanged ones republished as they are. Every change is an audit event on audit.events.v1 with its author and full diff, written before the change itself.
+
+                Rules in the cluster but not in the files are kept unless --delete-missing is given. A rule naming a camera that cameras.v1 does not hold is published with a warning: it applies once the camera is declared.
+
+                Exit status: 0 published (or, with --dry-run, checked); 1 a file has problems, or the cluster could not be read or written.
+                """
+        )
+
+        @Argument(help: "Rules files (YAML), or folders of them.")
+        var paths: [String]
+
+        @Option(help: "detect's slot file, whose models' classes rules may name.")
+        var slotFile: String?
+
+        @OptionGroup var connection: ConnectionOptions
+
+        @Flag(help: "Check and show the changes; publish nothing.")
+        var dryRun = false
+
+        @Flag(help: "Remove rules the files do not declare (a tombstone each).")
+        var deleteMissing = false
+
+        @Option(help: "Operator account recorded as the author of the change (default: $USER, else the login name).")
+        var actor = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
+
+        @OptionGroup var logging: LoggingOptions
+
+        func validate() throws {
+            guard !actor.isEmpty else { throw ValidationError("--actor must name the operator account making the change: every change names its author") }
+        }
+
+        func run() async throws {
+            let logger = logging.bootstrap(label: "vigil.rules")
+            let desired = try RulesCommand.load(RulesCommand.files(paths), slotFile: slotFile)
+            let cluster = connection.configuration(clientID: "vigil-rules")
+            let writer = RulesCommand.writer(actor: actor)
+            let current = try await writer.read(RuleTable.make(), cluster: cluster, logger: logger)
+            let cameras = try await CamerasCommand.writer(actor: actor).read(CameraTable.make(), cluster: cluster, logger: logger)
+            for rule in desired {
+                for camera in rule.cameraIds where cameras[camera] == nil {
+                    writeError("vigil: warning: rule \(rule.ruleID) names camera \(camera), which \(CameraTable.topic) does not hold; it applies once the camera is declared")
+                }
+            }
+            let plan = RulePlan(.rule, current: current, desired: desired, deleteMissing: deleteMissing, actor: actor, now: Int64(Date().timeIntervalSince1970 * 1_000))
+            writer.printPlan(plan)
+            if dryRun {
+                writeLine("dry run: nothing published")
+                return
+            }
+            try await writer.publish(plan, cluster: cluster, logger: logger)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the rules the cluster holds (the current version of each).")
+
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var logging: LoggingOptions
+
+        func run() async throws {
+            let logger = logging.bootstrap(label: "vigil.rules")
+            let rules = try await RulesCommand.writer(actor: "").read(RuleTable.make(), cluster: connection.configuration(clientID: "vigil-rules"), logger: logger)
+            guard !rules.isEmpty else {
+                writeLine("no rules; declare them with `vigil rules apply rules/`")
+                return
+            }
+            let rows = rules.keys.sorted().map { id -> [String] in
+                let stored = rules[id]!
+                let rule = stored.value
+                let effective = Date(timeIntervalSince1970: Double(stored.effectiveMilliseconds) / 1_000)
+                let cameras = rule.cameraIds + rule.cameraSelector.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                return [
+                    id, "v\(rule.version)", RuleChanges.describe(rule.kind), cameras.joined(separator: ","), RuleChanges.describe(rule.severity),
+                    rule.enabled ? "yes" : "no", rule.author, effective.formatted(.iso8601),
+                ]
+            }
+            printTable(header: ["RULE", "VERSION", "KIND", "CAMERAS", "SEVERITY", "ENABLED", "BY", "IN FORCE SINCE"], rows: rows)
+        }
+    }
 
     struct Validate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -25,30 +163,16 @@ struct RulesCommand: AsyncParsableCommand {
                 """
         )
 
-        @Argument(help: "Rules files (YAML).")
+        @Argument(help: "Rules files (YAML), or folders of them.")
         var files: [String]
 
         @Option(help: "detect's slot file, whose models' classes rules may name.")
         var slotFile: String?
 
         func run() async throws {
-            var classes = RulesFile.builtInClasses
-            if let slotFile {
-                do {
-                    for model in try SlotFile.load(slotFile) { classes.formUnion(model.labels) }
-                } catch {
-                    writeError("vigil: \(error)")
-                    throw ExitCode.failure
-                }
-            }
-            do {
-                let rules = try RulesFile.load(paths: files, knownClasses: classes)
-                writeLine("valid — \(TopologyOption.count(rules.count, "rule")) in \(TopologyOption.count(files.count, "file"))")
-            } catch {
-                for problem in error.errors { writeLine(problem.description) }
-                writeLine("\(TopologyOption.count(error.errors.count, "problem")) in \(files.joined(separator: ", "))")
-                throw ExitCode.failure
-            }
+            let files = RulesCommand.files(files)
+            let rules = try RulesCommand.load(files, slotFile: slotFile)
+            writeLine("valid — \(TopologyOption.count(rules.count, "rule")) in \(TopologyOption.count(files.count, "file"))")
         }
     }
 }

@@ -171,7 +171,7 @@ extension TopicsCommand {
             for spec in specs {
                 rows.append(Self.row(spec, view: view))
             }
-            for line in Self.aligned(rows) { writeLine(line) }
+            for line in alignedColumns(rows) { writeLine(line) }
             writeLine("(declared/actual; ? = not known)")
             let undeclared = view.undeclared(specs)
             if !undeclared.isEmpty {
@@ -223,15 +223,6 @@ extension TopicsCommand {
                 leaderText,
                 status.joined(separator: ", "),
             ]
-        }
-
-        static func aligned(_ rows: [[String]]) -> [String] {
-            let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-            return rows.map { row in
-                row.enumerated().map { column, cell in
-                    column == row.count - 1 ? cell : cell.padding(toLength: widths[column] + 2, withPad: " ", startingAt: 0)
-                }.joined()
-            }
         }
     }
 

@@ -33,6 +33,22 @@ struct LoggingOptions: ParsableArguments {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
+/// Rows as lines with their columns aligned (two spaces between columns).
+func alignedColumns(_ rows: [[String]]) -> [String] {
+    guard let first = rows.first else { return [] }
+    let widths = first.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+    return rows.map { row in
+        row.enumerated().map { column, cell in
+            column == row.count - 1 ? cell : cell.padding(toLength: widths[column] + 2, withPad: " ", startingAt: 0)
+        }.joined()
+    }
+}
+
+/// Prints a table: a header row, then the rows, columns aligned.
+func printTable(header: [String], rows: [[String]]) {
+    for line in alignedColumns([header] + rows) { writeLine(line) }
+}
+
 /// Writes one line to standard output at once (unbuffered), for scripts and tests that wait for it.
 func writeLine(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))

@@ -2,6 +2,7 @@ import DeclarationFiles
 import Foundation
 import Testing
 import VigilSchema
+import WorkerRuntime
 @testable import Cameras
 
 @Suite("Camera changes: diff, republishing and the privacy check")

@@ -154,6 +154,14 @@ struct EventTimeTests {
         try await bySilence.driver.advanceSilence(by: .milliseconds(100))
         #expect(byRecord.lifecycle == ["OPENED r1 0..0 tracks [5]", "CLOSED r2 0..200 tracks [5]"])
         #expect(bySilence.incidents == byRecord.incidents)
+        // A record from before what the silence judged comes too late to change it.
+        let outcome = try await bySilence.frame(1_000, [object(5, at: 0.8, 0.5)])
+        guard case .deadLettered(_, let reason) = outcome else {
+            Issue.record("a record older than what silence judged was \(outcome)")
+            return
+        }
+        #expect(reason.contains("the camera was quiet"), "\(reason)")
+        #expect(bySilence.incidents == byRecord.incidents)
     }
 
     @Test("an incident points at the snapshot of its key frame, else a recent one, else the first taken while it is open")

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import Kafka
+import Logging
+import SwiftProtobuf
+import VigilSchema
+import WorkerRuntime
+
+/// What `vigil cameras apply` and `vigil rules apply` share: reading the table's current
+/// values, printing the plan, and publishing it — the audit events first, then the records.
+struct DeclaredTableWriter<Value: Sendable & Equatable> {
+    let topic: String
+    let kind: DeclaredValueKind<Value>
+    /// The command, for audit events and messages: "vigil rules apply".
+    let command: String
+    let serialize: (Value) throws -> [UInt8]
+    /// The audit event of one change.
+    let auditEvent: (DeclaredTablePlan<Value>.Entry) -> Vigil_V1_AuditEvent
+
+    /// The table's current values, read once to its end.
+    func read(_ table: Table<Value>, cluster: KafkaConfiguration, logger: Logger) async throws -> [String: StoredTableValue<Value>] {
+        do {
+            try await table.load(cluster: cluster, logger: logger)
+        } catch {
+            writeError("vigil: cannot read \(topic) from \(cluster.bootstrapServers): \(error)")
+            throw ExitCode.failure
+        }
+        return table.currentValues
+    }
+
+    func printPlan(_ plan: DeclaredTablePlan<Value>) {
+        for entry in plan.entries {
+            writeLine("\(entry.id): \(entry.kind.rawValue)")
+            for line in entry.differences { writeLine("  \(line)") }
+        }
+        writeLine("plan: \(plan.changes.count) to change, \(plan.entries.count - plan.changes.count) unchanged or kept")
+    }
+
+    func publish(_ plan: DeclaredTablePlan<Value>, cluster: KafkaConfiguration, logger: Logger) async throws {
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: cluster), logger: logger)
+        do {
+            // The audit trail first, acknowledged before any change is sent: a change never
+            // lands without its event. Event ids name the id and version, so a rerun after a
+            // failure repeats the same events.
+            var events: [KafkaPendingDelivery] = []
+            for entry in plan.changes {
+                events.append(try await producer.enqueue(KafkaProducerMessage(
+                    topic: "audit.events.v1", key: Array(entry.id.utf8), value: try auditEvent(entry).serializedBytes()
+                )))
+            }
+            for delivery in events { _ = try await delivery.report() }
+            var records: [KafkaPendingDelivery] = []
+            for entry in plan.entries where entry.kind != .notInFile {
+                let record = TableRecords.record(key: entry.id, value: try entry.publish.map(serialize), effectiveMilliseconds: entry.effectiveMilliseconds)
+                records.append(try await producer.enqueue(KafkaProducerMessage(
+                    topic: topic, key: record.key, value: record.value, headers: record.headers.map { KafkaHeader(key: $0.key, value: $0.value) }
+                )))
+            }
+            for delivery in records { _ = try await delivery.report() }
+            await producer.close()
+            writeLine("published \(TopologyOption.count(records.count, "\(kind.noun) record")) to \(topic) and \(TopologyOption.count(plan.changes.count, "audit event")) to audit.events.v1")
+        } catch {
+            await producer.close()
+            writeError("vigil: publishing failed: \(error). Run \(command) again: it republishes the same versions and audit events")
+            throw ExitCode.failure
+        }
+    }
+}
