@@ -435,7 +435,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ChildProcesses", "Kafka", "Topology", "VigilSchema",
+                "ChildProcesses", "Kafka", "Match", "Rules", "Topology", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -188,8 +188,9 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         var lag: [KafkaTopicPartition: Int64] = [:]
         for partition in partitions {
             guard let (low, high) = RDKafkaOffsets.cachedWatermarks(handle, partition) else { continue }
-            // No position yet (nothing fetched): everything retained is outstanding.
-            lag[partition] = max(0, high - (positions[partition] ?? low))
+            // No position yet (nothing consumed in this assignment): reading starts at the
+            // committed offset, else at the oldest retained record.
+            lag[partition] = max(0, high - (positions[partition] ?? membership.startOffset(of: partition) ?? low))
         }
         return lag
     }
@@ -216,8 +217,9 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         return (try? client.withHandle("read a position") { handle in
             guard let positions = RDKafkaOffsets.positions(handle, [partition]),
                   let (low, high) = RDKafkaOffsets.cachedWatermarks(handle, partition) else { return false }
-            // No position yet: read to the end only if nothing is retained.
-            return positions[partition].map { $0 >= high } ?? (high <= low)
+            // No position yet: read to the end if reading starts at the end (the committed
+            // offset, else the oldest retained record).
+            return (positions[partition] ?? membership.startOffset(of: partition) ?? low) >= high
         }) ?? false
     }
 
@@ -335,6 +337,8 @@ private final class ConsumerMembership: @unchecked Sendable {
     private let lock = NSLock()
     /// The assignment generation each owned partition was given.
     private var assigned: [KafkaTopicPartition: UInt64] = [:]
+    /// Where each owned partition's reading started: its committed offset at assignment.
+    private var startOffsets: [KafkaTopicPartition: Int64] = [:]
     private var lastGeneration: UInt64 = 0
     private var gaps = OffsetGapDetector()  // touched only on the poll thread
 
@@ -355,6 +359,10 @@ private final class ConsumerMembership: @unchecked Sendable {
     var assignmentGenerations: [KafkaTopicPartition: UInt64] { lock.withLock { assigned } }
 
     func generation(of partition: KafkaTopicPartition) -> UInt64? { lock.withLock { assigned[partition] } }
+
+    /// The committed offset the partition's assignment started from; nil when the group had
+    /// none (reading starts where `auto.offset.reset` says).
+    func startOffset(of partition: KafkaTopicPartition) -> Int64? { lock.withLock { startOffsets[partition] } }
 
     func setBeforeRevoke(_ prepare: @escaping @Sendable ([KafkaTopicPartition]) -> Void) {
         lock.withLock { beforeRevoke = prepare }
@@ -380,6 +388,7 @@ private final class ConsumerMembership: @unchecked Sendable {
                     for partition in topicPartitions {
                         lastGeneration += 1
                         assigned[partition] = lastGeneration
+                        startOffsets[partition] = committed[partition]
                     }
                 }
                 return assignCode
@@ -399,7 +408,10 @@ private final class ConsumerMembership: @unchecked Sendable {
                 ? nil : String(cString: rd_kafka_err2str(commitCode))
             let revoked = Set(topicPartitions)
             let unassignCode = lock.withLock { () -> rd_kafka_resp_err_t in
-                for partition in revoked { assigned[partition] = nil }
+                for partition in revoked {
+                    assigned[partition] = nil
+                    startOffsets[partition] = nil
+                }
                 return rd_kafka_assign(handle, nil)
             }
             buffer.discard { revoked.contains($0.topicPartition) }
@@ -416,6 +428,7 @@ private final class ConsumerMembership: @unchecked Sendable {
             logger.error("rebalance failed; dropping the assignment", metadata: ["error": "\(String(cString: rd_kafka_err2str(code)))"])
             lock.withLock {
                 assigned = [:]
+                startOffsets = [:]
                 _ = rd_kafka_assign(handle, nil)
             }
             buffer.discard { _ in true }
@@ -424,7 +437,10 @@ private final class ConsumerMembership: @unchecked Sendable {
 
     private func failAssignment(_ error: KafkaError) {
         logger.critical("consumer cannot take its assignment", metadata: ["error": "\(error)"])
-        lock.withLock { assigned = [:] }
+        lock.withLock {
+            assigned = [:]
+            startOffsets = [:]
+        }
         buffer.fail(error)
     }
 
