@@ -316,6 +316,8 @@ let package = Package(
                 "ChildProcesses",
                 "DeclarationFiles",
                 "Rules",
+                "Match",
+                "PlaneGeometry",
                 "Decode",
                 "Ingest",
                 "Detect",
@@ -371,7 +373,7 @@ let package = Package(
             name: "DetectTests",
             dependencies: [
                 "ChildProcesses",
-                "Detect", "Vision", "CIndependentFaces", "Cameras", "VigilSchema", "WorkerRuntime",
+                "Detect", "Vision", "CIndependentFaces", "Cameras", "Match", "Rules", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,3 +1,4 @@
+import Foundation
 import PlaneGeometry
 import Rules
 import SwiftProtobuf
@@ -15,6 +16,12 @@ struct CameraJudge {
     static let defaultCloseAfter: Int64 = 5_000
     /// A track a rule has not seen for this long is forgotten (detect's tracker has ended it).
     static let trackMemory: Int64 = 5_000
+    /// A track that appears inside a zone at most this far (a fraction of the frame) from where
+    /// another vanished at most `stitchGap` before takes over that one's entry time: the tracker
+    /// lost a person standing behind a sign or another person and found them again under a
+    /// new id. Position and time only, within one camera and one zone: nothing about who.
+    static let stitchDistance = 0.06
+    static let stitchGap: Int64 = 2_000
     /// An incident points at a snapshot taken at most this long before its key frame; with
     /// none, it takes the first one detect takes while it is open.
     static let snapshotReach: Int64 = 10_000
@@ -195,6 +202,7 @@ struct CameraJudge {
         let zone = rule.zone.vertices.map(PlanePoint.init)
         var confirmed: [Vigil_V1_DetectedObject] = []
         var since = time
+        let inFrame = Set(frame.objects.map(\.trackID))
         for object in frame.objects where Self.admits(filter, object) {
             let inside = PlaneGeometry.covers(zone, groundPoint(of: object.box))
             guard object.trackID != 0 else {
@@ -206,9 +214,13 @@ struct CameraJudge {
                 ruleState.tracks[object.trackID] = nil
                 continue
             }
-            var track = ruleState.tracks[object.trackID] ?? Vigil_V1_RuleTrack()
+            let point = groundPoint(of: object.box)
+            var track = ruleState.tracks[object.trackID] ?? Self.stitched(at: point, time: time, excluding: inFrame, &ruleState) ?? Vigil_V1_RuleTrack()
             if track.enteredMs == 0 { track.enteredMs = time }
             track.lastSeenMs = time
+            track.positionKnown = true
+            track.x = Float(point.x)
+            track.y = Float(point.y)
             ruleState.tracks[object.trackID] = track
             if time - track.enteredMs >= confirmAfter {
                 confirmed.append(object)
@@ -216,6 +228,22 @@ struct CameraJudge {
             }
         }
         return confirmed.isEmpty ? nil : Holding(since: since, objects: confirmed)
+    }
+
+    /// The zone track that vanished nearest to `point` within the stitch distance and gap,
+    /// taken out of the state for the new track to continue.
+    private static func stitched(at point: PlanePoint, time: Int64, excluding inFrame: Set<UInt64>, _ ruleState: inout Vigil_V1_RuleMatchState) -> Vigil_V1_RuleTrack? {
+        let candidates = ruleState.tracks.filter { id, track in
+            !inFrame.contains(id) && track.enteredMs != 0 && track.positionKnown && time - track.lastSeenMs <= stitchGap
+                && hypot(Double(track.x) - point.x, Double(track.y) - point.y) <= stitchDistance
+        }
+        guard let nearest = candidates.min(by: { first, second in
+            let a = hypot(Double(first.value.x) - point.x, Double(first.value.y) - point.y)
+            let b = hypot(Double(second.value.x) - point.x, Double(second.value.y) - point.y)
+            return (a, first.key) < (b, second.key)
+        }) else { return nil }
+        ruleState.tracks[nearest.key] = nil
+        return nearest.value
     }
 
     /// Line crossing: a track's ground point moving from one side of the line to the other,
@@ -230,16 +258,16 @@ struct CameraJudge {
             let point = groundPoint(of: object.box)
             var track = ruleState.tracks[object.trackID] ?? Vigil_V1_RuleTrack()
             track.lastSeenMs = time
-            if track.sidePointKnown, let direction = rule.lineCrossing(from: PlanePoint(x: Double(track.sideX), y: Double(track.sideY)), to: point),
+            if track.positionKnown, let direction = rule.lineCrossing(from: PlanePoint(x: Double(track.x), y: Double(track.y)), to: point),
                parameters.direction == .both || parameters.direction == direction || parameters.direction == .unspecified {
                 holding.objects.append(object)
                 if direction == .forward { holding.forward += 1 } else { holding.backward += 1 }
                 crossings.append((rule.ruleID, direction))
             }
             if PlaneGeometry.side(of: point, from: start, to: end) != 0 {
-                track.sidePointKnown = true
-                track.sideX = Float(point.x)
-                track.sideY = Float(point.y)
+                track.positionKnown = true
+                track.x = Float(point.x)
+                track.y = Float(point.y)
             }
             ruleState.tracks[object.trackID] = track
         }

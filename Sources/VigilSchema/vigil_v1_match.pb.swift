@@ -103,12 +103,12 @@ public nonisolated struct Vigil_V1_RuleTrack: Sendable {
 
   public var lastSeenMs: Int64 = 0
 
-  /// Its last ground point off the rule's line, for crossings.
-  public var sidePointKnown: Bool = false
+  /// Its last ground point (line rules: its last one off the line, for crossings).
+  public var positionKnown: Bool = false
 
-  public var sideX: Float = 0
+  public var x: Float = 0
 
-  public var sideY: Float = 0
+  public var y: Float = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -297,7 +297,7 @@ nonisolated extension Vigil_V1_PendingMatchInput: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Vigil_V1_RuleTrack: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RuleTrack"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}entered_ms\0\u{3}last_seen_ms\0\u{3}side_point_known\0\u{3}side_x\0\u{3}side_y\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}entered_ms\0\u{3}last_seen_ms\0\u{3}position_known\0\u{1}x\0\u{1}y\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -307,9 +307,9 @@ nonisolated extension Vigil_V1_RuleTrack: SwiftProtobuf.Message, SwiftProtobuf._
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.enteredMs) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.lastSeenMs) }()
-      case 3: try { try decoder.decodeSingularBoolField(value: &self.sidePointKnown) }()
-      case 4: try { try decoder.decodeSingularFloatField(value: &self.sideX) }()
-      case 5: try { try decoder.decodeSingularFloatField(value: &self.sideY) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.positionKnown) }()
+      case 4: try { try decoder.decodeSingularFloatField(value: &self.x) }()
+      case 5: try { try decoder.decodeSingularFloatField(value: &self.y) }()
       default: break
       }
     }
@@ -322,14 +322,14 @@ nonisolated extension Vigil_V1_RuleTrack: SwiftProtobuf.Message, SwiftProtobuf._
     if self.lastSeenMs != 0 {
       try visitor.visitSingularInt64Field(value: self.lastSeenMs, fieldNumber: 2)
     }
-    if self.sidePointKnown != false {
-      try visitor.visitSingularBoolField(value: self.sidePointKnown, fieldNumber: 3)
+    if self.positionKnown != false {
+      try visitor.visitSingularBoolField(value: self.positionKnown, fieldNumber: 3)
     }
-    if self.sideX.bitPattern != 0 {
-      try visitor.visitSingularFloatField(value: self.sideX, fieldNumber: 4)
+    if self.x.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.x, fieldNumber: 4)
     }
-    if self.sideY.bitPattern != 0 {
-      try visitor.visitSingularFloatField(value: self.sideY, fieldNumber: 5)
+    if self.y.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.y, fieldNumber: 5)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -337,9 +337,9 @@ nonisolated extension Vigil_V1_RuleTrack: SwiftProtobuf.Message, SwiftProtobuf._
   public static func ==(lhs: Vigil_V1_RuleTrack, rhs: Vigil_V1_RuleTrack) -> Bool {
     if lhs.enteredMs != rhs.enteredMs {return false}
     if lhs.lastSeenMs != rhs.lastSeenMs {return false}
-    if lhs.sidePointKnown != rhs.sidePointKnown {return false}
-    if lhs.sideX != rhs.sideX {return false}
-    if lhs.sideY != rhs.sideY {return false}
+    if lhs.positionKnown != rhs.positionKnown {return false}
+    if lhs.x != rhs.x {return false}
+    if lhs.y != rhs.y {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -15,9 +15,9 @@ import Vision
 struct TrackingTests {
     static let video = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 
-    /// The persons detect publishes, frame by frame (in vtest's 768 × 576 pixels), for the frames
-    /// of vtest.avi that ffmpeg's `select` expression picks, 200 ms apart in capture time.
-    static func trackedPersons(select: String, expecting count: Int) throws -> [[(box: PixelBox, track: UInt64)]] {
+    /// What detect publishes for the frames of vtest.avi that ffmpeg's `select` expression
+    /// picks, 200 ms apart in capture time from `DetectStageTests.captureMilliseconds`.
+    static func analyzedFrames(select: String, expecting count: Int) throws -> [Vigil_V1_FrameDetections] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-tracking-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -32,7 +32,14 @@ struct TrackingTests {
         return try files.enumerated().map { index, file in
             let jpeg = [UInt8](try Data(contentsOf: directory.appendingPathComponent(file)))
             let frame = DetectStageTests.frame(camera: "vtest", sequence: UInt64(index), jpeg: jpeg, atMilliseconds: DetectStageTests.captureMilliseconds + Int64(index) * 200)
-            return try analyzer.analyze(frame, camera: camera).detections.objects.filter { $0.classLabel == "person" }.map {
+            return try analyzer.analyze(frame, camera: camera).detections
+        }
+    }
+
+    /// The persons detect publishes, frame by frame (in vtest's 768 × 576 pixels).
+    static func trackedPersons(select: String, expecting count: Int) throws -> [[(box: PixelBox, track: UInt64)]] {
+        try analyzedFrames(select: select, expecting: count).map { detections in
+            detections.objects.filter { $0.classLabel == "person" }.map {
                 (PixelBox(x0: $0.box.xMin * 768, y0: $0.box.yMin * 576, x1: $0.box.xMax * 768, y1: $0.box.yMax * 576), $0.trackID)
             }
         }

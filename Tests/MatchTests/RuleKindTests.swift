@@ -105,6 +105,30 @@ struct RuleKindTests {
         #expect(match.incidents[0].summary.hasPrefix("1 person in the hazardous zone of rule edge for 3 s (limit 3 s)"), "\(match.incidents[0].summary)")
     }
 
+    @Test("a dwell survives the tracker giving a standing person a new id where they stood; a new track elsewhere starts its own time")
+    func dwellAcrossAnIDSwitch() async throws {
+        let match = try MatchHarness("""
+        rules:
+          edge:
+            cameras: [cam-1]
+            kind: hazard_dwell
+            zone: [[0.0, 0.8], [1.0, 0.8], [1.0, 1.0], [0.0, 1.0]]
+            dwell: 3s
+        """)
+        // Track 4 stands at (0.3, 0.9) from 0; from 1800 the tracker calls it 9, 2 cm off.
+        // Track 5 stands at (0.8, 0.9) from 1000 and is lost at 1600; track 6 appears at
+        // (0.5, 0.9) at 1800, too far from where 5 was to be 5.
+        for time in stride(from: Int64(0), through: 2_800, by: 200) {
+            var objects = [time < 1_800 ? object(4, at: 0.3, 0.9) : object(9, at: 0.32, 0.9)]
+            if (1_000..<1_600).contains(time) { objects.append(object(5, at: 0.8, 0.9)) }
+            if time >= 1_800 { objects.append(object(6, at: 0.5, 0.9)) }
+            try await match.frame(time, objects)
+        }
+        #expect(match.incidents.isEmpty)
+        try await match.frame(3_000, [object(9, at: 0.32, 0.9), object(6, at: 0.5, 0.9)])
+        #expect(match.lifecycle == ["OPENED r1 0..3000 tracks [9]"], "track 9 continues track 4's 3 s; track 6 has been there 1.2 s")
+    }
+
     @Test("crowd density opens after sustained_for at or above the limit, updates on a new peak, rides over short dips, clears")
     func crowdDensity() async throws {
         let match = try MatchHarness("""
