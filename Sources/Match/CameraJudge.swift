@@ -48,7 +48,8 @@ struct CameraJudge {
             state.lastSnapshotMs = time
         }
         for rule in rules {
-            var ruleState = state.rules[rule.ruleID] ?? Vigil_V1_RuleMatchState()
+            // Taken out of the map while it changes, so the change copies nothing.
+            var ruleState = state.rules.removeValue(forKey: rule.ruleID) ?? Vigil_V1_RuleMatchState()
             var holding: Holding?
             switch rule.parameters {
             case .zoneIntrusion(let parameters):
@@ -82,7 +83,7 @@ struct CameraJudge {
         prepare(at: time, rules: rules)
         for rule in rules {
             guard case .cameraOffline(let parameters) = rule.parameters else { continue }
-            var ruleState = state.rules[rule.ruleID] ?? Vigil_V1_RuleMatchState()
+            var ruleState = state.rules.removeValue(forKey: rule.ruleID) ?? Vigil_V1_RuleMatchState()
             let counted = parameters.states.isEmpty ? [.offline, .stalled] : parameters.states
             if counted.contains(health.state) {
                 if ruleState.holdingSinceMs == 0 {
@@ -133,12 +134,26 @@ struct CameraJudge {
     /// Before judging anything at `time`: closes the state of rules that no longer apply, then
     /// everything that came due up to `time`.
     private mutating func prepare(at time: Int64, rules: [Vigil_V1_Rule]) {
+        // Almost always every rule in the state is in force at the version it was built under.
+        let unchanged = state.rules.count <= rules.count && state.rules.allSatisfy { id, ruleState in
+            rules.contains { $0.ruleID == id && $0.version == ruleState.ruleVersion }
+        }
+        if !unchanged { closeRulesNoLongerInForce(rules) }
+        for rule in rules {
+            var ruleState = state.rules.removeValue(forKey: rule.ruleID) ?? Vigil_V1_RuleMatchState()
+            ruleState.ruleVersion = rule.version
+            expire(rule, at: time, &ruleState)
+            state.rules[rule.ruleID] = ruleState
+        }
+    }
+
+    /// Closes the incidents of rules removed, disabled, no longer watching this camera, or
+    /// replaced by a new version (whose geometry and parameters start afresh), and drops their state.
+    private mutating func closeRulesNoLongerInForce(_ rules: [Vigil_V1_Rule]) {
         let inForce = Dictionary(rules.map { ($0.ruleID, $0) }, uniquingKeysWith: { first, _ in first })
         for id in state.rules.keys.sorted() {
             guard var ruleState = state.rules[id] else { continue }
             if let rule = inForce[id], rule.version == ruleState.ruleVersion { continue }
-            // Removed, disabled, no longer watching this camera, or a new version: a new
-            // version's geometry and parameters start afresh.
             if ruleState.hasOpen {
                 let reason = inForce[id].map { "rule version \($0.version) replaced version \(ruleState.ruleVersion)" }
                     ?? "the rule was removed, disabled or no longer watches this camera"
@@ -148,12 +163,6 @@ struct CameraJudge {
                 published.append(ruleState.open)
             }
             state.rules[id] = nil
-        }
-        for rule in rules {
-            var ruleState = state.rules[rule.ruleID] ?? Vigil_V1_RuleMatchState()
-            ruleState.ruleVersion = rule.version
-            expire(rule, at: time, &ruleState)
-            state.rules[rule.ruleID] = ruleState
         }
     }
 
@@ -171,7 +180,9 @@ struct CameraJudge {
             }
             ruleState.holdingSinceMs = 0
         }
-        ruleState.tracks = ruleState.tracks.filter { time - $0.value.lastSeenMs <= Self.trackMemory }
+        if ruleState.tracks.values.contains(where: { time - $0.lastSeenMs > Self.trackMemory }) {
+            ruleState.tracks = ruleState.tracks.filter { time - $0.value.lastSeenMs <= Self.trackMemory }
+        }
     }
 
     static func closeAfter(_ rule: Vigil_V1_Rule) -> Int64 {
@@ -345,7 +356,9 @@ struct CameraJudge {
                 ruleState.open.snapshot.snapshotID = state.lastSnapshotID
             }
         }
+        // Taken out while it changes, so the change copies nothing.
         var incident = ruleState.open
+        ruleState.clearOpen()
         var changed = opening
         // A crowd's members come and go: its incident names the tracks of its peak frame, and
         // changes with the count, not with every newcomer.

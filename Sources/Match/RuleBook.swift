@@ -7,11 +7,18 @@ import WorkerRuntime
 /// then (`rules.v1` looked up by time, so a replay applies the same versions), if enabled and
 /// watching the camera as `cameras.v1` described it then (its labels, for label selectors).
 public final class RuleBook: @unchecked Sendable {
+    /// One rule's versions, oldest first (a nil rule is a deletion).
+    private struct History {
+        var id: String
+        var versions: [(effective: Int64, rule: Vigil_V1_Rule?)]
+    }
+
     private let rules: Table<Vigil_V1_Rule>
     private let cameras: Table<Vigil_V1_CameraConfig>?
     private let lock = NSLock()
-    /// Every rule id the table holds a version of; nil once the table changed.
-    private var ruleIDs: [String]?  // guarded by `lock`
+    /// Every rule's versions, by id; nil once the table changed. A copy of the table's own,
+    /// because every frame looks every rule up: a lookup here is a short loop over one array.
+    private var histories: [History]?  // guarded by `lock`
 
     /// - Parameter cameras: the camera table, for rules that select cameras by label; without
     ///   it only rules naming the camera's id apply.
@@ -20,24 +27,33 @@ public final class RuleBook: @unchecked Sendable {
         self.cameras = cameras
         rules.onChange { [weak self] _ in
             guard let self else { return }
-            lock.withLock { self.ruleIDs = nil }
+            lock.withLock { self.histories = nil }
         }
     }
 
-    /// The rules watching `cameraID` at `milliseconds` (event time), sorted by id.
+    /// The rules watching `cameraID` at `milliseconds` (event time), sorted by id. A time
+    /// before a rule's oldest kept version finds no version of it.
     public func rules(for cameraID: String, atMilliseconds milliseconds: Int64) -> [Vigil_V1_Rule] {
-        let ids = lock.withLock {
-            if let ruleIDs { return ruleIDs }
-            let ids = rules.keysWithHistory
-            ruleIDs = ids
-            return ids
+        let known = lock.withLock {
+            if let histories { return histories }
+            let built = rules.histories.sorted { $0.key < $1.key }.map { id, history in
+                History(id: id, versions: history.versions.map { ($0.effectiveFromMilliseconds, $0.value) })
+            }
+            histories = built
+            return built
         }
-        let labels = cameraLabels(cameraID, atMilliseconds: milliseconds)
-        return ids.compactMap { id in
-            guard case .value(let rule) = rules.value(id, asOf: milliseconds), rule.enabled,
-                  rule.watches(cameraID: cameraID, labels: labels) else { return nil }
-            return rule
+        var labels: [String: String]?
+        var found: [Vigil_V1_Rule] = []
+        for history in known {
+            guard let rule = history.versions.last(where: { $0.effective <= milliseconds })?.rule, rule.enabled else { continue }
+            if rule.cameraIds.contains(cameraID) {
+                found.append(rule)
+            } else if !rule.cameraSelector.isEmpty {
+                if labels == nil { labels = cameraLabels(cameraID, atMilliseconds: milliseconds) }
+                if rule.watches(cameraID: cameraID, labels: labels ?? [:]) { found.append(rule) }
+            }
         }
+        return found
     }
 
     private func cameraLabels(_ cameraID: String, atMilliseconds milliseconds: Int64) -> [String: String] {

@@ -95,6 +95,12 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
         lock.withLock { versions.keys }
     }
 
+    /// Every version held of each key, oldest first, and whether older ones were dropped: for
+    /// readers that keep their own copy for lookups (rebuilt from `onChange`).
+    public var histories: [String: (versions: [VersionedTable<Value>.Version], truncated: Bool)] {
+        lock.withLock { Dictionary(uniqueKeysWithValues: versions.keysWithHistory.map { ($0, versions.history($0)) }) }
+    }
+
     /// Keys with any version held, deleted ones included, sorted: for lookups by time.
     public var keysWithHistory: [String] {
         lock.withLock { versions.keysWithHistory }

@@ -65,6 +65,11 @@ public struct VersionedTable<Value: Sendable & Equatable>: Sendable {
         versions.keys.sorted()
     }
 
+    /// Every version held of `key`, oldest first, and whether older ones were dropped.
+    public func history(_ key: String) -> (versions: [Version], truncated: Bool) {
+        (versions[key] ?? [], truncated.contains(key))
+    }
+
     /// Whether any version of `key` is held (a deleted key keeps its history).
     public func hasHistory(_ key: String) -> Bool {
         versions[key] != nil
