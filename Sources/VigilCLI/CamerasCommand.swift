@@ -37,20 +37,9 @@ struct CamerasCommand: AsyncParsableCommand {
 
         @OptionGroup var connection: ConnectionOptions
 
-        @Flag(help: "Check and show the changes; publish nothing.")
-        var dryRun = false
-
-        @Flag(help: "Remove cameras the file does not list (a tombstone each).")
-        var deleteMissing = false
-
-        @Option(help: "Operator account recorded as the author of the change (default: $USER, else the login name).")
-        var actor = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
+        @OptionGroup var apply: DeclaredApplyOptions
 
         @OptionGroup var logging: LoggingOptions
-
-        func validate() throws {
-            guard !actor.isEmpty else { throw ValidationError("--actor must name the operator account making the change: every change names its author") }
-        }
 
         func run() async throws {
             let logger = logging.bootstrap(label: "vigil.cameras")
@@ -63,9 +52,9 @@ struct CamerasCommand: AsyncParsableCommand {
                 throw ExitCode.failure
             }
             let cluster = connection.configuration(clientID: "vigil-cameras")
-            let writer = CamerasCommand.writer(actor: actor)
+            let writer = CamerasCommand.writer(actor: apply.actor)
             let current = try await writer.read(CameraTable.make(), cluster: cluster, logger: logger)
-            let plan = CameraPlan(current: current, desired: desired, deleteMissing: deleteMissing, actor: actor, now: Int64(Date().timeIntervalSince1970 * 1_000))
+            let plan = CameraPlan(current: current, desired: desired, deleteMissing: apply.deleteMissing, actor: apply.actor, now: Int64(Date().timeIntervalSince1970 * 1_000))
             writer.printPlan(plan)
             let refused = plan.privacyReducing
             guard refused.isEmpty else {
@@ -75,7 +64,7 @@ struct CamerasCommand: AsyncParsableCommand {
                 writeError("vigil: a change that reduces privacy needs a second admin's approval, which vigil cannot record yet; nothing was published. Keep the mask or redaction as it is in \(file), or wait for the two-person rule")
                 throw ExitCode.failure
             }
-            if dryRun {
+            if apply.dryRun {
                 writeLine("dry run: nothing published")
                 return
             }
@@ -111,18 +100,9 @@ struct CamerasCommand: AsyncParsableCommand {
     }
 
     static func writer(actor: String) -> DeclaredTableWriter<Vigil_V1_CameraConfig> {
-        DeclaredTableWriter(topic: CameraTable.topic, kind: .camera, command: "vigil cameras apply", serialize: { try $0.serializedBytes() }) { entry in
-            var event = Vigil_V1_AuditEvent()
-            let version = entry.publish.map { "v\($0.version)" } ?? "removed-\(entry.effectiveMilliseconds)"
-            event.eventID = "camera-config:\(entry.id):\(version)"
-            event.kind = .cameraConfigChanged
-            event.actor = actor
-            event.subject = "camera:\(entry.id)"
-            event.cameraID = entry.id
-            event.detail = "\(entry.kind.rawValue): " + entry.differences.joined(separator: "; ")
-            event.eventTime = Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: Double(entry.effectiveMilliseconds) / 1_000))
-            event.origin = "vigil cameras apply"
-            return event
-        }
+        DeclaredTableWriter(
+            topic: CameraTable.topic, kind: .camera, command: "vigil cameras apply", serialize: { try $0.serializedBytes() },
+            auditKind: .cameraConfigChanged, actor: actor, describe: { event, entry in event.cameraID = entry.id }
+        )
     }
 }

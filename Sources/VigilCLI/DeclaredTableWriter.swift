@@ -6,6 +6,22 @@ import SwiftProtobuf
 import VigilSchema
 import WorkerRuntime
 
+/// The options of `vigil cameras apply` and `vigil rules apply`.
+struct DeclaredApplyOptions: ParsableArguments {
+    @Flag(help: "Check and show the changes; publish nothing.")
+    var dryRun = false
+
+    @Flag(help: "Remove what the cluster holds and the files do not declare (a tombstone each).")
+    var deleteMissing = false
+
+    @Option(help: "Operator account recorded as the author of the change (default: $USER, else the login name).")
+    var actor = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
+
+    func validate() throws {
+        guard !actor.isEmpty else { throw ValidationError("--actor must name the operator account making the change: every change names its author") }
+    }
+}
+
 /// What `vigil cameras apply` and `vigil rules apply` share: reading the table's current
 /// values, printing the plan, and publishing it — the audit events first, then the records.
 struct DeclaredTableWriter<Value: Sendable & Equatable> {
@@ -14,8 +30,27 @@ struct DeclaredTableWriter<Value: Sendable & Equatable> {
     /// The command, for audit events and messages: "vigil rules apply".
     let command: String
     let serialize: (Value) throws -> [UInt8]
-    /// The audit event of one change.
-    let auditEvent: (DeclaredTablePlan<Value>.Entry) -> Vigil_V1_AuditEvent
+    let auditKind: Vigil_V1_AuditEventKind
+    /// The operator account making the change.
+    let actor: String
+    /// Sets what an audit event says beyond the common fields (the camera it concerns).
+    var describe: (inout Vigil_V1_AuditEvent, DeclaredTablePlan<Value>.Entry) -> Void = { _, _ in }
+
+    /// The audit event of one change: its id names the value and version, so a rerun after a
+    /// failure repeats the same event.
+    func auditEvent(_ entry: DeclaredTablePlan<Value>.Entry) -> Vigil_V1_AuditEvent {
+        var event = Vigil_V1_AuditEvent()
+        let version = entry.publish.map { "v\(kind.version($0))" } ?? "removed-\(entry.effectiveMilliseconds)"
+        event.eventID = "\(kind.noun):\(entry.id):\(version)"
+        event.kind = auditKind
+        event.actor = actor
+        event.subject = "\(kind.noun):\(entry.id)"
+        event.detail = "\(entry.kind.rawValue): " + entry.differences.joined(separator: "; ")
+        event.eventTime = Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: Double(entry.effectiveMilliseconds) / 1_000))
+        event.origin = command
+        describe(&event, entry)
+        return event
+    }
 
     /// The table's current values, read once to its end.
     func read(_ table: Table<Value>, cluster: KafkaConfiguration, logger: Logger) async throws -> [String: StoredTableValue<Value>] {

@@ -55,18 +55,9 @@ struct RulesCommand: AsyncParsableCommand {
     }
 
     static func writer(actor: String) -> DeclaredTableWriter<Vigil_V1_Rule> {
-        DeclaredTableWriter(topic: RuleTable.topic, kind: .rule, command: "vigil rules apply", serialize: { try $0.serializedBytes() }) { entry in
-            var event = Vigil_V1_AuditEvent()
-            let version = entry.publish.map { "v\($0.version)" } ?? "removed-\(entry.effectiveMilliseconds)"
-            event.eventID = "rule:\(entry.id):\(version)"
-            event.kind = .ruleChanged
-            event.actor = actor
-            event.subject = "rule:\(entry.id)"
-            event.detail = "\(entry.kind.rawValue): " + entry.differences.joined(separator: "; ")
-            event.eventTime = Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: Double(entry.effectiveMilliseconds) / 1_000))
-            event.origin = "vigil rules apply"
-            return event
-        }
+        DeclaredTableWriter(
+            topic: RuleTable.topic, kind: .rule, command: "vigil rules apply", serialize: { try $0.serializedBytes() }, auditKind: .ruleChanged, actor: actor
+        )
     }
 
     struct Apply: AsyncParsableCommand {
@@ -89,36 +80,25 @@ struct RulesCommand: AsyncParsableCommand {
 
         @OptionGroup var connection: ConnectionOptions
 
-        @Flag(help: "Check and show the changes; publish nothing.")
-        var dryRun = false
-
-        @Flag(help: "Remove rules the files do not declare (a tombstone each).")
-        var deleteMissing = false
-
-        @Option(help: "Operator account recorded as the author of the change (default: $USER, else the login name).")
-        var actor = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
+        @OptionGroup var apply: DeclaredApplyOptions
 
         @OptionGroup var logging: LoggingOptions
-
-        func validate() throws {
-            guard !actor.isEmpty else { throw ValidationError("--actor must name the operator account making the change: every change names its author") }
-        }
 
         func run() async throws {
             let logger = logging.bootstrap(label: "vigil.rules")
             let desired = try RulesCommand.load(RulesCommand.files(paths), slotFile: slotFile)
             let cluster = connection.configuration(clientID: "vigil-rules")
-            let writer = RulesCommand.writer(actor: actor)
+            let writer = RulesCommand.writer(actor: apply.actor)
             let current = try await writer.read(RuleTable.make(), cluster: cluster, logger: logger)
-            let cameras = try await CamerasCommand.writer(actor: actor).read(CameraTable.make(), cluster: cluster, logger: logger)
+            let cameras = try await CamerasCommand.writer(actor: apply.actor).read(CameraTable.make(), cluster: cluster, logger: logger)
             for rule in desired {
                 for camera in rule.cameraIds where cameras[camera] == nil {
                     writeError("vigil: warning: rule \(rule.ruleID) names camera \(camera), which \(CameraTable.topic) does not hold; it applies once the camera is declared")
                 }
             }
-            let plan = RulePlan(.rule, current: current, desired: desired, deleteMissing: deleteMissing, actor: actor, now: Int64(Date().timeIntervalSince1970 * 1_000))
+            let plan = RulePlan(.rule, current: current, desired: desired, deleteMissing: apply.deleteMissing, actor: apply.actor, now: Int64(Date().timeIntervalSince1970 * 1_000))
             writer.printPlan(plan)
-            if dryRun {
+            if apply.dryRun {
                 writeLine("dry run: nothing published")
                 return
             }
