@@ -22,7 +22,7 @@ struct CamerasCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a cameras file, show what changes, and publish it to cameras.v1.",
             discussion: """
-                The file is checked whole first: every problem is listed with its file, line, camera and key, and nothing is published while any remains. Then the cluster's cameras are read, the changes are printed camera by camera, and the file's cameras are published: changed and new ones as new versions in force from now, unchanged ones republished as they are (the dev cluster keeps no old records, so a writer republishes its whole set; readers ignore a version they hold). Every change is an audit event on audit.events.v1, written before the change itself.
+                The file is checked whole first: every problem is listed with its file, line, camera and key, and nothing is published while any remains. Then the cluster's cameras are read, the changes are printed camera by camera, and the file's cameras are published: changed and new ones as new versions in force from one second after apply (time for every replica to hold them), unchanged ones republished as they are (the dev cluster keeps no old records, so a writer republishes its whole set; readers ignore a version they hold). Every change is an audit event on audit.events.v1, written before the change itself.
 
                 A change that reduces privacy (removing or shrinking a privacy mask, switching redaction from whole persons to faces) needs a second admin; until that approval exists (the "Audit" work), apply refuses it and publishes nothing.
 
@@ -54,7 +54,7 @@ struct CamerasCommand: AsyncParsableCommand {
             let cluster = connection.configuration(clientID: "vigil-cameras")
             let writer = CamerasCommand.writer(actor: apply.actor)
             let current = try await writer.read(CameraTable.make(), cluster: cluster, logger: logger)
-            let plan = CameraPlan(current: current, desired: desired, deleteMissing: apply.deleteMissing, actor: apply.actor, now: Int64(Date().timeIntervalSince1970 * 1_000))
+            let plan = CameraPlan(current: current, desired: desired, deleteMissing: apply.deleteMissing, actor: apply.actor, now: apply.effectiveMilliseconds)
             writer.printPlan(plan)
             let refused = plan.privacyReducing
             guard refused.isEmpty else {

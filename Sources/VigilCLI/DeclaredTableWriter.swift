@@ -17,6 +17,14 @@ struct DeclaredApplyOptions: ParsableArguments {
     @Option(help: "Operator account recorded as the author of the change (default: $USER, else the login name).")
     var actor = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
 
+    /// When new versions take effect: a second after now. Workers judge a record by the version
+    /// in force at its capture time, so a version must reach every replica before records
+    /// captured after its effective time are judged; a second covers the table's propagation
+    /// (a fraction of a second on the dev cluster) with room to spare.
+    var effectiveMilliseconds: Int64 {
+        Int64(Date().timeIntervalSince1970 * 1_000) + 1_000
+    }
+
     func validate() throws {
         guard !actor.isEmpty else { throw ValidationError("--actor must name the operator account making the change: every change names its author") }
     }

@@ -64,7 +64,7 @@ struct RulesCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check rules files, show what changes, and publish the rules to rules.v1.",
             discussion: """
-                The files (or every .yaml file of a folder) are checked whole first: every problem is listed with its file, line, rule and key, and nothing is published while any remains. Then the cluster's rules are read, the changes are printed rule by rule, and the rules are published: changed and new ones as new versions in force from now (vigil-match applies a version to frames captured from that time on, within a second of publishing), unchanged ones republished as they are. Every change is an audit event on audit.events.v1 with its author and full diff, written before the change itself.
+                The files (or every .yaml file of a folder) are checked whole first: every problem is listed with its file, line, rule and key, and nothing is published while any remains. Then the cluster's rules are read, the changes are printed rule by rule, and the rules are published: changed and new ones as new versions in force from one second after apply (vigil-match judges every frame captured from then by them; the second lets every replica receive them first), unchanged ones republished as they are. Every change is an audit event on audit.events.v1 with its author and full diff, written before the change itself.
 
                 Rules in the cluster but not in the files are kept unless --delete-missing is given. A rule naming a camera that cameras.v1 does not hold is published with a warning: it applies once the camera is declared.
 
@@ -96,7 +96,7 @@ struct RulesCommand: AsyncParsableCommand {
                     writeError("vigil: warning: rule \(rule.ruleID) names camera \(camera), which \(CameraTable.topic) does not hold; it applies once the camera is declared")
                 }
             }
-            let plan = RulePlan(.rule, current: current, desired: desired, deleteMissing: apply.deleteMissing, actor: apply.actor, now: Int64(Date().timeIntervalSince1970 * 1_000))
+            let plan = RulePlan(.rule, current: current, desired: desired, deleteMissing: apply.deleteMissing, actor: apply.actor, now: apply.effectiveMilliseconds)
             writer.printPlan(plan)
             if apply.dryRun {
                 writeLine("dry run: nothing published")

@@ -225,6 +225,69 @@ struct MatchWorkerTests {
         try await cluster.stop()
     }
 
+    @Test("a rule changed on a running worker takes effect a second after it is applied, for every frame captured from then")
+    func liveRuleChange() async throws {
+        let cluster = try await DevClusterProcess(topics: Self.topics)
+        let kafka = KafkaConfiguration(bootstrapServers: cluster.bootstrapServers)
+        let leftHalf = """
+        rules:
+          door:
+            cameras: [cam-0]
+            kind: zone_intrusion
+            zone: [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
+            close_after: 1s
+        """
+        let first = try await Self.vigil(["rules", "apply", try Self.file(leftHalf).path, "--bootstrap", cluster.bootstrapServers, "--actor", "alice"])
+        #expect(first.exitStatus == 0, "\(first.standardError)")
+        let worker = try await PassThroughWorkerProcess.start(
+            cluster, environment: Self.environment.merging(["MATCH_ALLOWED_LATENESS_MS": "0"]) { $1 }, executable: "vigil-match"
+        )
+        // A person stands in the right half; frames 100 ms apart, captured now.
+        let streaming = Task {
+            let producer = try KafkaProducer(configuration: .init(cluster: kafka), logger: Logger(label: "test"))
+            var sequence: UInt64 = 0
+            while !Task.isCancelled {
+                let time = Int64(Date().timeIntervalSince1970 * 1_000)
+                var frame = Vigil_V1_FrameDetections()
+                frame.cameraID = "cam-0"
+                frame.frameSequence = sequence
+                frame.captureTime = Google_Protobuf_Timestamp(seconds: time / 1_000, nanos: Int32(time % 1_000) * 1_000_000)
+                frame.objects = [Self.person(1, x: 0.8, y: 0.6)]
+                _ = try await producer.enqueue(KafkaProducerMessage(
+                    topic: MatchStage.detectionsTopic, key: Array("cam-0".utf8), value: try frame.serializedBytes(),
+                    headers: [KafkaHeader(key: RecordHeaders.eventTime, value: Array(String(time).utf8))]
+                ))
+                sequence += 1
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            await producer.close()
+        }
+        try await eventually(timeout: .seconds(60), "the worker judges frames") { try await worker.metric("vigil_records_in_total") ?? 0 > 20 }
+        var incidents = try await KafkaTableReader.readPartitions(cluster: kafka, topic: MatchStage.incidentsTopic, partitions: nil, logger: Logger(label: "test"))
+        #expect(incidents.isEmpty, "nobody is in the left half")
+
+        let rightHalf = leftHalf.replacingOccurrences(of: "[[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]", with: "[[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]")
+        let second = try await Self.vigil(["rules", "apply", try Self.file(rightHalf).path, "--bootstrap", cluster.bootstrapServers, "--actor", "bob"])
+        #expect(second.exitStatus == 0, "\(second.standardError)")
+        let rules = RuleTable.make()
+        try await rules.load(cluster: kafka, logger: Logger(label: "test"))
+        let effective = try #require(rules.currentVersion("door")?.effectiveFromMilliseconds)
+        try await eventually(timeout: .seconds(30), "an incident under the new version") {
+            incidents = try await KafkaTableReader.readPartitions(cluster: kafka, topic: MatchStage.incidentsTopic, partitions: nil, logger: Logger(label: "test"))
+            return !incidents.isEmpty
+        }
+        streaming.cancel()
+        let opened = try Vigil_V1_Incident(serializedBytes: incidents[0].value)
+        let start = opened.windowStart.seconds * 1_000 + Int64(opened.windowStart.nanos / 1_000_000)
+        print("rule version 2 in force from \(effective); the first frame judged by it was captured \(start - effective) ms later")
+        #expect(opened.ruleVersion == 2 && opened.state == .opened)
+        #expect(start >= effective, "no frame captured before the change is judged by it")
+        #expect(start - effective < 300, "every frame captured from the effective time on is judged by the new version (frames are 100 ms apart)")
+        worker.process.signal(SIGTERM)
+        try await worker.process.waitForExit()
+        try await cluster.stop()
+    }
+
     @Test("vigil rules apply: a dry run publishes nothing; apply publishes versions with their author and an audit event each; unchanged rules stay; list shows them; a bad file names file, rule and key")
     func rulesApply() async throws {
         let cluster = try await DevClusterProcess(topics: ["rules.v1:1", "cameras.v1:3", "audit.events.v1:1"])
