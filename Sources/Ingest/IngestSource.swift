@@ -272,9 +272,17 @@ struct CameraStream {
         if state != self.state { logger.info("camera health", metadata: ["camera": "\(cameraID)", "state": "\(state)", "reason": "\(reason)"]) }
         self.state = state
         lastHealth = ContinuousClock.now
+        // Event time: where the stream stands, the capture time of its newest chunk (else now).
+        // The camera's frames reach the rule engine through decode and detect, seconds behind
+        // its health: stamped with the wall clock, a health record would run ahead of them
+        // and make them late.
+        let eventTime = health.hasLastFrameTime ? health.lastFrameTime : health.observedTime
         try await output.send(StageOutput(
             topic: IngestSource.healthTopic, key: Array(cameraID.utf8), value: try health.serializedBytes(),
-            headers: [RecordHeader(key: "content-type", value: Vigil_V1_CameraHealth.protoMessageName)]
+            headers: [
+                RecordHeader(key: "content-type", value: Vigil_V1_CameraHealth.protoMessageName),
+                RecordHeader(key: RecordHeaders.eventTime, value: String(eventTime.seconds * 1_000 + Int64(eventTime.nanos / 1_000_000))),
+            ]
         ))
     }
 }
