@@ -16,7 +16,7 @@ build: deps
 # The vision and video suites (models and codecs on real media, and the worker processes that
 # run them) are CPU-bound: they run after the others, so they never starve the runtime's
 # multi-process tests of CPU on a 2-core machine.
-CPU_BOUND_SUITES = DetectTests VisionTests DecodeTests VideoTests DetectWorkerTests VideoPathTests IngestReplicaTests
+CPU_BOUND_SUITES = DetectTests VisionTests DecodeTests VideoTests DetectWorkerTests VideoPathTests IngestReplicaTests UpCommandTests
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build $(addprefix --skip ,$(CPU_BOUND_SUITES))

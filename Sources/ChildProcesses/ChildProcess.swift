@@ -57,7 +57,8 @@ public final class ChildProcess: @unchecked Sendable {
     private let captured: CapturedLines
 
     /// Starts `executable` (a path). `environment` replaces the parent's when given; `onLine` sees every
-    /// line of the streams sent to `.lines`, on the thread that reads it.
+    /// line of the streams sent to `.lines`, on the thread that reads it; `output` and `errorOutput` keep
+    /// the newest `keepingLines` of each.
     public init(
         executable: String,
         arguments: [String] = [],
@@ -68,6 +69,7 @@ public final class ChildProcess: @unchecked Sendable {
         standardOutput: ChildOutput = .lines,
         standardError: ChildOutput = .inherit,
         ownProcessGroup: Bool = false,
+        keepingLines keep: Int = 1_000_000,
         onLine: (@Sendable (Stream, String) -> Void)? = nil
     ) throws {
         self.name = name ?? (executable as NSString).lastPathComponent
@@ -145,7 +147,7 @@ public final class ChildProcess: @unchecked Sendable {
         }
         processIdentifier = pid
 
-        let captured = CapturedLines(openStreams: readers.count)
+        let captured = CapturedLines(openStreams: readers.count, keep: max(10, keep))
         self.captured = captured
         for (descriptor, stream) in readers {
             let thread = Thread { CapturedLines.read(descriptor, stream: stream, into: captured, onLine: onLine) }
@@ -257,9 +259,11 @@ private final class CapturedLines: @unchecked Sendable {
     private var outputLines: [String] = []
     private var errorLines: [String] = []
     private var openStreams: Int
+    private let keep: Int
 
-    init(openStreams: Int) {
+    init(openStreams: Int, keep: Int) {
         self.openStreams = openStreams
+        self.keep = keep
     }
 
     func lines(_ stream: ChildProcess.Stream) -> [String] {
@@ -277,6 +281,9 @@ private final class CapturedLines: @unchecked Sendable {
     private func append(_ line: String, to stream: ChildProcess.Stream) {
         condition.withLock {
             if stream == .output { outputLines.append(line) } else { errorLines.append(line) }
+            // Bounded for children that run for days: the oldest lines go, a tenth at a time.
+            if outputLines.count > keep { outputLines.removeFirst(outputLines.count - keep * 9 / 10) }
+            if errorLines.count > keep { errorLines.removeFirst(errorLines.count - keep * 9 / 10) }
         }
     }
 

@@ -1,0 +1,237 @@
+import ArgumentParser
+import ChildProcesses
+import Foundation
+import Kafka
+import Logging
+import Match
+import SwiftProtobuf
+import Topology
+import UnixSignals
+import VigilSchema
+
+/// `vigil up`: the whole data path on one machine, the way `docker compose up` feels.
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Run the dev cluster and one replica of every worker, supervised, with a live summary and incidents.",
+        discussion: """
+            Starts `vigil dev-cluster` with the topology's topics, applies the cameras file (--cameras) and every rules file of --rules (each on its own: a file with problems is reported and the others apply), then starts vigil-ingest, vigil-decode, vigil-detect and vigil-match (those built next to this binary) as child processes. Their log lines are prefixed with the replica's name; a replica that exits on its own is restarted after 1 s, the wait doubling to 30 s while it keeps failing.
+
+            Every --summary seconds it prints per worker the records taken and written per second, lag, dead-lettered and skipped records, and restarts; incidents are printed as they open, update and close.
+
+            --for stops by itself; Ctrl-C or SIGTERM stops every worker with SIGTERM (they commit their offsets), then the cluster. No process is left behind.
+            """
+    )
+
+    static let stages = ["vigil-ingest", "vigil-decode", "vigil-detect", "vigil-match"]
+
+    @Option(help: "A cameras file to apply (see `vigil cameras apply --help`).")
+    var cameras: String?
+
+    @Option(help: "A rules file or a folder of them to apply (see `vigil rules apply --help`).")
+    var rules: String?
+
+    @Option(name: .customLong("for"), help: "Stop after this long (e.g. 60s, 5m); default: until Ctrl-C or SIGTERM.")
+    var duration: String?
+
+    @Option(name: .customLong("replicas"), help: "More replicas of a worker, as NAME=N (e.g. vigil-detect=2). Repeatable.")
+    var replicaCounts: [String] = []
+
+    @Option(help: "Seconds between summaries.")
+    var summary = 5
+
+    @Option(help: "Folder for the cluster's state file and logs.")
+    var stateDirectory = ".vigil/up"
+
+    @Option(help: "The models folder vigil-detect loads (Scripts/fetch-models fills it).")
+    var modelsDirectory = "models"
+
+    @OptionGroup(title: "Topology") var topology: TopologyOption
+    @OptionGroup var logging: LoggingOptions
+
+    var runFor: Duration? {
+        get throws {
+            guard let duration else { return nil }
+            let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3_600)]
+            for (suffix, seconds) in units where duration.hasSuffix(suffix) {
+                if let amount = Double(duration.dropLast(suffix.count)), amount > 0 { return .milliseconds(Int64(amount * seconds * 1_000)) }
+            }
+            throw ValidationError("--for must be a duration such as 90s, 5m or 1h")
+        }
+    }
+
+    func replicas() throws -> [String: Int] {
+        var counts = Dictionary(uniqueKeysWithValues: Self.stages.map { ($0, 1) })
+        for entry in replicaCounts {
+            let parts = entry.split(separator: "=")
+            let name = parts.first.map { $0.hasPrefix("vigil-") ? String($0) : "vigil-\($0)" } ?? ""
+            guard parts.count == 2, counts[name] != nil, let count = Int(parts[1]), (0...12).contains(count) else {
+                throw ValidationError("--replicas takes NAME=N with NAME one of \(Self.stages.joined(separator: ", ")) and N from 0 to 12, not \(entry)")
+            }
+            counts[name] = count
+        }
+        return counts
+    }
+
+    func validate() throws {
+        _ = try runFor
+        _ = try replicas()
+        guard summary >= 1 else { throw ValidationError("--summary must be at least 1 second") }
+    }
+
+    func run() async throws {
+        let logger = logging.bootstrap(label: "vigil.up")
+        let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let vigil = binaries.appendingPathComponent("vigil").path
+        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        let topologyPath = topology.topology
+        let declared = try topology.load()
+
+        // The cluster first; everything else talks to it.
+        let stateFile = (stateDirectory as NSString).appendingPathComponent("dev-cluster.json")
+        try? FileManager.default.removeItem(atPath: stateFile)
+        let cluster = try ChildProcess(
+            executable: vigil, arguments: ["dev-cluster", "--state-file", stateFile, "--topology", topologyPath, "--log-level", "warning"],
+            name: "dev-cluster", standardOutput: .lines, standardError: .lines, keepingLines: 100
+        ) { _, line in writeError("[dev-cluster] \(line)") }
+        let bootstrap: String
+        do {
+            bootstrap = try await Self.bootstrap(of: cluster, stateFile: stateFile)
+        } catch {
+            cluster.signal(SIGTERM)
+            _ = try? await cluster.waitForExit(timeout: .seconds(10))
+            throw error
+        }
+        writeLine("vigil up: dev cluster at \(bootstrap) (state file \(stateFile)); stop with Ctrl-C")
+
+        if let cameras { await Self.runTool(vigil, ["cameras", "apply", cameras, "--bootstrap", bootstrap, "--log-level", "warning"], name: "cameras") }
+        if let rules {
+            for file in RulesCommand.files([rules]) {
+                await Self.runTool(vigil, ["rules", "apply", file, "--bootstrap", bootstrap, "--log-level", "warning"], name: "rules")
+            }
+        }
+
+        var workers: [SupervisedWorker] = []
+        let counts = try replicas()
+        for stage in Self.stages where declared.workers.contains(where: { $0.name == stage }) {
+            let executable = binaries.appendingPathComponent(stage).path
+            guard FileManager.default.isExecutableFile(atPath: executable) else {
+                writeError("vigil up: \(stage) is not built next to this binary (\(binaries.path)); running without it")
+                continue
+            }
+            for replica in 0..<(counts[stage] ?? 1) {
+                var environment = ProcessInfo.processInfo.environment
+                environment["KAFKA_BOOTSTRAP"] = bootstrap
+                environment["WORKER_TOPOLOGY"] = topologyPath
+                environment["WORKER_NAME"] = stage
+                environment["HTTP_HOST"] = "127.0.0.1"
+                environment["HTTP_PORT"] = "0"
+                environment["DETECT_MODELS_DIR"] = environment["DETECT_MODELS_DIR"] ?? modelsDirectory
+                let worker = SupervisedWorker(name: counts[stage] == 1 ? stage : "\(stage)#\(replica + 1)", executable: executable, environment: environment)
+                worker.start()
+                workers.append(worker)
+            }
+        }
+        Self.scheduleTestKill(workers)
+
+        let kafka = KafkaConfiguration(bootstrapServers: bootstrap, clientID: "vigil-up")
+        let follower = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: "vigil-up-\(getpid())", topics: [MatchStage.incidentsTopic]), logger: logger
+        )
+        let incidents = Task { await Self.printIncidents(follower) }
+        let summary = PipelineSummary(workers: workers, interval: .seconds(summary))
+        let summaries = Task { await summary.run() }
+
+        // Until --for has passed, or SIGINT / SIGTERM.
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        let runFor = try runFor
+        await withTaskGroup(of: String.self) { group in
+            group.addTask {
+                for await signal in signals { return "\(signal)" }
+                return "signal"
+            }
+            if let runFor {
+                group.addTask {
+                    try? await Task.sleep(for: runFor)
+                    return "--for \(runFor)"
+                }
+            }
+            let reason = await group.next() ?? "done"
+            writeLine("vigil up: stopping (\(reason)): workers first, committing their offsets, then the cluster")
+            group.cancelAll()
+        }
+        summaries.cancel()
+        await withTaskGroup(of: Void.self) { group in
+            for worker in workers { group.addTask { await worker.stop(timeout: .seconds(30)) } }
+        }
+        await follower.close()
+        await incidents.value
+        cluster.signal(SIGTERM)
+        _ = try? await cluster.waitForExit(timeout: .seconds(20))
+        if cluster.isRunning {
+            cluster.signal(SIGKILL)
+            _ = try? await cluster.waitForExit(timeout: .seconds(10))
+        }
+        writeLine("vigil up: stopped; \(workers.map { "\($0.name) restarted \($0.restartCount)×" }.joined(separator: ", "))")
+    }
+
+    /// The cluster's bootstrap servers, once it wrote its state file.
+    static func bootstrap(of cluster: ChildProcess, stateFile: String) async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if let data = FileManager.default.contents(atPath: stateFile),
+               let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let bootstrap = state["bootstrapServers"] as? String {
+                return bootstrap
+            }
+            guard cluster.isRunning else {
+                throw ValidationError("the dev cluster exited (\(cluster.termination.map { "\($0)" } ?? "?")): is a port in use? See the [dev-cluster] lines above")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ValidationError("the dev cluster did not start within 60 s")
+    }
+
+    /// Runs `vigil ARGUMENTS` with its lines prefixed; a failure is reported, and `vigil up` goes on.
+    static func runTool(_ vigil: String, _ arguments: [String], name: String) async {
+        do {
+            let tool = try ChildProcess(executable: vigil, arguments: arguments, name: name, standardOutput: .lines, standardError: .lines) { _, line in
+                writeLine("[\(name)] \(line)")
+            }
+            let termination = try await tool.waitForExit(timeout: .seconds(120))
+            if termination != .exited(0) {
+                writeError("vigil up: `vigil \(arguments.prefix(3).joined(separator: " "))` failed (\(termination)); the pipeline runs without it")
+            }
+        } catch {
+            writeError("vigil up: `vigil \(arguments.prefix(3).joined(separator: " "))` failed: \(error); the pipeline runs without it")
+        }
+    }
+
+    /// Prints every incident revision as it is published, until the consumer is closed.
+    static func printIncidents(_ consumer: KafkaConsumer) async {
+        do {
+            for try await message in consumer.messages {
+                if let incident = try? Vigil_V1_Incident(serializedBytes: message.value) {
+                    writeLine("incident  \(IncidentsCommand.line(incident))")
+                }
+            }
+        } catch {
+            writeError("vigil up: cannot follow \(MatchStage.incidentsTopic): \(error)")
+        }
+    }
+
+    /// The test hook: `VIGIL_UP_TEST_KILL=NAME@SECONDS` kills that replica with SIGKILL once,
+    /// as a crash would, to show it restarted.
+    static func scheduleTestKill(_ workers: [SupervisedWorker]) {
+        guard let hook = ProcessInfo.processInfo.environment["VIGIL_UP_TEST_KILL"] else { return }
+        let parts = hook.split(separator: "@")
+        guard parts.count == 2, let seconds = Double(parts[1]), let worker = workers.first(where: { $0.name == parts[0] }) else {
+            writeError("vigil up: VIGIL_UP_TEST_KILL must be NAME@SECONDS with a running worker's name, not \(hook)")
+            return
+        }
+        Task {
+            try? await Task.sleep(for: .milliseconds(Int64(seconds * 1_000)))
+            writeError("vigil up: test hook: killing \(worker.name) with SIGKILL")
+            worker.kill()
+        }
+    }
+}
