@@ -73,6 +73,21 @@ struct UpCommandTests {
         #expect(up.output.contains { $0.contains("broken.yaml") && $0.contains("rules.broken.zone") }, "the bad rules file is reported with its problem")
         #expect(up.errorOutput.contains { $0.contains("`vigil rules apply") && $0.contains("broken.yaml") && $0.contains("runs without it") })
 
+        // The run's redacted snapshots, exported as JPEG files.
+        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: scratch.appendingPathComponent("state/dev-cluster.json"))) as? [String: Any]
+        let bootstrap = try #require(state?["bootstrapServers"] as? String)
+        let exported = scratch.appendingPathComponent("snapshots")
+        let export = try ChildProcess("vigil", ["snapshots", "export", exported.path, "--camera", "street-1", "--bootstrap", bootstrap, "--log-level", "warning"])
+        try await export.waitForExit(timeout: .seconds(60))
+        #expect(export.exitStatus == 0, "\(export.standardError)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: exported.path)
+        #expect(!files.isEmpty && files.allSatisfy { $0.hasPrefix("street-1-") && $0.hasSuffix(".jpg") }, "\(files)")
+        for file in files {
+            let bytes = try Data(contentsOf: exported.appendingPathComponent(file))
+            #expect(bytes.prefix(2) == Data([0xFF, 0xD8]), "\(file) is a JPEG")
+        }
+        #expect(export.output.contains("exported \(files.count) redacted snapshot\(files.count == 1 ? "" : "s") to \(exported.path)"))
+
         let children = Self.children(of: up.processIdentifier)
         #expect(children.count >= 5, "the dev cluster and four workers run as children: \(children)")
         up.signal(SIGTERM)
