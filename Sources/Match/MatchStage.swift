@@ -7,34 +7,46 @@ import WorkerRuntime
 /// vigil-match's stage: `detections.v1` and `camera.health.v1` → `incidents.v1`, per camera,
 /// in event time, with the rules of `rules.v1` in force at each record's time.
 ///
-/// The runtime merges the two inputs by event time, holds the camera's state in its changelog,
-/// and dead-letters records older than the camera's watermark (newest event time minus the
-/// allowed lateness). Within the lateness, records may arrive out of order: the stage keeps
-/// them waiting in the camera's state until the watermark passes them, then judges them in
-/// event-time order, so the incidents are those of the in-order run.
+/// The runtime merges the two inputs by event time and holds the camera's state in its
+/// changelog. Within the lateness, records may arrive out of order: the stage keeps them
+/// waiting in the camera's state until the camera's detections have passed them by the
+/// lateness, then judges them in event-time order, so the incidents are those of the in-order
+/// run. A record older than what was already judged is dead-lettered as late and counted. The
+/// frames, not the health records, set the pace: ingest reports a camera's health as its
+/// stream goes, while that stream's frames are still in decode and detect.
 ///
 /// A camera that goes quiet still moves on, by the runtime's silence timers (caught-up time
-/// without a record): after a second its waiting records are judged without waiting for later
-/// ones, and once the time to an incident's deadline has passed quietly, the incident closes
-/// (or a camera-offline incident opens) as a record at that time would have made it. A record
-/// arriving after that, but older than what was judged, is dead-lettered as late.
+/// without a record): after a second (or the lateness) its waiting frames are judged without
+/// waiting for stragglers; after `silence` (10 s by default: longer than decode or detect stall
+/// for) the camera is taken to have stopped: everything waiting is judged, and incidents whose
+/// deadline has passed close (camera-offline incidents open) as a record at that time would have
+/// made them. A record arriving after that, older than what was judged, is dead-lettered as late.
 public struct MatchStage: StatefulStage {
     public static let detectionsTopic = "detections.v1"
     public static let healthTopic = "camera.health.v1"
     public static let incidentsTopic = "incidents.v1"
     /// Caught-up time without a record after which a camera's waiting records are judged
-    /// (or the allowed lateness, when longer): nothing acts on silence sooner.
-    var judgeWaitingAfter: Duration { max(.seconds(1), allowedLateness) }
+    /// (or the lateness, when longer): nothing acts on silence sooner.
+    var judgeWaitingAfter: Duration { max(.seconds(1), lateness) }
+    /// Caught-up time without a record after which the camera is taken to have stopped.
+    public let silence: Duration
+    /// How far behind the newest record the runtime still hands a record to the stage: the
+    /// stage judges lateness itself, against the camera's frames.
+    static let runtimeMargin: Duration = .seconds(300)
     /// Silence timers: judge the waiting records; reach the next incident deadline.
     static let judgeWaitingTimer = "judge-waiting"
     static let deadlineTimer = "deadline"
 
-    public let allowedLateness: Duration
+    /// How long records wait for stragglers before they are judged (`MATCH_ALLOWED_LATENESS_MS`).
+    public let lateness: Duration
     let rules: RuleBook
 
-    public init(rules: RuleBook, allowedLateness: Duration) {
+    public var allowedLateness: Duration { lateness + Self.runtimeMargin }
+
+    public init(rules: RuleBook, lateness: Duration, silence: Duration = .seconds(10)) {
         self.rules = rules
-        self.allowedLateness = allowedLateness
+        self.lateness = lateness
+        self.silence = silence
     }
 
     /// A camera's rule state, as the runtime keeps it.
@@ -69,26 +81,38 @@ public struct MatchStage: StatefulStage {
         }
         var camera = state?.camera ?? Vigil_V1_MatchCameraState()
         if eventTime < camera.judgedUntilMs {
-            throw LateAfterQuiet(eventTime: eventTime, judgedUntil: camera.judgedUntilMs)
+            // The runtime's own counter of late records, for the same dashboards and alerts.
+            Counter(label: "vigil_records_late_total", dimensions: [("worker", "vigil-match"), ("topic", input.topic)]).increment()
+            throw LateRecord(eventTime: eventTime, judgedUntil: camera.judgedUntilMs)
         }
         let place = camera.pending.firstIndex { Self.order($0) > Self.order(waiting) } ?? camera.pending.endIndex
         camera.pending.insert(waiting, at: place)
         camera.newestEventMs = max(camera.newestEventMs, eventTime)
+        if input.topic == Self.detectionsTopic { camera.newestFrameMs = max(camera.newestFrameMs, eventTime) }
         var judge = CameraJudge(cameraID: key, state: camera)
-        judgeWaiting(&judge, upTo: camera.newestEventMs - allowedLateness.milliseconds)
+        judgeWaiting(&judge, upTo: Self.pace(camera) - lateness.milliseconds)
         return finish(judge, key: key, state: &state, timers: &timers)
+    }
+
+    /// How far the camera's records have come: its newest frame, or for a camera with no frame
+    /// yet (unreachable since it was added) its newest health record.
+    static func pace(_ camera: Vigil_V1_MatchCameraState) -> Int64 {
+        camera.newestFrameMs != 0 ? camera.newestFrameMs : camera.newestEventMs
     }
 
     public func timerFired(_ timer: FiredTimer, key: String, state: inout State?, timers: inout Timers) async throws -> [StageOutput] {
         guard let camera = state?.camera else { return [] }
-        // Quiet: nothing earlier is taken to be coming, so everything waiting is judged; at a
-        // deadline, time moves on to it.
         var judge = CameraJudge(cameraID: key, state: camera)
-        judgeWaiting(&judge, upTo: .max)
-        if timer.name == Self.deadlineTimer {
-            let time = max(timer.scheduledMilliseconds, judge.state.judgedUntilMs)
-            judge.advance(to: time, rules: rules.rules(for: key, atMilliseconds: time))
+        guard timer.name == Self.deadlineTimer else {
+            // A short quiet: no straggler is taken to be coming for the frames received; health
+            // reported ahead of them still waits for theirs.
+            judgeWaiting(&judge, upTo: Self.pace(camera))
+            return finish(judge, key: key, state: &state, timers: &timers)
         }
+        // The camera stopped: everything waiting is judged, and time moves on to the deadline.
+        judgeWaiting(&judge, upTo: .max)
+        let time = max(timer.scheduledMilliseconds, judge.state.judgedUntilMs)
+        judge.advance(to: time, rules: rules.rules(for: key, atMilliseconds: time))
         return finish(judge, key: key, state: &state, timers: &timers)
     }
 
@@ -113,17 +137,19 @@ public struct MatchStage: StatefulStage {
         let camera = judge.state
         state = State(camera: camera)
         let rulesNow = rules.rules(for: key, atMilliseconds: max(camera.newestEventMs, camera.judgedUntilMs))
-        if camera.pending.isEmpty {
-            timers.cancel(Self.judgeWaitingTimer)
-        } else {
+        let pace = Self.pace(camera)
+        if camera.pending.contains(where: { $0.eventMs <= pace }) {
             timers.scheduleSilence(Self.judgeWaitingTimer, after: judgeWaitingAfter)
+        } else {
+            timers.cancel(Self.judgeWaitingTimer)
         }
-        if let deadline = judge.nextDeadline(rules: rulesNow) {
-            // Silence timers count from the newest record: this one fires once event time
-            // would have reached the deadline plus the lateness (its records all judged), and
-            // never before the waiting records are.
-            let quiet = max(judgeWaitingAfter.milliseconds, deadline + allowedLateness.milliseconds - camera.newestEventMs)
-            timers.scheduleSilence(Self.deadlineTimer, after: .milliseconds(quiet))
+        // Silence timers count from the newest record. The stop timer fires once the camera has
+        // been quiet for `silence`, or later, once event time would have reached the next
+        // deadline plus the lateness; with records still waiting (health ahead of the frames),
+        // it fires after `silence` too.
+        let deadline = judge.nextDeadline(rules: rulesNow).map { $0 + lateness.milliseconds - camera.newestEventMs }
+        if deadline != nil || !camera.pending.isEmpty {
+            timers.scheduleSilence(Self.deadlineTimer, after: .milliseconds(max(silence.milliseconds, deadline ?? 0)))
         } else {
             timers.cancel(Self.deadlineTimer)
         }
@@ -157,12 +183,12 @@ public struct MatchStage: StatefulStage {
     }
 }
 
-/// A record older than what the camera's silence already judged.
-struct LateAfterQuiet: Error, CustomStringConvertible {
+/// A record older than what the stage already judged for its camera.
+struct LateRecord: Error, CustomStringConvertible {
     var eventTime: Int64
     var judgedUntil: Int64
 
     var description: String {
-        "late: the camera was quiet, so its records up to event time \(judgedUntil) were judged; this record's event time \(eventTime) is older (raise MATCH_ALLOWED_LATENESS_MS if detections arrive this far behind)"
+        "late: this camera's records up to event time \(judgedUntil) were already judged (after waiting the lateness for stragglers, or after the camera was quiet); this record's event time \(eventTime) is older: raise MATCH_ALLOWED_LATENESS_MS if detections arrive this far behind"
     }
 }

@@ -34,7 +34,7 @@ struct MatchBench: AsyncParsableCommand {
                 headers: [RecordHeader(key: TableHeaders.effectiveTime, value: "0")]
             ))
         }
-        let stage = MatchStage(rules: RuleBook(rules: table, cameras: nil), allowedLateness: .zero)
+        let stage = MatchStage(rules: RuleBook(rules: table, cameras: nil), lateness: .zero)
         let objectRules = ruleSet.filter { ![.cameraTamper, .cameraOffline].contains($0.kind) }
         let start: Int64 = 1_800_000_000_000
         // One frame sequence per camera, serialized up front: the stage decodes each, as on the cluster.

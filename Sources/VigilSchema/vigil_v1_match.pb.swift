@@ -31,8 +31,13 @@ public nonisolated struct Vigil_V1_MatchCameraState: Sendable {
   /// they are judged in event-time order whatever order they arrived in.
   public var pending: [Vigil_V1_PendingMatchInput] = []
 
-  /// The newest event time accepted (ms since the epoch).
+  /// The newest event time accepted, of any input (ms since the epoch).
   public var newestEventMs: Int64 = 0
+
+  /// The newest capture time of the camera's detections; 0 before the first. Waiting records
+  /// are judged once it has passed them by the lateness: health records, which ingest sends
+  /// ahead of the frames detect is still working on, wait for the frames.
+  public var newestFrameMs: Int64 = 0
 
   /// Everything up to this event time has been judged.
   public var judgedUntilMs: Int64 = 0
@@ -160,7 +165,7 @@ fileprivate nonisolated let _protobuf_package = "vigil.v1"
 
 nonisolated extension Vigil_V1_MatchCameraState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MatchCameraState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pending\0\u{3}newest_event_ms\0\u{3}judged_until_ms\0\u{1}rules\0\u{3}last_snapshot_id\0\u{3}last_snapshot_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pending\0\u{3}newest_event_ms\0\u{3}judged_until_ms\0\u{1}rules\0\u{3}last_snapshot_id\0\u{3}last_snapshot_ms\0\u{3}newest_frame_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -174,6 +179,7 @@ nonisolated extension Vigil_V1_MatchCameraState: SwiftProtobuf.Message, SwiftPro
       case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Vigil_V1_RuleMatchState>.self, value: &self.rules) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.lastSnapshotID) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.lastSnapshotMs) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.newestFrameMs) }()
       default: break
       }
     }
@@ -198,12 +204,16 @@ nonisolated extension Vigil_V1_MatchCameraState: SwiftProtobuf.Message, SwiftPro
     if self.lastSnapshotMs != 0 {
       try visitor.visitSingularInt64Field(value: self.lastSnapshotMs, fieldNumber: 6)
     }
+    if self.newestFrameMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.newestFrameMs, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vigil_V1_MatchCameraState, rhs: Vigil_V1_MatchCameraState) -> Bool {
     if lhs.pending != rhs.pending {return false}
     if lhs.newestEventMs != rhs.newestEventMs {return false}
+    if lhs.newestFrameMs != rhs.newestFrameMs {return false}
     if lhs.judgedUntilMs != rhs.judgedUntilMs {return false}
     if lhs.rules != rhs.rules {return false}
     if lhs.lastSnapshotID != rhs.lastSnapshotID {return false}

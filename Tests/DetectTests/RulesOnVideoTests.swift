@@ -79,7 +79,7 @@ struct RulesOnVideoTests {
         }
         // Every second frame (5 frames/s) of frames 0–449.
         let frames = try TrackingTests.analyzedFrames(select: "lt(n\\,450)*not(mod(n\\,2))", expecting: 225)
-        let driver = StatefulStageTestDriver(stage: MatchStage(rules: RuleBook(rules: rules, cameras: nil), allowedLateness: .zero))
+        let driver = StatefulStageTestDriver(stage: MatchStage(rules: RuleBook(rules: rules, cameras: nil), lateness: .zero))
         for frame in frames {
             let time = Int64(frame.captureTime.seconds * 1_000) + Int64(frame.captureTime.nanos / 1_000_000)
             try await driver.feed(StageInput(

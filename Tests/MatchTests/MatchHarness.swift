@@ -21,7 +21,7 @@ final class MatchHarness {
     ///   - restoredFrom: another harness's changelog, as a replica taking over the partition.
     init(_ yaml: String, lateness: Duration = .zero, restoredFrom changelog: [OutgoingRecord] = []) throws {
         driver = StatefulStageTestDriver(
-            stage: MatchStage(rules: RuleBook(rules: rules, cameras: nil), allowedLateness: lateness),
+            stage: MatchStage(rules: RuleBook(rules: rules, cameras: nil), lateness: lateness),
             worker: "vigil-match", restoredFrom: changelog
         )
         try publish(yaml, version: 1, at: 0)

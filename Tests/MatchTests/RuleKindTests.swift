@@ -206,9 +206,8 @@ struct RuleKindTests {
             kind: camera_offline
             sustained_for: 3s
         """
-        // By a later health record.
+        // By a later health record, on a camera that never streamed (its health sets the pace).
         let byRecords = try MatchHarness(yaml)
-        try await byRecords.frame(0)
         try await byRecords.health(1_000, .offline, reason: "connection refused")
         try await byRecords.health(3_000, .offline, reason: "connection refused")
         #expect(byRecords.incidents.isEmpty)
@@ -219,13 +218,15 @@ struct RuleKindTests {
         try await byRecords.health(9_000, .online)
         #expect(byRecords.lifecycle.last == "CLOSED r2 1000..9000 tracks []")
 
-        // By silence: no record comes after the OFFLINE one; the same revision opens.
+        // By silence, on a camera whose stream stopped: its OFFLINE record waits for frames
+        // (detect may still be working on some), none come, and the same revision opens.
         let bySilence = try MatchHarness(yaml)
         try await bySilence.frame(0)
         try await bySilence.health(1_000, .offline, reason: "connection refused")
-        try await bySilence.driver.advanceSilence(by: .milliseconds(2_900))
-        #expect(bySilence.incidents.isEmpty, "2.9 s of silence")
-        try await bySilence.driver.advanceSilence(by: .milliseconds(200))
+        // The camera is taken to have stopped after 10 s of silence (the stage's `silence`).
+        try await bySilence.driver.advanceSilence(by: .milliseconds(9_900))
+        #expect(bySilence.incidents.isEmpty, "9.9 s of silence")
+        try await bySilence.driver.advanceSilence(by: .milliseconds(100))
         #expect(bySilence.incidents == [byRecords.incidents[0]])
     }
 }
