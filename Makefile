@@ -4,7 +4,7 @@
 SWIFT ?= swift
 BIN = $(shell $(SWIFT) build --show-bin-path)
 
-.PHONY: deps build test demo bench mutation clean
+.PHONY: deps build test demo demo-plumbing bench mutation clean
 
 deps:
 	@Scripts/install-deps
@@ -22,8 +22,13 @@ test: deps
 	$(SWIFT) test --skip-build $(addprefix --skip ,$(CPU_BOUND_SUITES))
 	$(SWIFT) test --skip-build $(addprefix --filter ,$(CPU_BOUND_SUITES))
 
+# The whole pipeline on sample streams with `vigil up`: incidents live, redacted snapshots at the end.
 demo: build
 	@Scripts/demo
+
+# The Kafka layer and the runtime up close: records through the dev cluster, kcat, a worker, cameras.
+demo-plumbing: build
+	@Scripts/demo-plumbing
 
 # Throughput against kcat on the same dev cluster, printed as a ratio (not part of `make test`).
 bench: deps

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Kafka
+import Logging
 import SwiftProtobuf
 import VigilSchema
 
@@ -43,33 +44,42 @@ struct SnapshotsCommand: AsyncParsableCommand {
             let logger = logging.bootstrap(label: "vigil.snapshots")
             let cluster = connection.configuration(clientID: "vigil-snapshots")
             let sinceMilliseconds = since.flatMap { try? Date($0, strategy: .iso8601) }.map { Int64($0.timeIntervalSince1970 * 1_000) } ?? .min
-            let records: [KafkaConsumerMessage]
-            do {
-                records = try await KafkaTableReader.readPartitions(cluster: cluster, topic: "snapshots.v1", partitions: nil, logger: logger)
-            } catch {
-                writeError("vigil: cannot read snapshots.v1 from \(cluster.bootstrapServers): \(error)")
-                throw ExitCode.failure
-            }
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            var written = 0
-            for record in records {
-                guard let snapshot = try? Vigil_V1_Snapshot(serializedBytes: record.value) else {
-                    writeError("vigil: snapshots.v1[\(record.partition)] offset \(record.offset) is not a snapshot; skipped")
-                    continue
-                }
-                let captured = snapshot.captureTime.seconds * 1_000 + Int64(snapshot.captureTime.nanos / 1_000_000)
-                guard captured >= sinceMilliseconds, camera == nil || snapshot.cameraID == camera, !snapshot.redactedJpeg.isEmpty else { continue }
-                // Camera ids are restricted to [a-z0-9._-] by the cameras file: safe in a file name.
-                let path = (directory as NSString).appendingPathComponent("\(snapshot.cameraID)-\(captured).jpg")
-                do {
-                    try snapshot.redactedJpeg.write(to: URL(fileURLWithPath: path))
-                } catch {
-                    writeError("vigil: cannot write \(path): \(error)")
-                    throw ExitCode.failure
-                }
-                written += 1
-            }
+            let written = try await SnapshotsCommand.export(from: cluster, to: directory, since: sinceMilliseconds, camera: camera, logger: logger)
             writeLine("exported \(TopologyOption.count(written, "redacted snapshot")) to \(directory)")
         }
+    }
+}
+
+extension SnapshotsCommand {
+    /// Writes the snapshots of snapshots.v1 captured at or after `since` (of `camera`, if given)
+    /// to `directory` as `<camera>-<capture ms>.jpg`; how many it wrote.
+    static func export(from cluster: KafkaConfiguration, to directory: String, since: Int64, camera: String?, logger: Logger) async throws -> Int {
+        let records: [KafkaConsumerMessage]
+        do {
+            records = try await KafkaTableReader.readPartitions(cluster: cluster, topic: "snapshots.v1", partitions: nil, logger: logger)
+        } catch {
+            writeError("vigil: cannot read snapshots.v1 from \(cluster.bootstrapServers): \(error)")
+            throw ExitCode.failure
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var written = 0
+        for record in records {
+            guard let snapshot = try? Vigil_V1_Snapshot(serializedBytes: record.value) else {
+                writeError("vigil: snapshots.v1[\(record.partition)] offset \(record.offset) is not a snapshot; skipped")
+                continue
+            }
+            let captured = snapshot.captureTime.seconds * 1_000 + Int64(snapshot.captureTime.nanos / 1_000_000)
+            guard captured >= since, camera == nil || snapshot.cameraID == camera, !snapshot.redactedJpeg.isEmpty else { continue }
+            // Camera ids are restricted to [a-z0-9._-] by the cameras file: safe in a file name.
+            let path = (directory as NSString).appendingPathComponent("\(snapshot.cameraID)-\(captured).jpg")
+            do {
+                try snapshot.redactedJpeg.write(to: URL(fileURLWithPath: path))
+            } catch {
+                writeError("vigil: cannot write \(path): \(error)")
+                throw ExitCode.failure
+            }
+            written += 1
+        }
+        return written
     }
 }

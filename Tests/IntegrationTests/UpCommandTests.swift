@@ -39,9 +39,11 @@ struct UpCommandTests {
             source: rtsp://127.0.0.1:9/nothing-listens-here
             sampling: {fps: 5}
         """.write(to: scratch.appendingPathComponent("cameras.yaml"), atomically: true, encoding: .utf8)
-        try String(contentsOf: Self.repository.appendingPathComponent("examples/demo-rules/street.yaml"), encoding: .utf8)
-            .replacingOccurrences(of: "cameras: [street-1]\n    kind: camera_offline", with: "cameras: [street-1, unreachable-1]\n    kind: camera_offline")
-            .write(to: scratch.appendingPathComponent("rules/street.yaml"), atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(
+            at: Self.repository.appendingPathComponent("examples/demo-rules/street.yaml"), to: scratch.appendingPathComponent("rules/street.yaml")
+        )
+        try "rules:\n  down:\n    cameras: [street-1, unreachable-1]\n    kind: camera_offline\n    sustained_for: 2s\n"
+            .write(to: scratch.appendingPathComponent("rules/down.yaml"), atomically: true, encoding: .utf8)
         try "rules:\n  broken:\n    cameras: [street-1]\n    kind: zone_intrusion\n".write(to: scratch.appendingPathComponent("rules/broken.yaml"), atomically: true, encoding: .utf8)
 
         let up = try ChildProcess("vigil", [

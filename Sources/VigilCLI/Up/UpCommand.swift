@@ -19,7 +19,7 @@ struct UpCommand: AsyncParsableCommand {
 
             Every --summary seconds it prints per worker the records taken and written per second, lag, dead-lettered and skipped records, and restarts; incidents are printed as they open, update and close.
 
-            --for stops by itself; Ctrl-C or SIGTERM stops every worker with SIGTERM (they commit their offsets), then the cluster. No process is left behind.
+            --for stops by itself; Ctrl-C or SIGTERM stops every worker with SIGTERM (they commit their offsets), writes the run's redacted snapshots to --snapshots if given, then stops the cluster. No process is left behind.
             """
     )
 
@@ -39,6 +39,9 @@ struct UpCommand: AsyncParsableCommand {
 
     @Option(help: "Seconds between summaries.")
     var summary = 5
+
+    @Option(help: "At the end, write the run's redacted snapshots to this folder as JPEG files (before the cluster, which keeps them only in memory, stops).")
+    var snapshots: String?
 
     @Option(help: "Folder for the cluster's state file and logs.")
     var stateDirectory = ".vigil/up"
@@ -166,6 +169,14 @@ struct UpCommand: AsyncParsableCommand {
         }
         await follower.close()
         await incidents.value
+        if let snapshots {
+            do {
+                let written = try await SnapshotsCommand.export(from: kafka, to: snapshots, since: .min, camera: nil, logger: logger)
+                writeLine("vigil up: wrote \(TopologyOption.count(written, "redacted snapshot")) to \(snapshots)")
+            } catch {
+                writeError("vigil up: the snapshots could not be written to \(snapshots): \(error)")
+            }
+        }
         cluster.signal(SIGTERM)
         _ = try? await cluster.waitForExit(timeout: .seconds(20))
         if cluster.isRunning {
