@@ -281,7 +281,7 @@ struct CameraStream {
             topic: IngestSource.healthTopic, key: Array(cameraID.utf8), value: try health.serializedBytes(),
             headers: [
                 RecordHeader(key: "content-type", value: Vigil_V1_CameraHealth.protoMessageName),
-                RecordHeader(key: RecordHeaders.eventTime, value: String(eventTime.seconds * 1_000 + Int64(eventTime.nanos / 1_000_000))),
+                RecordHeader(key: RecordHeaders.eventTime, value: String(eventTime.milliseconds)),
             ]
         ))
     }

@@ -53,9 +53,9 @@ struct CameraJudge {
             var holding: Holding?
             switch rule.parameters {
             case .zoneIntrusion(let parameters):
-                holding = presence(frame, rule, parameters.objects, confirmAfter: durationMilliseconds(parameters.confirmAfter), needsTrack: false, at: time, &ruleState)
+                holding = presence(frame, rule, parameters.objects, confirmAfter: parameters.confirmAfter.milliseconds, needsTrack: false, at: time, &ruleState)
             case .hazardDwell(let parameters):
-                holding = presence(frame, rule, parameters.objects, confirmAfter: durationMilliseconds(parameters.dwell), needsTrack: true, at: time, &ruleState)
+                holding = presence(frame, rule, parameters.objects, confirmAfter: parameters.dwell.milliseconds, needsTrack: true, at: time, &ruleState)
             case .lineCrossing(let parameters):
                 holding = lineCrossings(frame, rule, parameters, at: time, &ruleState)
             case .crowdDensity(let parameters):
@@ -120,7 +120,7 @@ struct CameraJudge {
             guard let ruleState = state.rules[rule.ruleID] else { continue }
             var due: Int64?
             if case .cameraOffline(let parameters) = rule.parameters {
-                if ruleState.holdingSinceMs != 0, !ruleState.hasOpen { due = ruleState.holdingSinceMs + durationMilliseconds(parameters.sustainedFor) }
+                if ruleState.holdingSinceMs != 0, !ruleState.hasOpen { due = ruleState.holdingSinceMs + parameters.sustainedFor.milliseconds }
             } else if ruleState.hasOpen {
                 due = ruleState.lastHeldMs + Self.closeAfter(rule)
             }
@@ -174,7 +174,7 @@ struct CameraJudge {
         let closeAfter = Self.closeAfter(rule)
         if ruleState.holdingSinceMs != 0, ruleState.lastHeldMs + closeAfter <= time {
             if ruleState.hasOpen {
-                ruleState.open.windowEnd = timestamp(ruleState.lastHeldMs)
+                ruleState.open.windowEnd = Google_Protobuf_Timestamp(milliseconds: ruleState.lastHeldMs)
                 publish(.closed, rule: rule, &ruleState)
                 ruleState.clearOpen()
             }
@@ -186,7 +186,7 @@ struct CameraJudge {
     }
 
     static func closeAfter(_ rule: Vigil_V1_Rule) -> Int64 {
-        rule.hasCloseAfter ? durationMilliseconds(rule.closeAfter) : defaultCloseAfter
+        rule.hasCloseAfter ? rule.closeAfter.milliseconds : defaultCloseAfter
     }
 
     // MARK: Kinds
@@ -294,7 +294,7 @@ struct CameraJudge {
         let inside = frame.objects.filter { Self.admits(parameters.objects, $0) && PlaneGeometry.covers(zone, groundPoint(of: $0.box)) }
         let limit = max(1, parameters.maxCount)
         guard inside.count >= limit else { return nil }
-        guard sustained(for: durationMilliseconds(parameters.sustainedFor), at: time, &ruleState) else { return nil }
+        guard sustained(for: parameters.sustainedFor.milliseconds, at: time, &ruleState) else { return nil }
         return Holding(since: ruleState.holdingSinceMs, objects: inside, count: UInt32(inside.count), limit: limit)
     }
 
@@ -304,7 +304,7 @@ struct CameraJudge {
         _ ruleState: inout Vigil_V1_RuleMatchState
     ) -> Holding? {
         let kinds = frame.tamperSignals.filter { ($0.score >= parameters.minScore) && (parameters.kinds.isEmpty || parameters.kinds.contains($0.kind)) }.map(\.kind)
-        guard !kinds.isEmpty, sustained(for: durationMilliseconds(parameters.sustainedFor), at: time, &ruleState) else { return nil }
+        guard !kinds.isEmpty, sustained(for: parameters.sustainedFor.milliseconds, at: time, &ruleState) else { return nil }
         return Holding(since: ruleState.holdingSinceMs, tamperKinds: kinds)
     }
 
@@ -321,12 +321,12 @@ struct CameraJudge {
         guard ruleState.holdingSinceMs != 0, !ruleState.hasOpen else { return }
         // Opened at the moment it became due, whatever record or silence showed it: the same
         // revision either way.
-        let due = ruleState.holdingSinceMs + durationMilliseconds(parameters.sustainedFor)
+        let due = ruleState.holdingSinceMs + parameters.sustainedFor.milliseconds
         guard due <= time else { return }
         ruleState.open = newIncident(rule, since: ruleState.holdingSinceMs)
         ruleState.open.cameraState = ruleState.offlineState
-        ruleState.open.keyFrameTime = timestamp(due)
-        ruleState.open.windowEnd = timestamp(due)
+        ruleState.open.keyFrameTime = Google_Protobuf_Timestamp(milliseconds: due)
+        ruleState.open.windowEnd = Google_Protobuf_Timestamp(milliseconds: due)
         ruleState.lastHeldMs = due
         publish(.opened, rule: rule, &ruleState)
     }
@@ -334,7 +334,7 @@ struct CameraJudge {
     private mutating func endOffline(_ rule: Vigil_V1_Rule, at time: Int64, _ ruleState: inout Vigil_V1_RuleMatchState) {
         guard ruleState.holdingSinceMs != 0 else { return }
         if ruleState.hasOpen {
-            ruleState.open.windowEnd = timestamp(time)
+            ruleState.open.windowEnd = Google_Protobuf_Timestamp(milliseconds: time)
             publish(.closed, rule: rule, &ruleState)
             ruleState.clearOpen()
         }
@@ -387,9 +387,9 @@ struct CameraJudge {
             incident.snapshot.snapshotID = state.lastSnapshotID
             changed = true
         }
-        incident.windowEnd = timestamp(time)
+        incident.windowEnd = Google_Protobuf_Timestamp(milliseconds: time)
         if changed {
-            incident.keyFrameTime = timestamp(time)
+            incident.keyFrameTime = Google_Protobuf_Timestamp(milliseconds: time)
             incident.keyObjects = holding.objects
         }
         ruleState.open = incident
@@ -410,8 +410,8 @@ struct CameraJudge {
         incident.cameraID = cameraID
         incident.severity = rule.severity
         incident.purpose = rule.purpose
-        incident.windowStart = timestamp(since)
-        incident.windowEnd = timestamp(since)
+        incident.windowStart = Google_Protobuf_Timestamp(milliseconds: since)
+        incident.windowEnd = Google_Protobuf_Timestamp(milliseconds: since)
         return incident
     }
 

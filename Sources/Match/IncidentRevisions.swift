@@ -16,8 +16,8 @@ enum IncidentText {
     /// One line for operators, from what the incident holds.
     /// - Parameter reason: camera offline: the health record's reason.
     static func summary(_ incident: Vigil_V1_Incident, rule: Vigil_V1_Rule, reason: String = "") -> String {
-        let start = milliseconds(incident.windowStart)
-        let lasted = seconds(milliseconds(incident.windowEnd) - start)
+        let start = incident.windowStart.milliseconds
+        let lasted = seconds(incident.windowEnd.milliseconds - start)
         let objects = objectNoun(rule)
         var text: String
         switch incident.kind {
@@ -25,8 +25,8 @@ enum IncidentText {
             text = "\(count(incident.keyObjects.count, objects)) in the zone of rule \(incident.ruleID)"
             if lasted != "0 s" { text += " for \(lasted)" }
         case .hazardDwell:
-            let dwell = seconds(milliseconds(incident.keyFrameTime) - start)
-            text = "\(count(incident.keyObjects.count, objects)) in the hazardous zone of rule \(incident.ruleID) for \(dwell) (limit \(seconds(durationMilliseconds(rule.hazardDwell.dwell))))"
+            let dwell = seconds(incident.keyFrameTime.milliseconds - start)
+            text = "\(count(incident.keyObjects.count, objects)) in the hazardous zone of rule \(incident.ruleID) for \(dwell) (limit \(seconds(rule.hazardDwell.dwell.milliseconds)))"
         case .lineCrossing:
             let total = incident.forwardCrossings + incident.backwardCrossings
             text = "\(count(Int(total), "crossing")) of the line of rule \(incident.ruleID): \(incident.forwardCrossings) forward, \(incident.backwardCrossings) backward"
@@ -35,9 +35,9 @@ enum IncidentText {
             if lasted != "0 s" { text += " for \(lasted)" }
         case .cameraTamper:
             let kinds = incident.tamperKinds.map { String(describing: $0) }.joined(separator: ", ")
-            text = "camera \(kinds) for \(seconds(milliseconds(incident.keyFrameTime) - start))"
+            text = "camera \(kinds) for \(seconds(incident.keyFrameTime.milliseconds - start))"
         case .cameraOffline:
-            text = "camera \(incident.cameraState == .stalled ? "stalled" : "offline") for \(seconds(milliseconds(incident.keyFrameTime) - start))"
+            text = "camera \(incident.cameraState == .stalled ? "stalled" : "offline") for \(seconds(incident.keyFrameTime.milliseconds - start))"
             if !reason.isEmpty { text += " (\(reason))" }
         default:
             text = "rule \(incident.ruleID) fired"
@@ -65,19 +65,4 @@ enum IncidentText {
     private static func seconds(_ milliseconds: Int64) -> String {
         milliseconds % 1_000 == 0 || milliseconds >= 60_000 ? "\(milliseconds / 1_000) s" : String(format: "%.1f s", Double(milliseconds) / 1_000)
     }
-}
-
-func milliseconds(_ timestamp: Google_Protobuf_Timestamp) -> Int64 {
-    timestamp.seconds * 1_000 + Int64(timestamp.nanos / 1_000_000)
-}
-
-func timestamp(_ milliseconds: Int64) -> Google_Protobuf_Timestamp {
-    let seconds = milliseconds.quotientAndRemainder(dividingBy: 1_000)
-    return seconds.remainder >= 0
-        ? Google_Protobuf_Timestamp(seconds: seconds.quotient, nanos: Int32(seconds.remainder) * 1_000_000)
-        : Google_Protobuf_Timestamp(seconds: seconds.quotient - 1, nanos: Int32(seconds.remainder + 1_000) * 1_000_000)
-}
-
-func durationMilliseconds(_ duration: Google_Protobuf_Duration) -> Int64 {
-    duration.seconds * 1_000 + Int64(duration.nanos / 1_000_000)
 }

@@ -163,7 +163,7 @@ public struct MatchStage: StatefulStage {
                 headers: [
                     RecordHeader(key: "content-type", value: Vigil_V1_Incident.protoMessageName),
                     // The incident's own time, the same whichever record or timer closed it.
-                    RecordHeader(key: RecordHeaders.eventTime, value: String(milliseconds(incident.windowEnd))),
+                    RecordHeader(key: RecordHeaders.eventTime, value: String(incident.windowEnd.milliseconds)),
                 ]
             )
         }

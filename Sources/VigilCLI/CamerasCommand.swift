@@ -53,7 +53,7 @@ struct CamerasCommand: AsyncParsableCommand {
             }
             let cluster = connection.configuration(clientID: "vigil-cameras")
             let writer = CamerasCommand.writer(actor: apply.actor)
-            let current = try await writer.read(CameraTable.make(), cluster: cluster, logger: logger)
+            let current = try await CameraTable.make().readCurrentValues(cluster: cluster, logger: logger)
             let plan = CameraPlan(current: current, desired: desired, deleteMissing: apply.deleteMissing, actor: apply.actor, now: apply.effectiveMilliseconds)
             writer.printPlan(plan)
             let refused = plan.privacyReducing
@@ -80,7 +80,7 @@ struct CamerasCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = logging.bootstrap(label: "vigil.cameras")
-            let cameras = try await CamerasCommand.writer(actor: "").read(CameraTable.make(), cluster: connection.configuration(clientID: "vigil-cameras"), logger: logger)
+            let cameras = try await CameraTable.make().readCurrentValues(cluster: connection.configuration(clientID: "vigil-cameras"), logger: logger)
             guard !cameras.isEmpty else {
                 writeLine("no cameras; declare them with `vigil cameras apply cameras.yaml`")
                 return

@@ -60,17 +60,6 @@ struct DeclaredTableWriter<Value: Sendable & Equatable> {
         return event
     }
 
-    /// The table's current values, read once to its end.
-    func read(_ table: Table<Value>, cluster: KafkaConfiguration, logger: Logger) async throws -> [String: StoredTableValue<Value>] {
-        do {
-            try await table.load(cluster: cluster, logger: logger)
-        } catch {
-            writeError("vigil: cannot read \(topic) from \(cluster.bootstrapServers): \(error)")
-            throw ExitCode.failure
-        }
-        return table.currentValues
-    }
-
     func printPlan(_ plan: DeclaredTablePlan<Value>) {
         for entry in plan.entries {
             writeLine("\(entry.id): \(entry.kind.rawValue)")
@@ -107,5 +96,19 @@ struct DeclaredTableWriter<Value: Sendable & Equatable> {
             writeError("vigil: publishing failed: \(error). Run \(command) again: it republishes the same versions and audit events")
             throw ExitCode.failure
         }
+    }
+}
+
+extension Table {
+    /// The table's current values, read once to its end; when the cluster cannot be read, says
+    /// so and exits 1.
+    func readCurrentValues(cluster: KafkaConfiguration, logger: Logger) async throws -> [String: StoredTableValue<Value>] {
+        do {
+            try await load(cluster: cluster, logger: logger)
+        } catch {
+            writeError("vigil: cannot read \(topic) from \(cluster.bootstrapServers): \(error)")
+            throw ExitCode.failure
+        }
+        return currentValues
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChildProcesses
+import DevCluster
 import Foundation
 
 /// Cameras per core for vigil-ingest: N simulated 1080p25 4 Mbit/s cameras (one file, looped,
@@ -41,8 +42,7 @@ struct IngestBench: AsyncParsableCommand {
             guard Date() < deadline, cluster.isRunning else { throw ValidationError("vigil dev-cluster did not start (see \(scratch.path)/cluster.log)") }
             try await Task.sleep(for: .milliseconds(100))
         }
-        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: stateFile)) as? [String: Any]
-        guard let bootstrap = state?["bootstrapServers"] as? String else { throw ValidationError("the dev cluster's state file has no bootstrapServers") }
+        let bootstrap = try DevClusterClient(stateFile: stateFile).state.bootstrapServers
 
         let camerasFile = scratch.appendingPathComponent("cameras.yaml")
         try ("cameras:\n" + (0..<cameras).map { "  cam-\($0):\n    source: \(clip.path)?loop=1\n" }.joined()).write(to: camerasFile, atomically: true, encoding: .utf8)

@@ -45,7 +45,7 @@ struct MatchBench: AsyncParsableCommand {
                 let time = start + Int64(step) * 200
                 var frame = Vigil_V1_FrameDetections()
                 frame.cameraID = id
-                frame.captureTime = Google_Protobuf_Timestamp(seconds: time / 1_000, nanos: Int32(time % 1_000) * 1_000_000)
+                frame.captureTime = Google_Protobuf_Timestamp(milliseconds: time)
                 frame.objects = (0..<objects).map { person in
                     // Persons walk across the frame and back, each on its own row and pace.
                     let phase = Double((step * (person + 3) + camera * 7) % 200) / 100

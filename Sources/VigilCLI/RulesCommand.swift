@@ -89,8 +89,8 @@ struct RulesCommand: AsyncParsableCommand {
             let desired = try RulesCommand.load(RulesCommand.files(paths), slotFile: slotFile)
             let cluster = connection.configuration(clientID: "vigil-rules")
             let writer = RulesCommand.writer(actor: apply.actor)
-            let current = try await writer.read(RuleTable.make(), cluster: cluster, logger: logger)
-            let cameras = try await CamerasCommand.writer(actor: apply.actor).read(CameraTable.make(), cluster: cluster, logger: logger)
+            let current = try await RuleTable.make().readCurrentValues(cluster: cluster, logger: logger)
+            let cameras = try await CameraTable.make().readCurrentValues(cluster: cluster, logger: logger)
             for rule in desired {
                 for camera in rule.cameraIds where cameras[camera] == nil {
                     writeError("vigil: warning: rule \(rule.ruleID) names camera \(camera), which \(CameraTable.topic) does not hold; it applies once the camera is declared")
@@ -114,7 +114,7 @@ struct RulesCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = logging.bootstrap(label: "vigil.rules")
-            let rules = try await RulesCommand.writer(actor: "").read(RuleTable.make(), cluster: connection.configuration(clientID: "vigil-rules"), logger: logger)
+            let rules = try await RuleTable.make().readCurrentValues(cluster: connection.configuration(clientID: "vigil-rules"), logger: logger)
             guard !rules.isEmpty else {
                 writeLine("no rules; declare them with `vigil rules apply rules/`")
                 return

@@ -68,7 +68,7 @@ extension SnapshotsCommand {
                 writeError("vigil: snapshots.v1[\(record.partition)] offset \(record.offset) is not a snapshot; skipped")
                 continue
             }
-            let captured = snapshot.captureTime.seconds * 1_000 + Int64(snapshot.captureTime.nanos / 1_000_000)
+            let captured = snapshot.captureTime.milliseconds
             guard captured >= since, camera == nil || snapshot.cameraID == camera, !snapshot.redactedJpeg.isEmpty else { continue }
             // Camera ids are restricted to [a-z0-9._-] by the cameras file: safe in a file name.
             let path = (directory as NSString).appendingPathComponent("\(snapshot.cameraID)-\(captured).jpg")

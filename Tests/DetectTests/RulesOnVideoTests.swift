@@ -43,7 +43,7 @@ struct RulesOnVideoTests {
 
     /// The source frame (10 frames/s) of an event time.
     static func frame(_ timestamp: Google_Protobuf_Timestamp) -> Int {
-        Int((timestamp.seconds * 1_000 + Int64(timestamp.nanos / 1_000_000) - DetectStageTests.captureMilliseconds) / 100)
+        Int((timestamp.milliseconds - DetectStageTests.captureMilliseconds) / 100)
     }
 
     @Test("line crossings against a hand count, a dwell and a crowd where people stood and gathered", .enabled(if: FileManager.default.fileExists(atPath: TrackingTests.video)))
@@ -81,7 +81,7 @@ struct RulesOnVideoTests {
         let frames = try TrackingTests.analyzedFrames(select: "lt(n\\,450)*not(mod(n\\,2))", expecting: 225)
         let driver = StatefulStageTestDriver(stage: MatchStage(rules: RuleBook(rules: rules, cameras: nil), lateness: .zero))
         for frame in frames {
-            let time = Int64(frame.captureTime.seconds * 1_000) + Int64(frame.captureTime.nanos / 1_000_000)
+            let time = frame.captureTime.milliseconds
             try await driver.feed(StageInput(
                 topic: MatchStage.detectionsTopic, key: Array("vtest".utf8), value: try frame.serializedBytes(),
                 headers: [RecordHeader(key: RecordHeaders.eventTime, value: String(time))], timestampMilliseconds: time

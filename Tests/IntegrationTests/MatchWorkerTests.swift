@@ -88,7 +88,7 @@ struct MatchWorkerTests {
                 var frame = Vigil_V1_FrameDetections()
                 frame.cameraID = camera
                 frame.frameSequence = UInt64(step)
-                frame.captureTime = Google_Protobuf_Timestamp(seconds: time / 1_000, nanos: Int32(time % 1_000) * 1_000_000)
+                frame.captureTime = Google_Protobuf_Timestamp(milliseconds: time)
                 for walker in 0..<15 {
                     let walked = step - (walker * 20 + index)
                     let track = UInt64(index * 1_000 + walker + 1)
@@ -109,7 +109,7 @@ struct MatchWorkerTests {
         health.cameraID = camera
         health.state = state
         health.reason = state == .offline ? "connection refused" : "receiving"
-        health.observedTime = Google_Protobuf_Timestamp(seconds: time / 1_000, nanos: Int32(time % 1_000) * 1_000_000)
+        health.observedTime = Google_Protobuf_Timestamp(milliseconds: time)
         return Input(time: time, camera: camera, topic: MatchStage.healthTopic, value: try health.serializedBytes())
     }
 
@@ -252,7 +252,7 @@ struct MatchWorkerTests {
                 var frame = Vigil_V1_FrameDetections()
                 frame.cameraID = "cam-0"
                 frame.frameSequence = sequence
-                frame.captureTime = Google_Protobuf_Timestamp(seconds: time / 1_000, nanos: Int32(time % 1_000) * 1_000_000)
+                frame.captureTime = Google_Protobuf_Timestamp(milliseconds: time)
                 frame.objects = [Self.person(1, x: 0.8, y: 0.6)]
                 _ = try await producer.enqueue(KafkaProducerMessage(
                     topic: MatchStage.detectionsTopic, key: Array("cam-0".utf8), value: try frame.serializedBytes(),
@@ -279,7 +279,7 @@ struct MatchWorkerTests {
         }
         streaming.cancel()
         let opened = try Vigil_V1_Incident(serializedBytes: incidents[0].value)
-        let start = opened.windowStart.seconds * 1_000 + Int64(opened.windowStart.nanos / 1_000_000)
+        let start = opened.windowStart.milliseconds
         print("rule version 2 in force from \(effective); the first frame judged by it was captured \(start - effective) ms later")
         #expect(opened.ruleVersion == 2 && opened.state == .opened)
         #expect(start >= effective, "no frame captured before the change is judged by it")

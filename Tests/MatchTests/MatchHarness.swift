@@ -56,7 +56,7 @@ final class MatchHarness {
     ) async throws -> RecordOutcome {
         var frame = Vigil_V1_FrameDetections()
         frame.cameraID = camera
-        frame.captureTime = Google_Protobuf_Timestamp(seconds: (Self.start + time) / 1_000, nanos: Int32((Self.start + time) % 1_000) * 1_000_000)
+        frame.captureTime = Google_Protobuf_Timestamp(milliseconds: Self.start + time)
         frame.objects = objects
         frame.tamperSignals = tamper.map { kind in
             var signal = Vigil_V1_TamperSignal()
@@ -108,7 +108,7 @@ final class MatchHarness {
     }
 
     static func relative(_ timestamp: Google_Protobuf_Timestamp) -> Int64 {
-        timestamp.seconds * 1_000 + Int64(timestamp.nanos / 1_000_000) - start
+        timestamp.milliseconds - start
     }
 }
 

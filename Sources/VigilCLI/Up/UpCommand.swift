@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChildProcesses
+import DevCluster
 import Foundation
 import Kafka
 import Logging
@@ -190,10 +191,7 @@ struct UpCommand: AsyncParsableCommand {
     static func bootstrap(of cluster: ChildProcess, stateFile: String) async throws -> String {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
-            if let data = FileManager.default.contents(atPath: stateFile),
-               let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let bootstrap = state["bootstrapServers"] as? String {
-                return bootstrap
-            }
+            if let client = try? DevClusterClient(stateFile: URL(fileURLWithPath: stateFile)) { return client.state.bootstrapServers }
             guard cluster.isRunning else {
                 throw ValidationError("the dev cluster exited (\(cluster.termination.map { "\($0)" } ?? "?")): is a port in use? See the [dev-cluster] lines above")
             }
