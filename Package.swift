@@ -191,6 +191,11 @@ let package = Package(
                 .linkedLibrary("opencv_objdetect"),
             ]
         ),
+        .target(
+            name: "IndependentFaces",
+            dependencies: ["CIndependentFaces", "Vision"],
+            swiftSettings: swiftSettings
+        ),
         // Models with provenance (manifest, checksums), face and person detectors, redaction.
         .target(
             name: "Vision",
@@ -366,14 +371,14 @@ let package = Package(
         ),
         .testTarget(
             name: "VisionTests",
-            dependencies: ["Vision", "CIndependentFaces", "ChildProcesses"],
+            dependencies: ["Vision", "ChildProcesses"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "DetectTests",
             dependencies: [
                 "ChildProcesses",
-                "Detect", "Vision", "CIndependentFaces", "Cameras", "Match", "Rules", "VigilSchema", "WorkerRuntime",
+                "Detect", "Vision", "IndependentFaces", "Cameras", "Match", "Rules", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -437,7 +442,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ChildProcesses", "Kafka", "Match", "Rules", "Topology", "VigilSchema", "WorkerRuntime",
+                "ChildProcesses", "Kafka", "Match", "Rules", "Topology", "VigilSchema", "WorkerRuntime", "Vision", "IndependentFaces",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -253,7 +253,11 @@ struct CameraStream {
             ]
         ))
         sequence += 1
-        lastFrameTime = record.captureTime
+        // The newest frame sent: the chunk's last packet, counted from its first by their timestamps.
+        let timestamps = chunk.packets.compactMap(\.presentationTime)
+        let ticks = (timestamps.max() ?? 0) - (timestamps.min() ?? 0)
+        let secondsPerTick = Double(stream.timeBase.numerator) / Double(max(stream.timeBase.denominator, 1))
+        lastFrameTime = Google_Protobuf_Timestamp(date: start.addingTimeInterval(Double(ticks) * secondsPerTick))
     }
 
     /// Publishes the camera's health; `reason` must not carry the URL (FFmpeg's messages don't).
@@ -272,11 +276,13 @@ struct CameraStream {
         if state != self.state { logger.info("camera health", metadata: ["camera": "\(cameraID)", "state": "\(state)", "reason": "\(reason)"]) }
         self.state = state
         lastHealth = ContinuousClock.now
-        // Event time: where the stream stands, the capture time of its newest chunk (else now).
-        // The camera's frames reach the rule engine through decode and detect, seconds behind
-        // its health: stamped with the wall clock, a health record would run ahead of them
-        // and make them late.
-        let eventTime = health.hasLastFrameTime ? health.lastFrameTime : health.observedTime
+        // Event time. While the stream runs, where it stands: the capture time of its newest
+        // frame. Its frames reach the rule engine through decode and detect, seconds behind its
+        // health: stamped with the wall clock, an ONLINE record would run ahead of them and make
+        // them late. A stream that stopped sends no frame after `last_frame_time`, so OFFLINE
+        // and STALLED records take the wall clock: the time the camera has been down for must
+        // grow with every report (vigil-match waits for the frames up to `last_frame_time`).
+        let eventTime = state == .online && health.hasLastFrameTime ? health.lastFrameTime : health.observedTime
         try await output.send(StageOutput(
             topic: IngestSource.healthTopic, key: Array(cameraID.utf8), value: try health.serializedBytes(),
             headers: [

@@ -95,10 +95,24 @@ public struct MatchStage: StatefulStage {
     }
 
     /// How far the camera's records have come: its newest frame, or for a camera with no frame
-    /// yet (unreachable since it was added) its newest health record.
+    /// yet (unreachable since it was added) its newest health record. A stream that stopped
+    /// sends no frame after the last one its OFFLINE or STALLED record names: once frames within
+    /// `lastFramesSpan` of that one are here, time moves on to the record's.
     static func pace(_ camera: Vigil_V1_MatchCameraState) -> Int64 {
-        camera.newestFrameMs != 0 ? camera.newestFrameMs : camera.newestEventMs
+        guard camera.newestFrameMs != 0 else { return camera.newestEventMs }
+        var pace = camera.newestFrameMs
+        for waiting in camera.pending {
+            guard case .health(let health) = waiting.input, health.state != .online, health.hasLastFrameTime,
+                  health.lastFrameTime.milliseconds - lastFramesSpan <= camera.newestFrameMs else { continue }
+            pace = max(pace, waiting.eventMs)
+        }
+        return pace
     }
+
+    /// How far before a stopped stream's last frame its last analysed frame may lie: decode
+    /// samples (5 fps, 1 fps, keyframes), so the very last frame rarely reaches detect. A
+    /// sampling sparser than this waits for `silence` instead.
+    static let lastFramesSpan: Int64 = 1_000
 
     public func timerFired(_ timer: FiredTimer, key: String, state: inout State?, timers: inout Timers) async throws -> [StageOutput] {
         guard let camera = state?.camera else { return [] }

@@ -91,6 +91,17 @@ public struct RGBImage: Sendable {
         }
     }
 
+    /// Draws the outline of `box` (clipped), `thickness` pixels wide inside its edge: for
+    /// showing detections on an exported image, never for masking.
+    public mutating func outline(_ box: PixelBox, thickness: Int = 2, red: UInt8, green: UInt8, blue: UInt8) {
+        let (x, y, w, h) = box.integerRect
+        let t = Int32(max(1, thickness))
+        for edge in [(x, y, w, t), (x, y + h - t, w, t), (x, y, t, h), (x + w - t, y, t, h)] where edge.2 > 0 && edge.3 > 0 {
+            let (imageWidth, imageHeight) = (Int32(width), Int32(height))
+            pixels.withUnsafeMutableBufferPointer { vv_fill_rect($0.baseAddress, imageWidth, imageHeight, edge.0, edge.1, edge.2, edge.3, red, green, blue) }
+        }
+    }
+
     /// Replaces `box` (clipped) by cells of their mean colour, at most `cell` pixels wide.
     public mutating func mosaic(_ box: PixelBox, cell: Int) {
         let (x, y, w, h) = box.integerRect

@@ -297,6 +297,11 @@ public enum Worker {
             FileHandle.standardError.write(Data("\(name): \(error)\n".utf8))
             exit(64)
         }
+        guard configuration.httpPort == 0 || LocalPort.isFree(configuration.httpPort, host: configuration.httpHost) else {
+            let problem = "port \(configuration.httpPort) on \(configuration.httpHost) is in use by another process: set HTTP_PORT (http.port) to a free port, or 0 for any"
+            FileHandle.standardError.write(Data("\(name): \(problem); nothing was started\n".utf8))
+            exit(64)
+        }
         let level = configuration.logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

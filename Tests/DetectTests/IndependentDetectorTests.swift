@@ -1,38 +1,9 @@
-import CIndependentFaces
+import IndependentFaces
 import Foundation
 import Testing
 import VigilSchema
 import Vision
 @testable import Detect
-
-/// Faces found by detectors vigil does not redact with: dlib's HOG detector and OpenCV's
-/// Haar cascades (Debian libdlib-dev, opencv-data).
-enum IndependentFaces {
-    static let cascades = [
-        "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml",
-        "/usr/share/opencv4/haarcascades/haarcascade_frontalface_alt2.xml",
-        "/usr/share/opencv4/haarcascades/haarcascade_profileface.xml",
-    ]
-
-    /// Every face any of them finds, by detector name.
-    static func faces(in image: RGBImage) -> [(detector: String, box: PixelBox)] {
-        var boxes = [Int32](repeating: 0, count: 4 * 256)
-        var result: [(String, PixelBox)] = []
-        func collect(_ name: String, _ count: Int32) {
-            precondition(count >= 0, "\(name) could not be loaded (install-deps installs opencv-data)")
-            for index in 0..<Int(count) {
-                result.append((name, PixelBox(x: Float(boxes[4 * index]), y: Float(boxes[4 * index + 1]), width: Float(boxes[4 * index + 2]), height: Float(boxes[4 * index + 3]))))
-            }
-        }
-        image.pixels.withUnsafeBufferPointer { pixels in
-            collect("dlib HOG", independent_dlib_faces(pixels.baseAddress, Int32(image.width), Int32(image.height), 1, &boxes, 256))
-            for cascade in cascades {
-                collect(URL(fileURLWithPath: cascade).lastPathComponent, independent_cascade_faces(cascade, pixels.baseAddress, Int32(image.width), Int32(image.height), &boxes, 256))
-            }
-        }
-        return result
-    }
-}
 
 @Suite("Redaction checked by independent face detectors", .serialized)
 struct IndependentDetectorTests {

@@ -78,6 +78,31 @@ struct EventTimeTests {
         #expect(match.incidents == alone)
     }
 
+    @Test("a stream that stopped: its OFFLINE reports, stamped when observed, wait for its last frames, then the offline time grows with each report, without waiting for silence")
+    func stoppedStream() async throws {
+        let match = try MatchHarness("""
+        rules:
+          down:
+            cameras: [cam-1]
+            kind: camera_offline
+            sustained_for: 3s
+        """, lateness: .seconds(2))
+        for time in stride(from: Int64(0), through: 8_500, by: 500) { try await match.frame(time) }
+        // The stream dropped after its frame at 9.8 s; ingest says so at 10.3 s, while detect
+        // still works on the frames of 9 and 9.5 s (decode sampled 2 per second).
+        try await match.health(10_300, .offline, reason: "connection refused", lastFrame: 9_800)
+        for time: Int64 in [9_000, 9_500] {
+            if case .deadLettered(_, let reason) = try await match.frame(time) { Issue.record("frame \(time) dead-lettered: \(reason)") }
+        }
+        // Reconnect attempts, each reported: the camera has been down for longer each time.
+        try await match.health(12_300, .offline, reason: "connection refused", lastFrame: 9_800)
+        try await match.health(15_300, .offline, reason: "connection refused", lastFrame: 9_800)
+        #expect(match.incidents.isEmpty, "the newest report waits for stragglers (2 s)")
+        try await match.driver.advanceSilence(by: .seconds(2))
+        #expect(match.lifecycle == ["OPENED r1 10300..13300 tracks []"])
+        #expect(match.driver.deadLetters.isEmpty)
+    }
+
     @Test("a record later than the lateness is dead-lettered and counted, and changes nothing")
     func late() async throws {
         let (match, _) = try await Self.run(Array(0..<30), lateness: .milliseconds(400))

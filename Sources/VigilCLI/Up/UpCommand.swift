@@ -9,6 +9,7 @@ import SwiftProtobuf
 import Topology
 import UnixSignals
 import VigilSchema
+import WorkerRuntime
 
 /// `vigil up`: the whole data path on one machine, the way `docker compose up` feels.
 struct UpCommand: AsyncParsableCommand {
@@ -43,6 +44,15 @@ struct UpCommand: AsyncParsableCommand {
 
     @Option(help: "At the end, write the run's redacted snapshots to this folder as JPEG files (before the cluster, which keeps them only in memory, stops).")
     var snapshots: String?
+
+    @Flag(help: "Draw the detected objects' boxes on the snapshots written to --snapshots.")
+    var boxes = false
+
+    @Option(help: "Port of the dev cluster's control API on 127.0.0.1 (0: any free port). One in use is reported and a free one taken.")
+    var controlPort = 0
+
+    @Option(help: "First port of the workers' HTTP servers (/metrics, /health) on 127.0.0.1, one per replica in turn (0: any free ports). Ports in use are reported and skipped.")
+    var metricsPort = 0
 
     @Option(help: "Folder for the cluster's state file and logs.")
     var stateDirectory = ".vigil/up"
@@ -81,6 +91,9 @@ struct UpCommand: AsyncParsableCommand {
         _ = try runFor
         _ = try replicas()
         guard summary >= 1 else { throw ValidationError("--summary must be at least 1 second") }
+        for (name, port) in [("--control-port", controlPort), ("--metrics-port", metricsPort)] where !(0...65_000).contains(port) {
+            throw ValidationError("\(name) must be a port from 1 to 65000, or 0 for any free port, not \(port)")
+        }
     }
 
     func run() async throws {
@@ -94,8 +107,14 @@ struct UpCommand: AsyncParsableCommand {
         // The cluster first; everything else talks to it.
         let stateFile = (stateDirectory as NSString).appendingPathComponent("dev-cluster.json")
         try? FileManager.default.removeItem(atPath: stateFile)
+        var controlPort = controlPort
+        if controlPort != 0, !LocalPort.isFree(controlPort) {
+            writeError("vigil up: port \(controlPort) on 127.0.0.1 is in use (another vigil up or dev cluster?); the control API takes a free port instead. `vigil dev-cluster` commands find it through \(stateDirectory)/dev-cluster.json")
+            controlPort = 0
+        }
         let cluster = try ChildProcess(
-            executable: vigil, arguments: ["dev-cluster", "--state-file", stateFile, "--topology", topologyPath, "--log-level", "warning"],
+            executable: vigil,
+            arguments: ["dev-cluster", "--state-file", stateFile, "--topology", topologyPath, "--control-port", "\(controlPort)", "--log-level", "warning"],
             name: "dev-cluster", standardOutput: .lines, standardError: .lines, keepingLines: 100
         ) { _, line in writeError("[dev-cluster] \(line)") }
         let bootstrap: String
@@ -117,6 +136,7 @@ struct UpCommand: AsyncParsableCommand {
 
         var workers: [SupervisedWorker] = []
         let counts = try replicas()
+        var nextMetricsPort = metricsPort
         for stage in Self.stages where declared.workers.contains(where: { $0.name == stage }) {
             let executable = binaries.appendingPathComponent(stage).path
             guard FileManager.default.isExecutableFile(atPath: executable) else {
@@ -129,7 +149,7 @@ struct UpCommand: AsyncParsableCommand {
                 environment["WORKER_TOPOLOGY"] = topologyPath
                 environment["WORKER_NAME"] = stage
                 environment["HTTP_HOST"] = "127.0.0.1"
-                environment["HTTP_PORT"] = "0"
+                environment["HTTP_PORT"] = "\(Self.takeFreePort(from: &nextMetricsPort, for: stage))"
                 environment["DETECT_MODELS_DIR"] = environment["DETECT_MODELS_DIR"] ?? modelsDirectory
                 let worker = SupervisedWorker(name: counts[stage] == 1 ? stage : "\(stage)#\(replica + 1)", executable: executable, environment: environment)
                 worker.start()
@@ -172,7 +192,10 @@ struct UpCommand: AsyncParsableCommand {
         await incidents.value
         if let snapshots {
             do {
-                let written = try await SnapshotsCommand.export(from: kafka, to: snapshots, since: .min, camera: nil, logger: logger)
+                let written = try await SnapshotsCommand.export(
+                    from: kafka, to: snapshots, since: .min, camera: nil, drawingBoxes: boxes,
+                    auditedAs: SnapshotsCommand.Exporter(actor: ProcessInfo.processInfo.environment["USER"] ?? NSUserName(), origin: "vigil up --snapshots"), logger: logger
+                )
                 writeLine("vigil up: wrote \(TopologyOption.count(written, "redacted snapshot")) to \(snapshots)")
             } catch {
                 writeError("vigil up: the snapshots could not be written to \(snapshots): \(error)")
@@ -185,6 +208,19 @@ struct UpCommand: AsyncParsableCommand {
             _ = try? await cluster.waitForExit(timeout: .seconds(10))
         }
         writeLine("vigil up: stopped; \(workers.map { "\($0.name) restarted \($0.restartCount)×" }.joined(separator: ", "))")
+    }
+
+    /// `port` if it is free, else the next free one after it (saying so); 0 stays 0 (the worker
+    /// takes any free port). Advances `port` past the one taken.
+    static func takeFreePort(from port: inout Int, for worker: String) -> Int {
+        guard port != 0 else { return 0 }
+        let wanted = port
+        while port < 65_535, !LocalPort.isFree(port) { port += 1 }
+        if port != wanted {
+            writeError("vigil up: port \(wanted)\(port - wanted > 1 ? "–\(port - 1)" : "") on 127.0.0.1 in use; \(worker)'s HTTP server takes \(port)")
+        }
+        defer { port += 1 }
+        return port
     }
 
     /// The cluster's bootstrap servers, once it wrote its state file.
