@@ -429,7 +429,7 @@ let package = Package(
         .testTarget(
             name: "MatchTests",
             dependencies: [
-                "Match", "Rules", "VigilSchema", "WorkerRuntime",
+                "Match", "Rules", "Cameras", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings

@@ -165,6 +165,9 @@ public final class FrameAnalyzer {
             return object
         }
         detections.redactedRegionCount = UInt32(regions.count)
+        // The regions were found (a model that failed would have thrown above): a snapshot of
+        // this frame is masked with them. vigil-match's redaction-health rules watch this.
+        detections.redaction = .ran
         detections.tamperSignals = state.tamper.observe(image).sorted { "\($0.key)" < "\($1.key)" }.map { kind, score in
             var signal = Vigil_V1_TamperSignal()
             signal.kind = switch kind {

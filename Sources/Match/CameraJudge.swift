@@ -41,7 +41,9 @@ struct CameraJudge {
     // MARK: Records
 
     /// Judges one frame's detections at its capture time `time`.
-    mutating func judge(_ frame: Vigil_V1_FrameDetections, at time: Int64, rules: [Vigil_V1_Rule]) {
+    /// - Parameter camera: the camera's configuration then, for redaction-health rules (its
+    ///   policy and snapshot rate); nil when `cameras.v1` does not know it.
+    mutating func judge(_ frame: Vigil_V1_FrameDetections, at time: Int64, rules: [Vigil_V1_Rule], camera: Vigil_V1_CameraConfig? = nil) {
         prepare(at: time, rules: rules)
         if !frame.snapshotID.isEmpty {
             state.lastSnapshotID = frame.snapshotID
@@ -56,6 +58,18 @@ struct CameraJudge {
                 holding = presence(frame, rule, parameters.objects, confirmAfter: parameters.confirmAfter.milliseconds, needsTrack: false, at: time, &ruleState)
             case .hazardDwell(let parameters):
                 holding = presence(frame, rule, parameters.objects, confirmAfter: parameters.dwell.milliseconds, needsTrack: true, at: time, &ruleState)
+            case .personDown(let parameters):
+                holding = personDown(frame, rule, parameters, at: time, &ruleState)
+            case .wrongWay(let parameters):
+                holding = wrongWay(frame, rule, parameters, at: time, &ruleState)
+            case .detectorClass(let parameters):
+                holding = detectorClass(frame, rule, parameters, at: time, &ruleState)
+            case .suddenMotion(let parameters):
+                holding = suddenMotion(frame, rule, parameters, at: time, &ruleState)
+            case .abandonedObject(let parameters):
+                holding = abandonedObject(frame, rule, parameters, at: time, &ruleState)
+            case .redactionHealth(let parameters):
+                holding = redactionHealth(frame, parameters, camera: camera, at: time, &ruleState)
             case .lineCrossing(let parameters):
                 holding = lineCrossings(frame, rule, parameters, at: time, &ruleState)
             case .crowdDensity(let parameters):
@@ -156,7 +170,7 @@ struct CameraJudge {
             if let rule = inForce[id], rule.version == ruleState.ruleVersion { continue }
             if ruleState.hasOpen {
                 let reason = inForce[id].map { "rule version \($0.version) replaced version \(ruleState.ruleVersion)" }
-                    ?? "the rule was removed, disabled or no longer watches this camera"
+                    ?? "the rule was removed, disabled, left its schedule or no longer watches this camera"
                 ruleState.open.summary += "; closed: \(reason)"
                 ruleState.open.state = .closed
                 ruleState.open.revision += 1
@@ -192,7 +206,7 @@ struct CameraJudge {
     // MARK: Kinds
 
     /// What a rule saw holding in one frame.
-    private struct Holding {
+    struct Holding {
         /// Where the incident's window starts if this opens one.
         var since: Int64
         var objects: [Vigil_V1_DetectedObject] = []
@@ -201,28 +215,45 @@ struct CameraJudge {
         var count: UInt32 = 0
         var limit: UInt32 = 0
         var tamperKinds: [Vigil_V1_TamperKind] = []
+        var speed: Float = 0
+        var motionFraction: Float = 0
+        var redactionFailure = ""
+    }
+
+    /// Whether an object meets a rule's condition in one frame.
+    enum Verdict {
+        case yes, no
+        /// Cannot tell in this frame (a posture not assessed): the track keeps its time, and
+        /// does not count in this frame.
+        case unsure
     }
 
     /// Zone intrusion and hazard dwell: objects whose ground point has been inside the zone
     /// for at least `confirmAfter`. A track unseen for a frame or two keeps its entry time;
-    /// one seen outside starts again.
-    private func presence(
+    /// one seen outside starts again. Other kinds pass their own `condition` (person down:
+    /// lying, and inside the zone if there is one).
+    func presence(
         _ frame: Vigil_V1_FrameDetections, _ rule: Vigil_V1_Rule, _ filter: Vigil_V1_ObjectFilter, confirmAfter: Int64, needsTrack: Bool,
-        at time: Int64, _ ruleState: inout Vigil_V1_RuleMatchState
+        at time: Int64, _ ruleState: inout Vigil_V1_RuleMatchState, condition: ((Vigil_V1_DetectedObject, PlanePoint) -> Verdict)? = nil
     ) -> Holding? {
         let zone = rule.zone.vertices.map(PlanePoint.init)
+        let condition = condition ?? { _, point in PlaneGeometry.covers(zone, point) ? .yes : .no }
         var confirmed: [Vigil_V1_DetectedObject] = []
         var since = time
         let inFrame = Set(frame.objects.map(\.trackID))
         for object in frame.objects where Self.admits(filter, object) {
-            let inside = PlaneGeometry.covers(zone, groundPoint(of: object.box))
+            let verdict = condition(object, groundPoint(of: object.box))
             guard object.trackID != 0 else {
                 // An untracked object cannot be followed over time: it counts only where no time is asked.
-                if inside, !needsTrack, confirmAfter == 0 { confirmed.append(object) }
+                if verdict == .yes, !needsTrack, confirmAfter == 0 { confirmed.append(object) }
                 continue
             }
-            guard inside else {
+            guard verdict != .no else {
                 ruleState.tracks[object.trackID] = nil
+                continue
+            }
+            guard verdict == .yes else {
+                ruleState.tracks[object.trackID]?.lastSeenMs = time
                 continue
             }
             let point = groundPoint(of: object.box)
@@ -309,7 +340,7 @@ struct CameraJudge {
     }
 
     /// Records that the condition holds at `time`; whether it has held for `duration`.
-    private func sustained(for duration: Int64, at time: Int64, _ ruleState: inout Vigil_V1_RuleMatchState) -> Bool {
+    func sustained(for duration: Int64, at time: Int64, _ ruleState: inout Vigil_V1_RuleMatchState) -> Bool {
         if ruleState.holdingSinceMs == 0 { ruleState.holdingSinceMs = time }
         ruleState.lastHeldMs = time
         return time - ruleState.holdingSinceMs >= duration
@@ -376,6 +407,15 @@ struct CameraJudge {
             incident.peakCount = holding.count
             incident.trackIds = holding.objects.map(\.trackID).filter { $0 != 0 }.sorted()
             incident.limitCount = holding.limit
+            changed = true
+        }
+        if holding.speed > incident.peakSpeed || holding.motionFraction > incident.peakMotionFraction {
+            incident.peakSpeed = max(incident.peakSpeed, holding.speed)
+            incident.peakMotionFraction = max(incident.peakMotionFraction, holding.motionFraction)
+            changed = true
+        }
+        if !holding.redactionFailure.isEmpty, holding.redactionFailure != incident.redactionFailure {
+            incident.redactionFailure = holding.redactionFailure
             changed = true
         }
         let newKinds = holding.tamperKinds.filter { !incident.tamperKinds.contains($0) }

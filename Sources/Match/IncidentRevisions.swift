@@ -39,6 +39,26 @@ enum IncidentText {
         case .cameraOffline:
             text = "camera \(incident.cameraState == .stalled ? "stalled" : "offline") for \(seconds(incident.keyFrameTime.milliseconds - start))"
             if !reason.isEmpty { text += " (\(reason))" }
+        case .personDown:
+            let lying = seconds(incident.keyFrameTime.milliseconds - start)
+            text = "\(count(incident.keyObjects.count, "person")) lying down for \(lying) (limit \(seconds(rule.personDown.lyingFor.milliseconds))), rule \(incident.ruleID)"
+        case .wrongWay:
+            text = "\(count(incident.keyObjects.count, objects)) going the wrong way through the zone of rule \(incident.ruleID)"
+        case .detectorClass:
+            let classes = Set(incident.keyObjects.map(\.classLabel)).sorted()
+            let parameters = rule.detectorClass
+            text = "\(classes.isEmpty ? objects : classes.joined(separator: ", ")) seen in \(parameters.minFrames) or more of \(parameters.ofLastFrames) frames, rule \(incident.ruleID)"
+            if lasted != "0 s" { text += ", for \(lasted)" }
+        case .suddenMotion:
+            var seen: [String] = []
+            if incident.peakSpeed > 0 { seen.append(String(format: "a track at %.2f of the frame per second", incident.peakSpeed)) }
+            if incident.peakMotionFraction > 0 { seen.append(String(format: "motion over %.0f%% of the zone", incident.peakMotionFraction * 100)) }
+            text = "sudden motion (a heuristic): \(seen.joined(separator: " and ")), rule \(incident.ruleID)"
+        case .abandonedObject:
+            let still = seconds(incident.keyFrameTime.milliseconds - start)
+            text = "\(count(incident.keyObjects.count, "object")) left with nobody near for \(still) (limit \(seconds(rule.abandonedObject.stationaryFor.milliseconds))), rule \(incident.ruleID)"
+        case .redactionHealth:
+            text = "redaction may be failing on camera \(incident.cameraID): \(incident.redactionFailure)"
         default:
             text = "rule \(incident.ruleID) fired"
         }
@@ -53,6 +73,9 @@ enum IncidentText {
         case .hazardDwell(let parameters): parameters.objects
         case .crowdDensity(let parameters): parameters.objects
         case .lineCrossing(let parameters): parameters.objects
+        case .wrongWay(let parameters): parameters.objects
+        case .detectorClass(let parameters): parameters.objects
+        case .suddenMotion(let parameters): parameters.objects
         default: Vigil_V1_ObjectFilter()
         }
         return filter.classLabels.count == 1 ? filter.classLabels[0] : filter.classLabels.isEmpty ? "person" : "object"

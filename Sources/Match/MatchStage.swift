@@ -137,7 +137,10 @@ public struct MatchStage: StatefulStage {
             guard waiting.eventMs <= watermark else { break }
             let inForce = rules.rules(for: judge.cameraID, atMilliseconds: waiting.eventMs)
             switch waiting.input {
-            case .frame(let frame): judge.judge(frame, at: waiting.eventMs, rules: inForce)
+            case .frame(let frame):
+                // The camera's configuration only where a rule judges by it (a table lookup per frame otherwise).
+                let camera = inForce.contains { $0.kind == .redactionHealth } ? rules.camera(judge.cameraID, atMilliseconds: waiting.eventMs) : nil
+                judge.judge(frame, at: waiting.eventMs, rules: inForce, camera: camera)
             case .health(let health): judge.judge(health, at: waiting.eventMs, rules: inForce)
             case nil: break
             }

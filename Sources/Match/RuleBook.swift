@@ -46,6 +46,8 @@ public final class RuleBook: @unchecked Sendable {
         var found: [Vigil_V1_Rule] = []
         for history in known {
             guard let rule = history.versions.last(where: { $0.effective <= milliseconds })?.rule, rule.enabled else { continue }
+            // Outside its schedule a rule is not in force: its open incident closes as if removed.
+            if rule.hasSchedule, !rule.schedule.isActive(atMilliseconds: milliseconds) { continue }
             if rule.cameraIds.contains(cameraID) {
                 found.append(rule)
             } else if !rule.cameraSelector.isEmpty {
@@ -56,9 +58,13 @@ public final class RuleBook: @unchecked Sendable {
         return found
     }
 
+    /// The camera as `cameras.v1` described it at `milliseconds`; nil when unknown then.
+    public func camera(_ cameraID: String, atMilliseconds milliseconds: Int64) -> Vigil_V1_CameraConfig? {
+        guard let cameras, case .value(let camera) = cameras.value(cameraID, asOf: milliseconds) else { return nil }
+        return camera
+    }
+
     private func cameraLabels(_ cameraID: String, atMilliseconds milliseconds: Int64) -> [String: String] {
-        guard let cameras else { return [:] }
-        if case .value(let camera) = cameras.value(cameraID, asOf: milliseconds) { return camera.labels }
-        return [:]
+        camera(cameraID, atMilliseconds: milliseconds)?.labels ?? [:]
     }
 }

@@ -34,6 +34,7 @@ public enum RuleChanges {
             ("enabled", { $0.enabled ? "yes" : "no" }),
             ("purpose", { $0.purpose }),
             ("close after", { $0.hasCloseAfter ? oneLine($0.closeAfter) : "default" }),
+            ("schedule", { $0.hasSchedule ? $0.schedule.summary : "always" }),
         ]
         return parts.compactMap { name, part in
             let before = part(old), after = part(new)
@@ -59,6 +60,8 @@ public enum RuleChanges {
         case .detectorClass: "detector_class"
         case .cameraTamper: "camera_tamper"
         case .cameraOffline: "camera_offline"
+        case .redactionHealth: "redaction_health"
+        case .suddenMotion: "sudden_motion"
         default: "unspecified"
         }
     }
@@ -93,6 +96,8 @@ public enum RuleChanges {
         case .detectorClass(let value): oneLine(value)
         case .cameraTamper(let value): oneLine(value)
         case .cameraOffline(let value): oneLine(value)
+        case .suddenMotion(let value): oneLine(value)
+        case .redactionHealth(let value): oneLine(value)
         case nil: ""
         }
     }

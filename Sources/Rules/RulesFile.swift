@@ -29,10 +29,17 @@ import Yams
 /// | `crowd_density` | `zone` | `objects`, `max_count` or `area_m2` + `max_per_m2`, `sustained_for`; `purpose` required |
 /// | `camera_tamper` | none | `tamper_kinds` (covered, defocused, moved), `min_score`, `sustained_for` |
 /// | `camera_offline` | none | `states` (offline, stalled), `sustained_for` |
+/// | `person_down` | optional `zone` | `lying_for`, `min_score`, `min_width_to_height` |
+/// | `abandoned_object` | optional `zone` | `stationary_for`, `clearance`, `objects` (stationary objects of these classes besides static regions) |
+/// | `wrong_way` | `zone` | `direction: [x, y]`, `min_displacement`, `objects` |
+/// | `detector_class` | optional `zone` | `objects` (classes required), `min_frames`, `of_last_frames` |
+/// | `sudden_motion` | optional `zone` | `min_speed` and/or `min_motion_fraction`, `sustained_for`, `objects`; `purpose` required |
+/// | `redaction_health` | none | `sustained_for`, `max_snapshot_gap` |
 ///
 /// Every rule may also give `severity` (info, warning, major, critical; default warning),
-/// `purpose`, `enabled` (default true) and `close_after` (how long the condition must stop
-/// holding before its incident closes; default 5s). Every problem is collected, each with its file, line,
+/// `purpose`, `enabled` (default true), `close_after` (how long the condition must stop
+/// holding before its incident closes; default 5s) and `schedule` (when it is active:
+/// `{time_zone: Europe/Berlin, windows: [{days: [mon, fri], from: "08:00", to: "18:00"}]}`). Every problem is collected, each with its file, line,
 /// rule and key.
 public enum RulesFile {
     /// Classes detect publishes without an operator model.
@@ -73,6 +80,8 @@ public enum RulesFile {
 private enum Kind: String, CaseIterable {
     case zoneIntrusion = "zone_intrusion", lineCrossing = "line_crossing", hazardDwell = "hazard_dwell"
     case crowdDensity = "crowd_density", cameraTamper = "camera_tamper", cameraOffline = "camera_offline"
+    case personDown = "person_down", abandonedObject = "abandoned_object", wrongWay = "wrong_way"
+    case detectorClass = "detector_class", suddenMotion = "sudden_motion", redactionHealth = "redaction_health"
 
     var schema: Vigil_V1_RuleKind {
         switch self {
@@ -82,6 +91,12 @@ private enum Kind: String, CaseIterable {
         case .crowdDensity: .crowdDensity
         case .cameraTamper: .cameraTamper
         case .cameraOffline: .cameraOffline
+        case .personDown: .personDown
+        case .abandonedObject: .abandonedObject
+        case .wrongWay: .wrongWay
+        case .detectorClass: .detectorClass
+        case .suddenMotion: .suddenMotion
+        case .redactionHealth: .redactionHealth
         }
     }
 
@@ -94,12 +109,18 @@ private enum Kind: String, CaseIterable {
         case .crowdDensity: ["zone", "objects", "max_count", "area_m2", "max_per_m2", "sustained_for"]
         case .cameraTamper: ["tamper_kinds", "min_score", "sustained_for"]
         case .cameraOffline: ["states", "sustained_for"]
+        case .personDown: ["zone", "lying_for", "min_score", "min_width_to_height"]
+        case .abandonedObject: ["zone", "objects", "stationary_for", "clearance"]
+        case .wrongWay: ["zone", "objects", "direction", "min_displacement"]
+        case .detectorClass: ["zone", "objects", "min_frames", "of_last_frames"]
+        case .suddenMotion: ["zone", "objects", "min_speed", "min_motion_fraction", "sustained_for"]
+        case .redactionHealth: ["sustained_for", "max_snapshot_gap"]
         }
     }
 }
 
 private extension DeclarationReader {
-    static let commonKeys = ["cameras", "camera_labels", "kind", "severity", "purpose", "enabled", "close_after"]
+    static let commonKeys = ["cameras", "camera_labels", "kind", "severity", "purpose", "enabled", "close_after", "schedule"]
 
     mutating func rules(_ yaml: String, knownClasses: Set<String>) -> [Vigil_V1_Rule] {
         guard let rules = section(yaml, top: "rules", holding: "rule id → the rule") else { return [] }
@@ -151,6 +172,7 @@ private extension DeclarationReader {
         if let purpose = body["purpose"], let text = scalar(purpose, path: "\(path).purpose") { rule.purpose = text }
         if let enabled = body["enabled"], let flag = bool(enabled, path: "\(path).enabled") { rule.enabled = flag }
         if let value = body["close_after"], let closeAfter = duration(value, path: "\(path).close_after") { rule.closeAfter = closeAfter }
+        if let value = body["schedule"], let schedule = schedule(value, path: "\(path).schedule") { rule.schedule = schedule }
 
         switch kind {
         case .zoneIntrusion:
@@ -217,6 +239,79 @@ private extension DeclarationReader {
             }
             if let value = body["sustained_for"] { parameters.sustainedFor = duration(value, path: "\(path).sustained_for") ?? .init() }
             rule.cameraOffline = parameters
+        case .personDown:
+            if body["zone"] != nil { rule.zone = zone(body, node: node, path: path) ?? .init() }
+            var parameters = Vigil_V1_PersonDownParameters()
+            parameters.minScore = 0.5
+            parameters.lyingFor = required(body, "lying_for", node: node, path: path, hint: "how long a person must stay lying, e.g. 5s") ?? .init()
+            if let value = body["min_score"], let score = number(value, path: "\(path).min_score", in: 0...1) { parameters.minScore = Float(score) }
+            if let value = body["min_width_to_height"], let ratio = number(value, path: "\(path).min_width_to_height", in: 1...10) { parameters.minWidthToHeight = Float(ratio) }
+            rule.personDown = parameters
+        case .abandonedObject:
+            if body["zone"] != nil { rule.zone = zone(body, node: node, path: path) ?? .init() }
+            var parameters = Vigil_V1_AbandonedObjectParameters()
+            // Without `objects`, static regions only: detect's person model names no bag.
+            if body["objects"] != nil { parameters.objects = objects(body["objects"], path: "\(path).objects", knownClasses: knownClasses) }
+            if parameters.objects.classLabels.contains("person") {
+                fail(body["objects"] ?? node, "\(path).objects.classes", "cannot include person: a person standing still is not an abandoned object")
+            }
+            parameters.stationaryFor = required(body, "stationary_for", node: node, path: path, hint: "how long an object must stay still with nobody near, e.g. 60s") ?? .init()
+            parameters.clearance = 0.1
+            if let value = body["clearance"], let clearance = number(value, path: "\(path).clearance", in: 0...1) { parameters.clearance = Float(clearance) }
+            rule.abandonedObject = parameters
+        case .wrongWay:
+            rule.zone = zone(body, node: node, path: path) ?? .init()
+            var parameters = Vigil_V1_WrongWayParameters()
+            parameters.objects = objects(body["objects"], path: "\(path).objects", knownClasses: knownClasses)
+            parameters.minDisplacement = 0.1
+            if let value = body["direction"] {
+                if case .sequence(let pair) = value, pair.count == 2, let x = pair[0].float, let y = pair[1].float, x != 0 || y != 0 {
+                    parameters.direction = .with { $0.x = Float(x); $0.y = Float(y) }
+                } else {
+                    fail(value, "\(path).direction", "must be a vector [x, y], not [0, 0]: the way traffic should go, e.g. [1, 0] for left to right, [0, 1] for downwards")
+                }
+            } else {
+                fail(node, "\(path).direction", "is missing: the way traffic should go through the zone as [x, y], e.g. [1, 0] for left to right, [0, 1] for downwards")
+            }
+            if let value = body["min_displacement"], let distance = number(value, path: "\(path).min_displacement", in: 0.01...1) { parameters.minDisplacement = Float(distance) }
+            rule.wrongWay = parameters
+        case .detectorClass:
+            if body["zone"] != nil { rule.zone = zone(body, node: node, path: path) ?? .init() }
+            var parameters = Vigil_V1_DetectorClassParameters()
+            if body["objects"] == nil {
+                fail(node, "\(path).objects", "is missing: the classes to watch, e.g. {classes: [smoke], min_score: 0.6}; they come from an operator model in detect's slot")
+            }
+            parameters.objects = objects(body["objects"], path: "\(path).objects", knownClasses: knownClasses)
+            parameters.minFrames = 3
+            parameters.ofLastFrames = 5
+            if let value = body["of_last_frames"], let frames = number(value, path: "\(path).of_last_frames", in: 1...64) { parameters.ofLastFrames = UInt32(frames) }
+            if let value = body["min_frames"], let frames = number(value, path: "\(path).min_frames", in: 1...64) { parameters.minFrames = UInt32(frames) }
+            if parameters.minFrames > parameters.ofLastFrames {
+                fail(body["min_frames"] ?? node, "\(path).min_frames", "is \(parameters.minFrames), more than of_last_frames (\(parameters.ofLastFrames)): the class must be seen in min_frames of the last of_last_frames frames")
+            }
+            rule.detectorClass = parameters
+        case .suddenMotion:
+            if body["zone"] != nil { rule.zone = zone(body, node: node, path: path) ?? .init() }
+            var parameters = Vigil_V1_SuddenMotionParameters()
+            parameters.objects = objects(body["objects"], path: "\(path).objects", knownClasses: knownClasses)
+            if let value = body["min_speed"], let speed = number(value, path: "\(path).min_speed", in: 0.01...10) { parameters.minSpeed = Float(speed) }
+            if let value = body["min_motion_fraction"], let fraction = number(value, path: "\(path).min_motion_fraction", in: 0.01...1) {
+                parameters.minMotionFraction = Float(fraction)
+            }
+            if body["min_speed"] == nil && body["min_motion_fraction"] == nil {
+                fail(node, path, "give min_speed (a track's speed in fractions of the frame per second, e.g. 0.5) and/or min_motion_fraction (the share of the zone in motion, e.g. 0.6)")
+            }
+            if let value = body["sustained_for"] { parameters.sustainedFor = duration(value, path: "\(path).sustained_for") ?? .init() }
+            rule.suddenMotion = parameters
+            if rule.purpose.trimmingCharacters(in: .whitespaces).count < 10 {
+                fail(body["purpose"] ?? node, "\(path).purpose", "must state the safety purpose of a sudden-motion rule (panic near the exits, a stampede on the stairs…) in words; it is shown on its incidents and audited. It is a motion heuristic, not a fight detector; monitoring lawful assembly or protest, or targeting groups, is a prohibited use")
+            }
+        case .redactionHealth:
+            var parameters = Vigil_V1_RedactionHealthParameters()
+            parameters.sustainedFor = Google_Protobuf_Duration(seconds: 2)
+            if let value = body["sustained_for"] { parameters.sustainedFor = duration(value, path: "\(path).sustained_for") ?? .init() }
+            if let value = body["max_snapshot_gap"] { parameters.maxSnapshotGap = duration(value, path: "\(path).max_snapshot_gap") ?? .init() }
+            rule.redactionHealth = parameters
         }
         return errors.count == before ? rule : nil
     }
@@ -322,6 +417,78 @@ private extension DeclarationReader {
             fail(node, "\(path).sustained_for", "is missing: how long the zone must stay that full, e.g. 30s")
         }
         return parameters
+    }
+
+    /// A duration the kind cannot do without; a missing one is reported with `hint`.
+    mutating func required(_ body: Node.Mapping, _ key: String, node: Node, path: String, hint: String) -> Google_Protobuf_Duration? {
+        guard let value = body[key] else {
+            fail(node, "\(path).\(key)", "is missing: \(hint)")
+            return nil
+        }
+        return duration(value, path: "\(path).\(key)")
+    }
+
+    /// `{time_zone: Europe/Berlin, windows: [{days: [mon, tue], from: "08:00", to: "18:00"}]}`:
+    /// weekly windows in the zone's local time. A window whose `to` is not after its `from`
+    /// runs over midnight into the next day.
+    mutating func schedule(_ node: Node, path: String) -> Vigil_V1_Schedule? {
+        guard let body = mapping(node, path: path) else { return nil }
+        rejectUnknownKeys(body, allowed: ["time_zone", "windows"], path: path)
+        var schedule = Vigil_V1_Schedule()
+        guard let zoneNode = body["time_zone"], let zone = scalar(zoneNode, path: "\(path).time_zone") else {
+            fail(node, "\(path).time_zone", "is missing: the IANA time zone of the windows, e.g. Europe/Berlin or UTC, so that daylight saving is followed")
+            return nil
+        }
+        guard TimeZone(identifier: zone) != nil else {
+            fail(zoneNode, "\(path).time_zone", "\"\(zone)\" is not an IANA time zone; use a name such as Europe/Berlin, America/New_York or UTC")
+            return nil
+        }
+        schedule.timeZone = zone
+        guard let windowsNode = body["windows"], case .sequence(let windows) = windowsNode, !windows.isEmpty else {
+            fail(body["windows"] ?? node, "\(path).windows", "needs at least one window: [{days: [mon, …], from: \"08:00\", to: \"18:00\"}]")
+            return nil
+        }
+        let before = errors.count
+        for (index, windowNode) in windows.enumerated() {
+            let windowPath = "\(path).windows[\(index)]"
+            guard let window = mapping(windowNode, path: windowPath) else { continue }
+            rejectUnknownKeys(window, allowed: ["days", "from", "to"], path: windowPath)
+            guard let daysNode = window["days"], let days = strings(daysNode, path: "\(windowPath).days"), !days.isEmpty else {
+                fail(windowNode, "\(windowPath).days", "is missing: the weekdays, e.g. [mon, tue, wed, thu, fri]")
+                continue
+            }
+            guard let from = window["from"].flatMap({ minuteOfDay($0, path: "\(windowPath).from") }),
+                  let to = window["to"].flatMap({ minuteOfDay($0, path: "\(windowPath).to") }) else {
+                if window["from"] == nil || window["to"] == nil { fail(windowNode, windowPath, "needs from: \"HH:MM\" and to: \"HH:MM\" (local time; to may be \"24:00\")") }
+                continue
+            }
+            for name in days {
+                guard let day = ScheduleDays.weekday(name) else {
+                    fail(daysNode, "\(windowPath).days", "\"\(name)\" is not a weekday; use mon, tue, wed, thu, fri, sat or sun")
+                    continue
+                }
+                if to > from {
+                    schedule.windows.append(.with { $0.day = day; $0.startMinute = UInt32(from); $0.endMinute = UInt32(to) })
+                } else {
+                    // Over midnight: the evening of this day and the morning of the next.
+                    schedule.windows.append(.with { $0.day = day; $0.startMinute = UInt32(from); $0.endMinute = 1_440 })
+                    if to > 0 { schedule.windows.append(.with { $0.day = ScheduleDays.next(day); $0.startMinute = 0; $0.endMinute = UInt32(to) }) }
+                }
+            }
+        }
+        return errors.count == before ? schedule : nil
+    }
+
+    /// "HH:MM" (00:00 to 24:00) → minutes since midnight.
+    mutating func minuteOfDay(_ node: Node, path: String) -> Int? {
+        guard let text = scalar(node, path: path) else { return nil }
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, parts[1].count == 2, let hours = Int(parts[0]), let minutes = Int(parts[1]), (0...59).contains(minutes),
+              (0...23).contains(hours) || (hours == 24 && minutes == 0) else {
+            fail(node, path, "\"\(text)\" is not a time of day; use \"HH:MM\", 00:00 to 24:00")
+            return nil
+        }
+        return hours * 60 + minutes
     }
 
     /// `500ms`, `10s`, `2m` or `1h`.

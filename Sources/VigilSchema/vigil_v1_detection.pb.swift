@@ -121,6 +121,51 @@ public nonisolated enum Vigil_V1_TamperKind: SwiftProtobuf.Enum, Swift.CaseItera
 
 }
 
+/// Whether detect's redactor ran on a frame.
+public nonisolated enum Vigil_V1_RedactionStatus: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// Not reported (detect from before this field): not judged.
+  case unspecified // = 0
+
+  /// The redaction regions of the frame were found.
+  case ran // = 1
+
+  /// They were not: an image leaving detect from this frame could show faces or persons.
+  case notRun // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .ran
+    case 2: self = .notRun
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .ran: return 1
+    case .notRun: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Vigil_V1_RedactionStatus] = [
+    .unspecified,
+    .ran,
+    .notRun,
+  ]
+
+}
+
 /// One object found by the object detector: what, where and how sure — never who.
 public nonisolated struct Vigil_V1_DetectedObject: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -212,6 +257,10 @@ public nonisolated struct Vigil_V1_FrameDetections: Sendable {
   /// was (snapshots are rate-limited per camera). Incidents point at it.
   public var snapshotID: String = String()
 
+  /// Whether the redactor ran on this frame: the regions to mask were found (and masked, when a
+  /// snapshot was taken). vigil-match's redaction-health rules watch it.
+  public var redaction: Vigil_V1_RedactionStatus = .unspecified
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -284,6 +333,10 @@ nonisolated extension Vigil_V1_Posture: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Vigil_V1_TamperKind: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TAMPER_KIND_UNSPECIFIED\0\u{1}TAMPER_KIND_COVERED\0\u{1}TAMPER_KIND_DEFOCUSED\0\u{1}TAMPER_KIND_MOVED\0")
+}
+
+nonisolated extension Vigil_V1_RedactionStatus: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REDACTION_STATUS_UNSPECIFIED\0\u{1}REDACTION_STATUS_RAN\0\u{1}REDACTION_STATUS_NOT_RUN\0")
 }
 
 nonisolated extension Vigil_V1_DetectedObject: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -377,7 +430,7 @@ nonisolated extension Vigil_V1_TamperSignal: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FrameDetections"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}frame_sequence\0\u{3}capture_time\0\u{3}motion_regions\0\u{1}objects\0\u{3}tamper_signals\0\u{3}redacted_region_count\0\u{3}static_regions\0\u{3}snapshot_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}frame_sequence\0\u{3}capture_time\0\u{3}motion_regions\0\u{1}objects\0\u{3}tamper_signals\0\u{3}redacted_region_count\0\u{3}static_regions\0\u{3}snapshot_id\0\u{1}redaction\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -394,6 +447,7 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.redactedRegionCount) }()
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.staticRegions) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.snapshotID) }()
+      case 10: try { try decoder.decodeSingularEnumField(value: &self.redaction) }()
       default: break
       }
     }
@@ -431,6 +485,9 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
     if !self.snapshotID.isEmpty {
       try visitor.visitSingularStringField(value: self.snapshotID, fieldNumber: 9)
     }
+    if self.redaction != .unspecified {
+      try visitor.visitSingularEnumField(value: self.redaction, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -444,6 +501,7 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
     if lhs.redactedRegionCount != rhs.redactedRegionCount {return false}
     if lhs.staticRegions != rhs.staticRegions {return false}
     if lhs.snapshotID != rhs.snapshotID {return false}
+    if lhs.redaction != rhs.redaction {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

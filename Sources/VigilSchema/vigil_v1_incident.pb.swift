@@ -257,6 +257,24 @@ public nonisolated struct Vigil_V1_Incident: @unchecked Sendable {
     set {_uniqueStorage()._purpose = newValue}
   }
 
+  /// Sudden motion: the fastest track (fractions of the frame per second) and the largest
+  /// share of the zone in motion seen in the window.
+  public var peakSpeed: Float {
+    get {_storage._peakSpeed}
+    set {_uniqueStorage()._peakSpeed = newValue}
+  }
+
+  public var peakMotionFraction: Float {
+    get {_storage._peakMotionFraction}
+    set {_uniqueStorage()._peakMotionFraction = newValue}
+  }
+
+  /// Redaction health: what the rule saw failing, in words.
+  public var redactionFailure: String {
+    get {_storage._redactionFailure}
+    set {_uniqueStorage()._redactionFailure = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -336,7 +354,7 @@ nonisolated extension Vigil_V1_SnapshotReference: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Vigil_V1_Incident: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Incident"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}incident_id\0\u{3}rule_id\0\u{3}rule_version\0\u{1}kind\0\u{3}camera_id\0\u{1}severity\0\u{3}window_start\0\u{3}window_end\0\u{3}track_ids\0\u{1}snapshot\0\u{1}summary\0\u{1}state\0\u{1}revision\0\u{3}key_frame_time\0\u{3}key_objects\0\u{3}forward_crossings\0\u{3}backward_crossings\0\u{3}peak_count\0\u{3}limit_count\0\u{3}tamper_kinds\0\u{3}camera_state\0\u{1}purpose\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}incident_id\0\u{3}rule_id\0\u{3}rule_version\0\u{1}kind\0\u{3}camera_id\0\u{1}severity\0\u{3}window_start\0\u{3}window_end\0\u{3}track_ids\0\u{1}snapshot\0\u{1}summary\0\u{1}state\0\u{1}revision\0\u{3}key_frame_time\0\u{3}key_objects\0\u{3}forward_crossings\0\u{3}backward_crossings\0\u{3}peak_count\0\u{3}limit_count\0\u{3}tamper_kinds\0\u{3}camera_state\0\u{1}purpose\0\u{3}peak_speed\0\u{3}peak_motion_fraction\0\u{3}redaction_failure\0")
 
   fileprivate class _StorageClass {
     var _incidentID: String = String()
@@ -361,6 +379,9 @@ nonisolated extension Vigil_V1_Incident: SwiftProtobuf.Message, SwiftProtobuf._M
     var _tamperKinds: [Vigil_V1_TamperKind] = []
     var _cameraState: Vigil_V1_CameraState = .unspecified
     var _purpose: String = String()
+    var _peakSpeed: Float = 0
+    var _peakMotionFraction: Float = 0
+    var _redactionFailure: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -393,6 +414,9 @@ nonisolated extension Vigil_V1_Incident: SwiftProtobuf.Message, SwiftProtobuf._M
       _tamperKinds = source._tamperKinds
       _cameraState = source._cameraState
       _purpose = source._purpose
+      _peakSpeed = source._peakSpeed
+      _peakMotionFraction = source._peakMotionFraction
+      _redactionFailure = source._redactionFailure
     }
   }
 
@@ -433,6 +457,9 @@ nonisolated extension Vigil_V1_Incident: SwiftProtobuf.Message, SwiftProtobuf._M
         case 20: try { try decoder.decodeRepeatedEnumField(value: &_storage._tamperKinds) }()
         case 21: try { try decoder.decodeSingularEnumField(value: &_storage._cameraState) }()
         case 22: try { try decoder.decodeSingularStringField(value: &_storage._purpose) }()
+        case 23: try { try decoder.decodeSingularFloatField(value: &_storage._peakSpeed) }()
+        case 24: try { try decoder.decodeSingularFloatField(value: &_storage._peakMotionFraction) }()
+        case 25: try { try decoder.decodeSingularStringField(value: &_storage._redactionFailure) }()
         default: break
         }
       }
@@ -511,6 +538,15 @@ nonisolated extension Vigil_V1_Incident: SwiftProtobuf.Message, SwiftProtobuf._M
       if !_storage._purpose.isEmpty {
         try visitor.visitSingularStringField(value: _storage._purpose, fieldNumber: 22)
       }
+      if _storage._peakSpeed.bitPattern != 0 {
+        try visitor.visitSingularFloatField(value: _storage._peakSpeed, fieldNumber: 23)
+      }
+      if _storage._peakMotionFraction.bitPattern != 0 {
+        try visitor.visitSingularFloatField(value: _storage._peakMotionFraction, fieldNumber: 24)
+      }
+      if !_storage._redactionFailure.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._redactionFailure, fieldNumber: 25)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -542,6 +578,9 @@ nonisolated extension Vigil_V1_Incident: SwiftProtobuf.Message, SwiftProtobuf._M
         if _storage._tamperKinds != rhs_storage._tamperKinds {return false}
         if _storage._cameraState != rhs_storage._cameraState {return false}
         if _storage._purpose != rhs_storage._purpose {return false}
+        if _storage._peakSpeed != rhs_storage._peakSpeed {return false}
+        if _storage._peakMotionFraction != rhs_storage._peakMotionFraction {return false}
+        if _storage._redactionFailure != rhs_storage._redactionFailure {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -115,6 +115,11 @@ public nonisolated struct Vigil_V1_RuleTrack: Sendable {
 
   public var y: Float = 0
 
+  /// Wrong way: where it entered the zone. Sudden motion: where it was at last_seen_ms.
+  public var startX: Float = 0
+
+  public var startY: Float = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -152,11 +157,53 @@ public nonisolated struct Vigil_V1_RuleMatchState: Sendable {
 
   public var offlineReason: String = String()
 
+  /// Detector class: one bit per analysed frame, newest lowest, 1 where the class was seen.
+  public var recentFrames: UInt64 = 0
+
+  /// Abandoned object: still things (static regions, stationary objects) and since when.
+  public var stillThings: [Vigil_V1_StillThing] = []
+
+  /// Redaction health: the newest snapshot while objects were seen, and since when frames
+  /// with objects have come (0: none lately).
+  public var lastSnapshotMs: Int64 = 0
+
+  public var objectsSinceMs: Int64 = 0
+
+  /// Why the redaction-health condition holds, for the incident's summary.
+  public var failure: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _open: Vigil_V1_Incident? = nil
+}
+
+/// Something that stopped moving (a static region, or a stationary object that is not a
+/// person): where, since when, and since when no person has been near it.
+public nonisolated struct Vigil_V1_StillThing: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var xMin: Float = 0
+
+  public var yMin: Float = 0
+
+  public var xMax: Float = 0
+
+  public var yMax: Float = 0
+
+  public var firstSeenMs: Int64 = 0
+
+  public var lastSeenMs: Int64 = 0
+
+  /// Since when no person has been within the rule's clearance (ms).
+  public var unattendedSinceMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -307,7 +354,7 @@ nonisolated extension Vigil_V1_PendingMatchInput: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Vigil_V1_RuleTrack: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RuleTrack"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}entered_ms\0\u{3}last_seen_ms\0\u{3}position_known\0\u{1}x\0\u{1}y\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}entered_ms\0\u{3}last_seen_ms\0\u{3}position_known\0\u{1}x\0\u{1}y\0\u{3}start_x\0\u{3}start_y\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -320,6 +367,8 @@ nonisolated extension Vigil_V1_RuleTrack: SwiftProtobuf.Message, SwiftProtobuf._
       case 3: try { try decoder.decodeSingularBoolField(value: &self.positionKnown) }()
       case 4: try { try decoder.decodeSingularFloatField(value: &self.x) }()
       case 5: try { try decoder.decodeSingularFloatField(value: &self.y) }()
+      case 6: try { try decoder.decodeSingularFloatField(value: &self.startX) }()
+      case 7: try { try decoder.decodeSingularFloatField(value: &self.startY) }()
       default: break
       }
     }
@@ -341,6 +390,12 @@ nonisolated extension Vigil_V1_RuleTrack: SwiftProtobuf.Message, SwiftProtobuf._
     if self.y.bitPattern != 0 {
       try visitor.visitSingularFloatField(value: self.y, fieldNumber: 5)
     }
+    if self.startX.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.startX, fieldNumber: 6)
+    }
+    if self.startY.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.startY, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -350,6 +405,8 @@ nonisolated extension Vigil_V1_RuleTrack: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.positionKnown != rhs.positionKnown {return false}
     if lhs.x != rhs.x {return false}
     if lhs.y != rhs.y {return false}
+    if lhs.startX != rhs.startX {return false}
+    if lhs.startY != rhs.startY {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -357,7 +414,7 @@ nonisolated extension Vigil_V1_RuleTrack: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Vigil_V1_RuleMatchState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RuleMatchState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_version\0\u{1}tracks\0\u{3}holding_since_ms\0\u{3}last_held_ms\0\u{1}open\0\u{3}offline_state\0\u{3}offline_reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_version\0\u{1}tracks\0\u{3}holding_since_ms\0\u{3}last_held_ms\0\u{1}open\0\u{3}offline_state\0\u{3}offline_reason\0\u{3}recent_frames\0\u{3}still_things\0\u{3}last_snapshot_ms\0\u{3}objects_since_ms\0\u{1}failure\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -372,6 +429,11 @@ nonisolated extension Vigil_V1_RuleMatchState: SwiftProtobuf.Message, SwiftProto
       case 5: try { try decoder.decodeSingularMessageField(value: &self._open) }()
       case 6: try { try decoder.decodeSingularEnumField(value: &self.offlineState) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.offlineReason) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.recentFrames) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.stillThings) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.lastSnapshotMs) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.objectsSinceMs) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.failure) }()
       default: break
       }
     }
@@ -403,6 +465,21 @@ nonisolated extension Vigil_V1_RuleMatchState: SwiftProtobuf.Message, SwiftProto
     if !self.offlineReason.isEmpty {
       try visitor.visitSingularStringField(value: self.offlineReason, fieldNumber: 7)
     }
+    if self.recentFrames != 0 {
+      try visitor.visitSingularUInt64Field(value: self.recentFrames, fieldNumber: 8)
+    }
+    if !self.stillThings.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.stillThings, fieldNumber: 9)
+    }
+    if self.lastSnapshotMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastSnapshotMs, fieldNumber: 10)
+    }
+    if self.objectsSinceMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.objectsSinceMs, fieldNumber: 11)
+    }
+    if !self.failure.isEmpty {
+      try visitor.visitSingularStringField(value: self.failure, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -414,6 +491,71 @@ nonisolated extension Vigil_V1_RuleMatchState: SwiftProtobuf.Message, SwiftProto
     if lhs._open != rhs._open {return false}
     if lhs.offlineState != rhs.offlineState {return false}
     if lhs.offlineReason != rhs.offlineReason {return false}
+    if lhs.recentFrames != rhs.recentFrames {return false}
+    if lhs.stillThings != rhs.stillThings {return false}
+    if lhs.lastSnapshotMs != rhs.lastSnapshotMs {return false}
+    if lhs.objectsSinceMs != rhs.objectsSinceMs {return false}
+    if lhs.failure != rhs.failure {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_StillThing: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StillThing"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}x_min\0\u{3}y_min\0\u{3}x_max\0\u{3}y_max\0\u{3}first_seen_ms\0\u{3}last_seen_ms\0\u{3}unattended_since_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularFloatField(value: &self.xMin) }()
+      case 2: try { try decoder.decodeSingularFloatField(value: &self.yMin) }()
+      case 3: try { try decoder.decodeSingularFloatField(value: &self.xMax) }()
+      case 4: try { try decoder.decodeSingularFloatField(value: &self.yMax) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.firstSeenMs) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.lastSeenMs) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.unattendedSinceMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.xMin.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.xMin, fieldNumber: 1)
+    }
+    if self.yMin.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.yMin, fieldNumber: 2)
+    }
+    if self.xMax.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.xMax, fieldNumber: 3)
+    }
+    if self.yMax.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.yMax, fieldNumber: 4)
+    }
+    if self.firstSeenMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.firstSeenMs, fieldNumber: 5)
+    }
+    if self.lastSeenMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastSeenMs, fieldNumber: 6)
+    }
+    if self.unattendedSinceMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.unattendedSinceMs, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_StillThing, rhs: Vigil_V1_StillThing) -> Bool {
+    if lhs.xMin != rhs.xMin {return false}
+    if lhs.yMin != rhs.yMin {return false}
+    if lhs.xMax != rhs.xMax {return false}
+    if lhs.yMax != rhs.yMax {return false}
+    if lhs.firstSeenMs != rhs.firstSeenMs {return false}
+    if lhs.lastSeenMs != rhs.lastSeenMs {return false}
+    if lhs.unattendedSinceMs != rhs.unattendedSinceMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -55,6 +55,15 @@ public nonisolated enum Vigil_V1_RuleKind: SwiftProtobuf.Enum, Swift.CaseIterabl
 
   /// The camera offline or stalled (from camera.health.v1).
   case cameraOffline // = 10
+
+  /// The camera's redaction may be failing: persons tracked and nothing masked under
+  /// whole-person redaction, frames with persons the redactor did not run on, or no snapshot
+  /// while objects are seen. The privacy promise's own alarm.
+  case redactionHealth // = 11
+
+  /// A track moving faster than a threshold, or a burst of motion in the zone: a heuristic for
+  /// panic, a stampede or a struggle, never a fight detector. A purpose is required.
+  case suddenMotion // = 12
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -74,6 +83,8 @@ public nonisolated enum Vigil_V1_RuleKind: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 8: self = .detectorClass
     case 9: self = .cameraTamper
     case 10: self = .cameraOffline
+    case 11: self = .redactionHealth
+    case 12: self = .suddenMotion
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -91,6 +102,8 @@ public nonisolated enum Vigil_V1_RuleKind: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .detectorClass: return 8
     case .cameraTamper: return 9
     case .cameraOffline: return 10
+    case .redactionHealth: return 11
+    case .suddenMotion: return 12
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -108,6 +121,8 @@ public nonisolated enum Vigil_V1_RuleKind: SwiftProtobuf.Enum, Swift.CaseIterabl
     .detectorClass,
     .cameraTamper,
     .cameraOffline,
+    .redactionHealth,
+    .suddenMotion,
   ]
 
 }
@@ -378,6 +393,10 @@ public nonisolated struct Vigil_V1_PersonDownParameters: Sendable {
   /// Clears the value of `lyingFor`. Subsequent reads from it will return its default value.
   public mutating func clearLyingFor() {self._lyingFor = nil}
 
+  /// Also count a person whose posture was not assessed (no pose model ran) when their box is
+  /// at least this many times wider than tall (0: posture only).
+  public var minWidthToHeight: Float = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -434,14 +453,26 @@ public nonisolated struct Vigil_V1_WrongWayParameters: Sendable {
   /// Clears the value of `objects`. Subsequent reads from it will return its default value.
   public mutating func clearObjects() {self._objects = nil}
 
-  /// Normalized distance a track must travel against the line's direction to count.
+  /// Normalized distance a track must travel against the zone's direction to count.
   public var minDisplacement: Float = 0
+
+  /// The way traffic should go through the rule's zone, as a vector in frame coordinates
+  /// (e.g. x 1, y 0: left to right); only its direction matters.
+  public var direction: Vigil_V1_Point {
+    get {_direction ?? Vigil_V1_Point()}
+    set {_direction = newValue}
+  }
+  /// Returns true if `direction` has been explicitly set.
+  public var hasDirection: Bool {self._direction != nil}
+  /// Clears the value of `direction`. Subsequent reads from it will return its default value.
+  public mutating func clearDirection() {self._direction = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _objects: Vigil_V1_ObjectFilter? = nil
+  fileprivate var _direction: Vigil_V1_Point? = nil
 }
 
 public nonisolated struct Vigil_V1_DetectorClassParameters: Sendable {
@@ -458,7 +489,7 @@ public nonisolated struct Vigil_V1_DetectorClassParameters: Sendable {
   /// Clears the value of `objects`. Subsequent reads from it will return its default value.
   public mutating func clearObjects() {self._objects = nil}
 
-  /// How long detections must persist before they count.
+  /// Unused: persistence is counted in frames (min_frames of the last of_last_frames).
   public var confirmAfter: SwiftProtobuf.Google_Protobuf_Duration {
     get {_confirmAfter ?? SwiftProtobuf.Google_Protobuf_Duration()}
     set {_confirmAfter = newValue}
@@ -468,12 +499,90 @@ public nonisolated struct Vigil_V1_DetectorClassParameters: Sendable {
   /// Clears the value of `confirmAfter`. Subsequent reads from it will return its default value.
   public mutating func clearConfirmAfter() {self._confirmAfter = nil}
 
+  /// The class must be seen (at the filter's score) in at least min_frames of the camera's last
+  /// of_last_frames analysed frames (1 ≤ min_frames ≤ of_last_frames ≤ 64).
+  public var minFrames: UInt32 = 0
+
+  public var ofLastFrames: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _objects: Vigil_V1_ObjectFilter? = nil
   fileprivate var _confirmAfter: SwiftProtobuf.Google_Protobuf_Duration? = nil
+}
+
+public nonisolated struct Vigil_V1_SuddenMotionParameters: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var objects: Vigil_V1_ObjectFilter {
+    get {_objects ?? Vigil_V1_ObjectFilter()}
+    set {_objects = newValue}
+  }
+  /// Returns true if `objects` has been explicitly set.
+  public var hasObjects: Bool {self._objects != nil}
+  /// Clears the value of `objects`. Subsequent reads from it will return its default value.
+  public mutating func clearObjects() {self._objects = nil}
+
+  /// A track moving at least this fast, in frame widths per second (0: not judged).
+  public var minSpeed: Float = 0
+
+  /// Or moving regions covering at least this fraction of the zone (0: not judged).
+  public var minMotionFraction: Float = 0
+
+  /// For at least this long.
+  public var sustainedFor: SwiftProtobuf.Google_Protobuf_Duration {
+    get {_sustainedFor ?? SwiftProtobuf.Google_Protobuf_Duration()}
+    set {_sustainedFor = newValue}
+  }
+  /// Returns true if `sustainedFor` has been explicitly set.
+  public var hasSustainedFor: Bool {self._sustainedFor != nil}
+  /// Clears the value of `sustainedFor`. Subsequent reads from it will return its default value.
+  public mutating func clearSustainedFor() {self._sustainedFor = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _objects: Vigil_V1_ObjectFilter? = nil
+  fileprivate var _sustainedFor: SwiftProtobuf.Google_Protobuf_Duration? = nil
+}
+
+public nonisolated struct Vigil_V1_RedactionHealthParameters: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// How long a failure signal must last before it counts (filters a single odd frame).
+  public var sustainedFor: SwiftProtobuf.Google_Protobuf_Duration {
+    get {_sustainedFor ?? SwiftProtobuf.Google_Protobuf_Duration()}
+    set {_sustainedFor = newValue}
+  }
+  /// Returns true if `sustainedFor` has been explicitly set.
+  public var hasSustainedFor: Bool {self._sustainedFor != nil}
+  /// Clears the value of `sustainedFor`. Subsequent reads from it will return its default value.
+  public mutating func clearSustainedFor() {self._sustainedFor = nil}
+
+  /// Frames with objects for this long without a snapshot count as a failure. Unset: three
+  /// times the camera's snapshot interval, or 60 s when the camera does not declare a rate.
+  public var maxSnapshotGap: SwiftProtobuf.Google_Protobuf_Duration {
+    get {_maxSnapshotGap ?? SwiftProtobuf.Google_Protobuf_Duration()}
+    set {_maxSnapshotGap = newValue}
+  }
+  /// Returns true if `maxSnapshotGap` has been explicitly set.
+  public var hasMaxSnapshotGap: Bool {self._maxSnapshotGap != nil}
+  /// Clears the value of `maxSnapshotGap`. Subsequent reads from it will return its default value.
+  public mutating func clearMaxSnapshotGap() {self._maxSnapshotGap = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _sustainedFor: SwiftProtobuf.Google_Protobuf_Duration? = nil
+  fileprivate var _maxSnapshotGap: SwiftProtobuf.Google_Protobuf_Duration? = nil
 }
 
 public nonisolated struct Vigil_V1_CameraOfflineParameters: Sendable {
@@ -697,6 +806,22 @@ public nonisolated struct Vigil_V1_Rule: @unchecked Sendable {
     set {_uniqueStorage()._parameters = .cameraOffline(newValue)}
   }
 
+  public var suddenMotion: Vigil_V1_SuddenMotionParameters {
+    get {
+      if case .suddenMotion(let v)? = _storage._parameters {return v}
+      return Vigil_V1_SuddenMotionParameters()
+    }
+    set {_uniqueStorage()._parameters = .suddenMotion(newValue)}
+  }
+
+  public var redactionHealth: Vigil_V1_RedactionHealthParameters {
+    get {
+      if case .redactionHealth(let v)? = _storage._parameters {return v}
+      return Vigil_V1_RedactionHealthParameters()
+    }
+    set {_uniqueStorage()._parameters = .redactionHealth(newValue)}
+  }
+
   public var schedule: Vigil_V1_Schedule {
     get {_storage._schedule ?? Vigil_V1_Schedule()}
     set {_uniqueStorage()._schedule = newValue}
@@ -777,6 +902,8 @@ public nonisolated struct Vigil_V1_Rule: @unchecked Sendable {
     case detectorClass(Vigil_V1_DetectorClassParameters)
     case cameraTamper(Vigil_V1_CameraTamperParameters)
     case cameraOffline(Vigil_V1_CameraOfflineParameters)
+    case suddenMotion(Vigil_V1_SuddenMotionParameters)
+    case redactionHealth(Vigil_V1_RedactionHealthParameters)
 
   }
 
@@ -790,7 +917,7 @@ public nonisolated struct Vigil_V1_Rule: @unchecked Sendable {
 fileprivate nonisolated let _protobuf_package = "vigil.v1"
 
 nonisolated extension Vigil_V1_RuleKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0RULE_KIND_UNSPECIFIED\0\u{1}RULE_KIND_ZONE_INTRUSION\0\u{1}RULE_KIND_LINE_CROSSING\0\u{1}RULE_KIND_HAZARD_DWELL\0\u{1}RULE_KIND_CROWD_DENSITY\0\u{1}RULE_KIND_PERSON_DOWN\0\u{1}RULE_KIND_ABANDONED_OBJECT\0\u{1}RULE_KIND_WRONG_WAY\0\u{1}RULE_KIND_DETECTOR_CLASS\0\u{1}RULE_KIND_CAMERA_TAMPER\0\u{1}RULE_KIND_CAMERA_OFFLINE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0RULE_KIND_UNSPECIFIED\0\u{1}RULE_KIND_ZONE_INTRUSION\0\u{1}RULE_KIND_LINE_CROSSING\0\u{1}RULE_KIND_HAZARD_DWELL\0\u{1}RULE_KIND_CROWD_DENSITY\0\u{1}RULE_KIND_PERSON_DOWN\0\u{1}RULE_KIND_ABANDONED_OBJECT\0\u{1}RULE_KIND_WRONG_WAY\0\u{1}RULE_KIND_DETECTOR_CLASS\0\u{1}RULE_KIND_CAMERA_TAMPER\0\u{1}RULE_KIND_CAMERA_OFFLINE\0\u{1}RULE_KIND_REDACTION_HEALTH\0\u{1}RULE_KIND_SUDDEN_MOTION\0")
 }
 
 nonisolated extension Vigil_V1_CrossingDirection: SwiftProtobuf._ProtoNameProviding {
@@ -1009,7 +1136,7 @@ nonisolated extension Vigil_V1_CrowdDensityParameters: SwiftProtobuf.Message, Sw
 
 nonisolated extension Vigil_V1_PersonDownParameters: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PersonDownParameters"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_score\0\u{3}lying_for\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_score\0\u{3}lying_for\0\u{3}min_width_to_height\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1019,6 +1146,7 @@ nonisolated extension Vigil_V1_PersonDownParameters: SwiftProtobuf.Message, Swif
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularFloatField(value: &self.minScore) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._lyingFor) }()
+      case 3: try { try decoder.decodeSingularFloatField(value: &self.minWidthToHeight) }()
       default: break
       }
     }
@@ -1035,12 +1163,16 @@ nonisolated extension Vigil_V1_PersonDownParameters: SwiftProtobuf.Message, Swif
     try { if let v = self._lyingFor {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    if self.minWidthToHeight.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.minWidthToHeight, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vigil_V1_PersonDownParameters, rhs: Vigil_V1_PersonDownParameters) -> Bool {
     if lhs.minScore != rhs.minScore {return false}
     if lhs._lyingFor != rhs._lyingFor {return false}
+    if lhs.minWidthToHeight != rhs.minWidthToHeight {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1092,7 +1224,7 @@ nonisolated extension Vigil_V1_AbandonedObjectParameters: SwiftProtobuf.Message,
 
 nonisolated extension Vigil_V1_WrongWayParameters: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WrongWayParameters"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}objects\0\u{3}min_displacement\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}objects\0\u{3}min_displacement\0\u{1}direction\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1102,6 +1234,7 @@ nonisolated extension Vigil_V1_WrongWayParameters: SwiftProtobuf.Message, SwiftP
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._objects) }()
       case 2: try { try decoder.decodeSingularFloatField(value: &self.minDisplacement) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._direction) }()
       default: break
       }
     }
@@ -1118,12 +1251,16 @@ nonisolated extension Vigil_V1_WrongWayParameters: SwiftProtobuf.Message, SwiftP
     if self.minDisplacement.bitPattern != 0 {
       try visitor.visitSingularFloatField(value: self.minDisplacement, fieldNumber: 2)
     }
+    try { if let v = self._direction {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vigil_V1_WrongWayParameters, rhs: Vigil_V1_WrongWayParameters) -> Bool {
     if lhs._objects != rhs._objects {return false}
     if lhs.minDisplacement != rhs.minDisplacement {return false}
+    if lhs._direction != rhs._direction {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1131,7 +1268,7 @@ nonisolated extension Vigil_V1_WrongWayParameters: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Vigil_V1_DetectorClassParameters: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DetectorClassParameters"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}objects\0\u{3}confirm_after\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}objects\0\u{3}confirm_after\0\u{3}min_frames\0\u{3}of_last_frames\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1141,6 +1278,8 @@ nonisolated extension Vigil_V1_DetectorClassParameters: SwiftProtobuf.Message, S
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._objects) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._confirmAfter) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.minFrames) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.ofLastFrames) }()
       default: break
       }
     }
@@ -1157,12 +1296,108 @@ nonisolated extension Vigil_V1_DetectorClassParameters: SwiftProtobuf.Message, S
     try { if let v = self._confirmAfter {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    if self.minFrames != 0 {
+      try visitor.visitSingularUInt32Field(value: self.minFrames, fieldNumber: 3)
+    }
+    if self.ofLastFrames != 0 {
+      try visitor.visitSingularUInt32Field(value: self.ofLastFrames, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vigil_V1_DetectorClassParameters, rhs: Vigil_V1_DetectorClassParameters) -> Bool {
     if lhs._objects != rhs._objects {return false}
     if lhs._confirmAfter != rhs._confirmAfter {return false}
+    if lhs.minFrames != rhs.minFrames {return false}
+    if lhs.ofLastFrames != rhs.ofLastFrames {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_SuddenMotionParameters: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SuddenMotionParameters"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}objects\0\u{3}min_speed\0\u{3}min_motion_fraction\0\u{3}sustained_for\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._objects) }()
+      case 2: try { try decoder.decodeSingularFloatField(value: &self.minSpeed) }()
+      case 3: try { try decoder.decodeSingularFloatField(value: &self.minMotionFraction) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._sustainedFor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._objects {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.minSpeed.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.minSpeed, fieldNumber: 2)
+    }
+    if self.minMotionFraction.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.minMotionFraction, fieldNumber: 3)
+    }
+    try { if let v = self._sustainedFor {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_SuddenMotionParameters, rhs: Vigil_V1_SuddenMotionParameters) -> Bool {
+    if lhs._objects != rhs._objects {return false}
+    if lhs.minSpeed != rhs.minSpeed {return false}
+    if lhs.minMotionFraction != rhs.minMotionFraction {return false}
+    if lhs._sustainedFor != rhs._sustainedFor {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_RedactionHealthParameters: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RedactionHealthParameters"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sustained_for\0\u{3}max_snapshot_gap\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._sustainedFor) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._maxSnapshotGap) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._sustainedFor {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._maxSnapshotGap {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_RedactionHealthParameters, rhs: Vigil_V1_RedactionHealthParameters) -> Bool {
+    if lhs._sustainedFor != rhs._sustainedFor {return false}
+    if lhs._maxSnapshotGap != rhs._maxSnapshotGap {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1328,7 +1563,7 @@ nonisolated extension Vigil_V1_Schedule: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Rule"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_id\0\u{1}kind\0\u{2}\u{2}zone\0\u{1}line\0\u{3}zone_intrusion\0\u{3}line_crossing\0\u{3}hazard_dwell\0\u{3}crowd_density\0\u{3}person_down\0\u{3}abandoned_object\0\u{3}wrong_way\0\u{3}detector_class\0\u{3}camera_tamper\0\u{1}schedule\0\u{1}severity\0\u{1}version\0\u{1}author\0\u{1}enabled\0\u{1}purpose\0\u{3}updated_time\0\u{3}camera_ids\0\u{3}camera_selector\0\u{3}camera_offline\0\u{3}close_after\0\u{b}camera_id\0\u{c}\u{3}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_id\0\u{1}kind\0\u{2}\u{2}zone\0\u{1}line\0\u{3}zone_intrusion\0\u{3}line_crossing\0\u{3}hazard_dwell\0\u{3}crowd_density\0\u{3}person_down\0\u{3}abandoned_object\0\u{3}wrong_way\0\u{3}detector_class\0\u{3}camera_tamper\0\u{1}schedule\0\u{1}severity\0\u{1}version\0\u{1}author\0\u{1}enabled\0\u{1}purpose\0\u{3}updated_time\0\u{3}camera_ids\0\u{3}camera_selector\0\u{3}camera_offline\0\u{3}close_after\0\u{3}sudden_motion\0\u{3}redaction_health\0\u{b}camera_id\0\u{c}\u{3}\u{1}")
 
   fileprivate class _StorageClass {
     var _ruleID: String = String()
@@ -1555,6 +1790,32 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
           }
         }()
         case 25: try { try decoder.decodeSingularMessageField(value: &_storage._closeAfter) }()
+        case 26: try {
+          var v: Vigil_V1_SuddenMotionParameters?
+          var hadOneofValue = false
+          if let current = _storage._parameters {
+            hadOneofValue = true
+            if case .suddenMotion(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._parameters = .suddenMotion(v)
+          }
+        }()
+        case 27: try {
+          var v: Vigil_V1_RedactionHealthParameters?
+          var hadOneofValue = false
+          if let current = _storage._parameters {
+            hadOneofValue = true
+            if case .redactionHealth(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._parameters = .redactionHealth(v)
+          }
+        }()
         default: break
         }
       }
@@ -1656,6 +1917,17 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
       try { if let v = _storage._closeAfter {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
       } }()
+      switch _storage._parameters {
+      case .suddenMotion?: try {
+        guard case .suddenMotion(let v)? = _storage._parameters else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+      }()
+      case .redactionHealth?: try {
+        guard case .redactionHealth(let v)? = _storage._parameters else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+      }()
+      default: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }

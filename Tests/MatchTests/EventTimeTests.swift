@@ -168,7 +168,7 @@ struct EventTimeTests {
         ])
         #expect(match.incidents.map(\.ruleVersion) == [1, 1, 2, 2])
         #expect(match.incidents[1].summary.hasSuffix("closed: rule version 2 replaced version 1"), "\(match.incidents[1].summary)")
-        #expect(match.incidents[3].summary.hasSuffix("closed: the rule was removed, disabled or no longer watches this camera"))
+        #expect(match.incidents[3].summary.hasSuffix("closed: the rule was removed, disabled, left its schedule or no longer watches this camera"))
     }
 
     @Test("a camera that goes quiet closes its incidents with the revision a later record would have closed them with")

@@ -1,3 +1,4 @@
+import Cameras
 import Foundation
 import Rules
 import SwiftProtobuf
@@ -14,6 +15,7 @@ final class MatchHarness {
     static let camera = "cam-1"
 
     let rules = RuleTable.make()
+    let cameras = CameraTable.make()
     let driver: StatefulStageTestDriver<MatchStage>
 
     /// - Parameters:
@@ -21,7 +23,7 @@ final class MatchHarness {
     ///   - restoredFrom: another harness's changelog, as a replica taking over the partition.
     init(_ yaml: String, lateness: Duration = .zero, restoredFrom changelog: [OutgoingRecord] = []) throws {
         driver = StatefulStageTestDriver(
-            stage: MatchStage(rules: RuleBook(rules: rules, cameras: nil), lateness: lateness),
+            stage: MatchStage(rules: RuleBook(rules: rules, cameras: cameras), lateness: lateness),
             worker: "vigil-match", restoredFrom: changelog
         )
         try publish(yaml, version: 1, at: 0)
@@ -29,10 +31,19 @@ final class MatchHarness {
 
     /// Publishes every rule of `yaml` as `version`, in force from event time `at`.
     func publish(_ yaml: String, version: UInt64, at time: Int64) throws {
-        for var rule in try RulesFile.parse(yaml: yaml, file: "test.yaml") {
+        for var rule in try RulesFile.parse(yaml: yaml, file: "test.yaml", knownClasses: ["person", "smoke"]) {
             rule.version = version
             apply(key: rule.ruleID, value: try rule.serializedBytes(), at: time)
         }
+    }
+
+    /// Declares camera `camera` (its redaction policy, snapshot rate) from event time `at`.
+    func declareCamera(_ config: Vigil_V1_CameraConfig, at time: Int64) throws {
+        var config = config
+        if config.cameraID.isEmpty { config.cameraID = Self.camera }
+        let record = try CameraTable.record(cameraID: config.cameraID, config: config, effectiveMilliseconds: Self.start + time)
+        let outcome = cameras.apply(TableRecord(topic: CameraTable.topic, key: record.key, value: record.value, headers: record.headers))
+        precondition(outcome == .changed, "camera record not applied: \(outcome)")
     }
 
     /// Deletes rule `id` from event time `at`.
@@ -52,12 +63,15 @@ final class MatchHarness {
     @discardableResult
     func frame(
         _ time: Int64, _ objects: [Vigil_V1_DetectedObject] = [], tamper: [Vigil_V1_TamperKind] = [], snapshot: String = "",
+        motion: [Vigil_V1_BoundingBox] = [], still: [Vigil_V1_BoundingBox] = [], redaction: Vigil_V1_RedactionStatus = .ran, masked: UInt32? = nil,
         camera: String = camera, offset: Int64? = nil
     ) async throws -> RecordOutcome {
         var frame = Vigil_V1_FrameDetections()
         frame.cameraID = camera
         frame.captureTime = Google_Protobuf_Timestamp(milliseconds: Self.start + time)
         frame.objects = objects
+        frame.motionRegions = motion
+        frame.staticRegions = still
         frame.tamperSignals = tamper.map { kind in
             var signal = Vigil_V1_TamperSignal()
             signal.kind = kind
@@ -65,6 +79,8 @@ final class MatchHarness {
             return signal
         }
         frame.snapshotID = snapshot
+        frame.redaction = redaction
+        frame.redactedRegionCount = masked ?? UInt32(objects.filter { $0.classLabel == "person" }.count)
         return try await feed(MatchStage.detectionsTopic, camera: camera, time: time, value: try frame.serializedBytes(), offset: offset)
     }
 
@@ -117,8 +133,11 @@ final class MatchHarness {
 
 /// A detected person (or `label`) standing at (`x`, `y`): the bottom middle of its box, the
 /// point rules follow.
-func object(_ track: UInt64, at x: Double, _ y: Double, label: String = "person", score: Float = 0.8) -> Vigil_V1_DetectedObject {
+func object(
+    _ track: UInt64, at x: Double, _ y: Double, label: String = "person", score: Float = 0.8, posture: Vigil_V1_Posture = .unspecified
+) -> Vigil_V1_DetectedObject {
     var object = Vigil_V1_DetectedObject()
+    object.posture = posture
     object.classLabel = label
     object.score = score
     object.trackID = track
@@ -127,4 +146,9 @@ func object(_ track: UInt64, at x: Double, _ y: Double, label: String = "person"
     object.box.yMin = Float(y - 0.2)
     object.box.yMax = Float(y)
     return object
+}
+
+/// A box in fractions of the frame.
+func box(_ xMin: Float, _ yMin: Float, _ xMax: Float, _ yMax: Float) -> Vigil_V1_BoundingBox {
+    .with { $0.xMin = xMin; $0.yMin = yMin; $0.xMax = xMax; $0.yMax = yMax }
 }

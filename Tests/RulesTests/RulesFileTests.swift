@@ -87,10 +87,81 @@ struct RulesFileTests {
               ("unknown kind", "kind: loitering", "rules.r.kind", "not a rule kind"),
               ("a line of one point", "kind: line_crossing\n    line: {from: [0.5, 0.5], to: [0.5, 0.5]}", "rules.r.line", "same point"),
               ("a bad duration", "kind: hazard_dwell\n    zone: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]\n    dwell: soon", "rules.r.dwell", "duration"),
+              ("a detector class no loaded model has", "kind: detector_class\n    objects: {classes: [fire]}", "rules.r.objects.classes", "\"fire\" is not a class detect publishes"),
+              ("a detector-class rule without classes", "kind: detector_class", "rules.r.objects", "the classes to watch"),
+              ("more frames than the window", "kind: detector_class\n    objects: {classes: [person]}\n    min_frames: 6\n    of_last_frames: 5", "rules.r.min_frames", "more than of_last_frames"),
+              ("sudden motion without a purpose", "kind: sudden_motion\n    min_speed: 1", "rules.r.purpose", "not a fight detector"),
+              ("sudden motion without a threshold", "kind: sudden_motion\n    purpose: a rush towards the exits", "rules.r", "min_speed"),
+              ("wrong way without a direction", "kind: wrong_way\n    zone: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]", "rules.r.direction", "the way traffic should go"),
+              ("wrong way with a zero direction", "kind: wrong_way\n    zone: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]\n    direction: [0, 0]", "rules.r.direction", "not [0, 0]"),
+              ("abandoned persons", "kind: abandoned_object\n    stationary_for: 30s\n    objects: {classes: [person]}", "rules.r.objects.classes", "cannot include person"),
+              ("person down without its time", "kind: person_down", "rules.r.lying_for", "is missing"),
+              ("an invalid time zone", "kind: camera_offline\n    schedule: {time_zone: Europe/Atlantis, windows: [{days: [mon], from: \"08:00\", to: \"18:00\"}]}", "rules.r.schedule.time_zone", "not an IANA time zone"),
+              ("a schedule without windows", "kind: camera_offline\n    schedule: {time_zone: UTC}", "rules.r.schedule.windows", "at least one window"),
+              ("a bad weekday", "kind: camera_offline\n    schedule: {time_zone: UTC, windows: [{days: [mon, someday], from: \"08:00\", to: \"18:00\"}]}", "rules.r.schedule.windows[0].days", "\"someday\" is not a weekday"),
+              ("a bad time of day", "kind: camera_offline\n    schedule: {time_zone: UTC, windows: [{days: [mon], from: \"8h\", to: \"25:00\"}]}", "rules.r.schedule.windows[0].from", "not a time of day"),
           ])
     func badInput(what: String, body: String, keyPath: String, message: String) {
         let found = Self.errors("rules:\n  r:\n    cameras: [c1]\n    \(body)\n")
         #expect(found.contains { $0.keyPath == keyPath && $0.message.contains(message) && $0.line != nil }, "\(what): \(found.map(\.description))")
+    }
+
+    @Test("Rule engine II's kinds and schedules: every key lands in the rule")
+    func engineTwoKeys() throws {
+        let yaml = """
+            rules:
+              fall:
+                cameras: [yard-1]
+                kind: person_down
+                lying_for: 5s
+                min_width_to_height: 1.5
+                schedule:
+                  time_zone: Europe/Berlin
+                  windows:
+                    - {days: [mon, friday], from: "22:00", to: "06:00"}
+                    - {days: [sun], from: "00:00", to: "24:00"}
+              bag:
+                cameras: [hall-1]
+                kind: abandoned_object
+                zone: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]
+                stationary_for: 60s
+              one-way:
+                cameras: [gate-1]
+                kind: wrong_way
+                zone: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]
+                direction: [0, -1]
+                min_displacement: 0.2
+              smoke:
+                cameras: [plant-1]
+                kind: detector_class
+                objects: {classes: [smoke], min_score: 0.7}
+                min_frames: 4
+                of_last_frames: 6
+              rush:
+                cameras: [hall-1]
+                kind: sudden_motion
+                min_motion_fraction: 0.5
+                sustained_for: 1s
+                purpose: A rush towards the exits of the hall
+              privacy:
+                camera_labels: {site: north}
+                kind: redaction_health
+                max_snapshot_gap: 2m
+            """
+        let rules = Dictionary(uniqueKeysWithValues: try RulesFile.parse(yaml: yaml, file: "r.yaml", knownClasses: ["person", "smoke"]).map { ($0.ruleID, $0) })
+        let fall = try #require(rules["fall"])
+        #expect(fall.kind == .personDown && fall.personDown.lyingFor.seconds == 5 && fall.personDown.minWidthToHeight == 1.5 && fall.personDown.minScore == 0.5)
+        // 22:00 to 06:00 runs over midnight: Monday evening and Tuesday morning, Friday evening and Saturday morning.
+        #expect(fall.schedule.timeZone == "Europe/Berlin")
+        #expect(fall.schedule.windows.map { "\($0.day) \($0.startMinute)-\($0.endMinute)" } == [
+            "monday 1320-1440", "tuesday 0-360", "friday 1320-1440", "saturday 0-360", "sunday 0-1440",
+        ])
+        #expect(rules["bag"]?.abandonedObject.stationaryFor.seconds == 60 && rules["bag"]?.abandonedObject.clearance == 0.1)
+        #expect(rules["bag"]?.abandonedObject.objects.classLabels == [], "static regions only")
+        #expect(rules["one-way"]?.wrongWay.direction.y == -1 && rules["one-way"]?.wrongWay.minDisplacement == 0.2)
+        #expect(rules["smoke"]?.detectorClass.minFrames == 4 && rules["smoke"]?.detectorClass.ofLastFrames == 6 && rules["smoke"]?.detectorClass.objects.minScore == 0.7)
+        #expect(rules["rush"]?.suddenMotion.minMotionFraction == 0.5 && rules["rush"]?.suddenMotion.minSpeed == 0)
+        #expect(rules["privacy"]?.redactionHealth.maxSnapshotGap.seconds == 120 && rules["privacy"]?.redactionHealth.sustainedFor.seconds == 2)
     }
 
     @Test("a rule without cameras, and every problem of a file is listed, not just the first")

@@ -1,0 +1,54 @@
+import Foundation
+import VigilSchema
+
+/// Weekdays as rules files name them.
+public enum ScheduleDays {
+    static let names: [String: Vigil_V1_Weekday] = [
+        "mon": .monday, "tue": .tuesday, "wed": .wednesday, "thu": .thursday, "fri": .friday, "sat": .saturday, "sun": .sunday,
+    ]
+
+    /// "mon" or "monday" (any case).
+    public static func weekday(_ name: String) -> Vigil_V1_Weekday? {
+        let lower = name.lowercased()
+        if let day = names[lower] { return day }
+        return fullNames.contains(lower) ? names[String(lower.prefix(3))] : nil
+    }
+
+    static let fullNames: Set<String> = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+    public static func next(_ day: Vigil_V1_Weekday) -> Vigil_V1_Weekday {
+        Vigil_V1_Weekday(rawValue: day.rawValue % 7 + 1) ?? .monday
+    }
+
+    public static func name(_ day: Vigil_V1_Weekday) -> String {
+        names.first { $0.value == day }?.key ?? "?"
+    }
+}
+
+extension Vigil_V1_Schedule {
+    /// Whether the schedule is active at an instant: its weekday and minute in the schedule's
+    /// time zone fall in one of the windows. Local time is read off the zone's rules for that
+    /// instant, so a window follows daylight saving: on the night clocks go forward, an hour
+    /// of local time never happens (a window over it is that much shorter); on the night they
+    /// go back, one happens twice (a window over it is active both times). No windows: always.
+    public func isActive(atMilliseconds milliseconds: Int64) -> Bool {
+        guard !windows.isEmpty else { return true }
+        guard let zone = TimeZone(identifier: timeZone) else { return true }  // checked when the rule was applied
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        let date = Date(timeIntervalSince1970: Double(milliseconds) / 1_000)
+        let parts = calendar.dateComponents([.weekday, .hour, .minute], from: date)
+        // Calendar's weekday: 1 Sunday … 7 Saturday; the schema's: 1 Monday … 7 Sunday.
+        guard let weekday = parts.weekday, let hour = parts.hour, let minute = parts.minute else { return true }
+        let day = Vigil_V1_Weekday(rawValue: (weekday + 5) % 7 + 1) ?? .unspecified
+        let minuteOfDay = UInt32(hour * 60 + minute)
+        return windows.contains { $0.day == day && $0.startMinute <= minuteOfDay && minuteOfDay < $0.endMinute }
+    }
+
+    /// "Europe/Berlin mon 08:00–18:00, …" for diffs and listings.
+    public var summary: String {
+        guard !windows.isEmpty else { return "always" }
+        func time(_ minutes: UInt32) -> String { String(format: "%02d:%02d", minutes / 60, minutes % 60) }
+        return "\(timeZone) " + windows.map { "\(ScheduleDays.name($0.day)) \(time($0.startMinute))–\(time($0.endMinute))" }.joined(separator: ", ")
+    }
+}
