@@ -129,8 +129,10 @@ struct UpCommand: AsyncParsableCommand {
 
         if let cameras { await Self.runTool(vigil, ["cameras", "apply", cameras, "--bootstrap", bootstrap, "--log-level", "warning"], name: "cameras") }
         if let rules {
+            // Rules may name the classes of the slot models vigil-detect loads (DETECT_SLOT_FILE).
+            let slot = ProcessInfo.processInfo.environment["DETECT_SLOT_FILE"].map { ["--slot-file", $0] } ?? []
             for file in RulesCommand.files([rules]) {
-                await Self.runTool(vigil, ["rules", "apply", file, "--bootstrap", bootstrap, "--log-level", "warning"], name: "rules")
+                await Self.runTool(vigil, ["rules", "apply", file, "--bootstrap", bootstrap, "--log-level", "warning"] + slot, name: "rules")
             }
         }
 
