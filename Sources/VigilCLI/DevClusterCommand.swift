@@ -1,6 +1,7 @@
 import ArgumentParser
 import DevCluster
 import Foundation
+import WorkerRuntime
 import Kafka
 import Logging
 import ServiceLifecycle
@@ -75,6 +76,7 @@ extension DevClusterCommand {
 
         func run() async throws {
             let logger = logging.bootstrap(label: "vigil.dev-cluster")
+            ParentWatch.start(logger: logger)
             let brokerCount: Int
             let topicList: [DevClusterTopic]
             if topics.isEmpty {

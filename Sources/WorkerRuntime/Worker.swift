@@ -311,6 +311,7 @@ public enum Worker {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: configuration.name)
+        ParentWatch.start(logger: logger)
         do {
             try await body(configuration, registry, logger)
         } catch {

@@ -163,4 +163,27 @@ struct UpCommandTests {
         let left = children.filter { kill($0, 0) == 0 }
         #expect(left.isEmpty, "no process left behind: \(left)")
     }
+
+    @Test("vigil up killed with SIGKILL, which it cannot catch: its dev cluster and workers stop by themselves")
+    func killedSupervisor() async throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-up-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: state) }
+        let up = try ChildProcess("vigil", [
+            "up", "--replicas", "vigil-detect=0", "--summary", "1", "--state-directory", state.path,
+            "--topology", Self.repository.appendingPathComponent("Topology/topology.yaml").path,
+        ])
+        defer { if up.isRunning { up.signal(SIGKILL) } }
+        var children: [Int32] = []
+        try await eventually(timeout: .seconds(120), "the cluster and three workers run and answer") {
+            guard up.isRunning else { throw ExitedEarly(description: "vigil up exited: \(up.standardError.suffix(3_000))") }
+            children = Self.children(of: up.processIdentifier)
+            let rows = up.output.filter { $0.hasPrefix("vigil-") && !$0.contains("starting") }
+            return children.count >= 4 && Set(rows.map { $0.prefix { $0 != " " } }).count == 3
+        }
+        up.signal(SIGKILL)
+        try await up.waitForExit(timeout: .seconds(10))
+        try await eventually(timeout: .seconds(60), "every child of the killed vigil up has stopped: \(children)") {
+            children.allSatisfy { kill($0, 0) != 0 }
+        }
+    }
 }

@@ -112,10 +112,13 @@ struct UpCommand: AsyncParsableCommand {
             writeError("vigil up: port \(controlPort) on 127.0.0.1 is in use (another vigil up or dev cluster?); the control API takes a free port instead. `vigil dev-cluster` commands find it through \(stateDirectory)/dev-cluster.json")
             controlPort = 0
         }
+        // Children stop by themselves if `vigil up` is killed and cannot stop them.
+        var childEnvironment = ProcessInfo.processInfo.environment
+        childEnvironment[ParentWatch.environmentKey] = "\(getpid())"
         let cluster = try ChildProcess(
             executable: vigil,
             arguments: ["dev-cluster", "--state-file", stateFile, "--topology", topologyPath, "--control-port", "\(controlPort)", "--log-level", "warning"],
-            name: "dev-cluster", standardOutput: .lines, standardError: .lines, keepingLines: 100
+            name: "dev-cluster", environment: childEnvironment, standardOutput: .lines, standardError: .lines, keepingLines: 100
         ) { _, line in writeError("[dev-cluster] \(line)") }
         let bootstrap: String
         do {
@@ -146,7 +149,7 @@ struct UpCommand: AsyncParsableCommand {
                 continue
             }
             for replica in 0..<(counts[stage] ?? 1) {
-                var environment = ProcessInfo.processInfo.environment
+                var environment = childEnvironment
                 environment["KAFKA_BOOTSTRAP"] = bootstrap
                 environment["WORKER_TOPOLOGY"] = topologyPath
                 environment["WORKER_NAME"] = stage
