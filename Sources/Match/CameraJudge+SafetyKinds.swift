@@ -215,20 +215,25 @@ extension CameraJudge {
         if camera?.redactionPolicy.target == .wholePersons, persons.contains(where: { $0.trackID != 0 }), frame.redactedRegionCount == 0 {
             failures.append("persons tracked and nothing masked under whole-person redaction")
         }
-        if frame.objects.isEmpty {
-            ruleState.objectsSinceMs = 0
-        } else if ruleState.objectsSinceMs == 0 {
-            ruleState.objectsSinceMs = time
+        // Objects seen since when: a stretch survives frames in which the detector missed
+        // everyone for less than `objectsGap`.
+        if !frame.objects.isEmpty {
+            if ruleState.objectsSinceMs == 0 || time - ruleState.lastObjectsMs > Self.objectsGap { ruleState.objectsSinceMs = time }
+            ruleState.lastObjectsMs = time
         }
         if !frame.snapshotID.isEmpty { ruleState.lastSnapshotMs = time }
         let gap = Self.snapshotGap(parameters, camera: camera)
-        if ruleState.objectsSinceMs != 0, time - max(ruleState.objectsSinceMs, ruleState.lastSnapshotMs) >= gap {
+        let seeingObjects = ruleState.objectsSinceMs != 0 && time - ruleState.lastObjectsMs <= Self.objectsGap
+        if seeingObjects, time - max(ruleState.objectsSinceMs, ruleState.lastSnapshotMs) >= gap {
             failures.append("no snapshot for \(gap / 1_000) s while objects were seen")
         }
         guard !failures.isEmpty else { return nil }
         guard sustained(for: parameters.sustainedFor.milliseconds, at: time, &ruleState) else { return nil }
         return Holding(since: ruleState.holdingSinceMs, objects: persons, redactionFailure: failures.joined(separator: "; "))
     }
+
+    /// Frames with no object for less than this do not end a stretch of objects being seen.
+    static let objectsGap: Int64 = 5_000
 
     /// How long objects may be seen without a snapshot: the rule's `max_snapshot_gap`, else
     /// three of the camera's snapshot intervals (at least 10 s), else 60 s.

@@ -169,6 +169,8 @@ public nonisolated struct Vigil_V1_RuleMatchState: Sendable {
 
   public var objectsSinceMs: Int64 = 0
 
+  public var lastObjectsMs: Int64 = 0
+
   /// Why the redaction-health condition holds, for the incident's summary.
   public var failure: String = String()
 
@@ -414,7 +416,7 @@ nonisolated extension Vigil_V1_RuleTrack: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Vigil_V1_RuleMatchState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RuleMatchState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_version\0\u{1}tracks\0\u{3}holding_since_ms\0\u{3}last_held_ms\0\u{1}open\0\u{3}offline_state\0\u{3}offline_reason\0\u{3}recent_frames\0\u{3}still_things\0\u{3}last_snapshot_ms\0\u{3}objects_since_ms\0\u{1}failure\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_version\0\u{1}tracks\0\u{3}holding_since_ms\0\u{3}last_held_ms\0\u{1}open\0\u{3}offline_state\0\u{3}offline_reason\0\u{3}recent_frames\0\u{3}still_things\0\u{3}last_snapshot_ms\0\u{3}objects_since_ms\0\u{1}failure\0\u{3}last_objects_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -434,6 +436,7 @@ nonisolated extension Vigil_V1_RuleMatchState: SwiftProtobuf.Message, SwiftProto
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.lastSnapshotMs) }()
       case 11: try { try decoder.decodeSingularInt64Field(value: &self.objectsSinceMs) }()
       case 12: try { try decoder.decodeSingularStringField(value: &self.failure) }()
+      case 13: try { try decoder.decodeSingularInt64Field(value: &self.lastObjectsMs) }()
       default: break
       }
     }
@@ -480,6 +483,9 @@ nonisolated extension Vigil_V1_RuleMatchState: SwiftProtobuf.Message, SwiftProto
     if !self.failure.isEmpty {
       try visitor.visitSingularStringField(value: self.failure, fieldNumber: 12)
     }
+    if self.lastObjectsMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastObjectsMs, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -495,6 +501,7 @@ nonisolated extension Vigil_V1_RuleMatchState: SwiftProtobuf.Message, SwiftProto
     if lhs.stillThings != rhs.stillThings {return false}
     if lhs.lastSnapshotMs != rhs.lastSnapshotMs {return false}
     if lhs.objectsSinceMs != rhs.objectsSinceMs {return false}
+    if lhs.lastObjectsMs != rhs.lastObjectsMs {return false}
     if lhs.failure != rhs.failure {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

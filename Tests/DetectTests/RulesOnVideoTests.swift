@@ -46,6 +46,34 @@ struct RulesOnVideoTests {
         Int((timestamp.milliseconds - DetectStageTests.captureMilliseconds) / 100)
     }
 
+    /// The rules of a rules file, each at version 1 and in force long before the test frames.
+    static func ruleBook(yaml: String, file: String, cameras: Table<Vigil_V1_CameraConfig>? = nil) throws -> RuleBook {
+        let rules = RuleTable.make()
+        for var rule in try RulesFile.parse(yaml: yaml, file: file) {
+            rule.version = 1
+            _ = rules.apply(TableRecord(
+                topic: RuleTable.topic, key: Array(rule.ruleID.utf8), value: try rule.serializedBytes(),
+                headers: [RecordHeader(key: TableHeaders.effectiveTime, value: String(DetectStageTests.captureMilliseconds - 60_000))]
+            ))
+        }
+        return RuleBook(rules: rules, cameras: cameras)
+    }
+
+    /// Every incident record vigil-match publishes for `frames` (one camera's, in order), after
+    /// which the camera stays silent for `quiet`, so that open incidents close.
+    static func incidents(of frames: [Vigil_V1_FrameDetections], camera: String, rules: RuleBook, quiet: Duration = .seconds(70)) async throws -> [Vigil_V1_Incident] {
+        let driver = StatefulStageTestDriver(stage: MatchStage(rules: rules, lateness: .zero))
+        for frame in frames {
+            let time = frame.captureTime.milliseconds
+            try await driver.feed(StageInput(
+                topic: MatchStage.detectionsTopic, key: Array(camera.utf8), value: try frame.serializedBytes(),
+                headers: [RecordHeader(key: RecordHeaders.eventTime, value: String(time))], timestampMilliseconds: time
+            ))
+        }
+        for _ in 0..<Int(quiet.components.seconds) { try await driver.advanceSilence(by: .seconds(1)) }
+        return try driver.outputs.map { try Vigil_V1_Incident(serializedBytes: $0.value) }
+    }
+
     @Test("line crossings against a hand count, a dwell and a crowd where people stood and gathered", .enabled(if: FileManager.default.fileExists(atPath: TrackingTests.video)))
     func rulesOnVtest() async throws {
         let truth = try JSONDecoder().decode(Truth.self, from: Data(contentsOf: fixtures.appendingPathComponent("vtest-rules.json")))
@@ -69,26 +97,10 @@ struct RulesOnVideoTests {
         for zone in truth.dwells {
             yaml += "  \(zone.name)-dwell:\n    cameras: [vtest]\n    kind: hazard_dwell\n    zone: \(polygon(zone.zone))\n    dwell: 5s\n"
         }
-        let rules = RuleTable.make()
-        for var rule in try RulesFile.parse(yaml: yaml, file: "vtest-rules.yaml") {
-            rule.version = 1
-            _ = rules.apply(TableRecord(
-                topic: RuleTable.topic, key: Array(rule.ruleID.utf8), value: try rule.serializedBytes(),
-                headers: [RecordHeader(key: TableHeaders.effectiveTime, value: String(DetectStageTests.captureMilliseconds - 60_000))]
-            ))
-        }
+        let rules = try Self.ruleBook(yaml: yaml, file: "vtest-rules.yaml")
         // Every second frame (5 frames/s) of frames 0–449.
         let frames = try TrackingTests.analyzedFrames(select: "lt(n\\,450)*not(mod(n\\,2))", expecting: 225)
-        let driver = StatefulStageTestDriver(stage: MatchStage(rules: RuleBook(rules: rules, cameras: nil), lateness: .zero))
-        for frame in frames {
-            let time = frame.captureTime.milliseconds
-            try await driver.feed(StageInput(
-                topic: MatchStage.detectionsTopic, key: Array("vtest".utf8), value: try frame.serializedBytes(),
-                headers: [RecordHeader(key: RecordHeaders.eventTime, value: String(time))], timestampMilliseconds: time
-            ))
-        }
-        for _ in 0..<70 { try await driver.advanceSilence(by: .seconds(1)) }
-        let incidents = try driver.outputs.map { try Vigil_V1_Incident(serializedBytes: $0.value) }
+        let incidents = try await Self.incidents(of: frames, camera: "vtest", rules: rules)
         let final = Dictionary(incidents.map { ($0.incidentID, $0) }, uniquingKeysWith: { $0.revision > $1.revision ? $0 : $1 })
         #expect(final.values.allSatisfy { $0.state == .closed }, "every incident closed once the camera went quiet")
 

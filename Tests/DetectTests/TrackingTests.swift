@@ -15,9 +15,13 @@ import Vision
 struct TrackingTests {
     static let video = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 
-    /// What detect publishes for the frames of vtest.avi that ffmpeg's `select` expression
-    /// picks, 200 ms apart in capture time from `DetectStageTests.captureMilliseconds`.
-    static func analyzedFrames(select: String, expecting count: Int) throws -> [Vigil_V1_FrameDetections] {
+    /// What detect publishes for the frames of `video` (vtest.avi) that ffmpeg's `select`
+    /// expression picks, `spacing` ms apart in capture time from
+    /// `DetectStageTests.captureMilliseconds`, as camera `camera`.
+    static func analyzedFrames(
+        of video: String = Self.video, camera cameraID: String = "vtest", select: String, expecting count: Int, spacing: Int64 = 200,
+        target: Vigil_V1_RedactionTarget = .faces
+    ) throws -> [Vigil_V1_FrameDetections] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-tracking-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -28,10 +32,10 @@ struct TrackingTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
         #expect(files.count == count)
         let analyzer = try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger)
-        let camera = DetectStageTests.camera("vtest", target: .faces)
+        let camera = DetectStageTests.camera(cameraID, target: target)
         return try files.enumerated().map { index, file in
             let jpeg = [UInt8](try Data(contentsOf: directory.appendingPathComponent(file)))
-            let frame = DetectStageTests.frame(camera: "vtest", sequence: UInt64(index), jpeg: jpeg, atMilliseconds: DetectStageTests.captureMilliseconds + Int64(index) * 200)
+            let frame = DetectStageTests.frame(camera: cameraID, sequence: UInt64(index), jpeg: jpeg, atMilliseconds: DetectStageTests.captureMilliseconds + Int64(index) * spacing)
             return try analyzer.analyze(frame, camera: camera).detections
         }
     }
