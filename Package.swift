@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "vigil-decode", targets: ["DecodeWorker"]),
         .executable(name: "vigil-ingest", targets: ["IngestWorker"]),
         .executable(name: "vigil-match", targets: ["MatchWorker"]),
+        .executable(name: "vigil-audit", targets: ["AuditWorker"]),
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "VigilSchema", targets: ["VigilSchema"]),
         .library(name: "Topology", targets: ["Topology"]),
@@ -291,6 +292,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The audit log: hash chains, signed heads, verification (vigil-audit, `vigil audit`).
+        .target(
+            name: "Audit",
+            dependencies: [
+                "VigilSchema", "WorkerRuntime",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "AuditWorker",
+            dependencies: [
+                "Audit", "Kafka", "VigilSchema", "WorkerRuntime",
+                .product(name: "Logging", package: "swift-log"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "MatchWorker",
             dependencies: ["Match", "Rules", "Cameras", "WorkerRuntime"],
@@ -318,6 +338,7 @@ let package = Package(
         .executableTarget(
             name: "VigilCLI",
             dependencies: [
+                "Audit",
                 "ChildProcesses",
                 "DeclarationFiles",
                 "Rules",
@@ -331,6 +352,7 @@ let package = Package(
                 "Kafka",
                 "Cameras",
                 "VigilSchema",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 "DevCluster",
                 "WorkerRuntime",
@@ -423,6 +445,16 @@ let package = Package(
             dependencies: [
                 "Rules", "DeclarationFiles", "PlaneGeometry", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AuditTests",
+            dependencies: [
+                "Audit", "VigilSchema", "WorkerRuntime",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -12,12 +12,15 @@ public struct KafkaTableReaderConfiguration: Sendable {
     public var partitions: Set<Int32>?
     /// Bytes librdkafka may prefetch. Tables are small; this bounds a large one while it loads.
     public var prefetchBytes: Int
+    /// Only the newest this many records of each partition (a chain's tail); nil: all.
+    public var newest: Int64?
 
-    public init(cluster: KafkaConfiguration, topics: [String], partitions: Set<Int32>? = nil, prefetchBytes: Int = 4 << 20) {
+    public init(cluster: KafkaConfiguration, topics: [String], partitions: Set<Int32>? = nil, prefetchBytes: Int = 4 << 20, newest: Int64? = nil) {
         self.cluster = cluster
         self.topics = topics
         self.partitions = partitions
         self.prefetchBytes = prefetchBytes
+        self.newest = newest
     }
 
     var librdkafkaProperties: [(String, String)] {
@@ -77,8 +80,9 @@ public final class KafkaTableReader: @unchecked Sendable {
         logger.info("reading tables", metadata: [
             "topics": "\(configuration.topics)", "records_before_start": "\(targets.values.reduce(0, +))",
         ])
+        let start = configuration.newest.map { Int64(RD_KAFKA_OFFSET_TAIL_BASE) - $0 } ?? Int64(RD_KAFKA_OFFSET_BEGINNING)
         let code = try client.withHandle("assign table partitions") { handle in
-            RDKafkaTopicPartitionList.withList(targets.keys.sorted().map { ($0, Int64(RD_KAFKA_OFFSET_BEGINNING)) }) { rd_kafka_assign(handle, $0) }
+            RDKafkaTopicPartitionList.withList(targets.keys.sorted().map { ($0, start) }) { rd_kafka_assign(handle, $0) }
         }
         guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError.rdKafka(code, kind: .consumerFailed, context: "cannot assign the partitions of \(configuration.topics)")
@@ -107,11 +111,11 @@ public final class KafkaTableReader: @unchecked Sendable {
     /// as of now, and returns their records, in offset order per partition: a state
     /// changelog's restore, or a tool's look at a table.
     public static func readPartitions(
-        cluster: KafkaConfiguration, topic: String, partitions: Set<Int32>?, logger: Logger
+        cluster: KafkaConfiguration, topic: String, partitions: Set<Int32>?, newest: Int64? = nil, logger: Logger
     ) async throws -> [KafkaConsumerMessage] {
         let collected = LockedRecords()
         let reader = try KafkaTableReader(
-            configuration: KafkaTableReaderConfiguration(cluster: cluster, topics: [topic], partitions: partitions), logger: logger
+            configuration: KafkaTableReaderConfiguration(cluster: cluster, topics: [topic], partitions: partitions, newest: newest), logger: logger
         ) { collected.append($0) }
         do {
             try await reader.start()

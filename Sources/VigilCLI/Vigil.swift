@@ -10,7 +10,7 @@ struct Vigil: AsyncParsableCommand {
         discussion: """
             vigil turns camera video into safety incidents and alerts. It never identifies people. Start locally with `vigil dev-cluster`; see README.md for the whole pipeline.
             """,
-        subcommands: [UpCommand.self, DevClusterCommand.self, TopicsCommand.self, CamerasCommand.self, RulesCommand.self, IncidentsCommand.self, SnapshotsCommand.self, StatusCommand.self, BenchCommand.self]
+        subcommands: [UpCommand.self, DevClusterCommand.self, TopicsCommand.self, CamerasCommand.self, RulesCommand.self, IncidentsCommand.self, SnapshotsCommand.self, AuditCommand.self, StatusCommand.self, BenchCommand.self]
     )
 }
 

@@ -55,6 +55,9 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
 
   /// A webhook or Kafka subscription that receives alerts was added, changed or removed.
   case subscriptionChanged // = 9
+
+  /// Someone asked the sequencer to sign the head of this event's chain now.
+  case headRequested // = 10
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -73,6 +76,7 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
     case 7: self = .privacyChangeApproved
     case 8: self = .privacyChangeRejected
     case 9: self = .subscriptionChanged
+    case 10: self = .headRequested
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -89,6 +93,7 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
     case .privacyChangeApproved: return 7
     case .privacyChangeRejected: return 8
     case .subscriptionChanged: return 9
+    case .headRequested: return 10
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -105,6 +110,7 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
     .privacyChangeApproved,
     .privacyChangeRejected,
     .subscriptionChanged,
+    .headRequested,
   ]
 
 }
@@ -188,6 +194,12 @@ public nonisolated struct Vigil_V1_AuditRecord: Sendable {
   /// Clears the value of `recordedTime`. Subsequent reads from it will return its default value.
   public mutating func clearRecordedTime() {self._recordedTime = nil}
 
+  /// Where the event came from: its `audit.events.v1` partition (the chain's) and offset. Not
+  /// hashed: the sequencer uses them to record a redelivered event once.
+  public var sourcePartition: Int32 = 0
+
+  public var sourceOffset: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -195,12 +207,51 @@ public nonisolated struct Vigil_V1_AuditRecord: Sendable {
   fileprivate var _recordedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// Topic `audit.heads.v1` (the sequencer → auditors): the head of one chain, signed. An auditor
+/// who keeps a head outside the cluster can later prove that nothing up to it was changed,
+/// removed or cut off: `vigil audit verify --head FILE`.
+public nonisolated struct Vigil_V1_AuditChainHead: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The chain: the partition of `audit.log.v1`.
+  public var partition: Int32 = 0
+
+  /// The newest record's sequence and hash.
+  public var sequence: UInt64 = 0
+
+  public var hash: Data = Data()
+
+  public var signedTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_signedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_signedTime = newValue}
+  }
+  /// Returns true if `signedTime` has been explicitly set.
+  public var hasSignedTime: Bool {self._signedTime != nil}
+  /// Clears the value of `signedTime`. Subsequent reads from it will return its default value.
+  public mutating func clearSignedTime() {self._signedTime = nil}
+
+  /// Which key signed: lowercase hex of the first 8 bytes of SHA-256 over the raw Ed25519 public key.
+  public var keyID: String = String()
+
+  /// Ed25519 over "vigil.audit.head.v1" ‖ partition (4 bytes, big-endian) ‖ sequence (8 bytes,
+  /// big-endian) ‖ hash ‖ signed_time (Unix milliseconds, 8 bytes, big-endian).
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _signedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "vigil.v1"
 
 nonisolated extension Vigil_V1_AuditEventKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AUDIT_EVENT_KIND_UNSPECIFIED\0\u{1}AUDIT_EVENT_KIND_RULE_CHANGED\0\u{1}AUDIT_EVENT_KIND_ALERT_ACTION\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_VIEWED\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_EXPORTED\0\u{1}AUDIT_EVENT_KIND_CAMERA_CONFIG_CHANGED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REQUESTED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_APPROVED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REJECTED\0\u{1}AUDIT_EVENT_KIND_SUBSCRIPTION_CHANGED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AUDIT_EVENT_KIND_UNSPECIFIED\0\u{1}AUDIT_EVENT_KIND_RULE_CHANGED\0\u{1}AUDIT_EVENT_KIND_ALERT_ACTION\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_VIEWED\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_EXPORTED\0\u{1}AUDIT_EVENT_KIND_CAMERA_CONFIG_CHANGED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REQUESTED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_APPROVED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REJECTED\0\u{1}AUDIT_EVENT_KIND_SUBSCRIPTION_CHANGED\0\u{1}AUDIT_EVENT_KIND_HEAD_REQUESTED\0")
 }
 
 nonisolated extension Vigil_V1_AuditEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -279,7 +330,7 @@ nonisolated extension Vigil_V1_AuditEvent: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Vigil_V1_AuditRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AuditRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{3}previous_hash\0\u{1}hash\0\u{3}serialized_event\0\u{3}recorded_time\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{3}previous_hash\0\u{1}hash\0\u{3}serialized_event\0\u{3}recorded_time\0\u{3}source_partition\0\u{3}source_offset\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -292,6 +343,8 @@ nonisolated extension Vigil_V1_AuditRecord: SwiftProtobuf.Message, SwiftProtobuf
       case 3: try { try decoder.decodeSingularBytesField(value: &self.hash) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.serializedEvent) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._recordedTime) }()
+      case 6: try { try decoder.decodeSingularInt32Field(value: &self.sourcePartition) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.sourceOffset) }()
       default: break
       }
     }
@@ -317,6 +370,12 @@ nonisolated extension Vigil_V1_AuditRecord: SwiftProtobuf.Message, SwiftProtobuf
     try { if let v = self._recordedTime {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if self.sourcePartition != 0 {
+      try visitor.visitSingularInt32Field(value: self.sourcePartition, fieldNumber: 6)
+    }
+    if self.sourceOffset != 0 {
+      try visitor.visitSingularInt64Field(value: self.sourceOffset, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -326,6 +385,67 @@ nonisolated extension Vigil_V1_AuditRecord: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.hash != rhs.hash {return false}
     if lhs.serializedEvent != rhs.serializedEvent {return false}
     if lhs._recordedTime != rhs._recordedTime {return false}
+    if lhs.sourcePartition != rhs.sourcePartition {return false}
+    if lhs.sourceOffset != rhs.sourceOffset {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_AuditChainHead: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuditChainHead"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}sequence\0\u{1}hash\0\u{3}signed_time\0\u{3}key_id\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.partition) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.hash) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._signedTime) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.partition != 0 {
+      try visitor.visitSingularInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    if self.sequence != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sequence, fieldNumber: 2)
+    }
+    if !self.hash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.hash, fieldNumber: 3)
+    }
+    try { if let v = self._signedTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 5)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_AuditChainHead, rhs: Vigil_V1_AuditChainHead) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.sequence != rhs.sequence {return false}
+    if lhs.hash != rhs.hash {return false}
+    if lhs._signedTime != rhs._signedTime {return false}
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -72,7 +72,7 @@ struct TopologyLoadingTests {
     func roundTrip() throws {
         let topology = try Topology.load(contentsOf: repositoryTopology)
         #expect(topology.topics.first?.name == "video.packets.v1")
-        #expect(topology.topics.last?.name == "audit.log.v1")
+        #expect(topology.topics.last?.name == "audit.heads.v1")
         #expect(topology.region(named: "region-b")?.replicas.map(\.worker) == topology.workers.map(\.name))
         let yaml = try YAMLEncoder().encode(topology)
         #expect(try Topology.parse(yaml: yaml) == topology)

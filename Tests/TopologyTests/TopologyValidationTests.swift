@@ -18,10 +18,10 @@ struct TopologyValidationTests {
         // What ARCHITECTURE.md names must be there.
         let architecture = [
             "video.packets.v1", "camera.health.v1", "frames.v1", "detections.v1", "snapshots.v1", "incidents.v1",
-            "vigil-match.state.changelog", "rules.v1", "alerts.v1", "alert.actions.v1", "audit.events.v1", "audit.log.v1",
+            "vigil-match.state.changelog", "rules.v1", "alerts.v1", "alert.actions.v1", "audit.events.v1", "audit.log.v1", "audit.heads.v1",
         ]
         for name in architecture { #expect(topology.topic(named: name) != nil, "\(name) is declared") }
-        #expect(topology.workers.map(\.name) == ["vigil-ingest", "vigil-decode", "vigil-detect", "vigil-match", "vigil-alert"])
+        #expect(topology.workers.map(\.name) == ["vigil-ingest", "vigil-decode", "vigil-detect", "vigil-match", "vigil-alert", "vigil-audit"])
         #expect(topology.regions.map(\.name) == ["region-a", "region-b", "region-c"])
         #expect(topology.topics.filter(\.rawPixels).map(\.name) == ["video.packets.v1", "video.packets.v1.dlq", "frames.v1", "frames.v1.dlq"])
         for worker in topology.workers {

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Audit
 import ChildProcesses
+import Crypto
 import DevCluster
 import Foundation
 import Kafka
@@ -25,7 +27,7 @@ struct UpCommand: AsyncParsableCommand {
             """
     )
 
-    static let stages = ["vigil-ingest", "vigil-decode", "vigil-detect", "vigil-match"]
+    static let stages = ["vigil-ingest", "vigil-decode", "vigil-detect", "vigil-match", "vigil-audit"]
 
     @Option(help: "A cameras file to apply (see `vigil cameras apply --help`).")
     var cameras: String?
@@ -156,6 +158,9 @@ struct UpCommand: AsyncParsableCommand {
                 environment["HTTP_HOST"] = "127.0.0.1"
                 environment["HTTP_PORT"] = "\(Self.takeFreePort(from: &nextMetricsPort, for: stage))"
                 environment["DETECT_MODELS_DIR"] = environment["DETECT_MODELS_DIR"] ?? modelsDirectory
+                if stage == "vigil-audit", environment["AUDIT_SIGNING_KEY_FILE"] == nil {
+                    environment["AUDIT_SIGNING_KEY_FILE"] = try Self.devSigningKey(in: stateDirectory)
+                }
                 let worker = SupervisedWorker(name: counts[stage] == 1 ? stage : "\(stage)#\(replica + 1)", executable: executable, environment: environment)
                 worker.start()
                 workers.append(worker)
@@ -226,6 +231,17 @@ struct UpCommand: AsyncParsableCommand {
         }
         defer { port += 1 }
         return port
+    }
+
+    /// A key for vigil-audit to sign the dev cluster's chain heads with, made once per state
+    /// folder (a production key is the operator's, given as AUDIT_SIGNING_KEY_FILE).
+    static func devSigningKey(in stateDirectory: String) throws -> String {
+        let file = (stateDirectory as NSString).appendingPathComponent("audit-signing.key")
+        if !FileManager.default.fileExists(atPath: file) {
+            guard let key = ChainHeads.writeNewKey(to: file) else { throw ValidationError("cannot write vigil-audit's signing key to \(file)") }
+            writeLine("vigil up: made \(file) for vigil-audit to sign chain heads; its public key: \(key.publicKey.rawRepresentation.base64EncodedString())")
+        }
+        return file
     }
 
     /// The cluster's bootstrap servers, once it wrote its state file.
