@@ -13,7 +13,7 @@ struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Verify, show and export the hash-chained audit log (audit.log.v1).",
-        subcommands: [Verify.self, Show.self, Export.self, Keygen.self]
+        subcommands: [Verify.self, Show.self, Export.self, RequestHead.self, Keygen.self]
     )
 
     /// Where the log is read from: the cluster, or a folder `vigil audit export` wrote.
@@ -181,6 +181,54 @@ struct AuditCommand: AsyncParsableCommand {
             try AuditExport.write(log: log, heads: heads, to: directory)
             let records = log.values.reduce(0) { $0 + $1.count }
             writeLine("exported \(TopologyOption.count(records, "record")) of \(TopologyOption.count(log.count, "chain")) and \(TopologyOption.count(heads.count, "signed head")) to \(directory); check them with `vigil audit verify --from \(directory) --public-key KEY`")
+        }
+    }
+
+    struct RequestHead: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "request-head",
+            abstract: "Ask vigil-audit to sign the head of every chain now (a HEAD_REQUESTED event into each partition; the request is itself chained)."
+        )
+
+        @OptionGroup var connection: ConnectionOptions
+
+        @Option(help: "Operator account recorded as asking (default: $USER, else the login name).")
+        var actor = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
+
+        @OptionGroup var logging: LoggingOptions
+
+        func run() async throws {
+            let logger = logging.bootstrap(label: "vigil.audit")
+            let cluster = connection.configuration(clientID: "vigil-audit-cli")
+            do {
+                let metadata = try await KafkaAdmin(configuration: cluster, logger: logger).metadata(topics: [AuditSequencer.eventsTopic])
+                let partitions = metadata.topics.first { $0.name == AuditSequencer.eventsTopic }?.partitions.count ?? 0
+                guard partitions > 0 else {
+                    writeError("vigil: \(AuditSequencer.eventsTopic) does not exist on \(cluster.bootstrapServers)")
+                    throw ExitCode.failure
+                }
+                let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: cluster), logger: logger)
+                let request = UUID().uuidString.lowercased()
+                for partition in 0..<Int32(partitions) {
+                    var event = Vigil_V1_AuditEvent()
+                    event.eventID = "head-request:\(request):\(partition)"
+                    event.kind = .headRequested
+                    event.actor = actor
+                    event.subject = "audit-chain:\(partition)"
+                    event.detail = "signed head requested"
+                    event.eventTime = Google_Protobuf_Timestamp(date: Date())
+                    event.origin = "vigil audit request-head"
+                    let value: [UInt8] = try event.serializedBytes()
+                    _ = try await producer.enqueue(KafkaProducerMessage(topic: AuditSequencer.eventsTopic, partition: partition, key: Array(event.subject.utf8), value: value)).report()
+                }
+                await producer.close()
+                writeLine("asked for the heads of \(TopologyOption.count(partitions, "chain")); vigil-audit signs them onto \(AuditSequencer.headsTopic)")
+            } catch let exit as ExitCode {
+                throw exit
+            } catch {
+                writeError("vigil: cannot ask for signed heads on \(cluster.bootstrapServers): \(error)")
+                throw ExitCode.failure
+            }
         }
     }
 
