@@ -16,7 +16,7 @@ build: deps
 # The vision and video suites (models and codecs on real media, and the worker processes that
 # run them) are CPU-bound: they run after the others, so they never starve the runtime's
 # multi-process tests of CPU on a 2-core machine.
-CPU_BOUND_SUITES = DetectTests VisionTests DecodeTests VideoTests DetectWorkerTests VideoPathTests IngestReplicaTests UpCommandTests
+CPU_BOUND_SUITES = DetectTests VisionTests DecodeTests VideoTests DetectWorkerTests VideoPathTests IngestReplicaTests UpCommandTests MatchBenchSmokeTests
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build $(addprefix --skip ,$(CPU_BOUND_SUITES))
@@ -30,10 +30,12 @@ demo: build
 demo-plumbing: build
 	@Scripts/demo-plumbing
 
-# Throughput against kcat on the same dev cluster, printed as a ratio (not part of `make test`).
+# Throughput against kcat on the same dev cluster, printed as a ratio (not part of `make test`;
+# smoke versions of the cluster benchmarks are).
 bench: deps
 	$(SWIFT) build -c release
 	$(shell $(SWIFT) build -c release --show-bin-path)/vigil bench kafka
+	$(shell $(SWIFT) build -c release --show-bin-path)/vigil bench match-cluster
 
 # Plants each known runtime bug in a scratch copy and fails if its tests still pass (not part of `make test`).
 mutation: deps

@@ -38,26 +38,13 @@ struct MatchBench: AsyncParsableCommand {
         let objectRules = ruleSet.filter { ![.cameraTamper, .cameraOffline].contains($0.kind) }
         let start: Int64 = 1_800_000_000_000
         // One frame sequence per camera, serialized up front: the stage decodes each, as on the cluster.
+        let walkers = WalkingPersons(persons: objects)
         var inputs: [[StageInput]] = []
         for camera in 0..<cameras {
             let id = "cam-\(camera)"
             inputs.append(try (0..<frames).map { step in
                 let time = start + Int64(step) * 200
-                var frame = Vigil_V1_FrameDetections()
-                frame.cameraID = id
-                frame.captureTime = Google_Protobuf_Timestamp(milliseconds: time)
-                frame.objects = (0..<objects).map { person in
-                    // Persons walk across the frame and back, each on its own row and pace.
-                    let phase = Double((step * (person + 3) + camera * 7) % 200) / 100
-                    let x = 0.05 + 0.9 * (phase < 1 ? phase : 2 - phase)
-                    let y = 0.15 + 0.8 * Double(person) / Double(max(1, objects))
-                    var object = Vigil_V1_DetectedObject()
-                    object.classLabel = "person"
-                    object.score = 0.8
-                    object.trackID = UInt64(person + 1)
-                    object.box = .with { $0.xMin = Float(x - 0.03); $0.xMax = Float(x + 0.03); $0.yMin = Float(y - 0.2); $0.yMax = Float(y) }
-                    return object
-                }
+                let frame = walkers.frame(camera: camera, id: id, step: step, time: time)
                 return StageInput(
                     topic: MatchStage.detectionsTopic, offset: Int64(step), key: Array(id.utf8), value: try frame.serializedBytes(),
                     headers: [RecordHeader(key: RecordHeaders.eventTime, value: String(time))], timestampMilliseconds: time

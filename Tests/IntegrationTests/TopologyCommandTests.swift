@@ -44,7 +44,7 @@ struct TopologyCommandTests {
             [topic.name, "\(topology.partitions(of: topic, in: .dev))", "\(topology.replicationFactor(of: topic, in: .dev))"]
         }
         #expect(listed.map { [$0["name"] as! String, "\($0["partitions"] as! Int)", "\($0["replicationFactor"] as! Int)"] } == expected)
-        #expect(listed.count == 21)
+        #expect(listed.count == 22)
         #expect(expected.first == ["video.packets.v1", "24", "3"], "raw topics get twice their base partitions on the dev cluster")
 
         // The brokers really have them: `dev-cluster status` asks for metadata.
@@ -68,8 +68,8 @@ struct TopologyCommandTests {
         )
         #expect(dev.exitStatus == 0, "\(dev.standardError)")
         let output = dev.output
-        #expect(output.first == "topology: \(repositoryTopology.path) (dev profile), 21 topics declared")
-        #expect(output.contains { $0.hasPrefix("cluster:  \(cluster.bootstrapServers), 3 brokers, 22 topics") })
+        #expect(output.first == "topology: \(repositoryTopology.path) (dev profile), \(topology.topics.count) topics declared")
+        #expect(output.contains { $0.hasPrefix("cluster:  \(cluster.bootstrapServers), 3 brokers, \(topology.topics.count + 1) topics") })
         #expect(output.contains("configs:  cannot be read, so retention, cleanup and min.insync are unknown:"))
         #expect(output.contains { $0.hasPrefix("TOPIC ") && $0.hasSuffix("STATUS") })
         for topic in topology.topics {
@@ -115,7 +115,7 @@ struct TopologyCommandTests {
             )
         )
         #expect(!output.contains { $0.hasPrefix("  create") })
-        #expect(output.contains { $0.hasPrefix("plan: 0 to create, ") && $0.hasSuffix(" for an operator, 21 topics with unknown configs") })
+        #expect(output.contains { $0.hasPrefix("plan: 0 to create, ") && $0.hasSuffix(" for an operator, 22 topics with unknown configs") })
         #expect(output.last == "dry run: nothing changed")
 
         // Against the dev profile only the unreadable configs remain.
@@ -124,7 +124,7 @@ struct TopologyCommandTests {
              "--topology", repositoryTopology.path]
         )
         #expect(devPlan.exitStatus == 2)
-        #expect(devPlan.output.contains("plan: 0 to create, 0 for an operator, 21 topics with unknown configs"))
+        #expect(devPlan.output.contains("plan: 0 to create, 0 for an operator, 22 topics with unknown configs"))
         try await cluster.stop()
     }
 
@@ -179,7 +179,7 @@ struct TopologyCommandTests {
     func validate() async throws {
         let good = try await Self.vigil(["topics", "validate", "--topology", repositoryTopology.path])
         #expect(good.exitStatus == 0, "\(good.output)")
-        #expect(good.output == ["\(repositoryTopology.path): valid — 21 topics, 5 workers, 3 regions"])
+        #expect(good.output == ["\(repositoryTopology.path): valid — 22 topics, 6 workers, 3 regions"])
 
         let broken = try Self.topologyFile { $0.replacingOccurrences(of: "inputs: [frames.v1]", with: "inputs: [frames.v2]") }
         defer { try? FileManager.default.removeItem(at: broken) }

@@ -31,13 +31,13 @@ struct TopicsApplyCommandTests {
             ["topics", "apply", "--bootstrap", broker.bootstrapServers, "--region", "region-b", "--timeout", "5", "--topology", Self.topology.path]
         )
         #expect(run.status == 0, "\(run.standardError)")
-        #expect(run.output.contains("plan: 21 to create, 0 for an operator, 0 topics with unknown configs"))
-        #expect(run.output.filter { $0.hasPrefix("created   ") }.count == 21)
+        #expect(run.output.contains("plan: 22 to create, 0 for an operator, 0 topics with unknown configs"))
+        #expect(run.output.filter { $0.hasPrefix("created   ") }.count == 22)
         #expect(run.output.contains("created   video.packets.v1"))
 
         let call = try #require(broker.createTopicsCalls.first)
         #expect(broker.createTopicsCalls.count == 1)
-        #expect(call.topics.count == 21)
+        #expect(call.topics.count == 22)
         #expect(
             call.topics.first
                 == .init(
@@ -68,7 +68,7 @@ struct TopicsApplyCommandTests {
                     + "[INVALID_REPLICATION_FACTOR]"
             )
         )
-        #expect(run.output.filter { $0.hasPrefix("created   ") }.count == 20)
+        #expect(run.output.filter { $0.hasPrefix("created   ") }.count == 21)
         #expect(run.standardError.contains("vigil: 1 topic could not be created"))
     }
 }
