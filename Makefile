@@ -16,11 +16,15 @@ build: deps
 # The vision and video suites (models and codecs on real media, and the worker processes that
 # run them) are CPU-bound: they run after the others, so they never starve the runtime's
 # multi-process tests of CPU on a 2-core machine.
-CPU_BOUND_SUITES = DetectTests VisionTests DecodeTests VideoTests DetectWorkerTests VideoPathTests IngestReplicaTests UpCommandTests MatchBenchSmokeTests
+# `vigil up` on the demo's three streams runs the whole pipeline, detect included: it runs
+# last and alone (suites of one `swift test` run in parallel).
+CPU_BOUND_SUITES = DetectTests VisionTests DecodeTests VideoTests DetectWorkerTests VideoPathTests IngestReplicaTests MatchBenchSmokeTests
+ALONE_SUITES = UpCommandTests
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build $(addprefix --skip ,$(CPU_BOUND_SUITES))
+	$(SWIFT) test --skip-build $(addprefix --skip ,$(CPU_BOUND_SUITES) $(ALONE_SUITES))
 	$(SWIFT) test --skip-build $(addprefix --filter ,$(CPU_BOUND_SUITES))
+	$(SWIFT) test --skip-build $(addprefix --filter ,$(ALONE_SUITES))
 
 # The whole pipeline on sample streams with `vigil up`: incidents live, redacted snapshots at the end.
 demo: build
