@@ -58,13 +58,12 @@ public final class AuditSequencer: Stage, @unchecked Sendable {
             throw MismatchedRecord(reason: "not an AuditEvent (\(error)); it is not chained")
         }
         let partition = input.partition
-        var tail = try await tail(of: partition, before: input.offset)
+        let tail = try await tail(of: partition, before: input.offset)
         if let tail, tail.sourcePartition == partition, tail.sourceOffset >= input.offset {
             return []  // chained before: a redelivery
         }
         let now = clock()
         let record = AuditChain.append(input.value, after: tail, source: (partition, input.offset), recordedAt: now)
-        tail = record
         lock.withLock { tails[partition] = record }
         var outputs = [StageOutput(
             topic: Self.logTopic, partition: partition, key: input.key, value: try record.serializedBytes(),

@@ -256,8 +256,7 @@ struct CameraStream {
         // The newest frame sent: the chunk's last packet, counted from its first by their timestamps.
         let timestamps = chunk.packets.compactMap(\.presentationTime)
         let ticks = (timestamps.max() ?? 0) - (timestamps.min() ?? 0)
-        let secondsPerTick = Double(stream.timeBase.numerator) / Double(max(stream.timeBase.denominator, 1))
-        lastFrameTime = Google_Protobuf_Timestamp(date: start.addingTimeInterval(Double(ticks) * secondsPerTick))
+        lastFrameTime = Google_Protobuf_Timestamp(date: start.addingTimeInterval(Double(ticks) * stream.secondsPerTick))
     }
 
     /// Publishes the camera's health; `reason` must not carry the URL (FFmpeg's messages don't).

@@ -12,6 +12,9 @@ public struct StreamCodec: Sendable {
     /// FFmpeg's extradata (SPS/PPS…).
     public var parameters: [UInt8]
 
+    /// Seconds per tick of the stream's timestamps.
+    public var secondsPerTick: Double { Double(timeBase.numerator) / Double(max(timeBase.denominator, 1)) }
+
     public init(_ demuxer: Demuxer) {
         name = demuxer.codecName
         width = demuxer.width
@@ -62,12 +65,11 @@ extension Vigil_V1_VideoChunk {
             if let chunk = chunker.add(packet) { groups.append(chunk) }
         }
         if let last = chunker.finish() { groups.append(last) }
-        let secondsPerTick = Double(codec.timeBase.numerator) / Double(max(codec.timeBase.denominator, 1))
         let firstTime = groups.first?.packets.first?.presentationTime ?? 0
         return groups.enumerated().map { index, group in
             let time = group.packets.compactMap(\.presentationTime).min() ?? firstTime
             return Vigil_V1_VideoChunk(
-                cameraID: cameraID, sequence: UInt64(index), epoch: 1, captureTime: start.addingTimeInterval(Double(time - firstTime) * secondsPerTick),
+                cameraID: cameraID, sequence: UInt64(index), epoch: 1, captureTime: start.addingTimeInterval(Double(time - firstTime) * codec.secondsPerTick),
                 codec: codec, chunk: group, discontinuity: index == 0
             )
         }

@@ -63,6 +63,14 @@ public final class KafkaProducer: Service, @unchecked Sendable {
         try await enqueue(message).report()
     }
 
+    /// Produces `messages` with all of them in flight at once, and returns once the cluster
+    /// acknowledged every one (throws the first failure).
+    public func send(all messages: [KafkaProducerMessage]) async throws {
+        var deliveries: [KafkaPendingDelivery] = []
+        for message in messages { deliveries.append(try await enqueue(message)) }
+        for delivery in deliveries { _ = try await delivery.report() }
+    }
+
     /// Hands one record to the producer and returns as soon as it is queued, so a caller can
     /// keep many records in flight and await their reports later. Waits while the in-flight
     /// limit is reached. Throws at once for records that can never be sent (too large,

@@ -8,8 +8,8 @@ import VigilSchema
 /// object and redaction health. Like the others, each is a function of the frames and their
 /// event times only, and keeps what it needs in the rule's state.
 extension CameraJudge {
-    /// Persons tracked at most this far apart (a fraction of the frame) are one place: an
-    /// abandoned object's position, a track's positions for its speed.
+    /// Still things whose centres are at most this far apart (a fraction of the frame) are one
+    /// thing: a static region seen again in the next frame.
     static let samePlace: Double = 0.03
     /// The most still things an abandoned-object rule keeps per camera: the oldest go first.
     static let maxStillThings = 32
@@ -105,7 +105,7 @@ extension CameraJudge {
             var track = ruleState.tracks[object.trackID] ?? Vigil_V1_RuleTrack()
             let gap = time - track.lastSeenMs
             if parameters.minSpeed > 0, track.positionKnown, gap > 0, gap <= Self.maxSpeedGap, zone.isEmpty || PlaneGeometry.covers(zone, point) {
-                let speed = Float(hypot(point.x - Double(track.x), point.y - Double(track.y)) * 1_000 / Double(gap))
+                let speed = Float(point.distance(to: track.position) * 1_000 / Double(gap))
                 if speed >= parameters.minSpeed {
                     fast.append(object)
                     fastest = max(fastest, speed)
@@ -241,11 +241,5 @@ extension CameraJudge {
         if parameters.hasMaxSnapshotGap { return max(1_000, parameters.maxSnapshotGap.milliseconds) }
         if let rate = camera?.snapshotsPerMinute, rate > 0 { return max(10_000, Int64(3 * 60_000 / rate)) }
         return 60_000
-    }
-}
-
-extension PlanePoint {
-    func distance(to other: PlanePoint) -> Double {
-        hypot(x - other.x, y - other.y)
     }
 }

@@ -275,17 +275,14 @@ struct CameraJudge {
     /// The zone track that vanished nearest to `point` within the stitch distance and gap,
     /// taken out of the state for the new track to continue.
     private static func stitched(at point: PlanePoint, time: Int64, excluding inFrame: Set<UInt64>, _ ruleState: inout Vigil_V1_RuleMatchState) -> Vigil_V1_RuleTrack? {
-        let candidates = ruleState.tracks.filter { id, track in
-            !inFrame.contains(id) && track.enteredMs != 0 && track.positionKnown && time - track.lastSeenMs <= stitchGap
-                && hypot(Double(track.x) - point.x, Double(track.y) - point.y) <= stitchDistance
+        let candidates = ruleState.tracks.compactMap { id, track -> (distance: Double, id: UInt64, track: Vigil_V1_RuleTrack)? in
+            guard !inFrame.contains(id), track.enteredMs != 0, track.positionKnown, time - track.lastSeenMs <= stitchGap else { return nil }
+            let distance = track.position.distance(to: point)
+            return distance <= stitchDistance ? (distance, id, track) : nil
         }
-        guard let nearest = candidates.min(by: { first, second in
-            let a = hypot(Double(first.value.x) - point.x, Double(first.value.y) - point.y)
-            let b = hypot(Double(second.value.x) - point.x, Double(second.value.y) - point.y)
-            return (a, first.key) < (b, second.key)
-        }) else { return nil }
-        ruleState.tracks[nearest.key] = nil
-        return nearest.value
+        guard let nearest = candidates.min(by: { ($0.distance, $0.id) < ($1.distance, $1.id) }) else { return nil }
+        ruleState.tracks[nearest.id] = nil
+        return nearest.track
     }
 
     /// Line crossing: a track's ground point moving from one side of the line to the other,
@@ -300,7 +297,7 @@ struct CameraJudge {
             let point = groundPoint(of: object.box)
             var track = ruleState.tracks[object.trackID] ?? Vigil_V1_RuleTrack()
             track.lastSeenMs = time
-            if track.positionKnown, let direction = rule.lineCrossing(from: PlanePoint(x: Double(track.x), y: Double(track.y)), to: point),
+            if track.positionKnown, let direction = rule.lineCrossing(from: track.position, to: point),
                parameters.direction == .both || parameters.direction == direction || parameters.direction == .unspecified {
                 holding.objects.append(object)
                 if direction == .forward { holding.forward += 1 } else { holding.backward += 1 }
@@ -466,4 +463,9 @@ struct CameraJudge {
     static func admits(_ filter: Vigil_V1_ObjectFilter, _ object: Vigil_V1_DetectedObject) -> Bool {
         object.score >= filter.minScore && (filter.classLabels.isEmpty ? object.classLabel == "person" : filter.classLabels.contains(object.classLabel))
     }
+}
+
+extension Vigil_V1_RuleTrack {
+    /// Its last known ground point.
+    var position: PlanePoint { PlanePoint(x: Double(x), y: Double(y)) }
 }

@@ -7,10 +7,11 @@ import WorkerRuntime
 /// then (`rules.v1` looked up by time, so a replay applies the same versions), if enabled and
 /// watching the camera as `cameras.v1` described it then (its labels, for label selectors).
 public final class RuleBook: @unchecked Sendable {
-    /// One rule's versions, oldest first (a nil rule is a deletion).
+    /// One rule's versions, oldest first (a nil rule is a deletion), each with its schedule
+    /// made ready (nil: always active).
     private struct History {
         var id: String
-        var versions: [(effective: Int64, rule: Vigil_V1_Rule?)]
+        var versions: [(effective: Int64, rule: Vigil_V1_Rule?, schedule: WeeklySchedule?)]
     }
 
     private let rules: Table<Vigil_V1_Rule>
@@ -37,7 +38,9 @@ public final class RuleBook: @unchecked Sendable {
         let known = lock.withLock {
             if let histories { return histories }
             let built = rules.histories.sorted { $0.key < $1.key }.map { id, history in
-                History(id: id, versions: history.versions.map { ($0.effectiveFromMilliseconds, $0.value) })
+                History(id: id, versions: history.versions.map { version in
+                    (version.effectiveFromMilliseconds, version.value, version.value.flatMap { $0.hasSchedule ? WeeklySchedule($0.schedule) : nil })
+                })
             }
             histories = built
             return built
@@ -45,9 +48,9 @@ public final class RuleBook: @unchecked Sendable {
         var labels: [String: String]?
         var found: [Vigil_V1_Rule] = []
         for history in known {
-            guard let rule = history.versions.last(where: { $0.effective <= milliseconds })?.rule, rule.enabled else { continue }
+            guard let version = history.versions.last(where: { $0.effective <= milliseconds }), let rule = version.rule, rule.enabled else { continue }
             // Outside its schedule a rule is not in force: its open incident closes as if removed.
-            if rule.hasSchedule, !rule.schedule.isActive(atMilliseconds: milliseconds) { continue }
+            if let schedule = version.schedule, !schedule.isActive(atMilliseconds: milliseconds) { continue }
             if rule.cameraIds.contains(cameraID) {
                 found.append(rule)
             } else if !rule.cameraSelector.isEmpty {

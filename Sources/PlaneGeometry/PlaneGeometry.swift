@@ -1,3 +1,4 @@
+import Foundation
 import VigilSchema
 
 /// A point in normalized frame coordinates (0 to 1, origin top-left, y down).
@@ -12,6 +13,10 @@ public struct PlanePoint: Sendable, Hashable {
 
     public init(_ point: Vigil_V1_Point) {
         self.init(x: Double(point.x), y: Double(point.y))
+    }
+
+    public func distance(to other: PlanePoint) -> Double {
+        hypot(x - other.x, y - other.y)
     }
 }
 

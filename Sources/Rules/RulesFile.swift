@@ -199,11 +199,7 @@ private extension DeclarationReader {
             rule.zone = zone(body, node: node, path: path) ?? .init()
             var parameters = Vigil_V1_HazardDwellParameters()
             parameters.objects = objects(body["objects"], path: "\(path).objects", knownClasses: knownClasses)
-            if let value = body["dwell"] {
-                parameters.dwell = duration(value, path: "\(path).dwell") ?? .init()
-            } else {
-                fail(node, "\(path).dwell", "is missing: how long a track may stay in the zone, e.g. 10s")
-            }
+            parameters.dwell = required(body, "dwell", node: node, path: path, hint: "how long a track may stay in the zone, e.g. 10s") ?? .init()
             rule.hazardDwell = parameters
         case .crowdDensity:
             rule.zone = zone(body, node: node, path: path) ?? .init()
@@ -411,11 +407,7 @@ private extension DeclarationReader {
         default:
             fail(node, path, "give max_count (objects in the zone), or area_m2 (the zone's real area) with max_per_m2 (objects per square metre), not both")
         }
-        if let value = body["sustained_for"] {
-            parameters.sustainedFor = duration(value, path: "\(path).sustained_for") ?? .init()
-        } else {
-            fail(node, "\(path).sustained_for", "is missing: how long the zone must stay that full, e.g. 30s")
-        }
+        parameters.sustainedFor = required(body, "sustained_for", node: node, path: path, hint: "how long the zone must stay that full, e.g. 30s") ?? .init()
         return parameters
     }
 

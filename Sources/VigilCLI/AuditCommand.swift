@@ -209,7 +209,7 @@ struct AuditCommand: AsyncParsableCommand {
                 }
                 let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: cluster), logger: logger)
                 let request = UUID().uuidString.lowercased()
-                for partition in 0..<Int32(partitions) {
+                try await producer.send(all: (0..<Int32(partitions)).map { partition in
                     var event = Vigil_V1_AuditEvent()
                     event.eventID = "head-request:\(request):\(partition)"
                     event.kind = .headRequested
@@ -219,8 +219,8 @@ struct AuditCommand: AsyncParsableCommand {
                     event.eventTime = Google_Protobuf_Timestamp(date: Date())
                     event.origin = "vigil audit request-head"
                     let value: [UInt8] = try event.serializedBytes()
-                    _ = try await producer.enqueue(KafkaProducerMessage(topic: AuditSequencer.eventsTopic, partition: partition, key: Array(event.subject.utf8), value: value)).report()
-                }
+                    return KafkaProducerMessage(topic: AuditSequencer.eventsTopic, partition: partition, key: Array(event.subject.utf8), value: value)
+                })
                 await producer.close()
                 writeLine("asked for the heads of \(TopologyOption.count(partitions, "chain")); vigil-audit signs them onto \(AuditSequencer.headsTopic)")
             } catch let exit as ExitCode {

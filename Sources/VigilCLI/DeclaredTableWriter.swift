@@ -74,21 +74,14 @@ struct DeclaredTableWriter<Value: Sendable & Equatable> {
             // The audit trail first, acknowledged before any change is sent: a change never
             // lands without its event. Event ids name the id and version, so a rerun after a
             // failure repeats the same events.
-            var events: [KafkaPendingDelivery] = []
-            for entry in plan.changes {
-                events.append(try await producer.enqueue(KafkaProducerMessage(
-                    topic: "audit.events.v1", key: Array(entry.id.utf8), value: try auditEvent(entry).serializedBytes()
-                )))
-            }
-            for delivery in events { _ = try await delivery.report() }
-            var records: [KafkaPendingDelivery] = []
-            for entry in plan.entries where entry.kind != .notInFile {
+            try await producer.send(all: plan.changes.map { entry in
+                KafkaProducerMessage(topic: "audit.events.v1", key: Array(entry.id.utf8), value: try auditEvent(entry).serializedBytes())
+            })
+            let records = try plan.entries.filter { $0.kind != .notInFile }.map { entry in
                 let record = TableRecords.record(key: entry.id, value: try entry.publish.map(serialize), effectiveMilliseconds: entry.effectiveMilliseconds)
-                records.append(try await producer.enqueue(KafkaProducerMessage(
-                    topic: topic, key: record.key, value: record.value, headers: record.headers.map { KafkaHeader(key: $0.key, value: $0.value) }
-                )))
+                return KafkaProducerMessage(topic: topic, key: record.key, value: record.value, headers: record.headers.map { KafkaHeader(key: $0.key, value: $0.value) })
             }
-            for delivery in records { _ = try await delivery.report() }
+            try await producer.send(all: records)
             await producer.close()
             writeLine("published \(TopologyOption.count(records.count, "\(kind.noun) record")) to \(topic) and \(TopologyOption.count(plan.changes.count, "audit event")) to audit.events.v1")
         } catch {

@@ -124,8 +124,7 @@ extension SnapshotsCommand {
         let now = Google_Protobuf_Timestamp(date: Date())
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: cluster), logger: logger)
         do {
-            var deliveries: [KafkaPendingDelivery] = []
-            for (snapshot, path) in exports {
+            try await producer.send(all: exports.map { snapshot, path in
                 var event = Vigil_V1_AuditEvent()
                 event.eventID = "snapshot-export:\(exportID):\(snapshot.snapshotID)"
                 event.kind = .snapshotExported
@@ -135,11 +134,8 @@ extension SnapshotsCommand {
                 event.detail = "exported to \(path)\(drawingBoxes ? " with the detected objects' boxes drawn" : "")"
                 event.eventTime = now
                 event.origin = exporter.origin
-                deliveries.append(try await producer.enqueue(KafkaProducerMessage(
-                    topic: "audit.events.v1", key: Array(snapshot.cameraID.utf8), value: try event.serializedBytes()
-                )))
-            }
-            for delivery in deliveries { _ = try await delivery.report() }
+                return KafkaProducerMessage(topic: "audit.events.v1", key: Array(snapshot.cameraID.utf8), value: try event.serializedBytes())
+            })
             await producer.close()
         } catch {
             await producer.close()
