@@ -139,8 +139,10 @@ let package = Package(
             dependencies: [
                 "DeclarationFiles",
                 "PlaneGeometry",
+                "SigningKeys",
                 "VigilSchema",
                 "WorkerRuntime",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -292,11 +294,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Ed25519 key files and key ids: the audit log's heads and the camera admins' signatures.
+        .target(
+            name: "SigningKeys",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // The audit log: hash chains, signed heads, verification (vigil-audit, `vigil audit`).
         .target(
             name: "Audit",
             dependencies: [
-                "VigilSchema", "WorkerRuntime",
+                "SigningKeys", "VigilSchema", "WorkerRuntime",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
@@ -306,7 +314,7 @@ let package = Package(
         .executableTarget(
             name: "AuditWorker",
             dependencies: [
-                "Audit", "Kafka", "VigilSchema", "WorkerRuntime",
+                "Audit", "Kafka", "SigningKeys", "VigilSchema", "WorkerRuntime",
                 .product(name: "Logging", package: "swift-log"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
@@ -351,6 +359,7 @@ let package = Package(
                 "Video",
                 "Kafka",
                 "Cameras",
+                "SigningKeys",
                 "VigilSchema",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -428,7 +437,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CamerasTests",
-            dependencies: ["Cameras", "DeclarationFiles", "VigilSchema", "WorkerRuntime"],
+            dependencies: [
+                "Cameras", "DeclarationFiles", "VigilSchema", "WorkerRuntime",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -475,6 +487,8 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "ChildProcesses", "Kafka", "Match", "Rules", "Topology", "VigilSchema", "WorkerRuntime", "Vision", "IndependentFaces",
+                "Cameras", "SigningKeys",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,4 +1,5 @@
 import Audit
+import SigningKeys
 import Foundation
 import Kafka
 import Logging
@@ -22,7 +23,7 @@ func fail(_ message: String) -> Never {
 }
 
 let signingKey = environment["AUDIT_SIGNING_KEY_FILE"].map { file in
-    do { return try ChainHeads.privateKey(file: file) } catch { fail("AUDIT_SIGNING_KEY_FILE: \(error)") }
+    do { return try SigningKeys.privateKey(file: file) } catch { fail("AUDIT_SIGNING_KEY_FILE: \(error)") }
 }
 let interval = environment["AUDIT_HEAD_INTERVAL_S"].map { text in
     guard let seconds = Int(text), seconds >= 1 else { fail("AUDIT_HEAD_INTERVAL_S must be a whole number of seconds, 1 or more, not \(text)") }

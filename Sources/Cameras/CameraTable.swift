@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import SwiftProtobuf
 import VigilSchema
@@ -7,20 +8,70 @@ import WorkerRuntime
 public enum CameraTable {
     public static let topic = "cameras.v1"
 
-    /// A table of camera configurations; `maxVersionsPerKey` as `worker.table-versions`.
-    public static func make(maxVersionsPerKey: Int = 16) -> Table<Vigil_V1_CameraConfig> {
+    /// A table of camera configurations; `maxVersionsPerKey` as `worker.table-versions`. A
+    /// record that fails the two-person rule (`CameraAdmission`) with `admins` is refused: the
+    /// camera keeps its previous configuration, and the worker announces the refusal.
+    public static func make(admins: CameraAdmins, maxVersionsPerKey: Int = 16) -> Table<Vigil_V1_CameraConfig> {
         Table(topic: topic, maxVersionsPerKey: maxVersionsPerKey) { key, bytes in
             let config = try Vigil_V1_CameraConfig(serializedBytes: bytes)
             guard config.cameraID == key else {
                 throw CameraRecordMismatch(key: key, cameraID: config.cameraID)
             }
             return config
+        } admit: { key, config, last, record in
+            guard let reason = CameraAdmission.refusal(of: config, last: last, admins: admins) else { return nil }
+            let place = "\(record.topic)[\(record.partition)] offset \(record.offset)"
+            return TableRefusal(reason: "camera \(key) version \(config.version) (\(place)) \(reason)") { worker in
+                refusalNotices(cameraID: key, version: config.version, reason: reason.description, place: place, worker: worker)
+            }
         }
     }
 
-    /// The record that publishes `config` (nil: a tombstone for `cameraID`), in force from `effectiveMilliseconds`.
+    /// A refused record's announcements: a `camera.health.v1` record (operators on shift see
+    /// it with the camera) and an audit event. Ids name the worker and the record, so every
+    /// replica of a worker announces the same event.
+    static func refusalNotices(cameraID: String, version: UInt64, reason: String, place: String, worker: String) -> [OutgoingRecord] {
+        let now = Google_Protobuf_Timestamp(date: Date())
+        var refusal = Vigil_V1_CameraConfigRefusal()
+        refusal.refusedVersion = version
+        refusal.reason = reason
+        refusal.worker = worker
+        refusal.record = place
+        var health = Vigil_V1_CameraHealth()
+        health.cameraID = cameraID
+        health.reason = "\(worker) refused configuration version \(version); the camera keeps its previous configuration"
+        health.observedTime = now
+        health.configRefusal = refusal
+        var event = Vigil_V1_AuditEvent()
+        event.eventID = "camera-refused:\(worker):\(place)"
+        event.kind = .privacyChangeRejected
+        event.actor = worker
+        event.subject = "camera:\(cameraID)"
+        event.cameraID = cameraID
+        event.detail = "refused configuration version \(version) (\(place)): it \(reason)"
+        event.eventTime = now
+        event.origin = worker
+        let key = Array(cameraID.utf8)
+        return [
+            OutgoingRecord(topic: "camera.health.v1", key: key, value: (try? health.serializedBytes()) ?? [], headers: []),
+            OutgoingRecord(topic: "audit.events.v1", key: key, value: (try? event.serializedBytes()) ?? [], headers: []),
+        ]
+    }
+
+    /// The record that publishes `config` as signed (nil: a tombstone for `cameraID`), in force from `effectiveMilliseconds`.
     public static func record(cameraID: String, config: Vigil_V1_CameraConfig?, effectiveMilliseconds: Int64) throws -> (key: [UInt8], value: [UInt8], headers: [RecordHeader]) {
         TableRecords.record(key: cameraID, value: try config.map { try $0.serializedBytes() }, effectiveMilliseconds: effectiveMilliseconds)
+    }
+
+    /// The record that publishes `config` signed by `signers` (accounts and their private keys),
+    /// in force from `effectiveMilliseconds`: for benchmarks and tests that fill a table in memory.
+    public static func record(
+        config: Vigil_V1_CameraConfig, signedBy signers: [(account: String, key: Curve25519.Signing.PrivateKey)], effectiveMilliseconds: Int64
+    ) throws -> TableRecord {
+        var signed = config
+        for signer in signers { try CameraSignatures.sign(&signed, account: signer.account, key: signer.key) }
+        let record = try self.record(cameraID: config.cameraID, config: signed, effectiveMilliseconds: effectiveMilliseconds)
+        return TableRecord(topic: topic, partition: 0, offset: 0, key: record.key, value: record.value, headers: record.headers, timestampMilliseconds: nil)
     }
 }
 
@@ -54,5 +105,25 @@ extension Table where Value == Vigil_V1_CameraConfig {
             break
         }
         throw UnknownCamera(cameraID: cameraID)
+    }
+}
+
+extension CameraAdmins {
+    /// The admins a worker executable trusts (`CAMERA_ADMIN_KEYS_FILE`). Without them nothing
+    /// could be trusted: the worker exits 64 (EX_USAGE) saying what to set, before it starts anything.
+    public static func forWorker(_ name: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> CameraAdmins {
+        do {
+            return try fromEnvironment(environment)
+        } catch {
+            FileHandle.standardError.write(Data("\(name): \(error)\n".utf8))
+            exit(64)
+        }
+    }
+}
+
+extension CameraTable {
+    /// A worker executable's camera table, trusting the admins `CAMERA_ADMIN_KEYS_FILE` names.
+    public static func forWorker(_ name: String) -> Table<Vigil_V1_CameraConfig> {
+        make(admins: CameraAdmins.forWorker(name))
     }
 }

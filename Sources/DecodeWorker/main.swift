@@ -15,6 +15,6 @@ var settings = DecodeSettings()
 if let quality = environment["DECODE_JPEG_QUALITY"].flatMap(Int.init) { settings.jpegQuality = quality }
 if let fps = environment["DECODE_DEFAULT_FPS"].flatMap(Double.init) { settings.defaultFramesPerSecond = fps }
 if let behind = environment["DECODE_BEHIND_MS"].flatMap(Int64.init) { settings.behindMilliseconds = behind }
-let cameras = CameraTable.make()
+let cameras = CameraTable.forWorker("vigil-decode")
 let stage = DecodeStage(cameras: cameras, settings: settings, logger: Logger(label: "vigil-decode"))
 try await Worker.run(stage: stage, name: "vigil-decode", tables: [cameras])

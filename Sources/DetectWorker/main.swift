@@ -36,5 +36,5 @@ do {
     FileHandle.standardError.write(Data("vigil-detect: \(error)\n".utf8))
     exit(2)
 }
-let cameras = CameraTable.make()
+let cameras = CameraTable.forWorker("vigil-detect")
 try await Worker.run(stage: DetectStage(analyzer: analyzer, cameras: cameras), name: "vigil-detect", tables: [cameras])

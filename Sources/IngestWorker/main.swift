@@ -14,8 +14,9 @@ let environment = ProcessInfo.processInfo.environment
 var settings = IngestSettings()
 if let timeout = environment["INGEST_READ_TIMEOUT_MS"].flatMap(Int.init) { settings.readTimeout = .milliseconds(timeout) }
 settings.secretsDirectory = environment["INGEST_SECRETS_DIR"]
+let admins = CameraAdmins.forWorker("vigil-ingest")
 let source = IngestSource(settings: settings, logger: Logger(label: "vigil-ingest"))
-try await Worker.run(source: source, name: "vigil-ingest", owning: { CameraTable.make() }) { router in
+try await Worker.run(source: source, name: "vigil-ingest", owning: { CameraTable.make(admins: admins) }) { router in
     // The cameras this replica streams, one id per line.
     router.get("cameras") { _, _ in source.running.sorted.map { $0 + "\n" }.joined() }
 }

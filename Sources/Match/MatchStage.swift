@@ -79,6 +79,8 @@ public struct MatchStage: StatefulStage {
         case Self.healthTopic: waiting.health = try input.cameraMessage(Vigil_V1_CameraHealth.self) { $0.cameraID }
         default: throw MismatchedRecord(reason: "vigil-match reads \(Self.detectionsTopic) and \(Self.healthTopic), not \(input.topic)")
         }
+        // A worker refusing a camera configuration says nothing about the stream: no rule judges it.
+        if case .health(let health) = waiting.input, health.hasConfigRefusal { return [] }
         var camera = state?.camera ?? Vigil_V1_MatchCameraState()
         if eventTime < camera.judgedUntilMs {
             // The runtime's own counter of late records, for the same dashboards and alerts.

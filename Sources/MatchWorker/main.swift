@@ -30,7 +30,7 @@ func milliseconds(_ name: String, default value: Int, minimum: Int) -> Int {
 let lateness = milliseconds("MATCH_ALLOWED_LATENESS_MS", default: 2_000, minimum: 0)
 let silence = milliseconds("MATCH_SILENCE_MS", default: 10_000, minimum: 1_000)
 let rules = RuleTable.make()
-let cameras = CameraTable.make()
+let cameras = CameraTable.forWorker("vigil-match")
 try await Worker.run(
     stage: MatchStage(rules: RuleBook(rules: rules, cameras: cameras), lateness: .milliseconds(lateness), silence: .milliseconds(silence)),
     name: "vigil-match", tables: [rules, cameras]

@@ -77,13 +77,14 @@ final class OwnedCameras: Sendable {
 let environment = ProcessInfo.processInfo.environment
 if environment["PASSTHROUGH_SOURCE"] == "1" {
     let source = SyntheticCameraSource(topic: environment["PASSTHROUGH_SOURCE_TOPIC"] ?? "source.out", interval: .milliseconds(100))
-    try await Worker.run(source: source, name: "vigil-passthrough", owning: { CameraTable.make() }) { router in
+    let admins = CameraAdmins.forWorker("vigil-passthrough")
+    try await Worker.run(source: source, name: "vigil-passthrough", owning: { CameraTable.make(admins: admins) }) { router in
         router.get("owned") { _, _ in source.owned.withLock { $0.sorted().map { $0 + "\n" }.joined() } }
     }
     exit(0)
 }
 let delayMilliseconds = environment["PASSTHROUGH_DELAY_MS"].flatMap { Int($0) } ?? 0
-let cameras = environment["PASSTHROUGH_CAMERAS"] == "1" ? CameraTable.make() : nil
+let cameras = environment["PASSTHROUGH_CAMERAS"] == "1" ? CameraTable.forWorker("vigil-passthrough") : nil
 try await Worker.run(
     stage: PassThroughStage(delay: .milliseconds(delayMilliseconds)), name: "vigil-passthrough", tables: cameras.map { [$0] } ?? []
 ) { router in

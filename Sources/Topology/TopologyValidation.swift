@@ -17,6 +17,9 @@ public struct TopologyProblem: Error, Sendable, Hashable, CustomStringConvertibl
 extension Topology {
     /// Raw pixels may be kept at most this long.
     public static let maximumRawPixelRetentionMilliseconds: Int64 = 60 * 60_000
+    /// The hash-chained audit log, kept at least `auditLogMinimumRetentionMilliseconds` (6 months).
+    public static let auditLogTopic = "audit.log.v1"
+    public static let auditLogMinimumRetentionMilliseconds: Int64 = 183 * 86_400_000
 
     /// Every problem, in file order (topics, workers, regions, dev). Empty when the topology
     /// can be applied. Checks what a single topic or worker cannot see on its own: undeclared
@@ -75,6 +78,13 @@ extension Topology {
                     "\(path).retention",
                     "\"\(topic.retention.text)\" is not a retention; write a whole number with a unit (ms, s, m, h, d, w), "
                         + "e.g. \"10m\" or \"7d\", or \"forever\""
+                )
+            }
+            if topic.name == Self.auditLogTopic, topic.retention.isValid, !topic.retention.isForever,
+               (topic.retention.milliseconds ?? 0) < Self.auditLogMinimumRetentionMilliseconds {
+                report(
+                    "\(path).retention",
+                    "is \(topic.retention) but the audit log is kept at least 6 months (183d) so auditors can check what happened; write 183d or more, or forever"
                 )
             }
             if let key = topic.key, key.trimmingWhitespace.isEmpty {

@@ -4,6 +4,7 @@ import Crypto
 import Foundation
 import Kafka
 import Logging
+import SigningKeys
 import SwiftProtobuf
 import VigilSchema
 
@@ -77,7 +78,7 @@ struct AuditCommand: AsyncParsableCommand {
             let logger = logging.bootstrap(label: "vigil.audit")
             let keys: [Curve25519.Signing.PublicKey]
             do {
-                keys = try publicKeys.map(ChainHeads.publicKey)
+                keys = try publicKeys.map(SigningKeys.publicKey)
             } catch {
                 writeError("vigil: --public-key: \(error)")
                 throw ExitCode.failure
@@ -245,13 +246,13 @@ struct AuditCommand: AsyncParsableCommand {
                 writeError("vigil: \(out) exists; a signing key is never overwritten")
                 throw ExitCode.failure
             }
-            guard let key = ChainHeads.writeNewKey(to: out) else {
+            guard let key = SigningKeys.writeNewKey(to: out) else {
                 writeError("vigil: cannot write \(out)")
                 throw ExitCode.failure
             }
             writeLine("wrote the signing key to \(out) (give vigil-audit its path as AUDIT_SIGNING_KEY_FILE; keep it out of git and logs)")
             writeLine("public key (for `vigil audit verify --public-key`): \(key.publicKey.rawRepresentation.base64EncodedString())")
-            writeLine("key id: \(ChainHeads.keyID(key.publicKey))")
+            writeLine("key id: \(SigningKeys.keyID(key.publicKey))")
         }
     }
 }

@@ -74,9 +74,9 @@ struct DecodeBench: AsyncParsableCommand {
             mask.maskID = "window"
             mask.area.vertices = [(Float(0.1), Float(0.1)), (0.3, 0.1), (0.3, 0.3), (0.1, 0.3)].map { var point = Vigil_V1_Point(); point.x = $0.0; point.y = $0.1; return point }
             camera.privacyMasks = [mask]
-            let table = CameraTable.make()
-            let record = try CameraTable.record(cameraID: "bench", config: camera, effectiveMilliseconds: start - 60_000)
-            _ = table.apply(TableRecord(topic: CameraTable.topic, key: record.key, value: record.value, headers: record.headers))
+            let admins = LocalAdmins()
+            let table = admins.table()
+            try admins.apply(camera, to: table, effectiveMilliseconds: start - 60_000)
             let stage = DecodeStage(cameras: table, logger: Logger(label: "bench"), clock: { start })
             let began = ContinuousClock.now
             var frames = 0

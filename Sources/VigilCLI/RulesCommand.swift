@@ -90,11 +90,17 @@ struct RulesCommand: AsyncParsableCommand {
             let cluster = connection.configuration(clientID: "vigil-rules")
             let writer = RulesCommand.writer(actor: apply.actor)
             let current = try await RuleTable.make().readCurrentValues(cluster: cluster, logger: logger)
-            let cameras = try await CameraTable.make().readCurrentValues(cluster: cluster, logger: logger)
-            for rule in desired {
-                for camera in rule.cameraIds where cameras[camera] == nil {
-                    writeError("vigil: warning: rule \(rule.ruleID) names camera \(camera), which \(CameraTable.topic) does not hold; it applies once the camera is declared")
+            // The cameras as the workers see them need the trusted admin keys; without them the
+            // rules' cameras go unchecked, and the operator is told so.
+            if let admins = try? CameraAdmins.fromEnvironment() {
+                let cameras = try await CameraTable.make(admins: admins).readCurrentValues(cluster: cluster, logger: logger)
+                for rule in desired {
+                    for camera in rule.cameraIds where cameras[camera] == nil {
+                        writeError("vigil: warning: rule \(rule.ruleID) names camera \(camera), which \(CameraTable.topic) does not hold; it applies once the camera is declared")
+                    }
                 }
+            } else {
+                writeError("vigil: note: \(CameraAdmins.environmentKey) is not set, so the rules' cameras were not checked against \(CameraTable.topic)")
             }
             let plan = RulePlan(.rule, current: current, desired: desired, deleteMissing: apply.deleteMissing, actor: apply.actor, now: apply.effectiveMilliseconds)
             writer.printPlan(plan)

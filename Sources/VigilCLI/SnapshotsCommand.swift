@@ -121,27 +121,15 @@ extension SnapshotsCommand {
         _ exports: [(snapshot: Vigil_V1_Snapshot, path: String)], drawingBoxes: Bool, exporter: Exporter, cluster: KafkaConfiguration, logger: Logger
     ) async throws {
         let exportID = UUID().uuidString.lowercased()
-        let now = Google_Protobuf_Timestamp(date: Date())
-        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: cluster), logger: logger)
-        do {
-            try await producer.send(all: exports.map { snapshot, path in
-                var event = Vigil_V1_AuditEvent()
-                event.eventID = "snapshot-export:\(exportID):\(snapshot.snapshotID)"
-                event.kind = .snapshotExported
-                event.actor = exporter.actor
-                event.subject = "snapshot:\(snapshot.snapshotID)"
-                event.cameraID = snapshot.cameraID
-                event.detail = "exported to \(path)\(drawingBoxes ? " with the detected objects' boxes drawn" : "")"
-                event.eventTime = now
-                event.origin = exporter.origin
-                return KafkaProducerMessage(topic: "audit.events.v1", key: Array(snapshot.cameraID.utf8), value: try event.serializedBytes())
-            })
-            await producer.close()
-        } catch {
-            await producer.close()
-            writeError("vigil: cannot write the export's audit events to audit.events.v1 (\(error)); nothing was exported: every export is audited")
-            throw ExitCode.failure
+        let now = Date()
+        let events = exports.map { snapshot, path in
+            AuditEvents.event(
+                id: "snapshot-export:\(exportID):\(snapshot.snapshotID)", kind: .snapshotExported, actor: exporter.actor,
+                subject: "snapshot:\(snapshot.snapshotID)", cameraID: snapshot.cameraID,
+                detail: "exported to \(path)\(drawingBoxes ? " with the detected objects' boxes drawn" : "")", origin: exporter.origin, at: now
+            )
         }
+        try await AuditEvents.send(events, cluster: cluster, logger: logger, consequence: "nothing was exported: every export is audited")
     }
 
     /// The snapshot's JPEG with its objects' boxes drawn (persons green, other classes orange).

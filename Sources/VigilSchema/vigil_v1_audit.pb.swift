@@ -51,6 +51,10 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
 
   /// A second, distinct admin approved it; `approvers` names them.
   case privacyChangeApproved // = 7
+
+  /// A privacy-relevant camera configuration was refused: by a worker that read it from
+  /// `cameras.v1` (unsigned, forged, or masking less with one admin), or by `vigil cameras`
+  /// (a self-approval).
   case privacyChangeRejected // = 8
 
   /// A webhook or Kafka subscription that receives alerts was added, changed or removed.

@@ -8,6 +8,11 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -161,11 +166,62 @@ public nonisolated struct Vigil_V1_Resolution: Sendable {
   public init() {}
 }
 
-/// Topic `cameras.v1` (a table: `vigil cameras apply` → ingest, decode, detect; key = camera
-/// id; a tombstone removes the camera). Every record carries the time it takes effect in the
-/// `vigil-effective-time-ms` header, so frames are judged by the version of their capture
-/// time. Changes that reduce privacy (removing or shrinking a mask, weakening the redaction
-/// target) need two distinct admins and are audited.
+/// The privacy-relevant part of a camera's configuration: what the two-person rule compares.
+public nonisolated struct Vigil_V1_CameraPrivacy: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var privacyMasks: [Vigil_V1_PrivacyMask] = []
+
+  public var redactionPolicy: Vigil_V1_RedactionPolicy {
+    get {_redactionPolicy ?? Vigil_V1_RedactionPolicy()}
+    set {_redactionPolicy = newValue}
+  }
+  /// Returns true if `redactionPolicy` has been explicitly set.
+  public var hasRedactionPolicy: Bool {self._redactionPolicy != nil}
+  /// Clears the value of `redactionPolicy`. Subsequent reads from it will return its default value.
+  public mutating func clearRedactionPolicy() {self._redactionPolicy = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _redactionPolicy: Vigil_V1_RedactionPolicy? = nil
+}
+
+/// One admin's Ed25519 signature over a camera configuration.
+public nonisolated struct Vigil_V1_AdminSignature: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The operator account; the trusted admin keys file names the account of each key, and a
+  /// signature naming another account than its key's is refused.
+  public var admin: String = String()
+
+  /// Lowercase hex of the first 8 bytes of SHA-256 over the raw Ed25519 public key.
+  public var keyID: String = String()
+
+  /// Ed25519 over "vigil.cameras.v1" ‖ the CameraConfig with `signatures` empty, serialized
+  /// with deterministic map ordering.
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Topic `cameras.v1` (a table: `vigil cameras apply` → ingest, decode, detect, match; key =
+/// camera id; a tombstone removes the camera). Every record carries the time it takes effect in
+/// the `vigil-effective-time-ms` header, so frames are judged by the version of their capture
+/// time.
+///
+/// The two-person rule is enforced by every worker that reads this table: a record is signed by
+/// at least one admin key the worker trusts, and one that masks less than the configuration it
+/// replaces (a mask removed or shrunk, whole-person redaction weakened to faces, a masked class
+/// dropped) by two distinct admins. A record that fails is refused: the worker keeps the
+/// previous configuration and says why (log, metric, `camera.health.v1`, an audit event).
 public nonisolated struct Vigil_V1_CameraConfig: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -271,6 +327,26 @@ public nonisolated struct Vigil_V1_CameraConfig: @unchecked Sendable {
     set {_uniqueStorage()._motionGating = newValue}
   }
 
+  /// The privacy-relevant part of the configuration this record replaces (the camera's last
+  /// configuration, deleted ones included); unset for a camera never configured before. Signed
+  /// with the rest, so a worker judges "masks less?" even when the older record is gone, and
+  /// refuses a record prepared against another configuration than the one it knows.
+  public var replaces: Vigil_V1_CameraPrivacy {
+    get {_storage._replaces ?? Vigil_V1_CameraPrivacy()}
+    set {_uniqueStorage()._replaces = newValue}
+  }
+  /// Returns true if `replaces` has been explicitly set.
+  public var hasReplaces: Bool {_storage._replaces != nil}
+  /// Clears the value of `replaces`. Subsequent reads from it will return its default value.
+  public mutating func clearReplaces() {_uniqueStorage()._replaces = nil}
+
+  /// The admins who signed this configuration: at least one; two distinct admins for a change
+  /// that masks less than `replaces`.
+  public var signatures: [Vigil_V1_AdminSignature] {
+    get {_storage._signatures}
+    set {_uniqueStorage()._signatures = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -317,12 +393,47 @@ public nonisolated struct Vigil_V1_CameraHealth: Sendable {
 
   public var bitsPerSecond: Double = 0
 
+  /// Set (with `state` unspecified) when a worker refused a `cameras.v1` record for this camera:
+  /// the camera keeps its previous configuration. Says nothing about the stream.
+  public var configRefusal: Vigil_V1_CameraConfigRefusal {
+    get {_configRefusal ?? Vigil_V1_CameraConfigRefusal()}
+    set {_configRefusal = newValue}
+  }
+  /// Returns true if `configRefusal` has been explicitly set.
+  public var hasConfigRefusal: Bool {self._configRefusal != nil}
+  /// Clears the value of `configRefusal`. Subsequent reads from it will return its default value.
+  public mutating func clearConfigRefusal() {self._configRefusal = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _observedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
   fileprivate var _lastFrameTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _configRefusal: Vigil_V1_CameraConfigRefusal? = nil
+}
+
+/// A `cameras.v1` record a worker refused (two-person rule, unknown or forged signature).
+public nonisolated struct Vigil_V1_CameraConfigRefusal: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The version the record carried.
+  public var refusedVersion: UInt64 = 0
+
+  /// Why, for the operator, e.g. "masks less than version 3 and is signed by one admin (alice)".
+  public var reason: String = String()
+
+  /// The worker that refused it, e.g. "vigil-decode".
+  public var worker: String = String()
+
+  /// Where the record is: "cameras.v1[2] offset 17".
+  public var record: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -488,9 +599,88 @@ nonisolated extension Vigil_V1_Resolution: SwiftProtobuf.Message, SwiftProtobuf.
   }
 }
 
+nonisolated extension Vigil_V1_CameraPrivacy: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CameraPrivacy"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}privacy_masks\0\u{3}redaction_policy\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.privacyMasks) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._redactionPolicy) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.privacyMasks.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.privacyMasks, fieldNumber: 1)
+    }
+    try { if let v = self._redactionPolicy {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_CameraPrivacy, rhs: Vigil_V1_CameraPrivacy) -> Bool {
+    if lhs.privacyMasks != rhs.privacyMasks {return false}
+    if lhs._redactionPolicy != rhs._redactionPolicy {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_AdminSignature: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AdminSignature"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}admin\0\u{3}key_id\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.admin) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.admin.isEmpty {
+      try visitor.visitSingularStringField(value: self.admin, fieldNumber: 1)
+    }
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 2)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_AdminSignature, rhs: Vigil_V1_AdminSignature) -> Bool {
+    if lhs.admin != rhs.admin {return false}
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CameraConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}source_url\0\u{3}privacy_masks\0\u{3}redaction_policy\0\u{1}sampling\0\u{1}version\0\u{3}updated_by\0\u{3}updated_time\0\u{3}approved_by\0\u{3}working_resolution\0\u{3}snapshots_per_minute\0\u{1}labels\0\u{3}credentials_ref\0\u{3}motion_gating\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}source_url\0\u{3}privacy_masks\0\u{3}redaction_policy\0\u{1}sampling\0\u{1}version\0\u{3}updated_by\0\u{3}updated_time\0\u{3}approved_by\0\u{3}working_resolution\0\u{3}snapshots_per_minute\0\u{1}labels\0\u{3}credentials_ref\0\u{3}motion_gating\0\u{1}replaces\0\u{1}signatures\0")
 
   fileprivate class _StorageClass {
     var _cameraID: String = String()
@@ -507,6 +697,8 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
     var _labels: Dictionary<String,String> = [:]
     var _credentialsRef: String = String()
     var _motionGating: Bool = false
+    var _replaces: Vigil_V1_CameraPrivacy? = nil
+    var _signatures: [Vigil_V1_AdminSignature] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -531,6 +723,8 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
       _labels = source._labels
       _credentialsRef = source._credentialsRef
       _motionGating = source._motionGating
+      _replaces = source._replaces
+      _signatures = source._signatures
     }
   }
 
@@ -563,6 +757,8 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
         case 12: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._labels) }()
         case 13: try { try decoder.decodeSingularStringField(value: &_storage._credentialsRef) }()
         case 14: try { try decoder.decodeSingularBoolField(value: &_storage._motionGating) }()
+        case 15: try { try decoder.decodeSingularMessageField(value: &_storage._replaces) }()
+        case 16: try { try decoder.decodeRepeatedMessageField(value: &_storage._signatures) }()
         default: break
         }
       }
@@ -617,6 +813,12 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
       if _storage._motionGating != false {
         try visitor.visitSingularBoolField(value: _storage._motionGating, fieldNumber: 14)
       }
+      try { if let v = _storage._replaces {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      } }()
+      if !_storage._signatures.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._signatures, fieldNumber: 16)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -640,6 +842,8 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
         if _storage._labels != rhs_storage._labels {return false}
         if _storage._credentialsRef != rhs_storage._credentialsRef {return false}
         if _storage._motionGating != rhs_storage._motionGating {return false}
+        if _storage._replaces != rhs_storage._replaces {return false}
+        if _storage._signatures != rhs_storage._signatures {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -651,7 +855,7 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Vigil_V1_CameraHealth: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CameraHealth"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{1}state\0\u{1}reason\0\u{3}observed_time\0\u{3}last_frame_time\0\u{3}frames_per_second\0\u{3}bits_per_second\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{1}state\0\u{1}reason\0\u{3}observed_time\0\u{3}last_frame_time\0\u{3}frames_per_second\0\u{3}bits_per_second\0\u{3}config_refusal\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -666,6 +870,7 @@ nonisolated extension Vigil_V1_CameraHealth: SwiftProtobuf.Message, SwiftProtobu
       case 5: try { try decoder.decodeSingularMessageField(value: &self._lastFrameTime) }()
       case 6: try { try decoder.decodeSingularDoubleField(value: &self.framesPerSecond) }()
       case 7: try { try decoder.decodeSingularDoubleField(value: &self.bitsPerSecond) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._configRefusal) }()
       default: break
       }
     }
@@ -697,6 +902,9 @@ nonisolated extension Vigil_V1_CameraHealth: SwiftProtobuf.Message, SwiftProtobu
     if self.bitsPerSecond.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.bitsPerSecond, fieldNumber: 7)
     }
+    try { if let v = self._configRefusal {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -708,6 +916,52 @@ nonisolated extension Vigil_V1_CameraHealth: SwiftProtobuf.Message, SwiftProtobu
     if lhs._lastFrameTime != rhs._lastFrameTime {return false}
     if lhs.framesPerSecond != rhs.framesPerSecond {return false}
     if lhs.bitsPerSecond != rhs.bitsPerSecond {return false}
+    if lhs._configRefusal != rhs._configRefusal {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_CameraConfigRefusal: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CameraConfigRefusal"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}refused_version\0\u{1}reason\0\u{1}worker\0\u{1}record\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.refusedVersion) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.worker) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.record) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.refusedVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.refusedVersion, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    if !self.worker.isEmpty {
+      try visitor.visitSingularStringField(value: self.worker, fieldNumber: 3)
+    }
+    if !self.record.isEmpty {
+      try visitor.visitSingularStringField(value: self.record, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_CameraConfigRefusal, rhs: Vigil_V1_CameraConfigRefusal) -> Bool {
+    if lhs.refusedVersion != rhs.refusedVersion {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.worker != rhs.worker {return false}
+    if lhs.record != rhs.record {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -130,8 +130,6 @@ public enum Worker {
         if let undeclared = tables.first(where: { !configuration.tables.contains($0.topic) }) {
             throw UndeclaredTable(topic: undeclared.topic, declared: configuration.tables)
         }
-        // Not started yet: the runner starts it, so a missing table topic stops the worker with its reason.
-        let tableReader = try makeTableReader(tables, configuration: configuration, logger: logger)
         let metrics = WorkerMetrics(worker: configuration.name)
         let budget = configuration.memoryBudget
         let consumer = try KafkaConsumer(
@@ -143,6 +141,15 @@ public enum Worker {
             logger: logger
         )
         let producer = try await makeProducer(configuration, alreadyCompressed: alreadyCompressedOutputs, closingOnFailure: consumer, logger: logger)
+        // Not started yet: the runner starts it, so a missing table topic stops the worker with its reason.
+        let tableReader: KafkaTableReader?
+        do {
+            tableReader = try makeTableReader(tables, configuration: configuration, announce: announcer(producer, logger: logger), logger: logger)
+        } catch {
+            await producer.close()
+            await consumer.close()
+            throw error
+        }
         let declaredOutputs = Set(configuration.outputs + configuration.inputs.map { $0 + configuration.deadLetterSuffix })
         let progress = LoopProgress()
         let handler = RecordHandler(
@@ -272,14 +279,30 @@ public enum Worker {
     }
 
     /// A reader for `tables`, not started yet (the runner starts it), or nil when there are none.
-    private static func makeTableReader(_ tables: [any WorkerTable], configuration: WorkerConfiguration, logger: Logger) throws -> KafkaTableReader? {
+    private static func makeTableReader(
+        _ tables: [any WorkerTable], configuration: WorkerConfiguration, announce: @escaping @Sendable ([OutgoingRecord]) -> Void, logger: Logger
+    ) throws -> KafkaTableReader? {
         guard !tables.isEmpty else { return nil }
         for table in tables { table.limit(versionsPerKey: configuration.tableVersions) }
-        let applier = TableApplier(tables: tables, worker: configuration.name, logger: logger)
+        let applier = TableApplier(tables: tables, worker: configuration.name, logger: logger, announce: announce)
         return try KafkaTableReader(
             configuration: KafkaTableReaderConfiguration(cluster: configuration.kafka, topics: tables.map(\.topic)), logger: logger
         ) { message in
             applier.apply(TableRecord(message))
+        }
+    }
+
+    /// Sends a table's refusal notices on the worker's producer, apart from the records the
+    /// stage produces (no input offset waits for them); one that cannot be sent is logged.
+    static func announcer(_ producer: KafkaProducer, logger: Logger) -> @Sendable ([OutgoingRecord]) -> Void {
+        { records in
+            Task {
+                do {
+                    try await producer.send(all: records.map(KafkaProducerMessage.init))
+                } catch {
+                    logger.error("a table refusal could not be announced; the refusal stands and is in this log", metadata: ["error": "\(error)"])
+                }
+            }
         }
     }
 

@@ -57,10 +57,10 @@ struct DecodeStageTests {
     /// A driver over a cameras table whose versions take effect at the given times.
     /// - Parameter now: the stage's clock; by default just after the clip, so decode is not behind.
     static func driver(_ versions: [(config: Vigil_V1_CameraConfig, effective: Int64)], now: Int64 = capture + 2_500) throws -> StageTestDriver {
-        let table = CameraTable.make()
+        let admins = LocalAdmins()
+        let table = admins.table()
         for (config, effective) in versions {
-            let record = try CameraTable.record(cameraID: config.cameraID, config: config, effectiveMilliseconds: effective)
-            _ = table.apply(TableRecord(topic: CameraTable.topic, key: record.key, value: record.value, headers: record.headers))
+            try admins.apply(config, to: table, effectiveMilliseconds: effective)
         }
         let stage = DecodeStage(cameras: table, logger: Logger(label: "decode-tests"), clock: { now })
         return StageTestDriver(stage: stage, worker: "vigil-decode", outputs: [DecodeStage.framesTopic, DecodeStage.healthTopic])

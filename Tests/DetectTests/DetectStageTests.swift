@@ -25,10 +25,10 @@ struct DetectStageTests {
 
     /// A cameras table holding `configs`, in force long before the test frames.
     static func cameras(_ configs: [Vigil_V1_CameraConfig]) throws -> Table<Vigil_V1_CameraConfig> {
-        let table = CameraTable.make()
+        let admins = LocalAdmins()
+        let table = admins.table()
         for config in configs {
-            let record = try CameraTable.record(cameraID: config.cameraID, config: config, effectiveMilliseconds: captureMilliseconds - 60_000)
-            _ = table.apply(TableRecord(topic: CameraTable.topic, key: record.key, value: record.value, headers: record.headers))
+            try admins.apply(config, to: table, effectiveMilliseconds: captureMilliseconds - 60_000)
         }
         return table
     }

@@ -76,13 +76,21 @@ struct StatefulWorkerTests {
         func window(_ line: String) -> String { line.components(separatedBy: " count ").first ?? line }
         let expectedNames = Set(expected.map(window))
         var windows: [String: Set<String>] = [:]
-        try await eventually(timeout: .seconds(120), "every window reaches counts") {
+        func missingNames() -> [String] {
             windows = [:]
             for message in reader.events("message") {
                 let headers = message["headers"] as? [String: String] ?? [:]
                 windows[headers["vigil-record-id"] ?? "missing", default: []].insert(message["value"] as? String ?? "")
             }
-            return Set(windows.values.flatMap { $0 }.map(window)).isSuperset(of: expectedNames)
+            return expectedNames.subtracting(windows.values.flatMap { $0 }.map(window)).sorted()
+        }
+        do {
+            try await eventually(timeout: .seconds(120), "every window reaches counts") { missingNames().isEmpty }
+        } catch {
+            // Say which windows never came, and what the surviving replica said, before failing.
+            let missing = missingNames()
+            Issue.record("\(missing.count) windows never reached counts, first \(missing.prefix(8)); replica log tail: \(first.process.standardError.suffix(3_000))")
+            throw error
         }
         reader.signal(SIGTERM)
         try await reader.waitForExit()

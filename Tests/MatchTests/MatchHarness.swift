@@ -15,13 +15,15 @@ final class MatchHarness {
     static let camera = "cam-1"
 
     let rules = RuleTable.make()
-    let cameras = CameraTable.make()
+    let admins = LocalAdmins()
+    let cameras: Table<Vigil_V1_CameraConfig>
     let driver: StatefulStageTestDriver<MatchStage>
 
     /// - Parameters:
     ///   - yaml: a rules file (`rules:` …), in force from event time 0 as version 1.
     ///   - restoredFrom: another harness's changelog, as a replica taking over the partition.
     init(_ yaml: String, lateness: Duration = .zero, restoredFrom changelog: [OutgoingRecord] = []) throws {
+        cameras = admins.table()
         driver = StatefulStageTestDriver(
             stage: MatchStage(rules: RuleBook(rules: rules, cameras: cameras), lateness: lateness),
             worker: "vigil-match", restoredFrom: changelog
@@ -41,8 +43,7 @@ final class MatchHarness {
     func declareCamera(_ config: Vigil_V1_CameraConfig, at time: Int64) throws {
         var config = config
         if config.cameraID.isEmpty { config.cameraID = Self.camera }
-        let record = try CameraTable.record(cameraID: config.cameraID, config: config, effectiveMilliseconds: Self.start + time)
-        let outcome = cameras.apply(TableRecord(topic: CameraTable.topic, key: record.key, value: record.value, headers: record.headers))
+        let outcome = try admins.apply(config, to: cameras, effectiveMilliseconds: Self.start + time)
         precondition(outcome == .changed, "camera record not applied: \(outcome)")
     }
 

@@ -197,6 +197,19 @@ struct TopologyValidationTests {
         } == [])
     }
 
+    @Test("the audit log kept less than 6 months")
+    func auditLogRetention() throws {
+        var topology = try Topology.load(contentsOf: repositoryTopology)
+        let index = topology.index(ofTopic: "audit.log.v1")
+        topology.topics[index].retention = "30d"
+        #expect(topology.validate() == [TopologyProblem(
+            keyPath: "topics.audit.log.v1.retention",
+            message: "is 30d but the audit log is kept at least 6 months (183d) so auditors can check what happened; write 183d or more, or forever"
+        )])
+        topology.topics[index].retention = "183d"
+        #expect(topology.validate() == [])
+    }
+
     @Test("a raw-pixel topic read by more than one worker")
     func rawPixelTopicReadTwice() throws {
         let found = try problems { $0.workers[$0.index(ofWorker: "stateful")].tables.append("cam.raw.v1") }

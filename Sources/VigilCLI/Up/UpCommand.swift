@@ -1,5 +1,6 @@
 import ArgumentParser
 import Audit
+import Cameras
 import ChildProcesses
 import Crypto
 import DevCluster
@@ -7,6 +8,7 @@ import Foundation
 import Kafka
 import Logging
 import Match
+import SigningKeys
 import SwiftProtobuf
 import Topology
 import UnixSignals
@@ -117,6 +119,10 @@ struct UpCommand: AsyncParsableCommand {
         // Children stop by themselves if `vigil up` is killed and cannot stop them.
         var childEnvironment = ProcessInfo.processInfo.environment
         childEnvironment[ParentWatch.environmentKey] = "\(getpid())"
+        // The dev cluster's cameras are signed by a dev admin of the state folder, whom the workers trust.
+        let devAdmin = try Self.devAdmin(in: stateDirectory)
+        childEnvironment[CameraAdmins.environmentKey] = devAdmin.keysFile
+        childEnvironment["VIGIL_ADMIN_KEY_FILE"] = devAdmin.keyFile
         let cluster = try ChildProcess(
             executable: vigil,
             arguments: ["dev-cluster", "--state-file", stateFile, "--topology", topologyPath, "--control-port", "\(controlPort)", "--log-level", "warning"],
@@ -132,12 +138,17 @@ struct UpCommand: AsyncParsableCommand {
         }
         writeLine("vigil up: dev cluster at \(bootstrap) (state file \(stateFile)); stop with Ctrl-C")
 
-        if let cameras { await Self.runTool(vigil, ["cameras", "apply", cameras, "--bootstrap", bootstrap, "--log-level", "warning"], name: "cameras") }
+        if let cameras {
+            await Self.runTool(
+                vigil, ["cameras", "apply", cameras, "--bootstrap", bootstrap, "--log-level", "warning", "--actor", Self.devAdminAccount], name: "cameras",
+                environment: childEnvironment
+            )
+        }
         if let rules {
             // Rules may name the classes of the slot models vigil-detect loads (DETECT_SLOT_FILE).
             let slot = ProcessInfo.processInfo.environment["DETECT_SLOT_FILE"].map { ["--slot-file", $0] } ?? []
             for file in RulesCommand.files([rules]) {
-                await Self.runTool(vigil, ["rules", "apply", file, "--bootstrap", bootstrap, "--log-level", "warning"] + slot, name: "rules")
+                await Self.runTool(vigil, ["rules", "apply", file, "--bootstrap", bootstrap, "--log-level", "warning"] + slot, name: "rules", environment: childEnvironment)
             }
         }
 
@@ -238,10 +249,26 @@ struct UpCommand: AsyncParsableCommand {
     static func devSigningKey(in stateDirectory: String) throws -> String {
         let file = (stateDirectory as NSString).appendingPathComponent("audit-signing.key")
         if !FileManager.default.fileExists(atPath: file) {
-            guard let key = ChainHeads.writeNewKey(to: file) else { throw ValidationError("cannot write vigil-audit's signing key to \(file)") }
+            guard let key = SigningKeys.writeNewKey(to: file) else { throw ValidationError("cannot write vigil-audit's signing key to \(file)") }
             writeLine("vigil up: made \(file) for vigil-audit to sign chain heads; its public key: \(key.publicKey.rawRepresentation.base64EncodedString())")
         }
         return file
+    }
+
+    static let devAdminAccount = "dev-admin"
+
+    /// The admin who signs the dev cluster's cameras: a key and a trusted admin keys file naming
+    /// it, made once per state folder. A production cluster's admins are the operators
+    /// (`vigil cameras keygen`), each with their own key.
+    static func devAdmin(in stateDirectory: String) throws -> (keyFile: String, keysFile: String) {
+        let keyFile = (stateDirectory as NSString).appendingPathComponent("\(devAdminAccount).key")
+        let keysFile = (stateDirectory as NSString).appendingPathComponent("camera-admins.txt")
+        if !FileManager.default.fileExists(atPath: keyFile) {
+            guard let key = SigningKeys.writeNewKey(to: keyFile) else { throw ValidationError("cannot write the dev admin's key to \(keyFile)") }
+            let line = "# vigil up's dev admin; production admins are listed by the operator\n\(devAdminAccount) \(SigningKeys.text(key.publicKey))\n"
+            guard FileManager.default.createFile(atPath: keysFile, contents: Data(line.utf8)) else { throw ValidationError("cannot write \(keysFile)") }
+        }
+        return (keyFile, keysFile)
     }
 
     /// The cluster's bootstrap servers, once it wrote its state file.
@@ -258,9 +285,11 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     /// Runs `vigil ARGUMENTS` with its lines prefixed; a failure is reported, and `vigil up` goes on.
-    static func runTool(_ vigil: String, _ arguments: [String], name: String) async {
+    static func runTool(_ vigil: String, _ arguments: [String], name: String, environment: [String: String]) async {
         do {
-            let tool = try ChildProcess(executable: vigil, arguments: arguments, name: name, standardOutput: .lines, standardError: .lines) { _, line in
+            let tool = try ChildProcess(
+                executable: vigil, arguments: arguments, name: name, environment: environment, standardOutput: .lines, standardError: .lines
+            ) { _, line in
                 writeLine("[\(name)] \(line)")
             }
             let termination = try await tool.waitForExit(timeout: .seconds(120))

@@ -204,7 +204,7 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
                 // A record of a partition revoked meanwhile has no table: its next owner reads it.
                 guard let table = tables[message.topicPartition] else { continue }
                 let outcome = table.apply(TableRecord(message))
-                TableApplier.report(outcome, of: TableRecord(message), worker: worker, logger: logger)
+                TableApplier.report(outcome, of: TableRecord(message), worker: worker, logger: logger, announce: Worker.announcer(producer, logger: logger))
                 nextOffset[message.topicPartition] = message.offset + 1
                 if loaded.contains(message.topicPartition) { await reconcile(emitter) } else { await checkLoaded(emitter) }
             case .tick:

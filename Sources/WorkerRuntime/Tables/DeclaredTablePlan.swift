@@ -69,9 +69,23 @@ public struct DeclaredTablePlan<Value: Sendable & Equatable>: Sendable {
         public var effectiveMilliseconds: Int64
         /// Why this change reduces privacy, one line each; empty when it does not.
         public var privacyReductions: [String]
+
+        public init(id: String, kind: Kind, differences: [String], publish: Value?, effectiveMilliseconds: Int64, privacyReductions: [String]) {
+            self.id = id
+            self.kind = kind
+            self.differences = differences
+            self.publish = publish
+            self.effectiveMilliseconds = effectiveMilliseconds
+            self.privacyReductions = privacyReductions
+        }
     }
 
     public var entries: [Entry]
+
+    /// A plan of entries prepared elsewhere (a proposal's signed changes).
+    public init(entries: [Entry]) {
+        self.entries = entries
+    }
 
     /// The entries that reduce privacy.
     public var privacyReducing: [Entry] { entries.filter { !$0.privacyReductions.isEmpty } }

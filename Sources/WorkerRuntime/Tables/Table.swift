@@ -26,6 +26,9 @@ public enum TableApplyOutcome: Sendable, Equatable {
     /// Not applied; the key keeps its previous versions. The reason names the record and
     /// what is wrong, never its content.
     case rejected(String)
+    /// Readable but refused by the table's admission policy (a camera change without the
+    /// approvals it needs); the key keeps its previous versions.
+    case refused(TableRefusal)
 
     var metricLabel: String {
         switch self {
@@ -33,8 +36,25 @@ public enum TableApplyOutcome: Sendable, Equatable {
         case .unchanged: "unchanged"
         case .ignoredTombstone: "ignored_tombstone"
         case .rejected: "rejected"
+        case .refused: "refused"
         }
     }
+}
+
+/// Why a table's admission policy refused a record it could read.
+public struct TableRefusal: Sendable, Equatable {
+    /// For the operator: what the record lacks and what to do; never the record's content.
+    public var reason: String
+    /// Records announcing the refusal beyond the log and the metric (an audit event, a camera
+    /// health record), made for the refusing worker; the runtime sends them.
+    public var notices: @Sendable (_ worker: String) -> [OutgoingRecord]
+
+    public init(reason: String, notices: @escaping @Sendable (_ worker: String) -> [OutgoingRecord] = { _ in [] }) {
+        self.reason = reason
+        self.notices = notices
+    }
+
+    public static func == (lhs: TableRefusal, rhs: TableRefusal) -> Bool { lhs.reason == rhs.reason }
 }
 
 /// A table as the runtime drives it: whatever its value type.
@@ -56,9 +76,13 @@ public protocol WorkerTable: AnyObject, Sendable {
 public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked Sendable {
     public typealias Change = VersionedTable<Value>.Change
     public typealias Lookup = VersionedTable<Value>.Lookup
+    /// Decides whether a readable record may change the table: `value` is the record's, `last`
+    /// the key's last value held; nil admits it.
+    public typealias Admission = @Sendable (_ key: String, _ value: Value, _ last: Value?, _ record: TableRecord) -> TableRefusal?
 
     public let topic: String
     private let decode: @Sendable (_ key: String, _ value: [UInt8]) throws -> Value
+    private let admit: Admission?
     private let lock = NSLock()
     private var versions: VersionedTable<Value>  // guarded by `lock`
     private var observers: [@Sendable (Change) -> Void] = []  // guarded by `lock`
@@ -69,9 +93,16 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
     ///     configuration (`worker.table-versions`) when it starts reading.
     ///   - decode: parses a record's value for its key; throw to reject a record (a malformed
     ///     value, or one whose own id disagrees with its key).
-    public init(topic: String, maxVersionsPerKey: Int = 16, decode: @escaping @Sendable (_ key: String, _ value: [UInt8]) throws -> Value) {
+    ///   - admit: the table's admission policy, asked for every value (not for tombstones)
+    ///     with the key's last value held, deleted ones included (nil: none known); a refusal
+    ///     keeps the key's previous versions.
+    public init(
+        topic: String, maxVersionsPerKey: Int = 16, decode: @escaping @Sendable (_ key: String, _ value: [UInt8]) throws -> Value,
+        admit: Admission? = nil
+    ) {
         self.topic = topic
         self.decode = decode
+        self.admit = admit
         versions = VersionedTable(maxVersionsPerKey: maxVersionsPerKey)
     }
 
@@ -83,6 +114,11 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
     /// The current version with the time it took effect (nil if the key was never seen).
     public func currentVersion(_ key: String) -> VersionedTable<Value>.Version? {
         lock.withLock { versions.currentVersion(key) }
+    }
+
+    /// The newest value held, even if the key was deleted since: what a new value replaces.
+    public func lastValue(_ key: String) -> Value? {
+        lock.withLock { versions.lastValue(key) }
     }
 
     /// The version in force at `milliseconds` (an event time).
@@ -138,6 +174,11 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
             if value == nil, !versions.hasHistory(key) {
                 return (.ignoredTombstone, nil, [])
             }
+            // Judged against the last value held under the same lock that applies it: records
+            // of a key come in offset order, so each is judged against the one before it.
+            if let value, let admit, let refusal = admit(key, value, versions.lastValue(key), record) {
+                return (.refused(refusal), nil, [])
+            }
             let change = versions.apply(key: key, effectiveFromMilliseconds: effective, value: value)
             return (change == nil ? .unchanged : .changed, change, self.observers)
         }
@@ -170,20 +211,26 @@ struct TableApplier: Sendable {
     let tables: [String: any WorkerTable]
     let worker: String
     let logger: Logger
+    /// Sends the records that announce a refusal (the worker's producer).
+    let announce: @Sendable ([OutgoingRecord]) -> Void
 
-    init(tables: [any WorkerTable], worker: String, logger: Logger) {
+    init(tables: [any WorkerTable], worker: String, logger: Logger, announce: @escaping @Sendable ([OutgoingRecord]) -> Void = { _ in }) {
         self.tables = Dictionary(tables.map { ($0.topic, $0) }, uniquingKeysWith: { first, _ in first })
         self.worker = worker
         self.logger = logger
+        self.announce = announce
     }
 
     func apply(_ record: TableRecord) {
         guard let table = tables[record.topic] else { return }
-        Self.report(table.apply(record), of: record, worker: worker, logger: logger)
+        Self.report(table.apply(record), of: record, worker: worker, logger: logger, announce: announce)
     }
 
-    /// Counts what became of a table record, and logs the records a table could not apply.
-    static func report(_ outcome: TableApplyOutcome, of record: TableRecord, worker: String, logger: Logger) {
+    /// Counts what became of a table record, logs the records a table could not apply, and
+    /// announces refusals.
+    static func report(
+        _ outcome: TableApplyOutcome, of record: TableRecord, worker: String, logger: Logger, announce: @Sendable ([OutgoingRecord]) -> Void = { _ in }
+    ) {
         Counter(label: "vigil_table_records_total", dimensions: [("worker", worker), ("table", record.topic), ("outcome", outcome.metricLabel)]).increment()
         switch outcome {
         case .rejected(let reason):
@@ -191,6 +238,13 @@ struct TableApplier: Sendable {
             // copy per replica); the writer (`vigil cameras apply`, `vigil rules apply`) validates
             // before publishing, and republishing a corrected set fixes it.
             logger.error("table record rejected; the key keeps its previous value", metadata: ["table": "\(record.topic)", "reason": "\(reason)"])
+        case .refused(let refusal):
+            // Every replica refuses it and says so: the notices' ids name the worker and the
+            // record, so consumers can count each refusal once per worker.
+            logger.error("table record refused; the key keeps its previous value", metadata: [
+                "table": "\(record.topic)", "partition": "\(record.partition)", "offset": "\(record.offset)", "reason": "\(refusal.reason)",
+            ])
+            announce(refusal.notices(worker))
         case .ignoredTombstone:
             logger.info("table tombstone for a key never seen; nothing to delete", metadata: [
                 "table": "\(record.topic)", "partition": "\(record.partition)", "offset": "\(record.offset)",

@@ -80,6 +80,12 @@ public struct VersionedTable<Value: Sendable & Equatable>: Sendable {
         versions[key]?.last
     }
 
+    /// The newest value held, even if the key was deleted since (nil if none is held): what a
+    /// new value replaces.
+    public func lastValue(_ key: String) -> Value? {
+        versions[key]?.last(where: { $0.value != nil })?.value ?? nil
+    }
+
     /// The value in force now: the version with the latest effective time.
     public func current(_ key: String) -> Value? {
         versions[key]?.last?.value ?? nil

@@ -7,14 +7,17 @@ let binaryDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksIn
 
 extension ChildProcess {
     /// A process under test: one of the package's executables (or an absolute path), its output and
-    /// standard error collected line by line. `environment` is added to (and overrides) the test process's own.
+    /// standard error collected line by line. It runs in the test process's environment with the
+    /// test admins' (`TestAdmins`) for the package's own executables; `environment` adds to and
+    /// overrides both.
     convenience init(
         _ executable: String, _ arguments: [String], name: String? = nil, standardInput: Data? = nil, environment: [String: String] = [:]
     ) throws {
         let path = executable.hasPrefix("/") ? executable : binaryDirectory.appendingPathComponent(executable).path
+        let admins = executable.hasPrefix("/") ? [:] : TestAdmins.environment
         try self.init(
             executable: path, arguments: arguments, name: name ?? executable,
-            environment: environment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(environment) { $1 },
+            environment: ProcessInfo.processInfo.environment.merging(admins) { $1 }.merging(environment) { $1 },
             standardInput: standardInput, standardOutput: .lines, standardError: .lines
         )
     }
