@@ -1,0 +1,194 @@
+import Cameras
+import ChildProcesses
+import Foundation
+import Kafka
+import Logging
+import SigningKeys
+import SwiftProtobuf
+import Testing
+import VigilSchema
+import WorkerRuntime
+
+/// The two-person rule where camera configuration takes effect: vigil-decode and vigil-detect
+/// read `cameras.v1` on the dev cluster; records written straight to the topic with kcat, as
+/// anyone with write access could, are refused by both and announced; a change approved by a
+/// second admin through `vigil cameras propose|approve|apply --proposal` takes effect in both.
+@Suite("Two-person rule on the dev cluster", .serialized, .timeLimit(.minutes(6)))
+struct TwoPersonRuleTests {
+    static let topics = [
+        "cameras.v1:3", "audit.events.v1:3", "camera.health.v1:3", "video.packets.v1:3", "video.packets.v1.dlq:1", "frames.v1:3",
+        "frames.v1.dlq:1", "detections.v1:3", "snapshots.v1:3",
+    ]
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func file(_ text: String, _ suffix: String = "yaml") throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-two-person-\(UUID().uuidString).\(suffix)")
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    static let masked = "cameras:\n  cam-0:\n    source: /media/cam-0.mp4\n    privacy_masks:\n      window: [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4], [0.1, 0.4]]\n"
+    static let unmasked = "cameras:\n  cam-0:\n    source: /media/cam-0.mp4\n"
+
+    static func vigil(_ arguments: [String], _ cluster: DevClusterProcess) async throws -> ChildProcess {
+        let command = try ChildProcess("vigil", arguments + ["--bootstrap", cluster.bootstrapServers], name: "vigil \(arguments.prefix(2).joined(separator: " "))")
+        try await command.waitForExit(timeout: .seconds(120))
+        return command
+    }
+
+    /// Writes `value` to `cameras.v1` with kcat, keyed by the camera, in force from now; nil
+    /// writes a tombstone (kcat's -Z turns the empty value into a null one).
+    static func kcatWrite(_ value: [UInt8]?, _ cluster: DevClusterProcess) async throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        let common = ["-P", "-b", cluster.bootstrapServers, "-t", "cameras.v1", "-H", "vigil-effective-time-ms=\(now)"]
+        let kcat: ChildProcess
+        if let value {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-camera-record-\(UUID().uuidString).bin")
+            try Data(value).write(to: path)
+            kcat = try ChildProcess("/usr/bin/kcat", common + ["-k", "cam-0", path.path], name: "kcat -P")
+        } else {
+            kcat = try ChildProcess("/usr/bin/kcat", common + ["-K", ":", "-Z"], name: "kcat -P", standardInput: Data("cam-0:\n".utf8))
+        }
+        try await kcat.waitForExit(timeout: .seconds(60))
+        #expect(kcat.exitStatus == 0, "kcat: \(kcat.standardError)")
+    }
+
+    static func signer(_ account: String) throws -> CameraSigner {
+        CameraSigner(account: account, key: try SigningKeys.privateKey(file: TestAdmins.files.keyFile(account)))
+    }
+
+    static func records(_ topic: String, _ cluster: DevClusterProcess) async throws -> [KafkaConsumerMessage] {
+        try await KafkaTableReader.readPartitions(
+            cluster: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers), topic: topic, partitions: nil, logger: Logger(label: "test")
+        )
+    }
+
+    static func tableRecords(_ worker: PassThroughWorkerProcess, _ name: String, outcome: String) async throws -> Double {
+        try await worker.metric("vigil_table_records_total{worker=\"\(name)\",table=\"cameras.v1\",outcome=\"\(outcome)\"}") ?? 0
+    }
+
+    @Test("kcat writes (unsigned, one approval to mask less, a forged signature, another previous configuration, a delete and re-create with fewer masks) are refused by decode and detect and audited; a self-approval and an approval of an altered proposal are refused; two admins' change takes effect in both")
+    func refusalsAndApprovals() async throws {
+        let cluster = try await DevClusterProcess(topics: Self.topics)
+        let first = try await Self.vigil(["cameras", "apply", try Self.file(Self.masked), "--actor", TestAdmins.first], cluster)
+        #expect(first.exitStatus == 0, "\(first.standardError.suffix(2_000))")
+
+        let decode = try await PassThroughWorkerProcess.start(cluster, environment: [
+            "WORKER_INPUTS": "video.packets.v1", "WORKER_OUTPUTS": "frames.v1,camera.health.v1,audit.events.v1", "WORKER_TABLES": "cameras.v1",
+        ], executable: "vigil-decode")
+        let detect = try await PassThroughWorkerProcess.start(cluster, environment: [
+            "WORKER_INPUTS": "frames.v1", "WORKER_OUTPUTS": "detections.v1,snapshots.v1,camera.health.v1,audit.events.v1", "WORKER_TABLES": "cameras.v1",
+            "DETECT_MODELS_DIR": Self.repository.appendingPathComponent("models").path,
+        ], executable: "vigil-detect")
+        let workers = [("vigil-decode", decode), ("vigil-detect", detect)]
+        for (name, worker) in workers {
+            try await eventually(timeout: .seconds(60), "\(name) holds the masked camera") { try await Self.tableRecords(worker, name, outcome: "changed") >= 1 }
+        }
+
+        // What anyone with write access to the topic could send, each judged against version 1 (masked).
+        let (_, current, _) = try await Self.vigilCurrent(cluster)
+        var withoutMask = current
+        withoutMask.privacyMasks = []
+        withoutMask.version = 2
+        withoutMask.replaces = current.privacy
+        withoutMask.signatures = []
+        let unsigned = withoutMask
+        var oneApproval = withoutMask
+        try CameraSignatures.sign(&oneApproval, account: TestAdmins.first, key: try Self.signer(TestAdmins.first).key)
+        var forged = current
+        forged.version = 2
+        forged.replaces = current.privacy
+        forged.signatures = []
+        try CameraSignatures.sign(&forged, account: TestAdmins.first, key: try Self.signer(TestAdmins.first).key)
+        try CameraSignatures.sign(&forged, account: TestAdmins.second, key: try Self.signer(TestAdmins.second).key)
+        forged.privacyMasks[0].area.vertices.removeLast()  // shrunk after both signed
+        var otherPrevious = withoutMask
+        otherPrevious.replaces = Vigil_V1_CameraPrivacy()  // claims the camera had no mask
+        try CameraSignatures.sign(&otherPrevious, account: TestAdmins.first, key: try Self.signer(TestAdmins.first).key)
+        var recreated = withoutMask
+        recreated.clearReplaces()  // as if the camera were new
+        try CameraSignatures.sign(&recreated, account: TestAdmins.first, key: try Self.signer(TestAdmins.first).key)
+
+        for config in [unsigned, oneApproval, forged, otherPrevious] { try await Self.kcatWrite(try config.serializedBytes(), cluster) }
+        try await Self.kcatWrite(nil, cluster)  // the camera deleted (a tombstone: nothing to approve)
+        try await Self.kcatWrite(try recreated.serializedBytes(), cluster)
+
+        for (name, worker) in workers {
+            try await eventually(timeout: .seconds(60), "\(name) refuses the five records and takes the deletion") {
+                let refused = try await Self.tableRecords(worker, name, outcome: "refused")
+                let changed = try await Self.tableRecords(worker, name, outcome: "changed")
+                return refused >= 5 && changed >= 2
+            }
+            #expect(try await Self.tableRecords(worker, name, outcome: "refused") == 5)
+            let log = worker.process.standardError
+            for reason in [
+                "is not signed by any admin", "signed by one admin (test-admin)", "does not verify", "prepared against another configuration than version 1",
+                "judged against its last configuration",
+            ] {
+                #expect(log.contains(reason), "\(name) says why: \(reason)")
+            }
+        }
+
+        // The CLI refuses a self-approval (audited) and an approval of a proposal altered after it was signed.
+        let proposal = try Self.file("", "json")
+        let propose = try await Self.vigil(["cameras", "propose", try Self.file(Self.unmasked), "--out", proposal] + TestAdmins.acting(as: TestAdmins.first), cluster)
+        #expect(propose.exitStatus == 0, "\(propose.standardError.suffix(2_000))")
+        #expect(propose.output.contains { $0.contains("1 of them reducing privacy") }, "\(propose.output)")
+        let selfApproval = try await Self.vigil(["cameras", "approve", proposal] + TestAdmins.acting(as: TestAdmins.first), cluster)
+        #expect(selfApproval.exitStatus == 1)
+        #expect(selfApproval.standardError.contains("needs a second, distinct admin"), "\(selfApproval.standardError.suffix(2_000))")
+        var altered = try CameraProposal.load(proposal)
+        var alteredConfig = try altered.changes[0].config()
+        alteredConfig.sourceURL = "/media/elsewhere.mp4"
+        altered.changes[0].record = try alteredConfig.serializedData().base64EncodedString()
+        let alteredFile = try Self.file("", "json")
+        try altered.write(to: alteredFile)
+        let wrongApproval = try await Self.vigil(["cameras", "approve", alteredFile] + TestAdmins.acting(as: TestAdmins.second), cluster)
+        #expect(wrongApproval.exitStatus == 1)
+        #expect(wrongApproval.standardError.contains("does not verify"), "\(wrongApproval.standardError.suffix(2_000))")
+        let unapproved = try await Self.vigil(["cameras", "apply", "--proposal", proposal] + TestAdmins.acting(as: TestAdmins.first), cluster)
+        #expect(unapproved.exitStatus == 1, "an unapproved proposal is not published")
+
+        // Approved by the second admin, the change takes effect in both workers.
+        let approve = try await Self.vigil(["cameras", "approve", proposal] + TestAdmins.acting(as: TestAdmins.second), cluster)
+        #expect(approve.exitStatus == 0, "\(approve.standardError.suffix(2_000))")
+        let apply = try await Self.vigil(["cameras", "apply", "--proposal", proposal] + TestAdmins.acting(as: TestAdmins.first), cluster)
+        #expect(apply.exitStatus == 0, "\(apply.standardError.suffix(2_000))")
+        for (name, worker) in workers {
+            try await eventually(timeout: .seconds(60), "\(name) takes the approved change") { try await Self.tableRecords(worker, name, outcome: "changed") >= 3 }
+            #expect(try await Self.tableRecords(worker, name, outcome: "refused") == 5, "nothing else refused")
+        }
+        let list = try await Self.vigil(["cameras", "list"], cluster)
+        let row = list.output.first { $0.hasPrefix("cam-0") } ?? ""
+        #expect(row.contains(" v2 ") && row.split(separator: " ").contains("0"), "the cluster holds the approved version without masks: \(row)")
+
+        // Announced: a health record and an audit event per refusal and worker; the approvals audited.
+        let refusals = try await Self.records("camera.health.v1", cluster).compactMap { try? Vigil_V1_CameraHealth(serializedBytes: $0.value) }.filter(\.hasConfigRefusal)
+        for name in ["vigil-decode", "vigil-detect"] {
+            #expect(Set(refusals.filter { $0.configRefusal.worker == name }.map(\.configRefusal.record)).count == 5, "\(name)'s refusals on camera.health.v1")
+        }
+        let events = try await Self.records("audit.events.v1", cluster).compactMap { try? Vigil_V1_AuditEvent(serializedBytes: $0.value) }
+        let rejected = events.filter { $0.kind == .privacyChangeRejected }
+        for name in ["vigil-decode", "vigil-detect"] {
+            #expect(Set(rejected.filter { $0.actor == name }.map(\.eventID)).count == 5, "\(name)'s refusals audited")
+        }
+        #expect(rejected.contains { $0.origin == "vigil cameras approve" && $0.actor == TestAdmins.first }, "the self-approval is audited")
+        #expect(events.contains { $0.kind == .privacyChangeRequested && $0.actor == TestAdmins.first })
+        #expect(events.contains { $0.kind == .privacyChangeApproved && $0.actor == TestAdmins.second })
+        #expect(events.contains { $0.kind == .cameraConfigChanged && $0.approvers == [TestAdmins.second] }, "the published change names its approver")
+
+        for (_, worker) in workers {
+            worker.process.signal(SIGTERM)
+            try await worker.process.waitForExit()
+        }
+        try await cluster.stop()
+    }
+
+    /// The cluster's current cam-0 as `vigil cameras` reads it.
+    static func vigilCurrent(_ cluster: DevClusterProcess) async throws -> (Table<Vigil_V1_CameraConfig>, Vigil_V1_CameraConfig, Int64) {
+        let table = CameraTable.make(admins: try CameraAdmins.load(file: TestAdmins.files.keysFile))
+        try await table.load(cluster: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers), logger: Logger(label: "test"))
+        let version = try #require(table.currentVersion("cam-0"))
+        return (table, try #require(version.value), version.effectiveFromMilliseconds)
+    }
+}
