@@ -18,7 +18,7 @@ build: deps
 # multi-process tests of CPU on a 2-core machine.
 # `vigil up` on the demo's three streams runs the whole pipeline, detect included: it runs
 # last and alone (suites of one `swift test` run in parallel).
-CPU_BOUND_SUITES = DetectTests VisionTests DecodeTests VideoTests DetectWorkerTests VideoPathTests IngestReplicaTests MatchBenchSmokeTests
+CPU_BOUND_SUITES = DetectTests VisionTests DecodeTests VideoTests DetectWorkerTests VideoPathTests IngestReplicaTests MatchBenchSmokeTests TwoPersonRuleTests
 ALONE_SUITES = UpCommandTests
 test: deps
 	$(SWIFT) build --build-tests

@@ -92,6 +92,12 @@ public final class FrameAnalyzer {
         self.slotDetectors = slotDetectors
     }
 
+    /// Every model loaded, with the classes it reports: what the audit log records at start.
+    public var loadedModels: [(model: VerifiedModel, classes: [String])] {
+        [(faceDetector.verifiedModel, ["face"]), (personDetector.verifiedModel, ["person"])]
+            + slotDetectors.map { ($0.verifiedModel, $0.declaration.labels) }
+    }
+
     /// The frame's pixels as RGB; a frame that has none or cannot be read is unusable.
     public static func image(of frame: Vigil_V1_Frame) throws(UnusableFrame) -> RGBImage {
         guard !frame.data.isEmpty, frame.pixelFormat == .jpeg || (frame.width > 0 && frame.height > 0) else {

@@ -37,4 +37,8 @@ do {
     exit(2)
 }
 let cameras = CameraTable.forWorker("vigil-detect")
-try await Worker.run(stage: DetectStage(analyzer: analyzer, cameras: cameras), name: "vigil-detect", tables: [cameras])
+// Every model load is audited: which models analyse the video, from when, by checksum.
+try await Worker.run(
+    stage: DetectStage(analyzer: analyzer, cameras: cameras), name: "vigil-detect", tables: [cameras],
+    announcing: ModelLoadAudit.records(analyzer.loadedModels, worker: "vigil-detect")
+)

@@ -62,6 +62,9 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
 
   /// Someone asked the sequencer to sign the head of this event's chain now.
   case headRequested // = 10
+
+  /// A worker loaded a model: `detail` names it, its file's SHA-256 and the classes it reports.
+  case modelLoaded // = 11
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -81,6 +84,7 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
     case 8: self = .privacyChangeRejected
     case 9: self = .subscriptionChanged
     case 10: self = .headRequested
+    case 11: self = .modelLoaded
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -98,6 +102,7 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
     case .privacyChangeRejected: return 8
     case .subscriptionChanged: return 9
     case .headRequested: return 10
+    case .modelLoaded: return 11
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -115,6 +120,7 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
     .privacyChangeRejected,
     .subscriptionChanged,
     .headRequested,
+    .modelLoaded,
   ]
 
 }
@@ -255,7 +261,7 @@ public nonisolated struct Vigil_V1_AuditChainHead: Sendable {
 fileprivate nonisolated let _protobuf_package = "vigil.v1"
 
 nonisolated extension Vigil_V1_AuditEventKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AUDIT_EVENT_KIND_UNSPECIFIED\0\u{1}AUDIT_EVENT_KIND_RULE_CHANGED\0\u{1}AUDIT_EVENT_KIND_ALERT_ACTION\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_VIEWED\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_EXPORTED\0\u{1}AUDIT_EVENT_KIND_CAMERA_CONFIG_CHANGED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REQUESTED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_APPROVED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REJECTED\0\u{1}AUDIT_EVENT_KIND_SUBSCRIPTION_CHANGED\0\u{1}AUDIT_EVENT_KIND_HEAD_REQUESTED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AUDIT_EVENT_KIND_UNSPECIFIED\0\u{1}AUDIT_EVENT_KIND_RULE_CHANGED\0\u{1}AUDIT_EVENT_KIND_ALERT_ACTION\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_VIEWED\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_EXPORTED\0\u{1}AUDIT_EVENT_KIND_CAMERA_CONFIG_CHANGED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REQUESTED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_APPROVED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REJECTED\0\u{1}AUDIT_EVENT_KIND_SUBSCRIPTION_CHANGED\0\u{1}AUDIT_EVENT_KIND_HEAD_REQUESTED\0\u{1}AUDIT_EVENT_KIND_MODEL_LOADED\0")
 }
 
 nonisolated extension Vigil_V1_AuditEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -28,6 +28,9 @@ public final class CenterFaceDetector: FaceDetector {
         self.logger = logger
     }
 
+    /// The model file, verified against the manifest.
+    public var verifiedModel: VerifiedModel { model }
+
     /// The model input size for an image: scaled to `maximumWidth`, rounded up to 32.
     public func inputSize(width: Int, height: Int) -> (width: Int, height: Int) {
         let scale = maximumWidth.map { min(1, Float($0) / Float(width)) } ?? 1

@@ -105,6 +105,8 @@ public final class SlotDetector {
     public let declaration: SlotModelDeclaration
     private let model: InferenceModel
     private let format: InputFormat
+    /// The model file, verified against its declared SHA-256.
+    public var verifiedModel: VerifiedModel { model.model }
 
     /// Verifies the file's SHA-256, loads it, runs it once on a blank input and checks that its
     /// output is the declared detection layout for the declared classes. Logs the SHA-256 and

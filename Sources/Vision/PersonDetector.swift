@@ -60,6 +60,9 @@ public final class PersonDetector {
         self.tiles = tiles
     }
 
+    /// The model file, verified against the manifest.
+    public var verifiedModel: VerifiedModel { model.verifiedModel }
+
     public func persons(in image: RGBImage) throws(ModelError) -> [Detection] {
         try people(in: image).map(\.detection)
     }

@@ -76,6 +76,7 @@ final class MediaPipeSSD {
     let keypointCount: Int
     private let network: InferenceModel
     private let anchors: SSDAnchors
+    var verifiedModel: VerifiedModel { network.model }
 
     init(
         manifest: ModelManifest, name: String, inputSize: Int, strides: [Int], interpolatedScale: Bool, valuesPerAnchor: Int,

@@ -16,14 +16,19 @@ public enum Worker {
 
     /// Reads the configuration (file from `--config PATH` or `VIGIL_CONFIG`, then the
     /// environment), bootstraps logging and metrics, and runs until SIGTERM/SIGINT.
-    /// - Parameter tables: the tables the stage looks things up in; each must be declared
-    ///   (`tables` in the topology, or `worker.tables`).
+    /// - Parameters:
+    ///   - tables: the tables the stage looks things up in; each must be declared (`tables` in
+    ///     the topology, or `worker.tables`).
+    ///   - announcing: records sent once at start, apart from the stage's (the audit events of
+    ///     the models it loaded).
     public static func run(
-        stage: any Stage, name: String, tables: [any WorkerTable] = [], routes: @escaping Routes = { _ in },
+        stage: any Stage, name: String, tables: [any WorkerTable] = [], announcing: [OutgoingRecord] = [], routes: @escaping Routes = { _ in },
         arguments: [String] = CommandLine.arguments
     ) async throws {
         await main(name: name, arguments: arguments) { configuration, registry, logger in
-            try await run(stage: stage, tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes)
+            try await run(
+                stage: stage, tables: tables, announcing: announcing, configuration: configuration, registry: registry, logger: logger, routes: routes
+            )
         }
     }
 
@@ -52,12 +57,12 @@ public enum Worker {
 
     /// Runs a stage with a ready configuration; tests and benchmarks call this directly.
     public static func run(
-        stage: any Stage, tables: [any WorkerTable] = [], configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger,
-        routes: @escaping Routes = { _ in }, onListening: @escaping @Sendable (Int) -> Void = { _ in }
+        stage: any Stage, tables: [any WorkerTable] = [], announcing: [OutgoingRecord] = [], configuration: WorkerConfiguration,
+        registry: PrometheusCollectorRegistry, logger: Logger, routes: @escaping Routes = { _ in }, onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         try await runStage(
-            stage, alreadyCompressedOutputs: stage.alreadyCompressedOutputs, stateful: nil, tables: tables, configuration: configuration,
-            registry: registry, logger: logger, routes: routes, onListening: onListening
+            stage, alreadyCompressedOutputs: stage.alreadyCompressedOutputs, stateful: nil, tables: tables, announcing: announcing,
+            configuration: configuration, registry: registry, logger: logger, routes: routes, onListening: onListening
         )
     }
 
@@ -121,7 +126,7 @@ public enum Worker {
 
     private static func runStage(
         _ stage: (any Stage)?, alreadyCompressedOutputs: Set<String>, stateful makeStateful: ((RecordHandler) -> StatefulRuntime)?, tables: [any WorkerTable],
-        configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, routes: @escaping Routes,
+        announcing: [OutgoingRecord] = [], configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, routes: @escaping Routes,
         onListening: @escaping @Sendable (Int) -> Void
     ) async throws {
         guard !configuration.inputs.isEmpty else {
@@ -142,9 +147,11 @@ public enum Worker {
         )
         let producer = try await makeProducer(configuration, alreadyCompressed: alreadyCompressedOutputs, closingOnFailure: consumer, logger: logger)
         // Not started yet: the runner starts it, so a missing table topic stops the worker with its reason.
+        let announce = announcer(producer, logger: logger)
+        if !announcing.isEmpty { announce(announcing) }
         let tableReader: KafkaTableReader?
         do {
-            tableReader = try makeTableReader(tables, configuration: configuration, announce: announcer(producer, logger: logger), logger: logger)
+            tableReader = try makeTableReader(tables, configuration: configuration, announce: announce, logger: logger)
         } catch {
             await producer.close()
             await consumer.close()

@@ -5,6 +5,7 @@ import Logging
 import SwiftProtobuf
 import Testing
 import VigilSchema
+import Vision
 
 /// vigil-detect as its own process on the dev cluster: it loads and verifies its models,
 /// reads `cameras.v1`, and turns `frames.v1` into `detections.v1` and `snapshots.v1`, sending
@@ -64,6 +65,17 @@ struct DetectWorkerTests {
         #expect(letters.count == 2)
         #expect(letters.contains { $0.last?.contains("cannot be read") == true })
         #expect(letters.contains { $0.first == "cam-9" && $0.last?.contains("is not in cameras.v1") == true })
+
+        // Its model loads are audited: each model with the SHA-256 the manifest pins and its classes.
+        let manifest = try ModelManifest(directory: Self.repository.appendingPathComponent("models").path)
+        let loads = try await KafkaTableReader.readPartitions(
+            cluster: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers), topic: "audit.events.v1", partitions: nil, logger: Logger(label: "test")
+        ).compactMap { try? Vigil_V1_AuditEvent(serializedBytes: $0.value) }.filter { $0.kind == .modelLoaded }
+        for (name, classes) in [("face-centerface", "face"), ("person-pose-detector", "person")] {
+            let sha256 = try manifest.verified(name).sha256
+            #expect(loads.filter { $0.subject == "model:\(name)" && $0.actor == "vigil-detect" && $0.detail.contains(sha256) && $0.detail.hasSuffix("classes: \(classes)") }.count == 1,
+                    "one MODEL_LOADED event for \(name): \(loads.map(\.detail))")
+        }
 
         worker.process.signal(SIGTERM)
         try await worker.process.waitForExit()
