@@ -320,10 +320,10 @@ struct CamerasCommand: AsyncParsableCommand {
                 return [
                     id, "v\(config.version)", config.sourceURL, CameraPlan.describe(config.sampling), CameraPlan.describe(config),
                     CameraPlan.describe(config.redactionPolicy), String(config.privacyMasks.count), config.snapshotsPerMinute.formatted(),
-                    config.updatedBy, effective.formatted(.iso8601),
+                    config.updatedBy, Set(config.signatures.map(\.admin)).sorted().joined(separator: ","), effective.formatted(.iso8601),
                 ]
             }
-            printTable(header: ["CAMERA", "VERSION", "SOURCE", "SAMPLING", "RESOLUTION", "REDACTION", "MASKS", "SNAPSHOTS/MIN", "BY", "IN FORCE SINCE"], rows: rows)
+            printTable(header: ["CAMERA", "VERSION", "SOURCE", "SAMPLING", "RESOLUTION", "REDACTION", "MASKS", "SNAPSHOTS/MIN", "BY", "SIGNED BY", "IN FORCE SINCE"], rows: rows)
         }
     }
 
