@@ -179,6 +179,16 @@ struct StatefulStageTests {
         let kept = try #require(bytes.state(of: "cam-1"))
         #expect(kept.total < 12 && kept.stateBytes.count <= 120)
 
+        // A large cap approached by small records: the state is measured exactly once it may be
+        // near the cap, so it stops within one record of it (timers and offsets take the rest).
+        let large = StatefulStageTestDriver(stage: WindowCounter(padding: 1), limits: StateLimits(maxKeys: 10, maxKeyBytes: 3_000))
+        var firstRefused: Int?
+        for offset in 1...600 where firstRefused == nil {
+            if case .deadLettered = try await large.feed(Self.event("cam-1", at: 1_000, offset: Int64(offset))) { firstRefused = offset }
+        }
+        let near = try #require(large.state(of: "cam-1"))
+        #expect(firstRefused != nil && near.stateBytes.count <= 3_000 && near.stateBytes.count > 3_000 - 120, "stopped at \(near.stateBytes.count) bytes")
+
         let keys = StatefulStageTestDriver(stage: WindowCounter(), limits: StateLimits(maxKeys: 2, maxKeyBytes: 1_000))
         try await keys.feed(Self.event("cam-1", at: 1_000))
         try await keys.feed(Self.event("cam-2", at: 1_000))
