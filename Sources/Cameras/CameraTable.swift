@@ -31,7 +31,7 @@ public enum CameraTable {
     /// it with the camera) and an audit event. Ids name the worker and the record, so every
     /// replica of a worker announces the same event.
     static func refusalNotices(cameraID: String, version: UInt64, reason: String, place: String, worker: String) -> [OutgoingRecord] {
-        let now = Google_Protobuf_Timestamp(date: Date())
+        let now = Date()
         var refusal = Vigil_V1_CameraConfigRefusal()
         refusal.refusedVersion = version
         refusal.reason = reason
@@ -40,21 +40,15 @@ public enum CameraTable {
         var health = Vigil_V1_CameraHealth()
         health.cameraID = cameraID
         health.reason = "\(worker) refused configuration version \(version); the camera keeps its previous configuration"
-        health.observedTime = now
+        health.observedTime = Google_Protobuf_Timestamp(date: now)
         health.configRefusal = refusal
-        var event = Vigil_V1_AuditEvent()
-        event.eventID = "camera-refused:\(worker):\(place)"
-        event.kind = .privacyChangeRejected
-        event.actor = worker
-        event.subject = "camera:\(cameraID)"
-        event.cameraID = cameraID
-        event.detail = "refused configuration version \(version) (\(place)): it \(reason)"
-        event.eventTime = now
-        event.origin = worker
-        let key = Array(cameraID.utf8)
+        let event = AuditEvents.event(
+            id: "camera-refused:\(worker):\(place)", kind: .privacyChangeRejected, actor: worker, subject: "camera:\(cameraID)", cameraID: cameraID,
+            detail: "refused configuration version \(version) (\(place)): it \(reason)", origin: worker, at: now
+        )
         return [
-            OutgoingRecord(topic: "camera.health.v1", key: key, value: (try? health.serializedBytes()) ?? [], headers: []),
-            OutgoingRecord(topic: "audit.events.v1", key: key, value: (try? event.serializedBytes()) ?? [], headers: []),
+            OutgoingRecord(topic: "camera.health.v1", key: Array(cameraID.utf8), value: (try? health.serializedBytes()) ?? [], headers: []),
+            AuditEvents.record(event, key: cameraID),
         ]
     }
 

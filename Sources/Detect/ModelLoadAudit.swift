@@ -1,5 +1,4 @@
 import Foundation
-import SwiftProtobuf
 import VigilSchema
 import Vision
 import WorkerRuntime
@@ -12,16 +11,13 @@ public enum ModelLoadAudit {
         let start = UUID().uuidString.lowercased()
         return models.map { loaded in
             let name = loaded.model.description.name
-            var event = Vigil_V1_AuditEvent()
-            event.eventID = "model-loaded:\(worker):\(start):\(name)"
-            event.kind = .modelLoaded
-            event.actor = worker
-            event.subject = "model:\(name)"
-            event.detail = "loaded \(name) from \(loaded.model.path) (SHA-256 \(loaded.model.sha256), \(loaded.model.description.package)); classes: "
-                + loaded.classes.joined(separator: ", ")
-            event.eventTime = Google_Protobuf_Timestamp(date: time)
-            event.origin = worker
-            return OutgoingRecord(topic: "audit.events.v1", key: Array(name.utf8), value: (try? event.serializedBytes()) ?? [], headers: [])
+            let event = AuditEvents.event(
+                id: "model-loaded:\(worker):\(start):\(name)", kind: .modelLoaded, actor: worker, subject: "model:\(name)",
+                detail: "loaded \(name) from \(loaded.model.path) (SHA-256 \(loaded.model.sha256), \(loaded.model.description.package)); classes: "
+                    + loaded.classes.joined(separator: ", "),
+                origin: worker, at: time
+            )
+            return AuditEvents.record(event, key: name)
         }
     }
 }

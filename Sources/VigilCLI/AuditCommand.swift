@@ -7,6 +7,7 @@ import Logging
 import SigningKeys
 import SwiftProtobuf
 import VigilSchema
+import WorkerRuntime
 
 /// `vigil audit`: verify, read and export the hash-chained audit log, and make the key that
 /// signs its heads.
@@ -211,14 +212,10 @@ struct AuditCommand: AsyncParsableCommand {
                 let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: cluster), logger: logger)
                 let request = UUID().uuidString.lowercased()
                 try await producer.send(all: (0..<Int32(partitions)).map { partition in
-                    var event = Vigil_V1_AuditEvent()
-                    event.eventID = "head-request:\(request):\(partition)"
-                    event.kind = .headRequested
-                    event.actor = actor
-                    event.subject = "audit-chain:\(partition)"
-                    event.detail = "signed head requested"
-                    event.eventTime = Google_Protobuf_Timestamp(date: Date())
-                    event.origin = "vigil audit request-head"
+                    let event = AuditEvents.event(
+                        id: "head-request:\(request):\(partition)", kind: .headRequested, actor: actor, subject: "audit-chain:\(partition)",
+                        detail: "signed head requested", origin: "vigil audit request-head"
+                    )
                     let value: [UInt8] = try event.serializedBytes()
                     return KafkaProducerMessage(topic: AuditSequencer.eventsTopic, partition: partition, key: Array(event.subject.utf8), value: value)
                 })

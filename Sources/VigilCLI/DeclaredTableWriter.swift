@@ -47,15 +47,12 @@ struct DeclaredTableWriter<Value: Sendable & Equatable> {
     /// The audit event of one change: its id names the value and version, so a rerun after a
     /// failure repeats the same event.
     func auditEvent(_ entry: DeclaredTablePlan<Value>.Entry) -> Vigil_V1_AuditEvent {
-        var event = Vigil_V1_AuditEvent()
         let version = entry.publish.map { "v\(kind.version($0))" } ?? "removed-\(entry.effectiveMilliseconds)"
-        event.eventID = "\(kind.noun):\(entry.id):\(version)"
-        event.kind = auditKind
-        event.actor = actor
-        event.subject = "\(kind.noun):\(entry.id)"
-        event.detail = "\(entry.kind.rawValue): " + entry.differences.joined(separator: "; ")
-        event.eventTime = Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: Double(entry.effectiveMilliseconds) / 1_000))
-        event.origin = command
+        var event = AuditEvents.event(
+            id: "\(kind.noun):\(entry.id):\(version)", kind: auditKind, actor: actor, subject: "\(kind.noun):\(entry.id)",
+            detail: "\(entry.kind.rawValue): " + entry.differences.joined(separator: "; "), origin: command,
+            at: Date(timeIntervalSince1970: Double(entry.effectiveMilliseconds) / 1_000)
+        )
         describe(&event, entry)
         return event
     }

@@ -5,6 +5,7 @@ import Logging
 import SwiftProtobuf
 import VigilSchema
 import Vision
+import WorkerRuntime
 
 struct SnapshotsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
