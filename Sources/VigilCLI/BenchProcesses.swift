@@ -14,11 +14,14 @@ struct BenchProcesses {
     let binaries: URL
     /// Logs and files of this run; left in place when the run fails, to be read.
     let scratch: URL
+    /// What makes the workers trust the run's dev admin, who signs its cameras.
+    let admin: [String: String]
 
     init(bench: String) throws {
         binaries = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         scratch = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-bench-\(bench)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        admin = try DevAdmin.environment(in: scratch.path)
     }
 
     func executable(_ name: String) throws -> String {
@@ -33,7 +36,7 @@ struct BenchProcesses {
     func start(_ executable: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws -> ChildProcess {
         let path = scratch.appendingPathComponent(log).path
         return try ChildProcess(
-            executable: executable, arguments: arguments, environment: Self.childEnvironment(environment),
+            executable: executable, arguments: arguments, environment: Self.childEnvironment(admin.merging(environment) { $1 }),
             standardOutput: .file(path), standardError: .file(path)
         )
     }

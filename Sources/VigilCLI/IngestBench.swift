@@ -45,12 +45,12 @@ struct IngestBench: AsyncParsableCommand {
         let bootstrap = cluster.bootstrapServers
         let camerasFile = bench.scratch.appendingPathComponent("cameras.yaml")
         try ("cameras:\n" + (0..<cameras).map { "  cam-\($0):\n    source: \(clip.path)?loop=1\n" }.joined()).write(to: camerasFile, atomically: true, encoding: .utf8)
-        try await bench.runVigil(["cameras", "apply", camerasFile.path, "--bootstrap", bootstrap, "--actor", "bench"], log: "cameras.log")
+        try await bench.runVigil(["cameras", "apply", camerasFile.path, "--bootstrap", bootstrap, "--actor", DevAdmin.account], log: "cameras.log")
 
         let ingest = try BenchWorker(try bench.executable("vigil-ingest"), name: "vigil-ingest", environment: [
             "KAFKA_BOOTSTRAP": bootstrap, "WORKER_INPUTS": "", "WORKER_OWNS": "cameras.v1", "WORKER_OUTPUTS": "video.packets.v1,camera.health.v1",
             "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0",
-        ], log: bench.scratch.appendingPathComponent("ingest.log"))
+        ].merging(bench.admin) { $1 }, log: bench.scratch.appendingPathComponent("ingest.log"))
         do {
             try await measure(ingest, cluster: cluster)
         } catch {

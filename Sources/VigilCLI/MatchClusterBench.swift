@@ -276,7 +276,7 @@ struct MatchClusterBench: AsyncParsableCommand {
         let inputs = (0..<cluster.partitions(of: MatchStage.detectionsTopic)).map { KafkaTopicPartition(topic: MatchStage.detectionsTopic, partition: Int32($0)) }
         let detections = "topic=\"\(MatchStage.detectionsTopic)\""
         let launched = ContinuousClock.now
-        let worker = try BenchWorker(executable, name: "vigil-match", environment: environment, log: bench.scratch.appendingPathComponent("match-throughput.log"))
+        let worker = try BenchWorker(executable, name: "vigil-match", environment: bench.admin.merging(environment) { $1 }, log: bench.scratch.appendingPathComponent("match-throughput.log"))
         do {
             var firstTaken: ContinuousClock.Instant?
             var allTaken: ContinuousClock.Instant?
@@ -341,7 +341,7 @@ struct MatchClusterBench: AsyncParsableCommand {
     private func measureLatency(
         executable: String, environment: [String: String], kafka: KafkaConfiguration, bench: BenchProcesses, logger: Logger
     ) async throws -> Latency {
-        let worker = try BenchWorker(executable, name: "vigil-match", environment: environment.merging([
+        let worker = try BenchWorker(executable, name: "vigil-match", environment: bench.admin.merging(environment) { $1 }.merging([
             "MATCH_ALLOWED_LATENESS_MS": "0", "KAFKA_PROPERTIES": "fetch.wait.max.ms=\(fetchWaitMs)",
         ]) { $1 }, log: bench.scratch.appendingPathComponent("match-latency.log"))
         do {

@@ -120,9 +120,7 @@ struct UpCommand: AsyncParsableCommand {
         var childEnvironment = ProcessInfo.processInfo.environment
         childEnvironment[ParentWatch.environmentKey] = "\(getpid())"
         // The dev cluster's cameras are signed by a dev admin of the state folder, whom the workers trust.
-        let devAdmin = try Self.devAdmin(in: stateDirectory)
-        childEnvironment[CameraAdmins.environmentKey] = devAdmin.keysFile
-        childEnvironment["VIGIL_ADMIN_KEY_FILE"] = devAdmin.keyFile
+        childEnvironment.merge(try DevAdmin.environment(in: stateDirectory)) { $1 }
         let cluster = try ChildProcess(
             executable: vigil,
             arguments: ["dev-cluster", "--state-file", stateFile, "--topology", topologyPath, "--control-port", "\(controlPort)", "--log-level", "warning"],
@@ -140,7 +138,7 @@ struct UpCommand: AsyncParsableCommand {
 
         if let cameras {
             await Self.runTool(
-                vigil, ["cameras", "apply", cameras, "--bootstrap", bootstrap, "--log-level", "warning", "--actor", Self.devAdminAccount], name: "cameras",
+                vigil, ["cameras", "apply", cameras, "--bootstrap", bootstrap, "--log-level", "warning", "--actor", DevAdmin.account], name: "cameras",
                 environment: childEnvironment
             )
         }
@@ -253,22 +251,6 @@ struct UpCommand: AsyncParsableCommand {
             writeLine("vigil up: made \(file) for vigil-audit to sign chain heads; its public key: \(key.publicKey.rawRepresentation.base64EncodedString())")
         }
         return file
-    }
-
-    static let devAdminAccount = "dev-admin"
-
-    /// The admin who signs the dev cluster's cameras: a key and a trusted admin keys file naming
-    /// it, made once per state folder. A production cluster's admins are the operators
-    /// (`vigil cameras keygen`), each with their own key.
-    static func devAdmin(in stateDirectory: String) throws -> (keyFile: String, keysFile: String) {
-        let keyFile = (stateDirectory as NSString).appendingPathComponent("\(devAdminAccount).key")
-        let keysFile = (stateDirectory as NSString).appendingPathComponent("camera-admins.txt")
-        if !FileManager.default.fileExists(atPath: keyFile) {
-            guard let key = SigningKeys.writeNewKey(to: keyFile) else { throw ValidationError("cannot write the dev admin's key to \(keyFile)") }
-            let line = "# vigil up's dev admin; production admins are listed by the operator\n\(devAdminAccount) \(SigningKeys.text(key.publicKey))\n"
-            guard FileManager.default.createFile(atPath: keysFile, contents: Data(line.utf8)) else { throw ValidationError("cannot write \(keysFile)") }
-        }
-        return (keyFile, keysFile)
     }
 
     /// The cluster's bootstrap servers, once it wrote its state file.
