@@ -13,9 +13,20 @@ extension StageRunner {
         _ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation, snapshots: [OutgoingRecord]? = nil,
         stored: DispatchSemaphore? = nil
     ) {
-        let records = snapshots ?? stateful.engine.flush()
+        // Only the state of partitions still assigned as they were when it was restored: a
+        // flush that ran late (a revoke's, after its 5 s) would otherwise write a stale
+        // snapshot after the new owner's, and the next restore would take it as the newest.
+        let records = (snapshots ?? stateful.engine.flush()).filter { holdsCurrentState(of: $0.partition ?? -1, stateful) }
         recordsSinceFlush = 0
         pending.yield(.withoutInput(deliveries: [], changelog: records, stored: stored))
+    }
+
+    /// Whether this replica's state of `partition` belongs to the partition's current
+    /// assignment (every input partition of that number still assigned in the generation the
+    /// state was restored for).
+    func holdsCurrentState(of partition: Int32, _ stateful: StatefulRuntime) -> Bool {
+        let generations = consumer.assignmentGenerations.filter { $0.key.partition == partition }.map(\.value)
+        return !generations.isEmpty && generations.allSatisfy { stateful.engine.isRestored(partition: partition, generation: $0) }
     }
 
     /// Before a revoke commits: the state of every record processed so far is flushed and their
