@@ -16,17 +16,20 @@ extension StageRunner {
         // Only the state of partitions still assigned as they were when it was restored: a
         // flush that ran late (a revoke's, after its 5 s) would otherwise write a stale
         // snapshot after the new owner's, and the next restore would take it as the newest.
-        let records = (snapshots ?? stateful.engine.flush()).filter { holdsCurrentState(of: $0.partition ?? -1, stateful) }
+        let records = snapshots ?? stateful.engine.flush()
+        let current = partitionsWithCurrentState(stateful)
         recordsSinceFlush = 0
-        pending.yield(.withoutInput(deliveries: [], changelog: records, stored: stored))
+        pending.yield(.withoutInput(deliveries: [], changelog: records.filter { current.contains($0.partition ?? -1) }, stored: stored))
     }
 
-    /// Whether this replica's state of `partition` belongs to the partition's current
-    /// assignment (every input partition of that number still assigned in the generation the
-    /// state was restored for).
-    func holdsCurrentState(of partition: Int32, _ stateful: StatefulRuntime) -> Bool {
-        let generations = consumer.assignmentGenerations.filter { $0.key.partition == partition }.map(\.value)
-        return !generations.isEmpty && generations.allSatisfy { stateful.engine.isRestored(partition: partition, generation: $0) }
+    /// The partitions whose state this replica holds for their current assignment: every input
+    /// partition of that number still assigned in the generation the state was restored for.
+    /// Reads the assignment once, for a whole flush.
+    func partitionsWithCurrentState(_ stateful: StatefulRuntime) -> Set<Int32> {
+        let generations = Dictionary(grouping: consumer.assignmentGenerations, by: \.key.partition).mapValues { $0.map(\.value) }
+        return Set(generations.filter { partition, current in
+            current.allSatisfy { stateful.engine.isRestored(partition: partition, generation: $0) }
+        }.keys)
     }
 
     /// Before a revoke commits: the state of every record processed so far is flushed and their
