@@ -128,14 +128,20 @@ extern "C" vv_model *vv_model_load(const char *path, const int64_t *input_dims, 
         result->output_names.push_back(name);
     }
     result->outputs.assign(outputs, nullptr);
+    // Precision pinned to f32: left to itself the CPU plugin infers in bf16 on CPUs that have
+    // it (AVX-512 BF16, AMX) and in f32 elsewhere, so the same frame gave other boxes and
+    // scores on another machine (Privacy II, item 0). Kernels still differ by instruction set;
+    // those differences are rounding-sized.
     std::string thread_count = std::to_string(threads);
     if (threads > 0) {
-        status = ov_core_compile_model(core, result->model, "CPU", 4, &result->compiled,
+        status = ov_core_compile_model(core, result->model, "CPU", 6, &result->compiled,
                                        ov_property_key_inference_num_threads, thread_count.c_str(),
-                                       ov_property_key_hint_performance_mode, "LATENCY");
+                                       ov_property_key_hint_performance_mode, "LATENCY",
+                                       ov_property_key_hint_inference_precision, "f32");
     } else {
-        status = ov_core_compile_model(core, result->model, "CPU", 2, &result->compiled,
-                                       ov_property_key_hint_performance_mode, "LATENCY");
+        status = ov_core_compile_model(core, result->model, "CPU", 4, &result->compiled,
+                                       ov_property_key_hint_performance_mode, "LATENCY",
+                                       ov_property_key_hint_inference_precision, "f32");
     }
     if (status != OK) return fail("compiling the model for the CPU", status);
     status = ov_compiled_model_create_infer_request(result->compiled, &result->request);

@@ -94,6 +94,12 @@ public enum CameraSignatures {
         return domain + bytes
     }
 
+    /// What names a configuration in the next version's `replaces_digest`: SHA-256 of its
+    /// signed bytes (signatures aside, so adding an approval does not change it).
+    public static func digest(_ config: Vigil_V1_CameraConfig) -> Data {
+        Data(SHA256.hash(data: (try? signedBytes(config)) ?? []))
+    }
+
     /// Adds `account`'s signature with `key`; an earlier signature by the same key is replaced.
     public static func sign(_ config: inout Vigil_V1_CameraConfig, account: String, key: Curve25519.Signing.PrivateKey) throws {
         var signature = Vigil_V1_AdminSignature()
@@ -150,16 +156,25 @@ extension Vigil_V1_CameraConfig {
 /// The two-person rule where camera configuration takes effect: every worker that reads
 /// `cameras.v1` (and `vigil cameras`) admits a record only if
 ///
-/// - admins it trusts signed it, every signature verifying;
-/// - it replaces the configuration the reader knows: its `replaces` is the privacy part of the
-///   camera's last configuration (deleted ones included), or unset for a camera never seen;
+/// - admins it trusts signed it, every signature verifying, its effective time included;
+/// - it is newer than the camera's last admitted configuration (deleted ones included): an old
+///   record re-sent — a replayed approval — is refused;
+/// - it names that configuration as the one it replaces (`replaces_digest`, `replaces`), or
+///   names none for a camera never configured;
 /// - when it masks less than what it replaces (`PrivacyCheck`), two distinct admins signed it.
 ///
-/// When the reader knows no earlier configuration (the records are gone), the record's own
-/// signed `replaces` is what it is judged against.
+/// A reader never takes a record's word for what it replaces. When it does not hold the
+/// configuration a record names (the topic lost that record), or cannot tell that a camera is
+/// new (it could not read the partition from its start), one admin's signature is not enough:
+/// only two admins may make a change nobody can judge. The camera then stays at the last
+/// configuration the reader admitted, or unconfigured (its frames are not analysed), never weaker.
 public enum CameraAdmission {
-    /// Why `config` may not replace `last` (the reader's last known configuration); nil: admitted.
-    public static func refusal(of config: Vigil_V1_CameraConfig, last: Vigil_V1_CameraConfig?, admins: CameraAdmins) -> CameraRefusalReason? {
+    /// Why `config` may not replace `last` (the reader's last admitted configuration); nil: admitted.
+    /// - Parameter readWholePartition: the reader read every record of the partition before
+    ///   this one; when false, a camera with no configuration known may have had one.
+    public static func refusal(
+        of config: Vigil_V1_CameraConfig, last: Vigil_V1_CameraConfig?, readWholePartition: Bool = true, admins: CameraAdmins
+    ) -> CameraRefusalReason? {
         // The same record again (a writer republishes its whole set): nothing changes.
         if let last, last == config { return nil }
         let signers: Set<String>
@@ -167,30 +182,49 @@ public enum CameraAdmission {
         case .success(let accounts): signers = accounts
         case .failure(let reason): return reason
         }
-        let baseline: Vigil_V1_CameraPrivacy?
-        if let last {
-            guard config.hasReplaces else {
-                return CameraRefusalReason(
-                    "claims to configure a new camera, but the camera's last configuration is version \(last.version): a camera deleted and re-created is judged against its last configuration; prepare the change again with `vigil cameras apply`"
-                )
-            }
-            guard config.replaces == last.privacy else {
-                return CameraRefusalReason(
-                    "was prepared against another configuration than version \(last.version), the camera's last one: prepare the change again from the current configuration"
-                )
-            }
-            baseline = last.privacy
-        } else {
-            baseline = config.hasReplaces ? config.replaces : nil
+        guard config.hasEffectiveTime else {
+            return CameraRefusalReason("carries no signed effective time (written by an older vigil?): publish it again with `vigil cameras apply`")
         }
-        guard let baseline else { return nil }
-        var before = Vigil_V1_CameraConfig()
-        before.privacyMasks = baseline.privacyMasks
-        before.redactionPolicy = baseline.redactionPolicy
-        let reductions = PrivacyCheck.reductions(from: before, to: config)
+        guard let last else {
+            return refusalWithoutHistory(of: config, signers: signers, readWholePartition: readWholePartition)
+        }
+        guard config.version > last.version else {
+            return CameraRefusalReason(
+                "is version \(config.version), not newer than version \(last.version), the camera's last admitted configuration: an old record sent again (a replayed approval) never takes effect again; prepare a new change with `vigil cameras apply`"
+            )
+        }
+        guard !config.replacesDigest.isEmpty || config.hasReplaces else {
+            return CameraRefusalReason(
+                "claims to configure a new camera, but the camera's last configuration is version \(last.version): a camera deleted and re-created is judged against its last configuration; prepare the change again with `vigil cameras apply`"
+            )
+        }
+        guard config.replacesDigest == CameraSignatures.digest(last), config.replaces == last.privacy else {
+            return CameraRefusalReason(
+                "was prepared against another configuration than version \(last.version), the camera's last one: prepare the change again from the current configuration"
+            )
+        }
+        // A deletion publishes nothing: it masks no less than what it deletes.
+        let reductions = config.deleted ? [] : PrivacyCheck.reductions(from: last, to: config)
         guard !reductions.isEmpty, signers.count < 2 else { return nil }
         return CameraRefusalReason(
             "masks less than the configuration it replaces (it \(reductions.joined(separator: "; it "))) and is signed by one admin (\(signers.sorted().joined(separator: ", "))): a privacy-reducing change needs two distinct admins (`vigil cameras propose`, then `vigil cameras approve` by another admin)"
         )
+    }
+
+    /// A record for a camera the reader holds no configuration of.
+    private static func refusalWithoutHistory(of config: Vigil_V1_CameraConfig, signers: Set<String>, readWholePartition: Bool) -> CameraRefusalReason? {
+        guard signers.count < 2 else { return nil }
+        let one = "one admin (\(signers.sorted().joined(separator: ", ")))"
+        if !config.replacesDigest.isEmpty || config.hasReplaces {
+            return CameraRefusalReason(
+                "replaces a configuration this reader never read (the record is gone from \(CameraTable.topic), which must keep its whole history: cleanup.policy delete, no retention limit), so whether it masks less cannot be judged, and it is signed by \(one): the camera stays unconfigured here until two admins sign a configuration for it or the history is restored"
+            )
+        }
+        guard readWholePartition else {
+            return CameraRefusalReason(
+                "claims to be the camera's first configuration, but earlier records of its partition are gone (\(CameraTable.topic) must keep its whole history), so an older, stronger configuration may have existed; signed by \(one), it is refused: two admins must sign it"
+            )
+        }
+        return nil
     }
 }

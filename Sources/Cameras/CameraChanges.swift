@@ -44,6 +44,11 @@ extension DeclaredTablePlan where Value == Vigil_V1_CameraConfig {
         copy.updatedBy = ""
         copy.clearUpdatedTime()
         copy.approvedBy = []
+        copy.signatures = []
+        copy.clearReplaces()
+        copy.replacesDigest = Data()
+        copy.clearEffectiveTime()
+        copy.deleted = false
         return copy
     }
 
@@ -109,6 +114,19 @@ extension DeclaredTablePlan where Value == Vigil_V1_CameraConfig {
 
     public static func describe(_ labels: [String: String]) -> String {
         labels.isEmpty ? "none" : labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    }
+}
+
+extension Vigil_V1_RedactionPolicy {
+    /// What masks at least as much as both: whole persons if either does, a solid fill unless
+    /// both ask for the mosaic (a mosaic keeps each cell's mean colour), every masked class.
+    public func union(_ other: Vigil_V1_RedactionPolicy) -> Vigil_V1_RedactionPolicy {
+        var union = self
+        if other.target == .wholePersons { union.target = .wholePersons }
+        if target != other.target, union.target != .wholePersons { union.target = .faces }
+        union.fill = fill == .coarseMosaic && other.fill == .coarseMosaic ? .coarseMosaic : .solid
+        union.maskedClasses = Array(Set(maskedClasses).union(other.maskedClasses)).sorted()
+        return union
     }
 }
 

@@ -39,27 +39,39 @@ extension DeclaredTablePlan where Value == Vigil_V1_CameraConfig {
     /// Makes the plan's new versions ready to sign: each says what it replaces — the camera's
     /// last configuration in `last`, deleted ones included, or nothing for a camera never
     /// configured — and a re-created camera is judged against its last configuration.
+    ///
+    /// A removal becomes a signed deletion: the last configuration again, marked deleted, as
+    /// the next version (an unsigned tombstone would be refused).
     public mutating func stampReplaced(last: [String: Vigil_V1_CameraConfig]) {
-        for index in entries.indices where [.added, .changed].contains(entries[index].kind) {
-            guard var config = entries[index].publish else { continue }
-            if let previous = last[entries[index].id] {
-                config.replaces = previous.privacy
+        for index in entries.indices where Self.signedKinds.contains(entries[index].kind) {
+            let previous = last[entries[index].id]
+            var config: Vigil_V1_CameraConfig
+            if entries[index].kind == .removed {
+                guard let previous else { continue }
+                config = previous
+                config.deleted = true
+            } else {
+                guard let declared = entries[index].publish else { continue }
+                config = declared
+            }
+            if let previous {
+                // Versions go on from the last one, across a deletion and re-creation too.
+                config.version = max(config.version, previous.version + 1)
                 if entries[index].kind == .added {
-                    // Re-created after a deletion: versions go on from the last one.
-                    config.version = previous.version + 1
                     entries[index].privacyReductions = PrivacyCheck.reductions(from: previous, to: config)
                 }
-            } else {
-                config.clearReplaces()
             }
-            config.signatures = []
+            config.stamp(replacing: previous, effectiveMilliseconds: entries[index].effectiveMilliseconds)
             entries[index].publish = config
         }
     }
 
+    /// The entries that publish a signed record: new versions and deletions.
+    static let signedKinds: [Kind] = [.added, .changed, .removed]
+
     /// Signs every new version with `signer`.
     public mutating func sign(with signer: CameraSigner) throws {
-        for index in entries.indices where [.added, .changed].contains(entries[index].kind) {
+        for index in entries.indices where Self.signedKinds.contains(entries[index].kind) {
             guard var config = entries[index].publish else { continue }
             try CameraSignatures.sign(&config, account: signer.account, key: signer.key)
             entries[index].publish = config
@@ -96,7 +108,7 @@ public struct CameraProposal: Codable, Sendable {
     public init(plan: CameraPlan, proposer: String, created: Date) throws {
         self.proposer = proposer
         self.created = created
-        changes = try plan.entries.filter { [.added, .changed].contains($0.kind) }.compactMap { entry in
+        changes = try plan.entries.filter { CameraPlan.signedKinds.contains($0.kind) }.compactMap { entry in
             guard let config = entry.publish else { return nil }
             return Change(
                 camera: entry.id, version: config.version, differences: entry.differences, reductions: entry.privacyReductions,
@@ -141,6 +153,67 @@ public struct CameraProposal: Codable, Sendable {
     }
 }
 
+extension CameraProposal {
+    /// A change as its signed record makes it, against the cluster's cameras: what the admins
+    /// are shown and what the audit log records — never the proposal's own text, which no
+    /// signature covers.
+    public struct CheckedChange: Sendable {
+        public var camera: String
+        public var config: Vigil_V1_CameraConfig
+        /// The camera's configuration now, nil when it has none (never configured, or deleted).
+        public var current: Vigil_V1_CameraConfig?
+        public var differences: [String]
+        public var reductions: [String]
+    }
+
+    /// Every change recomputed from its signed record against `table` (the cluster's
+    /// `cameras.v1`). Throws when a record no longer applies (already published, superseded,
+    /// prepared against another configuration) or when the proposal's text says something
+    /// else than its record does.
+    public func checked(against table: Table<Vigil_V1_CameraConfig>) throws -> [CheckedChange] {
+        try changes.map { change in
+            let config = try change.config()
+            let last = table.lastValue(change.camera)
+            if let last {
+                guard config.version > last.version else {
+                    throw CameraRefusalReason(
+                        "camera \(change.camera): the proposal's version \(config.version) is already published or superseded (the camera is at version \(last.version)); a proposal is published once: propose the change again"
+                    )
+                }
+                guard config.replacesDigest == CameraSignatures.digest(last) else {
+                    throw CameraRefusalReason(
+                        "camera \(change.camera): the proposal was prepared against another configuration than version \(last.version), the camera's last one: propose the change again"
+                    )
+                }
+            } else if !config.replacesDigest.isEmpty {
+                throw CameraRefusalReason("camera \(change.camera): the proposal replaces a configuration the cluster does not hold: propose the change again")
+            }
+            let current = table.current(change.camera)
+            let checked = CheckedChange(
+                camera: change.camera, config: config, current: current, differences: Self.differences(of: config, current: current),
+                reductions: config.deleted ? [] : last.map { PrivacyCheck.reductions(from: $0, to: config) } ?? []
+            )
+            guard checked.differences == change.differences, checked.reductions == change.reductions else {
+                throw CameraRefusalReason(
+                    "camera \(change.camera): the proposal's text does not say what its signed record does. It says: \(Self.lines(change.differences, change.reductions)). The record: \(Self.lines(checked.differences, checked.reductions)). Nothing was signed: ask the proposer why, and have them propose again"
+                )
+            }
+            return checked
+        }
+    }
+
+    static func differences(of config: Vigil_V1_CameraConfig, current: Vigil_V1_CameraConfig?) -> [String] {
+        if config.deleted { return [DeclaredValueKind.camera.removal] }
+        guard let current else { return ["new camera: \(CameraPlan.summary(config))"] }
+        return CameraPlan.differences(from: current, to: config)
+    }
+
+    private static func lines(_ differences: [String], _ reductions: [String]) -> String {
+        let all = differences + reductions.map { "reduces privacy: it \($0)" }
+        return all.isEmpty ? "nothing" : all.map { "“\($0)”" }.joined(separator: ", ")
+    }
+}
+
 /// An admin approving a change they proposed or already approved.
 public struct SelfApproval: Error, CustomStringConvertible {
     public var account: String
@@ -174,11 +247,13 @@ public struct LocalAdmins: Sendable {
     public func table() -> Table<Vigil_V1_CameraConfig> { CameraTable.make(admins: admins) }
 
     /// Applies `config` to `table` in force from `effectiveMilliseconds`, stamped with the
-    /// configuration it replaces (the table's last one) and signed by both admins.
+    /// configuration it replaces (the table's last one), numbered after it when its version is
+    /// not newer, and signed by both admins.
     @discardableResult
     public func apply(_ config: Vigil_V1_CameraConfig, to table: Table<Vigil_V1_CameraConfig>, effectiveMilliseconds: Int64) throws -> TableApplyOutcome {
         var config = config
-        if let last = table.lastValue(config.cameraID) { config.replaces = last.privacy } else { config.clearReplaces() }
-        return table.apply(try CameraTable.record(config: config, signedBy: signers, effectiveMilliseconds: effectiveMilliseconds))
+        let last = table.lastValue(config.cameraID)
+        if let last, config.version <= last.version { config.version = last.version + 1 }
+        return table.apply(try CameraTable.record(config: config, replacing: last, signedBy: signers, effectiveMilliseconds: effectiveMilliseconds))
     }
 }

@@ -12,19 +12,50 @@ public enum CameraTable {
     /// record that fails the two-person rule (`CameraAdmission`) with `admins` is refused: the
     /// camera keeps its previous configuration, and the worker announces the refusal.
     public static func make(admins: CameraAdmins, maxVersionsPerKey: Int = 16) -> Table<Vigil_V1_CameraConfig> {
-        Table(topic: topic, maxVersionsPerKey: maxVersionsPerKey) { key, bytes in
-            let config = try Vigil_V1_CameraConfig(serializedBytes: bytes)
-            guard config.cameraID == key else {
-                throw CameraRecordMismatch(key: key, cameraID: config.cameraID)
-            }
-            return config
-        } admit: { key, config, last, record in
-            guard let reason = CameraAdmission.refusal(of: config, last: last, admins: admins) else { return nil }
-            let place = "\(record.topic)[\(record.partition)] offset \(record.offset)"
-            return TableRefusal(reason: "camera \(key) version \(config.version) (\(place)) \(reason)") { worker in
-                refusalNotices(cameraID: key, version: config.version, reason: reason.description, place: place, worker: worker)
-            }
+        let deletions = Table<Vigil_V1_CameraConfig>.SignedDeletions(isDeletion: \.deleted) { key, record in
+            refusal(
+                key: key, version: 0,
+                reason: CameraRefusalReason(
+                    "is an unsigned deletion (an empty value): a camera is removed only by an admin's signed deletion (`vigil cameras apply --delete-missing`)"
+                ),
+                record: record
+            )
         }
+        return Table(
+            topic: topic, maxVersionsPerKey: maxVersionsPerKey,
+            decode: { key, bytes in
+                let config = try Vigil_V1_CameraConfig(serializedBytes: bytes)
+                guard config.cameraID == key else {
+                    throw CameraRecordMismatch(key: key, cameraID: config.cameraID)
+                }
+                return config
+            },
+            admit: { key, config, last, record, readWholePartition in
+                let reason = CameraAdmission.refusal(of: config, last: last, readWholePartition: readWholePartition, admins: admins)
+                    ?? effectiveTimeMismatch(config, record)
+                guard let reason else { return nil }
+                return refusal(key: key, version: config.version, reason: reason, record: record)
+            },
+            signedDeletions: deletions
+        )
+    }
+
+    private static func refusal(key: String, version: UInt64, reason: CameraRefusalReason, record: TableRecord) -> TableRefusal {
+        let place = "\(record.topic)[\(record.partition)] offset \(record.offset)"
+        let what = version > 0 ? "camera \(key) version \(version)" : "camera \(key)"
+        return TableRefusal(reason: "\(what) (\(place)) \(reason)") { worker in
+            refusalNotices(cameraID: key, version: version, reason: reason.description, place: place, worker: worker)
+        }
+    }
+
+    /// The header the table takes the effective time from must say what the admins signed.
+    private static func effectiveTimeMismatch(_ config: Vigil_V1_CameraConfig, _ record: TableRecord) -> CameraRefusalReason? {
+        let signed = config.effectiveTime.milliseconds
+        let header = record.headers.first { $0.key == TableHeaders.effectiveTime }?.value.flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
+        guard header != signed else { return nil }
+        return CameraRefusalReason(
+            "takes effect at \(header.map(String.init) ?? "its Kafka timestamp") by its \(TableHeaders.effectiveTime) header, but its admins signed \(signed): the record was altered or re-sent for another time"
+        )
     }
 
     /// A refused record's announcements: a `camera.health.v1` record (operators on shift see
@@ -52,20 +83,40 @@ public enum CameraTable {
         ]
     }
 
-    /// The record that publishes `config` as signed (nil: a tombstone for `cameraID`), in force from `effectiveMilliseconds`.
-    public static func record(cameraID: String, config: Vigil_V1_CameraConfig?, effectiveMilliseconds: Int64) throws -> (key: [UInt8], value: [UInt8], headers: [RecordHeader]) {
-        TableRecords.record(key: cameraID, value: try config.map { try $0.serializedBytes() }, effectiveMilliseconds: effectiveMilliseconds)
+    /// The record that publishes `config` as signed, in force from its signed effective time.
+    public static func record(_ config: Vigil_V1_CameraConfig) throws -> (key: [UInt8], value: [UInt8], headers: [RecordHeader]) {
+        TableRecords.record(key: config.cameraID, value: try config.serializedBytes(), effectiveMilliseconds: config.effectiveTime.milliseconds)
     }
 
     /// The record that publishes `config` signed by `signers` (accounts and their private keys),
-    /// in force from `effectiveMilliseconds`: for benchmarks and tests that fill a table in memory.
+    /// in force from `effectiveMilliseconds` and replacing `last` (nil: a new camera): for
+    /// benchmarks and tests that fill a table in memory.
     public static func record(
-        config: Vigil_V1_CameraConfig, signedBy signers: [(account: String, key: Curve25519.Signing.PrivateKey)], effectiveMilliseconds: Int64
+        config: Vigil_V1_CameraConfig, replacing last: Vigil_V1_CameraConfig?, signedBy signers: [(account: String, key: Curve25519.Signing.PrivateKey)],
+        effectiveMilliseconds: Int64
     ) throws -> TableRecord {
         var signed = config
+        signed.stamp(replacing: last, effectiveMilliseconds: effectiveMilliseconds)
         for signer in signers { try CameraSignatures.sign(&signed, account: signer.account, key: signer.key) }
-        let record = try self.record(cameraID: config.cameraID, config: signed, effectiveMilliseconds: effectiveMilliseconds)
+        let record = try self.record(signed)
         return TableRecord(topic: topic, partition: 0, offset: 0, key: record.key, value: record.value, headers: record.headers, timestampMilliseconds: nil)
+    }
+}
+
+extension Vigil_V1_CameraConfig {
+    /// Makes this version ready to sign: what it replaces (`last`, the camera's last
+    /// configuration, deleted ones included; nil for a camera never configured) and when it
+    /// takes effect. Signatures made before are dropped: they covered other bytes.
+    public mutating func stamp(replacing last: Vigil_V1_CameraConfig?, effectiveMilliseconds: Int64) {
+        if let last {
+            replaces = last.privacy
+            replacesDigest = CameraSignatures.digest(last)
+        } else {
+            clearReplaces()
+            replacesDigest = Data()
+        }
+        effectiveTime = Google_Protobuf_Timestamp(milliseconds: effectiveMilliseconds)
+        signatures = []
     }
 }
 

@@ -84,6 +84,14 @@ public final class DecodeStage: Stage, @unchecked Sendable {
         self.clock = clock
     }
 
+    /// A dead-lettered chunk keeps its metadata and packet timing, never the compressed
+    /// pictures (nothing when unreadable).
+    public func deadLetterValue(of input: StageInput) -> [UInt8] {
+        guard var chunk = try? Vigil_V1_VideoChunk(serializedBytes: input.value) else { return [] }
+        for index in chunk.packets.indices { chunk.packets[index].data = Data() }
+        return (try? chunk.serializedBytes()) ?? []
+    }
+
     public func process(_ input: StageInput) async throws -> [StageOutput] {
         let chunk = try input.cameraMessage(Vigil_V1_VideoChunk.self) { $0.cameraID }
         let captureMilliseconds = Int64(chunk.captureTime.timeIntervalSince1970 * 1000)

@@ -32,9 +32,21 @@ public final class DetectStage: Stage, @unchecked Sendable {
         self.cameras = cameras
     }
 
+    /// A dead-lettered frame keeps its metadata, never its pixels (nothing when unreadable).
+    public func deadLetterValue(of input: StageInput) -> [UInt8] {
+        guard var frame = try? Vigil_V1_Frame(serializedBytes: input.value) else { return [] }
+        frame.data = Data()
+        return (try? frame.serializedBytes()) ?? []
+    }
+
     public func process(_ input: StageInput) async throws -> [StageOutput] {
         let frame = try input.cameraMessage(Vigil_V1_Frame.self) { $0.cameraID }
-        let camera = try cameras.camera(frame.cameraID, atMilliseconds: Int64(frame.captureTime.timeIntervalSince1970 * 1000))
+        var camera = try cameras.camera(frame.cameraID, atMilliseconds: Int64(frame.captureTime.timeIntervalSince1970 * 1000))
+        // The stronger of the capture time's and the current redaction, as decode does with
+        // masks: a redelivered or late frame never gets less masking than the camera has now.
+        if let current = cameras.current(frame.cameraID) {
+            camera.redactionPolicy = camera.redactionPolicy.union(current.redactionPolicy)
+        }
         let analysis: FrameAnalysis
         do {
             analysis = try lock.withLock { try analyzer.analyze(frame, camera: camera) }

@@ -19,6 +19,8 @@ extension Topology {
     public static let maximumRawPixelRetentionMilliseconds: Int64 = 60 * 60_000
     /// The hash-chained audit log, kept at least `auditLogMinimumRetentionMilliseconds` (6 months).
     public static let auditLogTopic = "audit.log.v1"
+    /// Camera configuration: its whole signed history is what the two-person rule is judged on.
+    public static let camerasTopic = "cameras.v1"
     public static let auditLogMinimumRetentionMilliseconds: Int64 = 183 * 86_400_000
 
     /// Every problem, in file order (topics, workers, regions, dev). Empty when the topology
@@ -85,6 +87,12 @@ extension Topology {
                 report(
                     "\(path).retention",
                     "is \(topic.retention) but the audit log is kept at least 6 months (183d) so auditors can check what happened; write 183d or more, or forever"
+                )
+            }
+            if topic.name == Self.camerasTopic, topic.cleanupPolicy != .delete || !topic.retention.isForever {
+                report(
+                    "\(path)",
+                    "must keep its whole history (cleanup_policy delete, retention forever): a reader judges each camera change against the configuration it replaces, and refuses one-admin changes it cannot judge once older records are compacted or expired"
                 )
             }
             if let key = topic.key, key.trimmingWhitespace.isEmpty {

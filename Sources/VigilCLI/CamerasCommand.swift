@@ -136,24 +136,32 @@ struct CamerasCommand: AsyncParsableCommand {
         }
 
         /// Publishes an approved proposal, after checking each change exactly as the workers
-        /// will: its signatures, the configuration it replaces (still the current one), and two
-        /// admins where it masks less.
+        /// will: its signatures, the configuration it replaces (still the current one: a
+        /// proposal already published is refused), and two admins where it masks less.
         func publish(proposal file: String, admins: CameraAdmins, cluster: KafkaConfiguration, logger: Logger) async throws {
             let proposal: CameraProposal
             do { proposal = try CameraProposal.load(file) } catch { throw ValidationError("\(error)") }
             let (table, _, _) = try await CamerasCommand.read(cluster: cluster, admins: admins, logger: logger)
+            let changes: [CameraProposal.CheckedChange]
+            do {
+                changes = try proposal.checked(against: table)
+            } catch {
+                writeError("vigil: refused: \(error)")
+                writeError("vigil: nothing was published")
+                throw ExitCode.failure
+            }
             var entries: [CameraPlan.Entry] = []
             var problems: [String] = []
-            for change in proposal.changes {
-                let config: Vigil_V1_CameraConfig
-                do { config = try change.config() } catch { throw ValidationError("\(error)") }
+            for change in changes {
+                let config = change.config
                 if let reason = CameraAdmission.refusal(of: config, last: table.lastValue(change.camera), admins: admins) {
                     problems.append("camera \(change.camera) version \(config.version) \(reason)")
                     continue
                 }
+                let kind: CameraPlan.Kind = config.deleted ? .removed : change.current == nil ? .added : .changed
                 entries.append(CameraPlan.Entry(
-                    id: change.camera, kind: table.current(change.camera) == nil ? .added : .changed, differences: change.differences, publish: config,
-                    effectiveMilliseconds: apply.effectiveMilliseconds, privacyReductions: change.reductions
+                    id: change.camera, kind: kind, differences: change.differences, publish: config,
+                    effectiveMilliseconds: config.effectiveTime.milliseconds, privacyReductions: change.reductions
                 ))
             }
             guard problems.isEmpty else {
@@ -224,7 +232,7 @@ struct CamerasCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Approve another admin's camera proposal: check it, show it, and add your signature.",
             discussion: """
-                Checks every signature in the proposal against the trusted admin keys, prints each change, and adds your signature to every change, writing the proposal back. Approving a change you proposed or already approved is refused and audited (PRIVACY_CHANGE_REJECTED): the two-person rule needs two distinct admins. An approval is an audit event (PRIVACY_CHANGE_APPROVED).
+                Reads the cluster's cameras, checks every signature in the proposal against the trusted admin keys, and prints each change as its signed record makes it against the cameras the cluster holds — recomputed, never the proposal's own text, which no signature covers. A proposal whose text says otherwise, or that no longer applies (already published, or the camera changed since), is refused. Then your signature is added to every change and the proposal written back. Approving a change you proposed or already approved is refused and audited (PRIVACY_CHANGE_REJECTED): the two-person rule needs two distinct admins. An approval is an audit event (PRIVACY_CHANGE_APPROVED) naming the recomputed reductions.
                 """
         )
 
@@ -243,8 +251,16 @@ struct CamerasCommand: AsyncParsableCommand {
             let cluster = connection.configuration(clientID: "vigil-cameras")
             var proposal: CameraProposal
             do { proposal = try CameraProposal.load(self.proposal) } catch { throw ValidationError("\(error)") }
-            for change in proposal.changes {
-                writeLine("\(change.camera): version \(change.version) proposed by \(proposal.proposer)")
+            let (table, _, _) = try await CamerasCommand.read(cluster: cluster, admins: admins, logger: logger)
+            let changes: [CameraProposal.CheckedChange]
+            do {
+                changes = try proposal.checked(against: table)
+            } catch {
+                writeError("vigil: refused: \(error)")
+                throw ExitCode.failure
+            }
+            for change in changes {
+                writeLine("\(change.camera): version \(change.config.version) proposed by \(proposal.proposer)")
                 for line in change.differences { writeLine("  \(line)") }
                 for line in change.reductions { writeLine("  reduces privacy: it \(line)") }
             }
@@ -263,11 +279,11 @@ struct CamerasCommand: AsyncParsableCommand {
                 writeError("vigil: refused: \(error)")
                 throw ExitCode.failure
             }
-            let events = proposal.changes.map { change in
+            let events = changes.map { change in
                 AuditEvents.event(
-                    id: "privacy-approval:\(change.camera):v\(change.version):\(apply.actor)", kind: .privacyChangeApproved, actor: apply.actor,
+                    id: "privacy-approval:\(change.camera):v\(change.config.version):\(apply.actor)", kind: .privacyChangeApproved, actor: apply.actor,
                     subject: "camera:\(change.camera)", cameraID: change.camera,
-                    detail: "approved version \(change.version) proposed by \(proposal.proposer): " + (change.reductions.map { "it \($0)" } + change.differences).joined(separator: "; "),
+                    detail: "approved version \(change.config.version) proposed by \(proposal.proposer): " + (change.reductions.map { "it \($0)" } + change.differences).joined(separator: "; "),
                     origin: "vigil cameras approve", approvers: [apply.actor]
                 )
             }

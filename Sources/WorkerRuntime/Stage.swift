@@ -107,10 +107,16 @@ public protocol Stage: Sendable {
     /// Output topics whose records are already compressed media (H.264 chunks, JPEG images):
     /// the producer sends them without its zstd, which would cost CPU and save nothing.
     var alreadyCompressedOutputs: Set<String> { get }
+
+    /// What the dead-letter copy of `input` keeps as its value. By default the whole record; a
+    /// stage whose inputs carry identifiable pixels keeps only what is not (metadata), or
+    /// nothing when the record cannot be read: a DLQ is never a third place with raw pixels.
+    func deadLetterValue(of input: StageInput) -> [UInt8]
 }
 
 extension Stage {
     public var alreadyCompressedOutputs: Set<String> { [] }
+    public func deadLetterValue(of input: StageInput) -> [UInt8] { input.value }
 }
 
 /// Thrown by a stage that cannot work right now for reasons outside the record: the record

@@ -19,17 +19,35 @@ struct CameraApprovalTests {
     static let masked = CameraPlanTests.camera("cam-1", masks: ["window": CameraPlanTests.square])
     static let unmasked = CameraPlanTests.camera("cam-1")
 
-    /// `config` as version `version`, replacing `replaces` (nil: a new camera), signed by `signers`.
-    static func signed(_ config: Vigil_V1_CameraConfig, version: UInt64, replaces: Vigil_V1_CameraConfig?, by signers: [CameraSigner]) throws -> Vigil_V1_CameraConfig {
+    /// `config` as version `version`, replacing `replaces` (nil: a new camera), in force from
+    /// `effective`, signed by `signers`.
+    static func signed(
+        _ config: Vigil_V1_CameraConfig, version: UInt64, replaces: Vigil_V1_CameraConfig?, by signers: [CameraSigner], effective: Int64 = 1_000
+    ) throws -> Vigil_V1_CameraConfig {
         var config = config
         config.version = version
-        if let replaces { config.replaces = replaces.privacy }
+        config.stamp(replacing: replaces, effectiveMilliseconds: effective)
         for signer in signers { try CameraSignatures.sign(&config, account: signer.account, key: signer.key) }
         return config
     }
 
-    static func refusal(_ config: Vigil_V1_CameraConfig, last: Vigil_V1_CameraConfig?) -> String? {
-        CameraAdmission.refusal(of: config, last: last, admins: admins)?.description
+    static func refusal(_ config: Vigil_V1_CameraConfig, last: Vigil_V1_CameraConfig?, readWholePartition: Bool = true) -> String? {
+        CameraAdmission.refusal(of: config, last: last, readWholePartition: readWholePartition, admins: admins)?.description
+    }
+
+    /// `config`'s record at `offset` of partition 2, its header saying `header` (default: its
+    /// signed effective time).
+    static func record(_ config: Vigil_V1_CameraConfig, offset: Int64, header: Int64? = nil) throws -> TableRecord {
+        let plain = try CameraTable.record(config)
+        let headers = header.map { [RecordHeader(key: TableHeaders.effectiveTime, value: String($0))] } ?? plain.headers
+        return TableRecord(topic: CameraTable.topic, partition: 2, offset: offset, key: plain.key, value: plain.value, headers: headers)
+    }
+
+    /// `config` marked deleted as the next version after it, signed by `signers`.
+    static func deletion(of config: Vigil_V1_CameraConfig, by signers: [CameraSigner], effective: Int64) throws -> Vigil_V1_CameraConfig {
+        var deleted = config
+        deleted.deleted = true
+        return try signed(deleted, version: config.version + 1, replaces: config, by: signers, effective: effective)
     }
 
     @Test("a record must carry verifying signatures of trusted admins: unsigned, untrusted, altered after signing and misattributed ones are refused")
@@ -85,14 +103,16 @@ struct CameraApprovalTests {
     func replacesWhatTheReaderKnows() throws {
         let current = try Self.signed(Self.masked, version: 3, replaces: nil, by: [Self.alice])
         // Deleted, then re-created without its mask as if it were new.
-        let recreated = try Self.signed(Self.unmasked, version: 1, replaces: nil, by: [Self.alice])
+        let recreated = try Self.signed(Self.unmasked, version: 4, replaces: nil, by: [Self.alice])
         #expect(Self.refusal(recreated, last: current)?.contains("judged against its last configuration") == true)
+        let renumbered = try Self.signed(Self.unmasked, version: 1, replaces: nil, by: [Self.alice])
+        #expect(Self.refusal(renumbered, last: current)?.contains("not newer than version 3") == true)
         // Claiming to replace a configuration that never had the mask.
         let wrongBase = try Self.signed(Self.unmasked, version: 4, replaces: Self.unmasked, by: [Self.alice])
         #expect(Self.refusal(wrongBase, last: current)?.contains("prepared against another configuration than version 3") == true)
-        // A reader that lost the history judges by the signed claim: the claim itself says it masks less.
+        // A reader that lost the history never takes the record's word for what it replaces.
         let honest = try Self.signed(Self.unmasked, version: 4, replaces: current, by: [Self.alice])
-        #expect(Self.refusal(honest, last: nil)?.contains("signed by one admin") == true)
+        #expect(Self.refusal(honest, last: nil)?.contains("replaces a configuration this reader never read") == true)
         // The same record again (a writer republishing its set) is admitted as it is.
         #expect(Self.refusal(current, last: current) == nil)
     }
@@ -100,14 +120,11 @@ struct CameraApprovalTests {
     @Test("through the table: a refused record leaves the previous configuration in force, and its notices are a health record and an audit event")
     func tableKeepsPreviousConfiguration() throws {
         let table = CameraTable.make(admins: Self.admins)
-        func record(_ config: Vigil_V1_CameraConfig, offset: Int64, effective: Int64) throws -> TableRecord {
-            let plain = try CameraTable.record(cameraID: config.cameraID, config: config, effectiveMilliseconds: effective)
-            return TableRecord(topic: CameraTable.topic, partition: 2, offset: offset, key: plain.key, value: plain.value, headers: plain.headers)
-        }
-        let first = try Self.signed(Self.masked, version: 1, replaces: nil, by: [Self.alice])
-        #expect(table.apply(try record(first, offset: 0, effective: 1_000)) == .changed)
-        let removedByOne = try Self.signed(Self.unmasked, version: 2, replaces: first, by: [Self.alice])
-        guard case .refused(let refusal) = table.apply(try record(removedByOne, offset: 1, effective: 2_000)) else {
+        let record = Self.record
+        let first = try Self.signed(Self.masked, version: 1, replaces: nil, by: [Self.alice], effective: 1_000)
+        #expect(table.apply(try record(first, 0, nil)) == .changed)
+        let removedByOne = try Self.signed(Self.unmasked, version: 2, replaces: first, by: [Self.alice], effective: 2_000)
+        guard case .refused(let refusal) = table.apply(try record(removedByOne, 1, nil)) else {
             Issue.record("a privacy reduction signed by one admin was not refused")
             return
         }
@@ -123,18 +140,109 @@ struct CameraApprovalTests {
         #expect(event.kind == .privacyChangeRejected && event.eventID == "camera-refused:vigil-decode:cameras.v1[2] offset 1" && event.cameraID == "cam-1")
         #expect(notices.allSatisfy { $0.key == Array("cam-1".utf8) })
 
-        // Deleted, then re-created with fewer masks by one admin: still refused.
-        #expect(table.apply(TableRecord(topic: CameraTable.topic, partition: 2, offset: 2, key: Array("cam-1".utf8), value: [], headers: [
-            RecordHeader(key: TableHeaders.effectiveTime, value: "3000"),
-        ])) == .changed)
-        let recreated = try Self.signed(Self.unmasked, version: 3, replaces: first, by: [Self.alice])
-        guard case .refused = table.apply(try record(recreated, offset: 3, effective: 4_000)) else {
+        // Deleted (signed by one admin), then re-created with fewer masks by one admin: still refused.
+        #expect(table.apply(try record(Self.deletion(of: first, by: [Self.alice], effective: 3_000), 2, nil)) == .changed)
+        #expect(table.current("cam-1") == nil)
+        let recreated = try Self.signed(Self.unmasked, version: 3, replaces: first, by: [Self.alice], effective: 4_000)
+        guard case .refused = table.apply(try record(recreated, 3, nil)) else {
             Issue.record("a deleted camera re-created with fewer masks by one admin was admitted")
             return
         }
-        let approved = try Self.signed(Self.unmasked, version: 3, replaces: first, by: [Self.alice, Self.bob])
-        #expect(table.apply(try record(approved, offset: 4, effective: 4_000)) == .changed)
+        let approved = try Self.signed(Self.unmasked, version: 3, replaces: first, by: [Self.alice, Self.bob], effective: 4_000)
+        #expect(table.apply(try record(approved, 4, nil)) == .changed)
         #expect(table.current("cam-1")?.privacyMasks.isEmpty == true)
+    }
+
+    @Test("an old approval cannot be replayed: a two-admin reduction re-sent after a restore, or re-sent for another time, is refused")
+    func replayedApproval() throws {
+        let table = CameraTable.make(admins: Self.admins)
+        let v1 = try Self.signed(Self.masked, version: 1, replaces: nil, by: [Self.alice], effective: 1_000)
+        let v2 = try Self.signed(Self.unmasked, version: 2, replaces: v1, by: [Self.alice, Self.bob], effective: 2_000)
+        let v3 = try Self.signed(Self.masked, version: 3, replaces: v2, by: [Self.alice], effective: 3_000)
+        #expect(table.apply(try Self.record(v1, offset: 0)) == .changed)
+        #expect(table.apply(try Self.record(v2, offset: 1)) == .changed)
+        #expect(table.apply(try Self.record(v3, offset: 2)) == .changed, "restoring the mask needs one admin")
+
+        // v2's bytes again, as `apply --proposal` or kcat would send them, at its signed time and at a later one.
+        guard case .refused(let replay) = table.apply(try Self.record(v2, offset: 3)) else {
+            Issue.record("a replayed two-admin reduction was admitted")
+            return
+        }
+        #expect(replay.reason.contains("version 2, not newer than version 3"), "\(replay.reason)")
+        guard case .refused(let moved) = table.apply(try Self.record(v2, offset: 4, header: 9_000)) else {
+            Issue.record("a replayed reduction re-sent to take effect later was admitted")
+            return
+        }
+        #expect(moved.reason.contains("not newer than version 3"), "\(moved.reason)")
+        #expect(table.current("cam-1") == v3)
+        #expect(try table.camera("cam-1", atMilliseconds: 10_000).privacyMasks.count == 1)
+
+        // A fresh change whose header says another time than its admins signed.
+        let v4 = try Self.signed(CameraPlanTests.camera("cam-1", masks: ["window": CameraPlanTests.square], fps: 5), version: 4, replaces: v3, by: [Self.alice], effective: 4_000)
+        guard case .refused(let retimed) = table.apply(try Self.record(v4, offset: 5, header: 3_500)) else {
+            Issue.record("a record whose effective-time header differs from its signed time was admitted")
+            return
+        }
+        #expect(retimed.reason.contains("its admins signed 4000"), "\(retimed.reason)")
+        #expect(table.apply(try Self.record(v4, offset: 6)) == .changed)
+    }
+
+    @Test("deletions are signed: an empty tombstone is refused and the camera stays; a signed deletion removes it")
+    func signedDeletions() throws {
+        let table = CameraTable.make(admins: Self.admins)
+        let v1 = try Self.signed(Self.masked, version: 1, replaces: nil, by: [Self.alice], effective: 1_000)
+        #expect(table.apply(try Self.record(v1, offset: 0)) == .changed)
+        let tombstone = TableRecord(
+            topic: CameraTable.topic, partition: 2, offset: 1, key: Array("cam-1".utf8), value: [],
+            headers: [RecordHeader(key: TableHeaders.effectiveTime, value: "2000")]
+        )
+        guard case .refused(let refusal) = table.apply(tombstone) else {
+            Issue.record("an unsigned tombstone was applied")
+            return
+        }
+        #expect(refusal.reason.contains("unsigned deletion"))
+        #expect(table.current("cam-1") == v1)
+        var forged = try Self.deletion(of: v1, by: [Self.alice], effective: 2_000)
+        forged.signatures[0].signature = Data(repeating: 7, count: 64)
+        guard case .refused = table.apply(try Self.record(forged, offset: 2)) else {
+            Issue.record("a deletion with a forged signature was applied")
+            return
+        }
+        #expect(table.apply(try Self.record(Self.deletion(of: v1, by: [Self.alice], effective: 2_000), offset: 3)) == .changed)
+        #expect(table.current("cam-1") == nil && table.lastValue("cam-1") == v1)
+    }
+
+    @Test("a reader without history: the newest records alone (compacted away or dropped) never let one admin mask less")
+    func readerWithoutHistory() throws {
+        // What the topic held: v1 masked, then a two-admin v2; then Mallory-with-Alice's-key writes
+        // a one-admin reduction v3, honest about what it replaces, and a forged "new camera" record.
+        let v1 = try Self.signed(Self.masked, version: 1, replaces: nil, by: [Self.alice], effective: 1_000)
+        let v2 = try Self.signed(CameraPlanTests.camera("cam-1", masks: ["window": CameraPlanTests.square], fps: 5), version: 2, replaces: v1, by: [Self.alice, Self.bob], effective: 2_000)
+        let honest = try Self.signed(Self.unmasked, version: 3, replaces: v2, by: [Self.alice], effective: 3_000)
+        let claimsNew = try Self.signed(Self.unmasked, version: 1, replaces: nil, by: [Self.alice], effective: 3_000)
+
+        // A reader of the whole history refuses both.
+        let whole = CameraTable.make(admins: Self.admins)
+        for (offset, config) in [v1, v2].enumerated() { #expect(whole.apply(try Self.record(config, offset: Int64(offset))) == .changed) }
+        guard case .refused = whole.apply(try Self.record(honest, offset: 2)), case .refused = whole.apply(try Self.record(claimsNew, offset: 3)) else {
+            Issue.record("a reader with the history admitted a one-admin reduction")
+            return
+        }
+
+        // Fresh readers of a partition whose earlier records are gone: each sees only the newest record.
+        for newest in [honest, claimsNew] {
+            let fresh = CameraTable.make(admins: Self.admins)
+            guard case .refused(let refusal) = fresh.apply(try Self.record(newest, offset: 7)) else {
+                Issue.record("a fresh reader admitted a one-admin record it cannot judge: \(newest.replacesDigest.isEmpty ? "claims a new camera" : "names a predecessor")")
+                continue
+            }
+            #expect(refusal.reason.contains(newest.replacesDigest.isEmpty ? "earlier records of its partition are gone" : "never read"), "\(refusal.reason)")
+            #expect(fresh.current("cam-1") == nil, "the camera stays unconfigured: never weaker")
+        }
+        // Two admins may make a change nobody can judge; a genuinely new camera on a whole partition needs one.
+        let approved = try Self.signed(Self.unmasked, version: 3, replaces: v2, by: [Self.alice, Self.bob], effective: 3_000)
+        #expect(CameraTable.make(admins: Self.admins).apply(try Self.record(approved, offset: 7)) == .changed)
+        #expect(CameraTable.make(admins: Self.admins).apply(try Self.record(v1, offset: 0)) == .changed)
     }
 
     @Test("a proposal: the proposer cannot approve it, a second admin can, and an altered proposal is refused on approval")
@@ -160,6 +268,20 @@ struct CameraApprovalTests {
 
         try proposal.approve(by: Self.bob, admins: Self.admins)
         #expect(Self.refusal(try proposal.changes[0].config(), last: current) == nil, "approved by two distinct admins, the change is admitted")
+
+        // The approver is shown what the signed record does, never the proposal's text.
+        let table = CameraTable.make(admins: Self.admins)
+        #expect(table.apply(try Self.record(current, offset: 0)) == .changed)
+        #expect(try proposal.checked(against: table).map(\.reductions) == [["removes privacy mask window"]])
+        var understated = proposal
+        understated.changes[0].reductions = []
+        understated.changes[0].differences = ["labels: none → site=north"]
+        #expect { try understated.checked(against: table) } throws: {
+            "\($0)".contains("does not say what its signed record does") && "\($0)".contains("removes privacy mask window")
+        }
+        // Once published, the same proposal no longer applies.
+        #expect(table.apply(try Self.record(proposal.changes[0].config(), offset: 1)) == .changed)
+        #expect { try proposal.checked(against: table) } throws: { "\($0)".contains("already published or superseded") }
 
         // Written and read back, the proposal is the same.
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("proposal-\(UUID().uuidString).json").path

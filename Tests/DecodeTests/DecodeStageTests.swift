@@ -197,6 +197,12 @@ struct DecodeStageTests {
         #expect(reasons[0].contains("not a vigil.v1.VideoChunk"))
         #expect(reasons[1].contains("cam-9") && reasons[1].contains("is not in cameras.v1"))
         #expect(reasons[2].contains("vp9") && reasons[2].contains("H.264 and H.265 only"))
+        // Dead letters keep metadata, never the compressed pictures.
+        #expect(driver.deadLetters[0].value.isEmpty, "an unreadable record is kept as its origin and reason only")
+        for letter in driver.deadLetters.dropFirst() {
+            let kept = try Vigil_V1_VideoChunk(serializedBytes: letter.value)
+            #expect(kept.packets.count == good[0].packets.count && kept.packets.allSatisfy(\.data.isEmpty), "a dead-lettered chunk carries pixels")
+        }
         // The camera's health says so, once; other cameras are unaffected.
         let health = try driver.outputs(topic: DecodeStage.healthTopic).map { try Vigil_V1_CameraHealth(serializedBytes: $0.value) }
         #expect(health.count == 1 && health.first?.cameraID == "cam-1" && health.first?.state == .offline && health.first?.reason.contains("vp9") == true)

@@ -84,6 +84,44 @@ struct DetectStageTests {
         #expect(IndependentDetectorTests.annotatedFaces(in: published, truth: truth).isEmpty, "a face is visible in the published snapshot")
     }
 
+    @Test("a face the detector misses for a frame stays masked in that frame's snapshot: detect masks with its holds")
+    func holdsMaskAMissedFace() async throws {
+        let driver = try Self.driver(cameras: [Self.camera("cam-1", snapshotsPerMinute: 600)])
+        let jpeg = try Self.photo("faces/obama.jpg")
+        let face = try #require(try FaceAnnotations.load().images.first { $0.file == "obama.jpg" }?.faces.first).pixelBox
+        // The next frame with the face gone from the detector's view (painted grey): what a
+        // miss looks like to the stage. The person is still there, so the frame is published.
+        var missed = try RGBImage(encoded: jpeg)
+        missed.fill(face, red: 128, green: 128, blue: 128)
+        for (sequence, frame) in [jpeg, try missed.jpeg(quality: 95)].enumerated() {
+            try await driver.feed(try Self.input(Self.frame(
+                camera: "cam-1", sequence: UInt64(sequence), jpeg: frame, atMilliseconds: Self.captureMilliseconds + Int64(sequence) * 200
+            )))
+        }
+        let snapshots = try driver.outputs(topic: DetectStage.snapshotsTopic).map { try Vigil_V1_Snapshot(serializedBytes: $0.value) }
+        #expect(snapshots.map(\.frameSequence) == [0, 1])
+        let second = try #require(snapshots.last)
+        let published = try RGBImage(encoded: [UInt8](second.redactedJpeg))
+        // Masked where the face was last seen: black, not the grey of the frame itself.
+        let centre = published.cropped(to: PixelBox(x0: face.x0 + face.width * 0.3, y0: face.y0 + face.height * 0.3, x1: face.x1 - face.width * 0.3, y1: face.y1 - face.height * 0.3)).pixels
+        #expect((centre.max() ?? 255) <= 40, "the held face region is masked in the frame where the detector missed it (brightest \(centre.max() ?? 0))")
+    }
+
+    @Test("a frame captured under faces-only redaction, analysed once the camera masks whole persons, is published with whole persons masked")
+    func strongerOfCaptureTimeAndCurrentRedaction() async throws {
+        let admins = LocalAdmins()
+        let table = admins.table()
+        try admins.apply(Self.camera("cam-1", target: .faces), to: table, effectiveMilliseconds: Self.captureMilliseconds - 60_000)
+        try admins.apply(Self.camera("cam-1", target: .wholePersons), to: table, effectiveMilliseconds: Self.captureMilliseconds + 60_000)
+        let stage = DetectStage(analyzer: try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger), cameras: table)
+        let driver = StageTestDriver(stage: stage, worker: "vigil-detect", outputs: [DetectStage.detectionsTopic, DetectStage.snapshotsTopic])
+        try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: 1, jpeg: try Self.photo("faces/obama.jpg"), atMilliseconds: Self.captureMilliseconds)))
+        let snapshot = try #require(try driver.outputs(topic: DetectStage.snapshotsTopic).map { try Vigil_V1_Snapshot(serializedBytes: $0.value) }.first)
+        #expect(snapshot.redactionPolicy.target == .wholePersons)
+        let person = try #require(snapshot.objects.first { $0.classLabel == "person" }).box
+        #expect(snapshot.maskedRegions.contains { $0.xMin <= person.xMin && $0.yMin <= person.yMin && $0.xMax >= person.xMax && $0.yMax >= person.yMax }, "the person is masked whole")
+    }
+
     @Test("snapshots follow the camera's rate in capture time; frames without objects give detections but no snapshot")
     func snapshotPacing() async throws {
         let driver = try Self.driver(cameras: [Self.camera("cam-1", snapshotsPerMinute: 30)])
@@ -126,8 +164,15 @@ struct DetectStageTests {
         try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: 6, jpeg: good, atMilliseconds: Self.captureMilliseconds)))
 
         #expect(driver.deadLetters.count == cases.count)
-        for (letter, (_, reason)) in zip(driver.deadLetters, cases) {
+        for (letter, (input, reason)) in zip(driver.deadLetters, cases) {
             #expect(letter.topic == "frames.v1.dlq")
+            // Metadata and the reason, never pixels: a readable frame loses its data, an unreadable record its value.
+            let kept = try? Vigil_V1_Frame(serializedBytes: letter.value)
+            #expect(kept?.data.isEmpty ?? letter.value.isEmpty, "a dead letter of frames.v1 carries pixels (\(reason))")
+            if let original = try? Vigil_V1_Frame(serializedBytes: input.value), !original.data.isEmpty {
+                #expect(kept?.sequence == original.sequence && kept?.cameraID == original.cameraID, "the frame's metadata is kept")
+                #expect(letter.header(RecordHeaders.pixelsRemovedFrom).map { String(decoding: $0, as: UTF8.self) } == String(input.value.count))
+            }
             let error = letter.header("vigil-dlq-error").map { String(decoding: $0, as: UTF8.self) } ?? ""
             #expect(error.contains(reason), "dead letter says \(error), expected \(reason)")
         }

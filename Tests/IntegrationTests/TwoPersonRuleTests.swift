@@ -36,11 +36,11 @@ struct TwoPersonRuleTests {
         return command
     }
 
-    /// Writes `value` to `cameras.v1` with kcat, keyed by the camera, in force from now; nil
-    /// writes a tombstone (kcat's -Z turns the empty value into a null one).
-    static func kcatWrite(_ value: [UInt8]?, _ cluster: DevClusterProcess) async throws {
-        let now = Int64(Date().timeIntervalSince1970 * 1_000)
-        let common = ["-P", "-b", cluster.bootstrapServers, "-t", "cameras.v1", "-H", "vigil-effective-time-ms=\(now)"]
+    /// Writes `value` to `cameras.v1` with kcat, keyed by the camera, in force from `effective`
+    /// (default: now); nil writes a tombstone (kcat's -Z turns the empty value into a null one).
+    static func kcatWrite(_ value: [UInt8]?, effective: Int64? = nil, _ cluster: DevClusterProcess) async throws {
+        let time = effective ?? Int64(Date().timeIntervalSince1970 * 1_000)
+        let common = ["-P", "-b", cluster.bootstrapServers, "-t", "cameras.v1", "-H", "vigil-effective-time-ms=\(time)"]
         let kcat: ChildProcess
         if let value {
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-camera-record-\(UUID().uuidString).bin")
@@ -67,7 +67,7 @@ struct TwoPersonRuleTests {
         try await worker.metric("vigil_table_records_total{worker=\"\(name)\",table=\"cameras.v1\",outcome=\"\(outcome)\"}") ?? 0
     }
 
-    @Test("kcat writes (unsigned, one approval to mask less, a forged signature, another previous configuration, a delete and re-create with fewer masks) are refused by decode and detect and audited; a self-approval and an approval of an altered proposal are refused; two admins' change takes effect in both")
+    @Test("kcat writes (unsigned, one approval to mask less, a forged signature, another previous configuration, an unsigned delete, a re-create with fewer masks, a replayed approval) are refused by decode and detect and audited; a self-approval, an approval of an altered or understated proposal, and a proposal published twice are refused; two admins' change takes effect in both")
     func refusalsAndApprovals() async throws {
         let cluster = try await DevClusterProcess(topics: Self.topics)
         let first = try await Self.vigil(["cameras", "apply", try Self.file(Self.masked), "--actor", TestAdmins.first], cluster)
@@ -87,43 +87,41 @@ struct TwoPersonRuleTests {
 
         // What anyone with write access to the topic could send, each judged against version 1 (masked).
         let (_, current, _) = try await Self.vigilCurrent(cluster)
+        let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        let admin = try Self.signer(TestAdmins.first)
         var withoutMask = current
         withoutMask.privacyMasks = []
         withoutMask.version = 2
-        withoutMask.replaces = current.privacy
-        withoutMask.signatures = []
+        withoutMask.stamp(replacing: current, effectiveMilliseconds: now)
         let unsigned = withoutMask
         var oneApproval = withoutMask
-        try CameraSignatures.sign(&oneApproval, account: TestAdmins.first, key: try Self.signer(TestAdmins.first).key)
+        try CameraSignatures.sign(&oneApproval, account: admin.account, key: admin.key)
         var forged = current
         forged.version = 2
-        forged.replaces = current.privacy
-        forged.signatures = []
-        try CameraSignatures.sign(&forged, account: TestAdmins.first, key: try Self.signer(TestAdmins.first).key)
+        forged.stamp(replacing: current, effectiveMilliseconds: now)
+        try CameraSignatures.sign(&forged, account: TestAdmins.first, key: admin.key)
         try CameraSignatures.sign(&forged, account: TestAdmins.second, key: try Self.signer(TestAdmins.second).key)
         forged.privacyMasks[0].area.vertices.removeLast()  // shrunk after both signed
         var otherPrevious = withoutMask
         otherPrevious.replaces = Vigil_V1_CameraPrivacy()  // claims the camera had no mask
-        try CameraSignatures.sign(&otherPrevious, account: TestAdmins.first, key: try Self.signer(TestAdmins.first).key)
+        otherPrevious.replacesDigest = Data(repeating: 1, count: 32)
+        try CameraSignatures.sign(&otherPrevious, account: admin.account, key: admin.key)
         var recreated = withoutMask
-        recreated.clearReplaces()  // as if the camera were new
-        try CameraSignatures.sign(&recreated, account: TestAdmins.first, key: try Self.signer(TestAdmins.first).key)
+        recreated.stamp(replacing: nil, effectiveMilliseconds: now)  // as if the camera were new
+        try CameraSignatures.sign(&recreated, account: admin.account, key: admin.key)
 
-        for config in [unsigned, oneApproval, forged, otherPrevious] { try await Self.kcatWrite(try config.serializedBytes(), cluster) }
-        try await Self.kcatWrite(nil, cluster)  // the camera deleted (a tombstone: nothing to approve)
-        try await Self.kcatWrite(try recreated.serializedBytes(), cluster)
+        for config in [unsigned, oneApproval, forged, otherPrevious] { try await Self.kcatWrite(try config.serializedBytes(), effective: now, cluster) }
+        try await Self.kcatWrite(nil, cluster)  // the camera deleted by an unsigned tombstone
+        try await Self.kcatWrite(try recreated.serializedBytes(), effective: now, cluster)
 
         for (name, worker) in workers {
-            try await eventually(timeout: .seconds(60), "\(name) refuses the five records and takes the deletion") {
-                let refused = try await Self.tableRecords(worker, name, outcome: "refused")
-                let changed = try await Self.tableRecords(worker, name, outcome: "changed")
-                return refused >= 5 && changed >= 2
-            }
-            #expect(try await Self.tableRecords(worker, name, outcome: "refused") == 5)
+            try await eventually(timeout: .seconds(60), "\(name) refuses the six records") { try await Self.tableRecords(worker, name, outcome: "refused") >= 6 }
+            #expect(try await Self.tableRecords(worker, name, outcome: "refused") == 6)
+            #expect(try await Self.tableRecords(worker, name, outcome: "changed") == 1, "\(name) keeps version 1")
             let log = worker.process.standardError
             for reason in [
                 "is not signed by any admin", "signed by one admin (test-admin)", "does not verify", "prepared against another configuration than version 1",
-                "judged against its last configuration",
+                "unsigned deletion", "judged against its last configuration",
             ] {
                 #expect(log.contains(reason), "\(name) says why: \(reason)")
             }
@@ -149,28 +147,55 @@ struct TwoPersonRuleTests {
         let unapproved = try await Self.vigil(["cameras", "apply", "--proposal", proposal] + TestAdmins.acting(as: TestAdmins.first), cluster)
         #expect(unapproved.exitStatus == 1, "an unapproved proposal is not published")
 
+        // A proposal whose text understates what its signed record does (says it reduces nothing).
+        var understated = try CameraProposal.load(proposal)
+        understated.changes[0].reductions = []
+        let understatedFile = try Self.file("", "json")
+        try understated.write(to: understatedFile)
+        let misled = try await Self.vigil(["cameras", "approve", understatedFile] + TestAdmins.acting(as: TestAdmins.second), cluster)
+        #expect(misled.exitStatus == 1)
+        #expect(misled.standardError.contains("does not say what its signed record does"), "\(misled.standardError.suffix(2_000))")
+
         // Approved by the second admin, the change takes effect in both workers.
         let approve = try await Self.vigil(["cameras", "approve", proposal] + TestAdmins.acting(as: TestAdmins.second), cluster)
         #expect(approve.exitStatus == 0, "\(approve.standardError.suffix(2_000))")
+        #expect(approve.output.contains { $0.contains("reduces privacy: it removes privacy mask window") }, "\(approve.output)")
         let apply = try await Self.vigil(["cameras", "apply", "--proposal", proposal] + TestAdmins.acting(as: TestAdmins.first), cluster)
         #expect(apply.exitStatus == 0, "\(apply.standardError.suffix(2_000))")
         for (name, worker) in workers {
-            try await eventually(timeout: .seconds(60), "\(name) takes the approved change") { try await Self.tableRecords(worker, name, outcome: "changed") >= 3 }
-            #expect(try await Self.tableRecords(worker, name, outcome: "refused") == 5, "nothing else refused")
+            try await eventually(timeout: .seconds(60), "\(name) takes the approved change") { try await Self.tableRecords(worker, name, outcome: "changed") >= 2 }
+        }
+
+        // One admin restores the mask; then the approved reduction is replayed: the proposal
+        // published again (refused by the CLI), and its record sent again with kcat.
+        let restore = try await Self.vigil(["cameras", "apply", try Self.file(Self.masked), "--actor", TestAdmins.first], cluster)
+        #expect(restore.exitStatus == 0, "\(restore.standardError.suffix(2_000))")
+        for (name, worker) in workers {
+            try await eventually(timeout: .seconds(60), "\(name) takes the restore") { try await Self.tableRecords(worker, name, outcome: "changed") >= 3 }
+        }
+        let republished = try await Self.vigil(["cameras", "apply", "--proposal", proposal] + TestAdmins.acting(as: TestAdmins.first), cluster)
+        #expect(republished.exitStatus == 1)
+        #expect(republished.standardError.contains("already published or superseded"), "\(republished.standardError.suffix(2_000))")
+        let approved = try CameraProposal.load(proposal).changes[0].config()
+        try await Self.kcatWrite(try approved.serializedBytes(), effective: approved.effectiveTime.milliseconds, cluster)
+        for (name, worker) in workers {
+            try await eventually(timeout: .seconds(60), "\(name) refuses the replay") { try await Self.tableRecords(worker, name, outcome: "refused") >= 7 }
+            #expect(try await Self.tableRecords(worker, name, outcome: "refused") == 7, "nothing else refused")
+            #expect(worker.process.standardError.contains("not newer than version 3"), "\(name) says why the replay is refused")
         }
         let list = try await Self.vigil(["cameras", "list"], cluster)
         let row = list.output.first { $0.hasPrefix("cam-0") } ?? ""
-        #expect(row.contains(" v2 ") && row.split(separator: " ").contains("0"), "the cluster holds the approved version without masks: \(row)")
+        #expect(row.contains(" v3 ") && row.split(separator: " ").contains("1"), "the cluster holds the restored version with its mask: \(row)")
 
         // Announced: a health record and an audit event per refusal and worker; the approvals audited.
         let refusals = try await Self.records("camera.health.v1", cluster).compactMap { try? Vigil_V1_CameraHealth(serializedBytes: $0.value) }.filter(\.hasConfigRefusal)
         for name in ["vigil-decode", "vigil-detect"] {
-            #expect(Set(refusals.filter { $0.configRefusal.worker == name }.map(\.configRefusal.record)).count == 5, "\(name)'s refusals on camera.health.v1")
+            #expect(Set(refusals.filter { $0.configRefusal.worker == name }.map(\.configRefusal.record)).count == 7, "\(name)'s refusals on camera.health.v1")
         }
         let events = try await Self.records("audit.events.v1", cluster).compactMap { try? Vigil_V1_AuditEvent(serializedBytes: $0.value) }
         let rejected = events.filter { $0.kind == .privacyChangeRejected }
         for name in ["vigil-decode", "vigil-detect"] {
-            #expect(Set(rejected.filter { $0.actor == name }.map(\.eventID)).count == 5, "\(name)'s refusals audited")
+            #expect(Set(rejected.filter { $0.actor == name }.map(\.eventID)).count == 7, "\(name)'s refusals audited")
         }
         #expect(rejected.contains { $0.origin == "vigil cameras approve" && $0.actor == TestAdmins.first }, "the self-approval is audited")
         #expect(events.contains { $0.kind == .privacyChangeRequested && $0.actor == TestAdmins.first })

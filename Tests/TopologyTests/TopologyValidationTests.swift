@@ -210,6 +210,19 @@ struct TopologyValidationTests {
         #expect(topology.validate() == [])
     }
 
+    @Test("cameras.v1 compacted or expiring: the history the two-person rule is judged on would be lost")
+    func camerasKeepHistory() throws {
+        var topology = try Topology.load(contentsOf: repositoryTopology)
+        let index = topology.index(ofTopic: "cameras.v1")
+        #expect(topology.validate() == [])
+        let message = "must keep its whole history (cleanup_policy delete, retention forever): a reader judges each camera change against the configuration it replaces, and refuses one-admin changes it cannot judge once older records are compacted or expired"
+        topology.topics[index].cleanupPolicy = .compact
+        #expect(topology.validate() == [TopologyProblem(keyPath: "topics.cameras.v1", message: message)])
+        topology.topics[index].cleanupPolicy = .delete
+        topology.topics[index].retention = "365d"
+        #expect(topology.validate() == [TopologyProblem(keyPath: "topics.cameras.v1", message: message)])
+    }
+
     @Test("a raw-pixel topic read by more than one worker")
     func rawPixelTopicReadTwice() throws {
         let found = try problems { $0.workers[$0.index(ofWorker: "stateful")].tables.append("cam.raw.v1") }

@@ -77,15 +77,39 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
     public typealias Change = VersionedTable<Value>.Change
     public typealias Lookup = VersionedTable<Value>.Lookup
     /// Decides whether a readable record may change the table: `value` is the record's, `last`
-    /// the key's last value held; nil admits it.
-    public typealias Admission = @Sendable (_ key: String, _ value: Value, _ last: Value?, _ record: TableRecord) -> TableRefusal?
+    /// the key's last value held; `readWholePartition` says whether this reader read every
+    /// record of the record's partition before it, from offset 0 with no gap (false when the
+    /// cluster dropped or compacted earlier ones: what the reader does not know may have been
+    /// there). nil admits it.
+    public typealias Admission = @Sendable (
+        _ key: String, _ value: Value, _ last: Value?, _ record: TableRecord, _ readWholePartition: Bool
+    ) -> TableRefusal?
+
+    /// A table whose deletions are values like any other, so admission judges them (a camera
+    /// removed only by an admin's signed deletion): empty-value tombstones are refused.
+    public struct SignedDeletions: Sendable {
+        /// Whether an admitted value deletes its key.
+        public var isDeletion: @Sendable (Value) -> Bool
+        /// Why an empty-value tombstone of `key` is refused.
+        public var refuseTombstone: @Sendable (_ key: String, _ record: TableRecord) -> TableRefusal
+
+        public init(isDeletion: @escaping @Sendable (Value) -> Bool, refuseTombstone: @escaping @Sendable (String, TableRecord) -> TableRefusal) {
+            self.isDeletion = isDeletion
+            self.refuseTombstone = refuseTombstone
+        }
+    }
 
     public let topic: String
     private let decode: @Sendable (_ key: String, _ value: [UInt8]) throws -> Value
     private let admit: Admission?
+    private let signedDeletions: SignedDeletions?
     private let lock = NSLock()
     private var versions: VersionedTable<Value>  // guarded by `lock`
     private var observers: [@Sendable (Change) -> Void] = []  // guarded by `lock`
+    /// Per partition, the offset after the last record read, and the partitions where a record
+    /// was missing (the first read was not offset 0, or offsets jumped); guarded by `lock`.
+    private var nextOffsets: [Int32: Int64] = [:]
+    private var partitionsWithGaps: Set<Int32> = []
 
     /// - Parameters:
     ///   - maxVersionsPerKey: versions kept per key for lookups by event time; a lookup before
@@ -96,13 +120,15 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
     ///   - admit: the table's admission policy, asked for every value (not for tombstones)
     ///     with the key's last value held, deleted ones included (nil: none known); a refusal
     ///     keeps the key's previous versions.
+    ///   - signedDeletions: set when deletions must pass admission too (see `SignedDeletions`).
     public init(
         topic: String, maxVersionsPerKey: Int = 16, decode: @escaping @Sendable (_ key: String, _ value: [UInt8]) throws -> Value,
-        admit: Admission? = nil
+        admit: Admission? = nil, signedDeletions: SignedDeletions? = nil
     ) {
         self.topic = topic
         self.decode = decode
         self.admit = admit
+        self.signedDeletions = signedDeletions
         versions = VersionedTable(maxVersionsPerKey: maxVersionsPerKey)
     }
 
@@ -153,6 +179,7 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
     }
 
     public func apply(_ record: TableRecord) -> TableApplyOutcome {
+        let readWholePartition = lock.withLock { noteOffset(of: record) }
         let place = "\(record.topic)[\(record.partition)] offset \(record.offset)"
         guard let keyBytes = record.key, !keyBytes.isEmpty, let key = String(validating: keyBytes, as: UTF8.self) else {
             return .rejected("\(place) has no key (or one that is not UTF-8): a table record is keyed by the id it configures")
@@ -171,19 +198,32 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
             }
         }
         let (outcome, change, observers): (TableApplyOutcome, Change?, [@Sendable (Change) -> Void]) = lock.withLock {
+            if value == nil, let signedDeletions {
+                return (.refused(signedDeletions.refuseTombstone(key, record)), nil, [])
+            }
             if value == nil, !versions.hasHistory(key) {
                 return (.ignoredTombstone, nil, [])
             }
             // Judged against the last value held under the same lock that applies it: records
             // of a key come in offset order, so each is judged against the one before it.
-            if let value, let admit, let refusal = admit(key, value, versions.lastValue(key), record) {
+            if let value, let admit, let refusal = admit(key, value, versions.lastValue(key), record, readWholePartition) {
                 return (.refused(refusal), nil, [])
             }
-            let change = versions.apply(key: key, effectiveFromMilliseconds: effective, value: value)
+            let stored = value.flatMap { signedDeletions?.isDeletion($0) == true ? nil : $0 }
+            let change = versions.apply(key: key, effectiveFromMilliseconds: effective, value: stored)
             return (change == nil ? .unchanged : .changed, change, self.observers)
         }
         if let change { observers.forEach { $0(change) } }
         return outcome
+    }
+
+    /// Notes `record`'s offset; whether every record of its partition before it was read.
+    /// Under `lock`. An offset read again (a reader starting over) is no gap.
+    private func noteOffset(of record: TableRecord) -> Bool {
+        let expected = nextOffsets[record.partition] ?? 0
+        if record.offset > expected { partitionsWithGaps.insert(record.partition) }
+        nextOffsets[record.partition] = max(expected, record.offset + 1)
+        return !partitionsWithGaps.contains(record.partition)
     }
 
     private static func effectiveTime(_ record: TableRecord) -> Int64? {
