@@ -128,7 +128,11 @@ public final class FrameAnalyzer {
         )
         let motion = found.motion
         var regions = state.hold.regions(for: found.regions)
-        let tracks = state.persons.update(found.people.map(\.detection)).trackIDs
+        let personTracks = state.persons.update(found.people.map(\.detection))
+        let tracks = personTracks.trackIDs
+        // Persons tracked but not detected in this frame keep their head masked where the
+        // track has them.
+        regions += personTracks.coasting.map { RedactionPlan.headRegion(ofPerson: $0).clipped(width: image.width, height: image.height) }
         var slotObjects: [(found: SlotDetection, track: UInt64?)] = []
         var skippedRuns = found.skippedRuns
         if found.gated {

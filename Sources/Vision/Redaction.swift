@@ -44,12 +44,26 @@ public struct RedactionPlan: Sendable {
     /// Person boxes grow a little: the detector's box is tight and limbs move.
     public static let personPadding: Float = 1.15
 
-    /// Detector boxes → padded, clipped mask regions. Faces are always masked; whole-person
-    /// cameras also mask persons and moving regions (the person model misses small figures).
+    /// The head region of a person's box, masked on every camera whether or not a face was
+    /// found there: no face detector finds every face (turned, small, partly hidden), but the
+    /// person detector finds the body. The whole head, hair to chin, whichever way it faces:
+    /// for an upright box (taller than wide) the top 30 % with a tenth of the width either side
+    /// and a tenth of the height above (the body box's top is the model's estimate); a box
+    /// wider than tall (lying, or a body cut by the frame) may have the head at either end, so
+    /// it is masked whole.
+    public static func headRegion(ofPerson box: PixelBox) -> PixelBox {
+        guard box.height >= box.width else { return box.scaled(by: personPadding) }
+        return PixelBox(x0: box.x0 - 0.1 * box.width, y0: box.y0 - 0.1 * box.height, x1: box.x1 + 0.1 * box.width, y1: box.y0 + 0.3 * box.height)
+    }
+
+    /// Detector boxes → padded, clipped mask regions. Faces and the head region of every person
+    /// (`persons`: detections and live tracks) are always masked; whole-person cameras also mask
+    /// persons and moving regions (the person model misses small figures).
     public static func regions(
         target: RedactionTarget, faces: [PixelBox], persons: [PixelBox], motion: [PixelBox], width: Int, height: Int
     ) -> [PixelBox] {
         var regions = faces.map { $0.scaled(by: facePadding) }
+        regions += persons.map(headRegion(ofPerson:))
         if target == .wholePersons {
             regions += persons.map { $0.scaled(by: personPadding) }
             regions += motion

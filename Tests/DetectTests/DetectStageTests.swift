@@ -84,15 +84,22 @@ struct DetectStageTests {
         #expect(IndependentDetectorTests.annotatedFaces(in: published, truth: truth).isEmpty, "a face is visible in the published snapshot")
     }
 
+    static func pixels(_ box: Vigil_V1_BoundingBox, _ image: RGBImage) -> PixelBox {
+        PixelBox(x0: box.xMin * Float(image.width), y0: box.yMin * Float(image.height), x1: box.xMax * Float(image.width), y1: box.yMax * Float(image.height))
+    }
+
     @Test("a face the detector misses for a frame stays masked in that frame's snapshot: detect masks with its holds")
     func holdsMaskAMissedFace() async throws {
         let driver = try Self.driver(cameras: [Self.camera("cam-1", snapshotsPerMinute: 600)])
         let jpeg = try Self.photo("faces/obama.jpg")
         let face = try #require(try FaceAnnotations.load().images.first { $0.file == "obama.jpg" }?.faces.first).pixelBox
-        // The next frame with the face gone from the detector's view (painted grey): what a
-        // miss looks like to the stage. The person is still there, so the frame is published.
-        var missed = try RGBImage(encoded: jpeg)
-        missed.fill(face, red: 128, green: 128, blue: 128)
+        // The next frame with the face gone from the detectors' view (grey where the person
+        // was): what a miss looks like to the stage. The person, shrunk, stands in the bottom
+        // left, far from the face, so the frame is published and nothing found in it covers
+        // where the face was: only the hold can.
+        let original = try RGBImage(encoded: jpeg)
+        var missed = RGBImage(width: original.width, height: original.height, pixels: [UInt8](repeating: 128, count: original.pixels.count))
+        missed.paste(original.resized(width: original.width / 3, height: original.height / 3), x: 10, y: original.height - original.height / 3 - 10)
         for (sequence, frame) in [jpeg, try missed.jpeg(quality: 95)].enumerated() {
             try await driver.feed(try Self.input(Self.frame(
                 camera: "cam-1", sequence: UInt64(sequence), jpeg: frame, atMilliseconds: Self.captureMilliseconds + Int64(sequence) * 200
@@ -105,6 +112,36 @@ struct DetectStageTests {
         // Masked where the face was last seen: black, not the grey of the frame itself.
         let centre = published.cropped(to: PixelBox(x0: face.x0 + face.width * 0.3, y0: face.y0 + face.height * 0.3, x1: face.x1 - face.width * 0.3, y1: face.y1 - face.height * 0.3)).pixels
         #expect((centre.max() ?? 255) <= 40, "the held face region is masked in the frame where the detector missed it (brightest \(centre.max() ?? 0))")
+        // By the hold itself: frame 0's face mask is among frame 1's masks.
+        let first = try #require(snapshots.first)
+        let faceMask = try #require(first.maskedRegions.first { Self.pixels($0, published).intersectionOverUnion(face) >= 0.4 })
+        #expect(second.maskedRegions.contains { Self.pixels($0, published).intersectionOverUnion(Self.pixels(faceMask, published)) >= 0.9 }, "the held face mask")
+    }
+
+    @Test("a person tracked but missed by the detector for longer than the holds last keeps the head masked where the track has them")
+    func trackedPersonsHeadMasked() async throws {
+        let driver = try Self.driver(cameras: [Self.camera("cam-1", snapshotsPerMinute: 600)])
+        let jpeg = try Self.photo("faces/obama.jpg")
+        let original = try RGBImage(encoded: jpeg)
+        let face = try #require(try FaceAnnotations.load().images.first { $0.file == "obama.jpg" }?.faces.first).pixelBox
+        // The person gone from where they were (grey), another one small in the bottom left, so
+        // every frame is published: to the stage, the detector missing the person.
+        var missed = RGBImage(width: original.width, height: original.height, pixels: [UInt8](repeating: 128, count: original.pixels.count))
+        missed.paste(original.resized(width: original.width / 3, height: original.height / 3), x: 10, y: original.height - original.height / 3 - 10)
+        let missedJPEG = try missed.jpeg(quality: 95)
+        // Seen twice (a confirmed track), then missed 7 frames: the holds (5 frames) are over,
+        // the track (kept 10 missed frames) is not.
+        let frames = [jpeg, jpeg] + Array(repeating: missedJPEG, count: 7)
+        for (sequence, frame) in frames.enumerated() {
+            try await driver.feed(try Self.input(Self.frame(
+                camera: "cam-1", sequence: UInt64(sequence), jpeg: frame, atMilliseconds: Self.captureMilliseconds + Int64(sequence) * 200
+            )))
+        }
+        let snapshots = try driver.outputs(topic: DetectStage.snapshotsTopic).map { try Vigil_V1_Snapshot(serializedBytes: $0.value) }
+        let last = try #require(snapshots.last { $0.frameSequence == 8 })
+        let published = try RGBImage(encoded: [UInt8](last.redactedJpeg))
+        let centre = published.cropped(to: PixelBox(x0: face.x0 + face.width * 0.3, y0: face.y0 + face.height * 0.3, x1: face.x1 - face.width * 0.3, y1: face.y1 - face.height * 0.3)).pixels
+        #expect((centre.max() ?? 255) <= 40, "the tracked person's head is masked in the 7th frame the detector missed them (brightest \(centre.max() ?? 0))")
     }
 
     @Test("a frame captured under faces-only redaction, analysed once the camera masks whole persons, is published with whole persons masked")

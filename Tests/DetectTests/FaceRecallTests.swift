@@ -101,4 +101,45 @@ struct FaceRecallTests {
         // The photos' clear faces are all found.
         #expect(groups["photos"].map { $0.ours == $0.faces } == true)
     }
+
+    @Test("head regions of detected persons cover annotated faces whatever way they face; faces ∪ heads leave fewer faces uncovered than faces alone")
+    func headRegionsCoverFaces() throws {
+        let cases = try Self.cases()
+        let analyzer = try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger)
+        var groups: [String: (faces: Int, heads: Int, facesOnly: Int, either: Int)] = [:]
+        var order: [String] = []
+        for item in cases {
+            let image = try loadImage(URL(fileURLWithPath: item.path))
+            let clip = { (box: PixelBox) in box.clipped(width: image.width, height: image.height) }
+            let faces = try analyzer.faceDetector.faces(in: image).map(\.box)
+            let persons = try analyzer.personDetector.people(in: image).map(\.detection.box)
+            let faceMasks = faces.map { clip($0.scaled(by: RedactionPlan.facePadding)) }
+            let heads = persons.map { clip(RedactionPlan.headRegion(ofPerson: $0)) }
+            // What a faces camera masks: the plan detect uses.
+            let masks = RedactionPlan.regions(target: .faces, faces: faces, persons: persons, motion: [], width: image.width, height: image.height)
+            if groups[item.group] == nil { order.append(item.group) }
+            var counts = groups[item.group] ?? (0, 0, 0, 0)
+            for face in item.truth {
+                counts.faces += 1
+                if PersonRecallTests.covered(face, by: heads) >= 0.7 { counts.heads += 1 }
+                if PersonRecallTests.covered(face, by: faceMasks) >= 0.7 { counts.facesOnly += 1 }
+                if PersonRecallTests.covered(face, by: masks) >= 0.7 { counts.either += 1 }
+            }
+            groups[item.group] = counts
+        }
+        print("annotated faces masked over ≥ 70 % of their area:")
+        print("  group                          faces  head regions  face masks  both")
+        for group in order {
+            let counts = groups[group]!
+            print("  \(group.padding(toLength: 30, withPad: " ", startingAt: 0)) \(String(format: "%5d  %12d  %10d  %4d", counts.faces, counts.heads, counts.facesOnly, counts.either))")
+        }
+        let total = groups.values.reduce((0, 0, 0, 0)) { ($0.0 + $1.faces, $0.1 + $1.heads, $0.2 + $1.facesOnly, $0.3 + $1.either) }
+        print("  all                            \(String(format: "%5d  %12d  %10d  %4d", total.0, total.1, total.2, total.3))")
+        // Measured (f32, 2026-12-07): 49 of 50 with head regions, 48 with face masks alone; the
+        // turned-away face the face detector misses (basketball2.png) is covered by its head
+        // region. The small-face frames are head-and-shoulders crops, where the person detector
+        // finds few bodies: there the face masks do the work.
+        #expect(total.3 >= 49, "faces left uncovered by what a faces camera masks")
+        #expect(groups["turned away / eyes hidden"].map { $0.either == $0.faces } == true, "a turned head is masked whole")
+    }
 }

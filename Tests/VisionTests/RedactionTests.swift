@@ -30,14 +30,20 @@ struct RedactionTests {
         #expect(hold.regions(for: []).isEmpty)
     }
 
-    @Test("faces are padded by 1.3; whole-person cameras also mask persons and motion; regions are clipped to the frame")
+    @Test("faces are padded by 1.3; every person's head region is masked on every camera; whole-person cameras also mask persons and motion; regions are clipped to the frame")
     func plannedRegions() {
         let person = PixelBox(x: 300, y: 50, width: 60, height: 180)
         let motion = PixelBox(x: 600, y: 400, width: 100, height: 100)
+        // Upright: the top 30 %, a tenth of the width either side, a tenth of the height above.
+        let head = PixelBox(x0: 294, y0: 32, x1: 366, y1: 104)
+        #expect(RedactionPlan.headRegion(ofPerson: person) == head)
+        // Lying (wider than tall): the head may be at either end, the whole box is masked.
+        let lying = PixelBox(x: 100, y: 300, width: 180, height: 60)
+        #expect(RedactionPlan.headRegion(ofPerson: lying) == lying.scaled(by: RedactionPlan.personPadding))
         let facesOnly = RedactionPlan.regions(target: .faces, faces: [face], persons: [person], motion: [motion], width: 640, height: 480)
-        #expect(facesOnly == [face.scaled(by: 1.3)])
+        #expect(facesOnly == [face.scaled(by: 1.3), head])
         let whole = RedactionPlan.regions(target: .wholePersons, faces: [face], persons: [person], motion: [motion], width: 640, height: 480)
-        #expect(whole.count == 3 && whole.contains(person.scaled(by: RedactionPlan.personPadding)))
+        #expect(whole.count == 4 && whole.contains(person.scaled(by: RedactionPlan.personPadding)) && whole.contains(head))
         #expect(whole.contains(PixelBox(x0: 600, y0: 400, x1: 640, y1: 480)))
     }
 
