@@ -121,8 +121,13 @@ extension AuditChain {
         report.headHash = previous.map { Array($0.record.hash) }
         for head in heads where head.partition == partition {
             report.headsChecked += 1
-            guard let last = report.headSequence, last >= head.sequence else {
-                report.problems.append(.init(.truncated, offset: nil, "the chain ends at sequence \(report.headSequence.map(String.init) ?? "none") but a head signed at \(head.signedTime.date.formatted(.iso8601)) names sequence \(head.sequence): records were cut off"))
+            guard let last = report.headSequence else {
+                // Retention drops a chain's oldest records, never its newest: none left under a signed head is a chain deleted whole.
+                report.problems.append(.init(.truncated, offset: nil, "the chain holds no records, but a head signed at \(head.signedTime.date.formatted(.iso8601)) names sequence \(head.sequence): the whole chain up to it was deleted"))
+                continue
+            }
+            guard last >= head.sequence else {
+                report.problems.append(.init(.truncated, offset: nil, "the chain ends at sequence \(last) but a head signed at \(head.signedTime.date.formatted(.iso8601)) names sequence \(head.sequence): records were cut off"))
                 continue
             }
             if let first = report.firstSequence, head.sequence < first { continue }  // before what is retained
@@ -131,5 +136,14 @@ extension AuditChain {
             }
         }
         return report
+    }
+
+    /// Checks every chain of a log: each partition in `log` (an empty one too) and each one a
+    /// head names. A chain deleted whole leaves no record to find it by, in an export not even
+    /// an empty partition: only its signed head names it, so heads choose chains too.
+    public static func verify(log: [Int32: [(offset: Int64, value: [UInt8])]], heads: [Vigil_V1_AuditChainHead]) -> [ChainReport] {
+        Set(log.keys).union(heads.map(\.partition)).sorted().map { partition in
+            verify(partition: partition, records: log[partition] ?? [], heads: heads)
+        }
     }
 }

@@ -23,6 +23,9 @@ public final class DetectStage: Stage, @unchecked Sendable {
     /// Motion gating's saved work: frames no model ran on, and model runs skipped in all.
     private let gatedFrames = Counter(label: "vigil_detect_gated_frames_total")
     private let skippedModelRuns = Counter(label: "vigil_detect_skipped_model_runs_total")
+    /// Snapshots waiting for their look-ahead (each an unredacted frame in memory), and those
+    /// dropped unpublished.
+    private let waitingSnapshots = Gauge(label: "vigil_detect_snapshots_waiting")
     private let cameras: Table<Vigil_V1_CameraConfig>
     private let lock = NSLock()
     private let analyzer: FrameAnalyzer  // guarded by `lock` (the runner sends one frame at a time anyway)
@@ -39,6 +42,11 @@ public final class DetectStage: Stage, @unchecked Sendable {
         return (try? frame.serializedBytes()) ?? []
     }
 
+    /// Frames whose snapshots wait for their look-ahead keep their offsets unstored.
+    public func oldestHeldOffset(topic: String, partition: Int32) -> Int64? {
+        lock.withLock { analyzer.oldestHeldOffset(topic: topic, partition: partition) }
+    }
+
     public func process(_ input: StageInput) async throws -> [StageOutput] {
         let frame = try input.cameraMessage(Vigil_V1_Frame.self) { $0.cameraID }
         var camera = try cameras.camera(frame.cameraID, atMilliseconds: Int64(frame.captureTime.timeIntervalSince1970 * 1000))
@@ -49,19 +57,24 @@ public final class DetectStage: Stage, @unchecked Sendable {
         }
         let analysis: FrameAnalysis
         do {
-            analysis = try lock.withLock { try analyzer.analyze(frame, camera: camera) }
+            let source = FrameSource(topic: input.topic, partition: input.partition, offset: input.offset)
+            analysis = try lock.withLock { try analyzer.analyze(frame, camera: camera, source: source) }
         } catch let error as ModelError {
             throw StageUnavailable("the detector failed: \(error)")
         }
         if analysis.gated { gatedFrames.increment() }
         if analysis.skippedModelRuns > 0 { skippedModelRuns.increment(by: analysis.skippedModelRuns) }
+        waitingSnapshots.record(lock.withLock { analyzer.waitingSnapshots })
+        for (reason, count) in analysis.droppedSnapshots {
+            Counter(label: "vigil_detect_snapshots_dropped_total", dimensions: [("reason", reason)]).increment(by: count)
+        }
         var outputs = [
             StageOutput(
                 topic: Self.detectionsTopic, key: input.key, value: try analysis.detections.serializedBytes(),
                 headers: [RecordHeader(key: "content-type", value: Vigil_V1_FrameDetections.protoMessageName)]
             ),
         ]
-        if let snapshot = analysis.snapshot {
+        for snapshot in analysis.snapshots {
             outputs.append(StageOutput(
                 topic: Self.snapshotsTopic, key: input.key, value: try snapshot.serializedBytes(),
                 headers: [RecordHeader(key: "content-type", value: Vigil_V1_Snapshot.protoMessageName)]

@@ -24,6 +24,13 @@ public struct DetectSettings: Sendable {
     /// Frames a mask stays after its detection is last seen.
     public var holdFrames = 5
     public var snapshotQuality = 85
+    /// Capture time of later frames a snapshot waits for before it is masked and encoded
+    /// (`SnapshotLookAhead`); the worker refuses less than `minimumLookAheadMilliseconds`.
+    public var lookAheadMilliseconds: Int64 = 1_000
+    public static let minimumLookAheadMilliseconds: Int64 = 1_000
+    /// Snapshots waiting for their look-ahead, at most, across cameras: each holds one
+    /// unredacted frame in memory (2.8 MB at 720p). The oldest is dropped, unpublished, beyond.
+    public var maxWaitingSnapshots = 32
     /// Snapshots per camera per minute when the camera does not say (one a second).
     public var defaultSnapshotsPerMinute = 60.0
     /// Operator models in the object-detector slot (`DETECT_SLOT_FILE`), and the folder their
@@ -39,8 +46,12 @@ public struct DetectSettings: Sendable {
 /// What detect publishes for one frame.
 public struct FrameAnalysis {
     public var detections: Vigil_V1_FrameDetections
-    /// A redacted still, when the frame has objects and the camera's snapshot rate allows.
-    public var snapshot: Vigil_V1_Snapshot?
+    /// Redacted stills whose look-ahead this frame completed (of earlier frames of the camera
+    /// that had objects when the snapshot rate allowed one), oldest first.
+    public var snapshots: [Vigil_V1_Snapshot] = []
+    /// Snapshots dropped unpublished while this frame was analysed, by reason
+    /// (`SnapshotLookAhead.DropReason`): never published without their look-ahead.
+    public var droppedSnapshots: [String: Int] = [:]
     /// Motion gating skipped every model on this frame (no motion, no live track).
     public var gated = false
     /// Model runs motion gating saved on this frame (a person-detector tile counts one).
@@ -62,6 +73,7 @@ public final class FrameAnalyzer {
     public let personDetector: PersonDetector
     public let slotDetectors: [SlotDetector]
     private var cameras: [String: CameraState] = [:]
+    private var lookAhead: SnapshotLookAhead
 
     struct CameraState {
         var width: Int
@@ -81,6 +93,10 @@ public final class FrameAnalyzer {
     public init(settings: DetectSettings, logger: Logger) throws(ModelError) {
         let manifest = try ModelManifest(directory: settings.modelsDirectory)
         self.settings = settings
+        lookAhead = SnapshotLookAhead(
+            lookAheadMilliseconds: settings.lookAheadMilliseconds, maxWaiting: settings.maxWaitingSnapshots,
+            staleAfter: .milliseconds(settings.lookAheadMilliseconds) + .seconds(30)
+        )
         faceDetector = try CenterFaceDetector(manifest: manifest, maximumWidth: settings.faceMaximumWidth, threads: settings.threads, logger: logger)
         personDetector = try PersonDetector(
             manifest: manifest, threshold: settings.personWeakScore, tiles: settings.personTiles, threads: settings.threads, logger: logger
@@ -117,10 +133,28 @@ public final class FrameAnalyzer {
         }
     }
 
-    public func analyze(_ frame: Vigil_V1_Frame, camera: Vigil_V1_CameraConfig) throws -> FrameAnalysis {
-        var image = try Self.image(of: frame)
+    /// Snapshots waiting for their look-ahead.
+    public var waitingSnapshots: Int { lookAhead.count }
+
+    /// The oldest input offset of `partition` a waiting snapshot holds (see `Stage.oldestHeldOffset`).
+    public func oldestHeldOffset(topic: String, partition: Int32) -> Int64? {
+        lookAhead.oldestHeldOffset(topic: topic, partition: partition)
+    }
+
+    /// Analyses one frame of a camera (frames of a camera in capture order).
+    /// - Parameter source: where the frame was read, held while its snapshot waits.
+    public func analyze(_ frame: Vigil_V1_Frame, camera: Vigil_V1_CameraConfig, source: FrameSource? = nil) throws -> FrameAnalysis {
+        let image = try Self.image(of: frame)
         let policy = camera.redactionPolicy
         let target: RedactionTarget = policy.target == .wholePersons ? .wholePersons : .faces
+        var dropped: [String: Int] = [:]
+        func count(_ reason: SnapshotLookAhead.DropReason, _ number: Int) {
+            if number > 0 { dropped[reason.rawValue, default: 0] += number }
+        }
+        count(.stale, lookAhead.dropStale(now: .now))
+        if let known = cameras[frame.cameraID], known.width != image.width || known.height != image.height {
+            count(.cameraReset, lookAhead.drop(camera: frame.cameraID))
+        }
         var state = cameraState(frame.cameraID, width: image.width, height: image.height)
 
         let found = try detect(
@@ -189,31 +223,52 @@ public final class FrameAnalyzer {
             return signal
         }
 
-        var snapshot: Vigil_V1_Snapshot?
-        let captureMilliseconds = Int64(frame.captureTime.timeIntervalSince1970 * 1000)
+        let captureMilliseconds = frame.captureTime.milliseconds
+        // This frame's masks, carried back to the camera's waiting snapshots; those whose
+        // look-ahead it completes are masked and encoded now.
+        let trackBoxes = Dictionary(
+            zip(tracks, found.people).compactMap { track, person in track.map { ($0, person.detection.box) } }, uniquingKeysWith: { first, _ in first }
+        )
+        let complete = lookAhead.observe(
+            camera: frame.cameraID, captureMilliseconds: captureMilliseconds, regions: regions, tracks: trackBoxes, width: image.width, height: image.height
+        )
+        let snapshots = try complete.map(encode)
         if !detections.objects.isEmpty, snapshotDue(state.lastSnapshotMilliseconds, at: captureMilliseconds, camera: camera) {
-            // Masked before encoding: the unredacted image never becomes a JPEG.
-            image.redact(regions, fill: policy.fill == .coarseMosaic ? .coarseMosaic : .solid)
             var still = Vigil_V1_Snapshot()
             // Camera and capture time: unique across an ingest restart or a camera's move.
             still.snapshotID = "\(frame.cameraID)/\(captureMilliseconds)"
             still.cameraID = frame.cameraID
             still.frameSequence = frame.sequence
             still.captureTime = frame.captureTime
-            still.redactedJpeg = Data(try image.jpeg(quality: settings.snapshotQuality))
             still.redactionPolicy = policy
             if still.redactionPolicy.target == .unspecified { still.redactionPolicy.target = .faces }
             if still.redactionPolicy.fill == .unspecified { still.redactionPolicy.fill = .solid }
-            still.maskedRegionCount = UInt32(regions.count)
-            still.maskedRegions = regions.map { normalized($0, image) }
             still.objects = detections.objects
-            snapshot = still
-            // Incidents point at the snapshot through the detections of its frame.
+            count(.full, lookAhead.add(SnapshotLookAhead.Waiting(
+                snapshot: still, image: image, fill: policy.fill == .coarseMosaic ? .coarseMosaic : .solid, regions: regions, tracks: trackBoxes,
+                captureMilliseconds: captureMilliseconds, source: source, since: .now
+            ), camera: frame.cameraID))
+            // Incidents point at the snapshot through the detections of its frame; it is
+            // published once its look-ahead is in.
             detections.snapshotID = still.snapshotID
             state.lastSnapshotMilliseconds = captureMilliseconds
         }
         cameras[frame.cameraID] = state
-        return FrameAnalysis(detections: detections, snapshot: snapshot, gated: found.gated, skippedModelRuns: skippedRuns)
+        return FrameAnalysis(
+            detections: detections, snapshots: snapshots, droppedSnapshots: dropped, gated: found.gated, skippedModelRuns: skippedRuns
+        )
+    }
+
+    /// A waiting snapshot, masked with everything found before and after it, as a JPEG: the
+    /// unredacted image never becomes one.
+    private func encode(_ waiting: SnapshotLookAhead.Waiting) throws -> Vigil_V1_Snapshot {
+        var image = waiting.image
+        image.redact(waiting.regions, fill: waiting.fill)
+        var still = waiting.snapshot
+        still.redactedJpeg = Data(try image.jpeg(quality: settings.snapshotQuality))
+        still.maskedRegionCount = UInt32(waiting.regions.count)
+        still.maskedRegions = waiting.regions.map { normalized($0, image) }
+        return still
     }
 
     /// The slot models' objects, each with its class's track. Operator models see the frame only

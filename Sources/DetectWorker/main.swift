@@ -13,8 +13,17 @@ import WorkerRuntime
 /// - `DETECT_PERSON_TILES`: person-detector tiles per axis besides the whole frame (default 4)
 /// - `DETECT_FACE_MAX_WIDTH`: scale wider frames down for the face detector (default: none)
 /// - `DETECT_SLOT_FILE`: the operator's object detectors (`SlotFile`; default: none)
+/// - `DETECT_LOOKAHEAD_MS`: capture time of later frames a snapshot waits for (default and
+///   least 1000: a lower value is refused, as it would publish faces found a moment late)
 let environment = ProcessInfo.processInfo.environment
 var settings = DetectSettings(modelsDirectory: environment["DETECT_MODELS_DIR"] ?? "models")
+if let text = environment["DETECT_LOOKAHEAD_MS"] {
+    guard let milliseconds = Int64(text), milliseconds >= DetectSettings.minimumLookAheadMilliseconds else {
+        FileHandle.standardError.write(Data("vigil-detect: DETECT_LOOKAHEAD_MS is \"\(text)\"; give whole milliseconds, at least \(DetectSettings.minimumLookAheadMilliseconds): a snapshot waits that long for the frames after it, so a face found a moment late is masked too\n".utf8))
+        exit(64)
+    }
+    settings.lookAheadMilliseconds = milliseconds
+}
 if let threads = environment["DETECT_THREADS"].flatMap(Int.init) { settings.threads = threads }
 if let tiles = environment["DETECT_PERSON_TILES"].flatMap(Int.init) { settings.personTiles = tiles }
 settings.faceMaximumWidth = environment["DETECT_FACE_MAX_WIDTH"].flatMap(Int.init)

@@ -33,13 +33,17 @@ struct AuditCommand: AsyncParsableCommand {
             guard (bootstrap == nil) != (from == nil) else { throw ValidationError("give --bootstrap (read the cluster) or --from DIR (an export), one of them") }
         }
 
-        /// The log's records per partition, in offset order, and the heads published with it.
+        /// The log's records per partition, in offset order (read from the cluster: every partition
+        /// of the topic, an empty one too), and the heads published with it.
         func read(logger: Logger) async throws -> (log: [Int32: [(offset: Int64, value: [UInt8])]], heads: [Vigil_V1_AuditChainHead]) {
             if let from { return try AuditExport.read(from: from) }
             let pairs = (try? KafkaConfiguration.properties(fromAssignments: properties)) ?? [:]
             let cluster = KafkaConfiguration(bootstrapServers: bootstrap ?? "", clientID: "vigil-audit-cli", properties: pairs)
             do {
-                var log: [Int32: [(offset: Int64, value: [UInt8])]] = [:]
+                // A chain emptied whole is still a chain: verify reports it, not skips it.
+                let metadata = try await KafkaAdmin(configuration: cluster, logger: logger).metadata(topics: [AuditSequencer.logTopic])
+                let partitions = metadata.topics.first { $0.name == AuditSequencer.logTopic }?.partitions.map(\.id) ?? []
+                var log = Dictionary(uniqueKeysWithValues: partitions.map { ($0, [(offset: Int64, value: [UInt8])]()) })
                 for record in try await KafkaTableReader.readPartitions(cluster: cluster, topic: AuditSequencer.logTopic, partitions: nil, logger: logger) {
                     log[record.partition, default: []].append((record.offset, record.value))
                 }
@@ -57,7 +61,7 @@ struct AuditCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check every chain of the audit log; exit 1 on any modified, missing, reordered, forked or truncated record.",
             discussion: """
-                Recomputes every record's hash and every link. With --head FILE (heads an auditor kept: a file `vigil audit export` wrote, heads.jsonl) and the heads the cluster published, each chain must reach each head, with the same hash: a chain cut off or rewritten before a head is reported. Heads are trusted only when signed by a --public-key.
+                Recomputes every record's hash and every link. With --head FILE (heads an auditor kept: a file `vigil audit export` wrote, heads.jsonl) and the heads the cluster published, each chain must reach each head, with the same hash: a chain cut off, rewritten or deleted whole before a head is reported (every partition a head names is checked, an empty one too). Heads are trusted only when signed by a --public-key.
 
                 The dev cluster keeps only the newest 5 MiB of each partition, and production retention may drop old records: a chain whose first retained record is not sequence 0 is verified from there on, and the report says so — that is not tampering.
 
@@ -108,10 +112,9 @@ struct AuditCommand: AsyncParsableCommand {
                     trusted.append(head)
                 }
             }
-            let partitions = Set(log.keys).union(trusted.map(\.partition)).sorted()
-            for partition in partitions {
-                let report = AuditChain.verify(partition: partition, records: log[partition] ?? [], heads: trusted)
-                var line = "partition \(partition): \(TopologyOption.count(report.records, "record"))"
+            let reports = AuditChain.verify(log: log, heads: trusted)
+            for report in reports {
+                var line = "partition \(report.partition): \(TopologyOption.count(report.records, "record"))"
                 if let first = report.firstSequence, let last = report.headSequence { line += ", sequences \(first)–\(last)" }
                 if let hash = report.headHash { line += ", head \(hash.prefix(6).map { String(format: "%02x", $0) }.joined())…" }
                 if report.headsChecked > 0 { line += ", \(TopologyOption.count(report.headsChecked, "signed head")) checked" }
@@ -122,7 +125,7 @@ struct AuditCommand: AsyncParsableCommand {
                 for problem in report.problems { writeLine("  \(problem.kind.rawValue): \(problem.description)") }
                 failed = failed || !report.problems.isEmpty
             }
-            if partitions.isEmpty { writeLine("the audit log is empty") }
+            if reports.allSatisfy({ $0.records == 0 && $0.headsChecked == 0 }) { writeLine("the audit log is empty") }
             if failed { throw ExitCode.failure }
         }
     }

@@ -72,7 +72,7 @@ struct DetectBench: AsyncParsableCommand {
         let stageSeconds = try measure {
             for index in jpegs.indices {
                 let analysis = try analyzer.analyze(frame(index + 1), camera: camera)
-                if analysis.snapshot != nil { snapshots += 1 }
+                snapshots += analysis.snapshots.count
                 masked += Int(analysis.detections.redactedRegionCount)
             }
         }

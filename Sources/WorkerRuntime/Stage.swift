@@ -112,11 +112,18 @@ public protocol Stage: Sendable {
     /// stage whose inputs carry identifiable pixels keeps only what is not (metadata), or
     /// nothing when the record cannot be read: a DLQ is never a third place with raw pixels.
     func deadLetterValue(of input: StageInput) -> [UInt8]
+
+    /// The oldest offset of `partition` whose outputs the stage still owes (a frame it keeps in
+    /// memory until later records complete it). The runtime stores no offset at or past it, so
+    /// after a crash or a rebalance that record is read again: what the stage held is lost,
+    /// never its outputs. Asked after each record; nil (the default): nothing held.
+    func oldestHeldOffset(topic: String, partition: Int32) -> Int64?
 }
 
 extension Stage {
     public var alreadyCompressedOutputs: Set<String> { [] }
     public func deadLetterValue(of input: StageInput) -> [UInt8] { input.value }
+    public func oldestHeldOffset(topic: String, partition: Int32) -> Int64? { nil }
 }
 
 /// Thrown by a stage that cannot work right now for reasons outside the record: the record

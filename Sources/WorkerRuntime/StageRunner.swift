@@ -65,6 +65,9 @@ final class StageRunner: Service, @unchecked Sendable {
         var generation: UInt64
         var deliveries: [KafkaPendingDelivery]
         var holdsSlot = true
+        /// The oldest offset of the partition the stage still held after this record
+        /// (`Stage.oldestHeldOffset`): the offset stored for it stays below.
+        var heldFrom: Int64? = nil
         /// A flush: snapshots of the keys changed by the records before it, written once their
         /// outputs are acknowledged; those records' offsets are stored once these are.
         var changelog: [OutgoingRecord]? = nil
@@ -242,7 +245,10 @@ final class StageRunner: Service, @unchecked Sendable {
             preconditionFailure("outcomeRetryingOutages returns only final outcomes")
         }
         metrics.processed(in: ContinuousClock.now - started)
-        return PendingRecord(partition: message.topicPartition, offset: message.offset, generation: message.assignmentGeneration, deliveries: deliveries)
+        return PendingRecord(
+            partition: message.topicPartition, offset: message.offset, generation: message.assignmentGeneration, deliveries: deliveries,
+            heldFrom: handler.stage?.oldestHeldOffset(topic: message.topic, partition: message.partition)
+        )
     }
 
     /// Queues a dead letter, saying so in the log and the metrics.
@@ -380,8 +386,11 @@ extension StageRunner {
     /// a typed-throws `do`/`catch where` inside the async store loop crashes Swift 6.3.1's SIL
     /// optimizer (MandatoryAllocBoxToStack).
     fileprivate func storeOffset(of record: PendingRecord) -> KafkaError? {
+        // Records the stage still holds (and all after them) stay unstored: read again after a restart.
+        let processed = record.heldFrom.map { min(record.offset, $0 - 1) } ?? record.offset
+        guard processed >= 0 else { return nil }
         do {
-            try consumer.storeOffset(of: record.partition, processedOffset: record.offset, generation: record.generation)
+            try consumer.storeOffset(of: record.partition, processedOffset: processed, generation: record.generation)
             return nil
         } catch {
             return error

@@ -53,6 +53,14 @@ public final class StageTestDriver: @unchecked Sendable {
     /// Inputs the stage could not handle for an outage (`StageUnavailable`); the worker retries them.
     public var retriedInputs: [StageInput] { lock.withLock { retried } }
 
+    /// The offset the worker would commit for `partition` of `topic` after the records fed so
+    /// far: the next one to read, kept at the oldest record the stage still holds.
+    public func committableOffset(topic: String, partition: Int32 = 0) -> Int64 {
+        let next = offsets.next(topic: topic)
+        guard let held = handler.stage?.oldestHeldOffset(topic: topic, partition: partition) else { return next }
+        return min(next, held)
+    }
+
     /// Outputs for one topic, in production order.
     public func outputs(topic: String) -> [OutgoingRecord] {
         outputs.filter { $0.topic == topic }
@@ -73,5 +81,10 @@ final class FedOffsets: @unchecked Sendable {
             return next[input.topic, default: 0]
         }
         return input
+    }
+
+    /// The offset the next counted record of `topic` gets.
+    func next(topic: String) -> Int64 {
+        lock.withLock { next[topic, default: 0] }
     }
 }

@@ -130,6 +130,43 @@ struct AuditChainTests {
         #expect(ChainHeads.problem(with: altered, keys: [Self.key.publicKey])?.contains("does not verify") == true)
     }
 
+    @Test("a head's signature covers its partition, by the formula documented on AuditChainHead.signature: a valid head moved to another chain does not verify")
+    func headSignatureCoversPartition() throws {
+        let records = Self.chain(3)
+        let head = try ChainHeads.sign(partition: 2, sequence: 2, hash: Array(records[2].record.hash), at: Date(timeIntervalSince1970: 1_800_000_000.5), with: Self.key)
+        // "vigil.audit.head.v1" ‖ partition (4 bytes) ‖ sequence (8 bytes) ‖ hash ‖ signed_time (ms, 8 bytes), big-endian.
+        let documented = Array("vigil.audit.head.v1".utf8) + [0, 0, 0, 2] + [0, 0, 0, 0, 0, 0, 0, 2] + Array(records[2].record.hash)
+            + withUnsafeBytes(of: Int64(1_800_000_000_500).bigEndian) { Array($0) }
+        #expect(Self.key.publicKey.isValidSignature(head.signature, for: documented))
+        // Every chain starts alike: moved to partition 0, the head would vouch for another chain.
+        var moved = head
+        moved.partition = 0
+        #expect(ChainHeads.problem(with: moved, keys: [Self.key.publicKey])?.contains("does not verify") == true)
+    }
+
+    @Test("a chain deleted whole under its signed head is found: every partition a head names is verified, an empty one too")
+    func chainDeletedWhole() throws {
+        let records = Self.chain(5)
+        var log: [Int32: [(offset: Int64, value: [UInt8])]] = [:]
+        var heads: [Vigil_V1_AuditChainHead] = []
+        for partition: Int32 in 0..<3 {
+            log[partition] = Self.bytes(records)
+            heads.append(try ChainHeads.sign(partition: partition, sequence: 4, hash: Array(records[4].record.hash), at: Date(), with: Self.key))
+        }
+        #expect(AuditChain.verify(log: log, heads: heads).allSatisfy { $0.problems.isEmpty && $0.headsChecked == 1 })
+        // An export with every record of partition 1 gone: only its head names the chain.
+        log[1] = nil
+        let reports = AuditChain.verify(log: log, heads: heads)
+        #expect(reports.map(\.partition) == [0, 1, 2])
+        #expect(reports.filter { !$0.problems.isEmpty }.map(\.partition) == [1], "\(reports.map(\.problems))")
+        let deleted = try #require(reports.first { $0.partition == 1 })
+        #expect(deleted.problems.map(\.kind) == [.truncated] && deleted.problems[0].description.contains("the whole chain up to it was deleted"), "\(deleted.problems)")
+        #expect(deleted.firstSequence == nil, "not reported as history retention dropped: nothing of the chain is left")
+        // Read from the cluster, the partition is there and empty: the same.
+        log[1] = []
+        #expect(AuditChain.verify(log: log, heads: heads).first { $0.partition == 1 }?.problems.map(\.kind) == [.truncated])
+    }
+
     /// A log partition in memory: what the sequencer wrote, as its tail reader sees it.
     final class MemoryLog: @unchecked Sendable {
         let lock = NSLock()

@@ -68,8 +68,11 @@ struct DetectStageTests {
         #expect(!IndependentDetectorTests.annotatedFaces(in: original, truth: truth).isEmpty, "the independent detectors must see the face before redaction")
 
         try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: 7, jpeg: jpeg, atMilliseconds: Self.captureMilliseconds)))
+        #expect(driver.outputs(topic: DetectStage.snapshotsTopic).isEmpty, "a snapshot waits for the second of frames after it")
+        #expect(driver.committableOffset(topic: "frames.v1") == 0, "the waiting frame's offset is held")
+        try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: 8, jpeg: jpeg, atMilliseconds: Self.captureMilliseconds + 1_000)))
         let detections = try driver.outputs(topic: DetectStage.detectionsTopic).map { try Vigil_V1_FrameDetections(serializedBytes: $0.value) }
-        #expect(detections.count == 1)
+        #expect(detections.count == 2)
         let first = try #require(detections.first)
         #expect(first.cameraID == "cam-1" && first.frameSequence == 7 && first.objects.contains { $0.classLabel == "person" })
         #expect(first.redactedRegionCount >= 1)
@@ -77,7 +80,7 @@ struct DetectStageTests {
         let snapshots = try driver.outputs(topic: DetectStage.snapshotsTopic).map { try Vigil_V1_Snapshot(serializedBytes: $0.value) }
         let snapshot = try #require(snapshots.first)
         #expect(snapshots.count == 1 && snapshot.snapshotID == "cam-1/\(Self.captureMilliseconds)" && snapshot.redactionPolicy.target == .faces)
-        #expect(snapshot.maskedRegionCount == first.redactedRegionCount && snapshot.maskedRegions.count == Int(snapshot.maskedRegionCount))
+        #expect(snapshot.maskedRegionCount >= first.redactedRegionCount && snapshot.maskedRegions.count == Int(snapshot.maskedRegionCount))
         #expect(snapshot.objects == first.objects)
         let published = try RGBImage(encoded: [UInt8](snapshot.redactedJpeg))
         #expect(published.width == original.width && published.height == original.height)
@@ -86,6 +89,31 @@ struct DetectStageTests {
 
     static func pixels(_ box: Vigil_V1_BoundingBox, _ image: RGBImage) -> PixelBox {
         PixelBox(x0: box.xMin * Float(image.width), y0: box.yMin * Float(image.height), x1: box.xMax * Float(image.width), y1: box.yMax * Float(image.height))
+    }
+
+    @Test("look-ahead: a snapshot is published only once a second of frames after it is in, masked with what they found, carried back; its frame's offset is held until then")
+    func faceFoundLateIsMaskedInTheFrameBefore() async throws {
+        let driver = try Self.driver(cameras: [Self.camera("cam-1", snapshotsPerMinute: 600)])
+        let jpeg = try Self.photo("faces/obama.jpg")
+        let original = try RGBImage(encoded: jpeg)
+        let face = try #require(try FaceAnnotations.load().images.first { $0.file == "obama.jpg" }?.faces.first).pixelBox
+        // Frame 0: a small person in the bottom left, nothing yet where the face will be found
+        // (to the stage: a face the detectors missed). Frames 1–5: the face is found there.
+        var before = RGBImage(width: original.width, height: original.height, pixels: [UInt8](repeating: 128, count: original.pixels.count))
+        before.paste(original.resized(width: original.width / 3, height: original.height / 3), x: 10, y: original.height - original.height / 3 - 10)
+        let frames = [try before.jpeg(quality: 95)] + Array(repeating: jpeg, count: 5)
+        for (sequence, frame) in frames.enumerated() {
+            try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: UInt64(sequence), jpeg: frame, atMilliseconds: Self.captureMilliseconds + Int64(sequence) * 200)))
+            if sequence < 5 {
+                #expect(driver.outputs(topic: DetectStage.snapshotsTopic).isEmpty, "published before its look-ahead (frame \(sequence))")
+                #expect(driver.committableOffset(topic: "frames.v1") == 0, "frame 0's offset is held while its snapshot waits")
+            }
+        }
+        let snapshots = try driver.outputs(topic: DetectStage.snapshotsTopic).map { try Vigil_V1_Snapshot(serializedBytes: $0.value) }
+        #expect(snapshots.map(\.frameSequence) == [0])
+        #expect(driver.committableOffset(topic: "frames.v1") == 1, "published: frame 0 is done; frame 1's snapshot now waits")
+        let masks = try #require(snapshots.first).maskedRegions.map { Self.pixels($0, original) }
+        #expect(PersonRecallTests.covered(face, by: masks) >= 0.7, "the face found a frame later is masked where it was")
     }
 
     @Test("a face the detector misses for a frame stays masked in that frame's snapshot: detect masks with its holds")
@@ -100,7 +128,8 @@ struct DetectStageTests {
         let original = try RGBImage(encoded: jpeg)
         var missed = RGBImage(width: original.width, height: original.height, pixels: [UInt8](repeating: 128, count: original.pixels.count))
         missed.paste(original.resized(width: original.width / 3, height: original.height / 3), x: 10, y: original.height - original.height / 3 - 10)
-        for (sequence, frame) in [jpeg, try missed.jpeg(quality: 95)].enumerated() {
+        // Frame 1 is the miss; frames 2–6 its look-ahead (to 1.2 s).
+        for (sequence, frame) in ([jpeg] + Array(repeating: try missed.jpeg(quality: 95), count: 6)).enumerated() {
             try await driver.feed(try Self.input(Self.frame(
                 camera: "cam-1", sequence: UInt64(sequence), jpeg: frame, atMilliseconds: Self.captureMilliseconds + Int64(sequence) * 200
             )))
@@ -131,7 +160,7 @@ struct DetectStageTests {
         let missedJPEG = try missed.jpeg(quality: 95)
         // Seen twice (a confirmed track), then missed 7 frames: the holds (5 frames) are over,
         // the track (kept 10 missed frames) is not.
-        let frames = [jpeg, jpeg] + Array(repeating: missedJPEG, count: 7)
+        let frames = [jpeg, jpeg] + Array(repeating: missedJPEG, count: 12)  // frame 8's look-ahead: to frame 13
         for (sequence, frame) in frames.enumerated() {
             try await driver.feed(try Self.input(Self.frame(
                 camera: "cam-1", sequence: UInt64(sequence), jpeg: frame, atMilliseconds: Self.captureMilliseconds + Int64(sequence) * 200
@@ -152,7 +181,10 @@ struct DetectStageTests {
         try admins.apply(Self.camera("cam-1", target: .wholePersons), to: table, effectiveMilliseconds: Self.captureMilliseconds + 60_000)
         let stage = DetectStage(analyzer: try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger), cameras: table)
         let driver = StageTestDriver(stage: stage, worker: "vigil-detect", outputs: [DetectStage.detectionsTopic, DetectStage.snapshotsTopic])
-        try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: 1, jpeg: try Self.photo("faces/obama.jpg"), atMilliseconds: Self.captureMilliseconds)))
+        for sequence in [1, 2] {
+            let frame = Self.frame(camera: "cam-1", sequence: UInt64(sequence), jpeg: try Self.photo("faces/obama.jpg"), atMilliseconds: Self.captureMilliseconds + Int64(sequence - 1) * 1_000)
+            try await driver.feed(try Self.input(frame))
+        }
         let snapshot = try #require(try driver.outputs(topic: DetectStage.snapshotsTopic).map { try Vigil_V1_Snapshot(serializedBytes: $0.value) }.first)
         #expect(snapshot.redactionPolicy.target == .wholePersons)
         let person = try #require(snapshot.objects.first { $0.classLabel == "person" }).box
@@ -164,15 +196,16 @@ struct DetectStageTests {
         let driver = try Self.driver(cameras: [Self.camera("cam-1", snapshotsPerMinute: 30)])
         let person = try Self.photo("faces/obama.jpg")
         let empty = try RGBImage(width: 320, height: 240, pixels: [UInt8](repeating: 90, count: 320 * 240 * 3)).jpeg(quality: 90)
-        // 30 a minute = one per 2 s: frames at 0, 0.5, 1.0, 2.0, 2.5 s give snapshots at 0 and 2.0 s.
-        for (sequence, offset) in [0, 500, 1_000, 2_000, 2_500].enumerated() {
+        // 30 a minute = one per 2 s: frames at 0, 0.5, 1.0, 2.0, 2.5, 3.0 s give snapshots at 0
+        // and 2.0 s, each published once a second of frames after it is in (at 1.0 and 3.0 s).
+        for (sequence, offset) in [0, 500, 1_000, 2_000, 2_500, 3_000].enumerated() {
             try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: UInt64(sequence), jpeg: person, atMilliseconds: Self.captureMilliseconds + Int64(offset))))
         }
         try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: 9, jpeg: empty, atMilliseconds: Self.captureMilliseconds + 60_000)))
         let snapshots = try driver.outputs(topic: DetectStage.snapshotsTopic).map { try Vigil_V1_Snapshot(serializedBytes: $0.value) }
         #expect(snapshots.map(\.frameSequence) == [0, 3])
         let detections = try driver.outputs(topic: DetectStage.detectionsTopic).map { try Vigil_V1_FrameDetections(serializedBytes: $0.value) }
-        #expect(detections.map(\.frameSequence) == [0, 1, 2, 3, 4, 9])
+        #expect(detections.map(\.frameSequence) == [0, 1, 2, 3, 4, 5, 9])
         #expect(detections.last?.objects.isEmpty == true)
     }
 

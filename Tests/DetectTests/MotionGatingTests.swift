@@ -59,6 +59,6 @@ struct MotionGatingTests {
         let gated = analyses.filter(\.gated).count
         print("still empty view: \(gated) of 15 frames gated; motion \(analyses.map(\.detections.motionRegions.count)), objects \(analyses.map(\.detections.objects.count))")
         #expect(gated >= 12, "at most the first few frames (the background being learned) run the models")
-        #expect(analyses.filter(\.gated).allSatisfy { $0.snapshot == nil && $0.detections.objects.isEmpty && $0.skippedModelRuns == 18 })
+        #expect(analyses.filter(\.gated).allSatisfy { $0.snapshots.isEmpty && $0.detections.objects.isEmpty && $0.skippedModelRuns == 18 })
     }
 }

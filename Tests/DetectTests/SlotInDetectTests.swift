@@ -55,15 +55,15 @@ struct SlotInDetectTests {
         let fire = PixelBox(x0: 180, y0: 84, x1: 300, y1: 204)
 
         var plain = DetectStageTests.camera("dock", target: .faces)
-        let unmasked = try Self.analyzer().analyze(frame, camera: plain)
+        let unmasked = try Self.analyzer().analyzeStill(frame, camera: plain)
         let labels = unmasked.detections.objects.map(\.classLabel).filter { $0 != "person" }.sorted()
         #expect(labels == ["fire", "fire", "smoke"])
-        let snapshotWithout = try #require(unmasked.snapshot)
+        let snapshotWithout = try #require(unmasked.snapshots.first)
         #expect(!snapshotWithout.maskedRegions.contains { Self.covers($0, fire, width: 768, height: 576) })
 
         plain.redactionPolicy.maskedClasses = ["fire"]
-        let masked = try Self.analyzer().analyze(frame, camera: plain)
-        let snapshot = try #require(masked.snapshot)
+        let masked = try Self.analyzer().analyzeStill(frame, camera: plain)
+        let snapshot = try #require(masked.snapshots.first)
         #expect(snapshot.maskedRegions.contains { Self.covers($0, fire, width: 768, height: 576) }, "the fire is masked")
         let image = try RGBImage(encoded: [UInt8](snapshot.redactedJpeg))
         let inside = image.cropped(to: PixelBox(x0: 200, y0: 100, x1: 280, y1: 190)).pixels

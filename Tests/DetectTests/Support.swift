@@ -3,6 +3,8 @@ import Detect
 import Foundation
 import Logging
 import Testing
+import SwiftProtobuf
+import VigilSchema
 import Vision
 
 /// The repository root, found from this file's path (Tests/DetectTests/…).
@@ -100,4 +102,18 @@ func defaceFaces(_ paths: [String]) throws -> [String: [PixelBox]] {
         result[parsed.file] = parsed.faces.map { PixelBox(x0: $0[0], y0: $0[1], x1: $0[2], y1: $0[3]) }
     }
     return result
+}
+
+extension FrameAnalyzer {
+    /// Analyses `frame`, then the same picture `lookAheadMilliseconds` later (a still scene),
+    /// and returns the first analysis with the snapshots the second one completed: the first
+    /// frame's, once its look-ahead is in.
+    func analyzeStill(_ frame: Vigil_V1_Frame, camera: Vigil_V1_CameraConfig) throws -> FrameAnalysis {
+        var analysis = try analyze(frame, camera: camera)
+        var later = frame
+        later.sequence += 1
+        later.captureTime = Google_Protobuf_Timestamp(milliseconds: frame.captureTime.milliseconds + settings.lookAheadMilliseconds)
+        analysis.snapshots = try analyze(later, camera: camera).snapshots
+        return analysis
+    }
 }

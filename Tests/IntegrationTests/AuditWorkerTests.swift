@@ -98,6 +98,14 @@ struct AuditWorkerTests {
         try "\n".write(to: cut.appendingPathComponent("heads.jsonl"), atomically: true, encoding: .utf8)
         let truncated = try await Self.vigil(["audit", "verify", "--from", cut.path, "--head", export.appendingPathComponent("heads.jsonl").path, "--public-key", publicKey])
         #expect(truncated.exitStatus == 1 && truncated.output.contains { $0.contains("truncated") && $0.contains("cut off") }, "\(truncated.output)")
+        // The same export with partition 1 deleted whole: the heads the cluster published still name it.
+        let deleted = scratch.appendingPathComponent("deleted")
+        try FileManager.default.createDirectory(at: deleted, withIntermediateDirectories: true)
+        try (lines.filter { !$0.contains("\"partition\":1") }.joined(separator: "\n") + "\n").write(to: deleted.appendingPathComponent("log.jsonl"), atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(at: export.appendingPathComponent("heads.jsonl"), to: deleted.appendingPathComponent("heads.jsonl"))
+        let wholeChain = try await Self.vigil(["audit", "verify", "--from", deleted.path, "--public-key", publicKey])
+        #expect(wholeChain.exitStatus == 1 && wholeChain.output.contains { $0.hasPrefix("partition 1: 0 records") }, "\(wholeChain.output)")
+        #expect(wholeChain.output.contains { $0.contains("truncated") && $0.contains("the whole chain up to it was deleted") }, "\(wholeChain.output)")
 
         // Someone with write access appends a record of their own to partition 0.
         var forged = Vigil_V1_AuditRecord()
