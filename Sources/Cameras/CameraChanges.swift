@@ -131,10 +131,25 @@ extension Vigil_V1_RedactionPolicy {
 }
 
 /// Which changes to a camera reduce privacy: a privacy mask removed or no longer covering all
-/// it covered, redaction weakened from whole persons to faces. These need a second admin.
+/// it covered, redaction weakened from whole persons to faces, a masked class dropped — and
+/// what lowers redaction recall: a mosaic instead of a solid fill, a lower working resolution
+/// (small faces are found less often), motion gating turned on (models skip frames and tiles),
+/// a new source under the old masks (they were drawn for the old view). These need a second admin.
 public enum PrivacyCheck {
     public static func reductions(from old: Vigil_V1_CameraConfig, to new: Vigil_V1_CameraConfig) -> [String] {
         var reasons: [String] = []
+        if old.redactionPolicy.fill != .coarseMosaic, new.redactionPolicy.fill == .coarseMosaic {
+            reasons.append("switches the fill from solid to a coarse mosaic")
+        }
+        if pixels(of: new).map({ newPixels in pixels(of: old).map { newPixels < $0 } ?? true }) == true {
+            reasons.append("lowers the working resolution from \(CameraPlan.describe(old)) to \(CameraPlan.describe(new)), so small faces are found less often")
+        }
+        if !old.motionGating, new.motionGating {
+            reasons.append("turns motion gating on, so the models skip frames and tiles")
+        }
+        if !old.sourceURL.isEmpty, old.sourceURL != new.sourceURL, !new.privacyMasks.isEmpty {
+            reasons.append("changes the source while keeping privacy masks drawn for the old view")
+        }
         let newMasks = Dictionary(new.privacyMasks.map { ($0.maskID, $0) }, uniquingKeysWith: { first, _ in first })
         for mask in old.privacyMasks {
             guard let replacement = newMasks[mask.maskID] else {
@@ -152,5 +167,11 @@ public enum PrivacyCheck {
             reasons.append("stops masking \(removed) objects")
         }
         return reasons
+    }
+
+    /// The working resolution's pixel count; nil for the stream's own.
+    private static func pixels(of config: Vigil_V1_CameraConfig) -> UInt64? {
+        guard config.hasWorkingResolution, config.workingResolution.width > 0, config.workingResolution.height > 0 else { return nil }
+        return UInt64(config.workingResolution.width) * UInt64(config.workingResolution.height)
     }
 }

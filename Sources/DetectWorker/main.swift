@@ -8,25 +8,30 @@ import WorkerRuntime
 /// `detections.v1` and redacted `snapshots.v1`. Besides the worker settings (WORKER_*,
 /// KAFKA_*), it reads:
 ///
-/// - `DETECT_MODELS_DIR`: the models folder (default `models`, as Scripts/fetch-models fills it)
+/// - `DETECT_MODELS_DIR`: the models folder (default `models`, as Scripts/fetch-models fills it;
+///   only the models vigil ships, by their built-in checksums, are loaded)
 /// - `DETECT_THREADS`: inference threads per model (default 1)
-/// - `DETECT_PERSON_TILES`: person-detector tiles per axis besides the whole frame (default 4)
-/// - `DETECT_FACE_MAX_WIDTH`: scale wider frames down for the face detector (default: none)
+/// - `DETECT_PERSON_TILES`: person-detector tiles per axis besides the whole frame (default and
+///   least 4: fewer finds fewer people, so fewer head regions are masked)
+/// - `DETECT_FACE_MAX_WIDTH`: scale wider frames down for the face detector (default: none; at
+///   least 1920, so frames up to 1080p are always searched at full resolution)
 /// - `DETECT_SLOT_FILE`: the operator's object detectors (`SlotFile`; default: none)
 /// - `DETECT_LOOKAHEAD_MS`: capture time of later frames a snapshot waits for (default and
-///   least 1000: a lower value is refused, as it would publish faces found a moment late)
+///   least 1000: less would publish faces found a moment late)
+///
+/// A setting that is not a number, or below its floor, stops the worker at start (exit 64).
 let environment = ProcessInfo.processInfo.environment
 var settings = DetectSettings(modelsDirectory: environment["DETECT_MODELS_DIR"] ?? "models")
-if let text = environment["DETECT_LOOKAHEAD_MS"] {
-    guard let milliseconds = Int64(text), milliseconds >= DetectSettings.minimumLookAheadMilliseconds else {
-        FileHandle.standardError.write(Data("vigil-detect: DETECT_LOOKAHEAD_MS is \"\(text)\"; give whole milliseconds, at least \(DetectSettings.minimumLookAheadMilliseconds): a snapshot waits that long for the frames after it, so a face found a moment late is masked too\n".utf8))
-        exit(64)
+StageSettings(worker: "vigil-detect").reading { stage throws(StageSettings.Problem) in
+    if let threads = try stage.integer("DETECT_THREADS", atLeast: 1) { settings.threads = Int(threads) }
+    if let tiles = try stage.integer("DETECT_PERSON_TILES", atLeast: Int64(settings.personTiles), floor: "fewer tiles find fewer people (vtest.avi: 0 of 65 on the whole frame alone), so fewer heads are masked") {
+        settings.personTiles = Int(tiles)
     }
-    settings.lookAheadMilliseconds = milliseconds
+    settings.faceMaximumWidth = try stage.integer("DETECT_FACE_MAX_WIDTH", atLeast: 1_920, floor: "frames up to 1080p are searched for faces at full resolution").map(Int.init)
+    if let lookAhead = try stage.integer("DETECT_LOOKAHEAD_MS", atLeast: DetectSettings.minimumLookAheadMilliseconds, floor: "a snapshot waits that long for the frames after it, so a face found a moment late is masked too") {
+        settings.lookAheadMilliseconds = lookAhead
+    }
 }
-if let threads = environment["DETECT_THREADS"].flatMap(Int.init) { settings.threads = threads }
-if let tiles = environment["DETECT_PERSON_TILES"].flatMap(Int.init) { settings.personTiles = tiles }
-settings.faceMaximumWidth = environment["DETECT_FACE_MAX_WIDTH"].flatMap(Int.init)
 if let slotFile = environment["DETECT_SLOT_FILE"] {
     do {
         settings.slotModels = try SlotFile.load(slotFile)

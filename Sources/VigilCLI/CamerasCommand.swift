@@ -61,6 +61,24 @@ struct CamerasCommand: AsyncParsableCommand {
         return (table, current, last)
     }
 
+    /// A proposal file and what its signed records do against the cluster's cameras
+    /// (`CameraProposal.checked`); a proposal that no longer applies, or whose text says
+    /// otherwise, is refused here, saying why, and nothing is signed or published.
+    static func checkedProposal(
+        _ file: String, admins: CameraAdmins, cluster: KafkaConfiguration, logger: Logger
+    ) async throws -> (CameraProposal, Table<Vigil_V1_CameraConfig>, [CameraProposal.CheckedChange]) {
+        let proposal: CameraProposal
+        do { proposal = try CameraProposal.load(file) } catch { throw ValidationError("\(error)") }
+        let (table, _, _) = try await read(cluster: cluster, admins: admins, logger: logger)
+        do {
+            return (proposal, table, try proposal.checked(against: table))
+        } catch {
+            writeError("vigil: refused: \(error)")
+            writeError("vigil: nothing was signed or published")
+            throw ExitCode.failure
+        }
+    }
+
     /// The file's cameras against the cluster's: the plan, each new version stamped with what it replaces.
     static func plan(file: String, apply: DeclaredApplyOptions, cluster: KafkaConfiguration, admins: CameraAdmins, logger: Logger) async throws -> CameraPlan {
         let desired: [Vigil_V1_CameraConfig]
@@ -139,17 +157,7 @@ struct CamerasCommand: AsyncParsableCommand {
         /// will: its signatures, the configuration it replaces (still the current one: a
         /// proposal already published is refused), and two admins where it masks less.
         func publish(proposal file: String, admins: CameraAdmins, cluster: KafkaConfiguration, logger: Logger) async throws {
-            let proposal: CameraProposal
-            do { proposal = try CameraProposal.load(file) } catch { throw ValidationError("\(error)") }
-            let (table, _, _) = try await CamerasCommand.read(cluster: cluster, admins: admins, logger: logger)
-            let changes: [CameraProposal.CheckedChange]
-            do {
-                changes = try proposal.checked(against: table)
-            } catch {
-                writeError("vigil: refused: \(error)")
-                writeError("vigil: nothing was published")
-                throw ExitCode.failure
-            }
+            let (_, table, changes) = try await CamerasCommand.checkedProposal(file, admins: admins, cluster: cluster, logger: logger)
             var entries: [CameraPlan.Entry] = []
             var problems: [String] = []
             for change in changes {
@@ -249,16 +257,8 @@ struct CamerasCommand: AsyncParsableCommand {
             let admins = try admin.admins()
             let signer = try admin.signer(account: apply.actor, admins: admins)
             let cluster = connection.configuration(clientID: "vigil-cameras")
-            var proposal: CameraProposal
-            do { proposal = try CameraProposal.load(self.proposal) } catch { throw ValidationError("\(error)") }
-            let (table, _, _) = try await CamerasCommand.read(cluster: cluster, admins: admins, logger: logger)
-            let changes: [CameraProposal.CheckedChange]
-            do {
-                changes = try proposal.checked(against: table)
-            } catch {
-                writeError("vigil: refused: \(error)")
-                throw ExitCode.failure
-            }
+            let (loaded, _, changes) = try await CamerasCommand.checkedProposal(self.proposal, admins: admins, cluster: cluster, logger: logger)
+            var proposal = loaded
             for change in changes {
                 writeLine("\(change.camera): version \(change.config.version) proposed by \(proposal.proposer)")
                 for line in change.differences { writeLine("  \(line)") }

@@ -34,6 +34,8 @@ public struct VerifiedModel: Sendable, Equatable {
 public struct ModelError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         case manifestUnreadable, unknownModel, missing, wrongSize, wrongChecksum
+        /// The file matches its folder's manifest but is not the model vigil ships.
+        case notShipped
         /// OpenVINO could not read or compile the file, or running it failed.
         case unusable
     }
@@ -87,8 +89,27 @@ public struct ModelManifest: Sendable {
                 message: "model \(name) at \(path) has SHA-256 \(checksum), not the \(model.sha256) its manifest says: the file was altered or replaced; \(fetch)"
             )
         }
+        guard ShippedModels.sha256[name] == checksum else {
+            throw ModelError(
+                kind: .notShipped,
+                message: "model \(name) at \(path) has SHA-256 \(checksum), which its folder's manifest vouches for but is not the \(ShippedModels.sha256[name] ?? "model") vigil ships and builds in: redaction runs only on the shipped models; point DETECT_MODELS_DIR at the folder \(Self.fetchCommand) fills"
+            )
+        }
         return VerifiedModel(description: model, path: path, sha256: checksum)
     }
+}
+
+/// The SHA-256 of every model vigil ships, built into the binary. A models folder brings its
+/// own manifest (`DETECT_MODELS_DIR`), so a manifest alone cannot vouch for a file: a face
+/// model that never fires would load cleanly under a manifest written for it. Kept equal to
+/// `models/manifest.json` by a test.
+public enum ShippedModels {
+    public static let sha256: [String: String] = [
+        "face-full-range": "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+        "face-short-range": "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+        "person-pose-detector": "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+        "face-centerface": "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+    ]
 }
 
 /// A file's SHA-256 as 64 lowercase hex digits, as manifests and slot files give it.

@@ -1,5 +1,6 @@
 import DeclarationFiles
 import Foundation
+import SwiftProtobuf
 import Testing
 import VigilSchema
 import WorkerRuntime
@@ -85,6 +86,32 @@ struct CameraPlanTests {
             Self.plan(Self.camera("c1", maskedClasses: ["vehicle", "bicycle"]), Self.camera("c1", maskedClasses: ["bicycle"])).privacyReductions
                 == ["stops masking vehicle objects"]
         )
+    }
+
+    @Test("what lowers redaction recall needs two admins too: a mosaic fill, a lower working resolution, motion gating, a new source under the old masks")
+    func recallLoweringChanges() {
+        let masked = Self.camera("c1", masks: ["window": Self.square])
+        var mosaic = masked
+        mosaic.redactionPolicy.fill = .coarseMosaic
+        #expect(Self.plan(masked, mosaic).privacyReductions == ["switches the fill from solid to a coarse mosaic"])
+        #expect(Self.plan(mosaic, masked).privacyReductions.isEmpty, "back to solid masks more")
+        var fullHD = masked
+        fullHD.workingResolution = .with { $0.width = 1920; $0.height = 1080 }
+        var small = masked
+        small.workingResolution = .with { $0.width = 640; $0.height = 360 }
+        #expect(Self.plan(fullHD, small).privacyReductions == ["lowers the working resolution from 1920x1080 to 640x360, so small faces are found less often"])
+        #expect(Self.plan(masked, small).privacyReductions.count == 1, "from the stream's own resolution to a set one")
+        #expect(Self.plan(small, fullHD).privacyReductions.isEmpty && Self.plan(small, masked).privacyReductions.isEmpty)
+        var gated = masked
+        gated.motionGating = true
+        #expect(Self.plan(masked, gated).privacyReductions == ["turns motion gating on, so the models skip frames and tiles"])
+        #expect(Self.plan(gated, masked).privacyReductions.isEmpty)
+        var moved = masked
+        moved.sourceURL = "rtsp://elsewhere/stream"
+        #expect(Self.plan(masked, moved).privacyReductions == ["changes the source while keeping privacy masks drawn for the old view"])
+        var movedUnmasked = Self.camera("c1")
+        movedUnmasked.sourceURL = "rtsp://elsewhere/stream"
+        #expect(Self.plan(Self.camera("c1"), movedUnmasked).privacyReductions.isEmpty, "no masks to misplace")
     }
 
     @Test("growing a mask, adding one, or strengthening redaction does not reduce privacy")

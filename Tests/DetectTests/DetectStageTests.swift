@@ -87,6 +87,15 @@ struct DetectStageTests {
         #expect(IndependentDetectorTests.annotatedFaces(in: published, truth: truth).isEmpty, "a face is visible in the published snapshot")
     }
 
+    /// `original`'s size, grey, with `original` shrunk to a third in the bottom left: a frame
+    /// published (a person in it) with nothing where `original`'s person was — to the stage,
+    /// that person missed by the detectors.
+    static func personMovedAway(from original: RGBImage) -> RGBImage {
+        var frame = RGBImage(width: original.width, height: original.height, pixels: [UInt8](repeating: 128, count: original.pixels.count))
+        frame.paste(original.resized(width: original.width / 3, height: original.height / 3), x: 10, y: original.height - original.height / 3 - 10)
+        return frame
+    }
+
     static func pixels(_ box: Vigil_V1_BoundingBox, _ image: RGBImage) -> PixelBox {
         PixelBox(x0: box.xMin * Float(image.width), y0: box.yMin * Float(image.height), x1: box.xMax * Float(image.width), y1: box.yMax * Float(image.height))
     }
@@ -99,8 +108,7 @@ struct DetectStageTests {
         let face = try #require(try FaceAnnotations.load().images.first { $0.file == "obama.jpg" }?.faces.first).pixelBox
         // Frame 0: a small person in the bottom left, nothing yet where the face will be found
         // (to the stage: a face the detectors missed). Frames 1–5: the face is found there.
-        var before = RGBImage(width: original.width, height: original.height, pixels: [UInt8](repeating: 128, count: original.pixels.count))
-        before.paste(original.resized(width: original.width / 3, height: original.height / 3), x: 10, y: original.height - original.height / 3 - 10)
+        let before = Self.personMovedAway(from: original)
         let frames = [try before.jpeg(quality: 95)] + Array(repeating: jpeg, count: 5)
         for (sequence, frame) in frames.enumerated() {
             try await driver.feed(try Self.input(Self.frame(camera: "cam-1", sequence: UInt64(sequence), jpeg: frame, atMilliseconds: Self.captureMilliseconds + Int64(sequence) * 200)))
@@ -126,8 +134,7 @@ struct DetectStageTests {
         // left, far from the face, so the frame is published and nothing found in it covers
         // where the face was: only the hold can.
         let original = try RGBImage(encoded: jpeg)
-        var missed = RGBImage(width: original.width, height: original.height, pixels: [UInt8](repeating: 128, count: original.pixels.count))
-        missed.paste(original.resized(width: original.width / 3, height: original.height / 3), x: 10, y: original.height - original.height / 3 - 10)
+        let missed = Self.personMovedAway(from: original)
         // Frame 1 is the miss; frames 2–6 its look-ahead (to 1.2 s).
         for (sequence, frame) in ([jpeg] + Array(repeating: try missed.jpeg(quality: 95), count: 6)).enumerated() {
             try await driver.feed(try Self.input(Self.frame(
@@ -155,8 +162,7 @@ struct DetectStageTests {
         let face = try #require(try FaceAnnotations.load().images.first { $0.file == "obama.jpg" }?.faces.first).pixelBox
         // The person gone from where they were (grey), another one small in the bottom left, so
         // every frame is published: to the stage, the detector missing the person.
-        var missed = RGBImage(width: original.width, height: original.height, pixels: [UInt8](repeating: 128, count: original.pixels.count))
-        missed.paste(original.resized(width: original.width / 3, height: original.height / 3), x: 10, y: original.height - original.height / 3 - 10)
+        let missed = Self.personMovedAway(from: original)
         let missedJPEG = try missed.jpeg(quality: 95)
         // Seen twice (a confirmed track), then missed 7 frames: the holds (5 frames) are over,
         // the track (kept 10 missed frames) is not.

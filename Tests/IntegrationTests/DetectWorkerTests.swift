@@ -15,6 +15,15 @@ struct DetectWorkerTests {
     static let topics = ["frames.v1:3", "frames.v1.dlq:1", "detections.v1:3", "snapshots.v1:3", "cameras.v1:6", "audit.events.v1:3"]
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// Declares camera cam-0 on the cluster with `vigil cameras apply`.
+    static func applyCamera(_ cluster: DevClusterProcess) async throws {
+        let cameras = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-detect-cameras-\(UUID().uuidString).yaml")
+        try "cameras:\n  cam-0:\n    source: /media/cam-0.mp4\n".write(to: cameras, atomically: true, encoding: .utf8)
+        let apply = try ChildProcess("vigil", ["cameras", "apply", cameras.path, "--bootstrap", cluster.bootstrapServers, "--actor", "test-admin"])
+        try await apply.waitForExit(timeout: .seconds(120))
+        #expect(apply.exitStatus == 0, "\(apply.standardError.suffix(2_000))")
+    }
+
     static func frame(camera: String, sequence: UInt64, jpeg: Data, capturedAt date: Date = Date()) throws -> KafkaProducerMessage {
         var frame = Vigil_V1_Frame()
         frame.cameraID = camera
@@ -28,11 +37,7 @@ struct DetectWorkerTests {
     @Test("a photo's frame gives detections, and a snapshot once the next second of frames is in; a corrupt frame and an unknown camera's frame go to frames.v1.dlq with the reason")
     func framesThroughTheWorker() async throws {
         let cluster = try await DevClusterProcess(topics: Self.topics)
-        let cameras = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-detect-cameras-\(UUID().uuidString).yaml")
-        try "cameras:\n  cam-0:\n    source: /media/cam-0.mp4\n".write(to: cameras, atomically: true, encoding: .utf8)
-        let apply = try ChildProcess("vigil", ["cameras", "apply", cameras.path, "--bootstrap", cluster.bootstrapServers, "--actor", "test-admin"])
-        try await apply.waitForExit(timeout: .seconds(120))
-        #expect(apply.exitStatus == 0, "\(apply.standardError.suffix(2_000))")
+        try await Self.applyCamera(cluster)
 
         let worker = try await PassThroughWorkerProcess.start(cluster, environment: [
             "WORKER_INPUTS": "frames.v1", "WORKER_OUTPUTS": "detections.v1,snapshots.v1", "WORKER_TABLES": "cameras.v1",
@@ -88,11 +93,7 @@ struct DetectWorkerTests {
     @Test("a snapshot waiting for its look-ahead holds its frame's offset: stopped before the look-ahead came, the worker reads the frame again and publishes the snapshot once it does")
     func waitingSnapshotSurvivesARestart() async throws {
         let cluster = try await DevClusterProcess(topics: Self.topics)
-        let cameras = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-detect-cameras-\(UUID().uuidString).yaml")
-        try "cameras:\n  cam-0:\n    source: /media/cam-0.mp4\n".write(to: cameras, atomically: true, encoding: .utf8)
-        let apply = try ChildProcess("vigil", ["cameras", "apply", cameras.path, "--bootstrap", cluster.bootstrapServers, "--actor", "test-admin"])
-        try await apply.waitForExit(timeout: .seconds(120))
-        #expect(apply.exitStatus == 0, "\(apply.standardError.suffix(2_000))")
+        try await Self.applyCamera(cluster)
         let environment = [
             "WORKER_INPUTS": "frames.v1", "WORKER_OUTPUTS": "detections.v1,snapshots.v1", "WORKER_TABLES": "cameras.v1",
             "DETECT_MODELS_DIR": Self.repository.appendingPathComponent("models").path,
@@ -125,5 +126,15 @@ struct DetectWorkerTests {
         second.process.signal(SIGTERM)
         try await second.process.waitForExit()
         try await cluster.stop()
+    }
+
+    @Test("settings that would lower redaction recall stop vigil-detect at start, naming the variable: fewer person tiles, a shorter look-ahead, a face search below 1080p")
+    func recallLoweringSettingsRefused() async throws {
+        for (variable, value) in [("DETECT_PERSON_TILES", "0"), ("DETECT_LOOKAHEAD_MS", "200"), ("DETECT_FACE_MAX_WIDTH", "640")] {
+            let worker = try ChildProcess("vigil-detect", [], environment: [variable: value, "DETECT_MODELS_DIR": Self.repository.appendingPathComponent("models").path])
+            try await worker.waitForExit(timeout: .seconds(60))
+            #expect(worker.exitStatus == 64, "\(variable)=\(value): exit \(String(describing: worker.exitStatus))")
+            #expect(worker.standardError.contains("\(variable) is \(value); it must be at least"), "\(worker.standardError.suffix(500))")
+        }
     }
 }

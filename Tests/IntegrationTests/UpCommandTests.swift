@@ -122,7 +122,9 @@ struct UpCommandTests {
         #expect(up.output.contains { $0.contains("broken.yaml") && $0.contains("rules.broken.zone") }, "the bad rules file is reported with its problem")
         #expect(up.errorOutput.contains { $0.contains("`vigil rules apply") && $0.contains("broken.yaml") && $0.contains("runs without it") })
         #expect(up.errorOutput.contains { $0.contains("port \(taken) on 127.0.0.1 is in use") && $0.contains("control API takes a free port") })
-        #expect(up.errorOutput.contains { $0.contains("port \(taken) on 127.0.0.1 in use; vigil-ingest's HTTP server takes \(Int(taken)! + 1)") })
+        // The next port up may be taken too (ports near an ephemeral one often are, while other
+        // tests run): the message then names the range it skipped.
+        #expect(up.errorOutput.contains { $0.contains("port \(taken)") && $0.contains("on 127.0.0.1 in use; vigil-ingest's HTTP server takes ") }, "\(up.errorOutput.filter { $0.contains("in use") })")
 
         // The run's redacted snapshots, exported and audited; an independent face detector finds
         // faces in the lobby's source frames and none in what was exported.

@@ -64,6 +64,33 @@ struct ModelManifestTests {
         }
     }
 
+    @Test("the checksums built into the binary are the shipped manifest's")
+    func builtInChecksums() throws {
+        let manifest = try ModelManifest(directory: Self.models)
+        #expect(ShippedModels.sha256 == Dictionary(uniqueKeysWithValues: manifest.models.map { ($0.name, $0.sha256) }))
+    }
+
+    @Test("a models folder whose own manifest vouches for another file (DETECT_MODELS_DIR elsewhere) is refused: only the shipped models redact")
+    func substitutedModelWithItsOwnManifest() throws {
+        // Another model's file in CenterFace's place, with a manifest written to match it.
+        let directory = try Self.copyOfModels()
+        let substitute = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/face_detection_short_range.tflite"))
+        try substitute.write(to: URL(fileURLWithPath: "\(directory)/centerface.onnx"))
+        let checksum = sha256Hex(substitute)
+        let original = try String(contentsOfFile: "\(directory)/manifest.json", encoding: .utf8)
+        let centerface = try #require(try ModelManifest(directory: Self.models).models.first { $0.name == "face-centerface" })
+        try original.replacingOccurrences(of: centerface.sha256, with: checksum).replacingOccurrences(of: "\(centerface.bytes)", with: "\(substitute.count)")
+            .write(toFile: "\(directory)/manifest.json", atomically: true, encoding: .utf8)
+        let manifest = try ModelManifest(directory: directory)
+        do {
+            _ = try manifest.verified("face-centerface")
+            Issue.record("a substituted face model verified against its folder's own manifest")
+        } catch {
+            #expect(error.kind == .notShipped)
+            #expect(error.message.contains(centerface.sha256) && error.message.contains(checksum))
+        }
+    }
+
     @Test("asking for a model the manifest does not list names the ones it does")
     func unknownModel() throws {
         let manifest = try ModelManifest(directory: Self.models)

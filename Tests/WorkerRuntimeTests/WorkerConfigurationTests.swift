@@ -139,4 +139,17 @@ struct MetricHelpTests {
         #expect(annotated.count == 5, "no HELP invented for unknown metrics")
         #expect(MetricHelp.annotate(MetricHelp.annotate(exposition)) == MetricHelp.annotate(exposition))
     }
+
+    @Test("a stage's own settings: unset is nil, a value below its floor or not a number is refused naming the variable, the floor and why")
+    func stageSettings() throws {
+        let settings = StageSettings(worker: "vigil-detect", environment: ["DETECT_PERSON_TILES": "0", "DETECT_THREADS": "two", "DETECT_LOOKAHEAD_MS": "1500"])
+        #expect(try settings.integer("DETECT_FACE_MAX_WIDTH", atLeast: 1_920) == nil)
+        #expect(try settings.integer("DETECT_LOOKAHEAD_MS", atLeast: 1_000) == 1_500)
+        #expect(throws: StageSettings.Problem(variable: "DETECT_PERSON_TILES", description: "DETECT_PERSON_TILES is 0; it must be at least 4: fewer tiles find fewer people")) {
+            try settings.integer("DETECT_PERSON_TILES", atLeast: 4, floor: "fewer tiles find fewer people")
+        }
+        #expect(throws: StageSettings.Problem(variable: "DETECT_THREADS", description: "DETECT_THREADS is \"two\"; give a whole number, at least 1")) {
+            try settings.integer("DETECT_THREADS", atLeast: 1)
+        }
+    }
 }
