@@ -222,6 +222,7 @@ extension CameraJudge {
             ruleState.lastObjectsMs = time
         }
         if !frame.snapshotID.isEmpty { ruleState.lastSnapshotMs = time }
+        if let restarts = Self.detectorRestarts(frame, at: time, &ruleState) { failures.append(restarts) }
         let gap = Self.snapshotGap(parameters, camera: camera)
         let seeingObjects = ruleState.objectsSinceMs != 0 && time - ruleState.lastObjectsMs <= Self.objectsGap
         if seeingObjects, time - max(ruleState.objectsSinceMs, ruleState.lastSnapshotMs) >= gap {
@@ -230,6 +231,46 @@ extension CameraJudge {
         guard !failures.isEmpty else { return nil }
         guard sustained(for: parameters.sustainedFor.milliseconds, at: time, &ruleState) else { return nil }
         return Holding(since: ruleState.holdingSinceMs, objects: persons, redactionFailure: failures.joined(separator: "; "))
+    }
+
+    /// Detector restarts counted within this window (ms), and how many make a failure: a
+    /// vigil-detect that keeps restarting (a model that fails, a crash loop) analyses little
+    /// and starts every camera's tracks and holds afresh.
+    static let restartWindow: Int64 = 600_000
+    static let restartsTolerated = 2
+
+    /// Notes a new detector epoch (the start time in the frame's track ids: a new one after
+    /// every vigil-detect restart, camera move or frame-size change); the failure when the
+    /// camera had more than `restartsTolerated` within `restartWindow`.
+    static func detectorRestarts(_ frame: Vigil_V1_FrameDetections, at time: Int64, _ ruleState: inout Vigil_V1_RuleMatchState) -> String? {
+        guard let epoch = frame.objects.lazy.map(\.trackID).filter({ $0 != 0 }).map({ Int64($0 >> 20) }).max() else { return nil }
+        if epoch > ruleState.detectorEpoch {
+            if ruleState.detectorEpoch != 0 { ruleState.detectorRestartsMs.append(time) }
+            ruleState.detectorEpoch = epoch
+        }
+        ruleState.detectorRestartsMs.removeAll { time - $0 > restartWindow }
+        let restarts = ruleState.detectorRestartsMs.count
+        guard restarts > restartsTolerated else { return nil }
+        return "vigil-detect restarted (or the camera moved, or its frame size changed) \(restarts) times in \(restartWindow / 60_000) min"
+    }
+
+    /// How long ingest may report the camera online with frames while none reaches detections (ms).
+    static let framesMissingAfter: Int64 = 30_000
+
+    /// Redaction health on a health record: ingest reports the camera online and receiving
+    /// frames, yet no frame has reached detections for `framesMissingAfter` — decode or detect
+    /// is not analysing what the camera sends.
+    func redactionHealth(
+        _ health: Vigil_V1_CameraHealth, _ parameters: Vigil_V1_RedactionHealthParameters, at time: Int64, _ ruleState: inout Vigil_V1_RuleMatchState
+    ) -> Holding? {
+        guard health.state == .online, health.framesPerSecond > 0, state.newestFrameMs != 0, time - state.newestFrameMs >= Self.framesMissingAfter else {
+            return nil
+        }
+        guard sustained(for: parameters.sustainedFor.milliseconds, at: time, &ruleState) else { return nil }
+        return Holding(
+            since: ruleState.holdingSinceMs, objects: [],
+            redactionFailure: "ingest reports the camera online and receiving frames, but none has reached detections for \(Self.framesMissingAfter / 1_000) s or more"
+        )
     }
 
     /// Frames with no object for less than this do not end a stretch of objects being seen.

@@ -96,6 +96,12 @@ struct CameraJudge {
     mutating func judge(_ health: Vigil_V1_CameraHealth, at time: Int64, rules: [Vigil_V1_Rule]) {
         prepare(at: time, rules: rules)
         for rule in rules {
+            if case .redactionHealth(let parameters) = rule.parameters {
+                var ruleState = state.rules.removeValue(forKey: rule.ruleID) ?? Vigil_V1_RuleMatchState()
+                if let holding = redactionHealth(health, parameters, at: time, &ruleState) { hold(holding, rule: rule, at: time, &ruleState) }
+                state.rules[rule.ruleID] = ruleState
+                continue
+            }
             guard case .cameraOffline(let parameters) = rule.parameters else { continue }
             var ruleState = state.rules.removeValue(forKey: rule.ruleID) ?? Vigil_V1_RuleMatchState()
             let counted = parameters.states.isEmpty ? [.offline, .stalled] : parameters.states

@@ -1,4 +1,5 @@
 import Foundation
+import SwiftProtobuf
 import Rules
 import VigilSchema
 import WorkerRuntime
@@ -58,8 +59,31 @@ public final class RuleBook: @unchecked Sendable {
                 if rule.watches(cameraID: cameraID, labels: labels ?? [:]) { found.append(rule) }
             }
         }
+        // Redaction health is not a rule anyone can remove: every camera cameras.v1 holds is
+        // judged by it, whatever rules.v1 says (rules there add to it, never replace it).
+        if camera(cameraID, atMilliseconds: milliseconds) != nil { found.append(Self.builtInRedactionHealth) }
         return found
     }
+
+    /// The redaction-health check every camera gets: rule id `vigil-redaction-health`, the
+    /// `redaction_health` defaults (condition held 10 s; snapshot gap from the camera's rate),
+    /// closed 30 s after it stops holding, severity critical. The `vigil-` prefix is reserved: rules files cannot use it.
+    public static let builtInRedactionHealth: Vigil_V1_Rule = {
+        var rule = Vigil_V1_Rule()
+        rule.ruleID = "vigil-redaction-health"
+        rule.version = 1
+        rule.enabled = true
+        rule.severity = .critical
+        rule.kind = .redactionHealth
+        rule.author = "vigil (built in)"
+        var parameters = Vigil_V1_RedactionHealthParameters()
+        parameters.sustainedFor = .init(seconds: 10)
+        rule.redactionHealth = parameters
+        // Longer than ingest's health interval (10 s): a failure seen on health records alone
+        // holds from one record to the next.
+        rule.closeAfter = .init(seconds: 30)
+        return rule
+    }()
 
     /// The camera as `cameras.v1` described it at `milliseconds`; nil when unknown then.
     public func camera(_ cameraID: String, atMilliseconds milliseconds: Int64) -> Vigil_V1_CameraConfig? {

@@ -140,6 +140,11 @@ private extension DeclarationReader {
     mutating func rule(id: String, _ node: Node, path: String, knownClasses: Set<String>) -> Vigil_V1_Rule? {
         guard let body = mapping(node, path: path) else { return nil }
         let before = errors.count
+        if id.hasPrefix("vigil-") {
+            // vigil's own checks (the built-in redaction health) carry these ids.
+            fail(node, path, "uses the reserved prefix vigil-; give the rule another id")
+            return nil
+        }
         var rule = Vigil_V1_Rule()
         rule.ruleID = id
         rule.enabled = true

@@ -174,6 +174,13 @@ public nonisolated struct Vigil_V1_RuleMatchState: Sendable {
   /// Why the redaction-health condition holds, for the incident's summary.
   public var failure: String = String()
 
+  /// Redaction health: the detector's epoch (the start time its track ids carry: a new one
+  /// after every restart of vigil-detect, move of the camera or change of its frame size), and
+  /// when it changed lately (ms, oldest first, within `RESTART_WINDOW`).
+  public var detectorEpoch: Int64 = 0
+
+  public var detectorRestartsMs: [Int64] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -416,7 +423,7 @@ nonisolated extension Vigil_V1_RuleTrack: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Vigil_V1_RuleMatchState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RuleMatchState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_version\0\u{1}tracks\0\u{3}holding_since_ms\0\u{3}last_held_ms\0\u{1}open\0\u{3}offline_state\0\u{3}offline_reason\0\u{3}recent_frames\0\u{3}still_things\0\u{3}last_snapshot_ms\0\u{3}objects_since_ms\0\u{1}failure\0\u{3}last_objects_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_version\0\u{1}tracks\0\u{3}holding_since_ms\0\u{3}last_held_ms\0\u{1}open\0\u{3}offline_state\0\u{3}offline_reason\0\u{3}recent_frames\0\u{3}still_things\0\u{3}last_snapshot_ms\0\u{3}objects_since_ms\0\u{1}failure\0\u{3}last_objects_ms\0\u{3}detector_epoch\0\u{3}detector_restarts_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -437,6 +444,8 @@ nonisolated extension Vigil_V1_RuleMatchState: SwiftProtobuf.Message, SwiftProto
       case 11: try { try decoder.decodeSingularInt64Field(value: &self.objectsSinceMs) }()
       case 12: try { try decoder.decodeSingularStringField(value: &self.failure) }()
       case 13: try { try decoder.decodeSingularInt64Field(value: &self.lastObjectsMs) }()
+      case 14: try { try decoder.decodeSingularInt64Field(value: &self.detectorEpoch) }()
+      case 15: try { try decoder.decodeRepeatedInt64Field(value: &self.detectorRestartsMs) }()
       default: break
       }
     }
@@ -486,6 +495,12 @@ nonisolated extension Vigil_V1_RuleMatchState: SwiftProtobuf.Message, SwiftProto
     if self.lastObjectsMs != 0 {
       try visitor.visitSingularInt64Field(value: self.lastObjectsMs, fieldNumber: 13)
     }
+    if self.detectorEpoch != 0 {
+      try visitor.visitSingularInt64Field(value: self.detectorEpoch, fieldNumber: 14)
+    }
+    if !self.detectorRestartsMs.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.detectorRestartsMs, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -503,6 +518,8 @@ nonisolated extension Vigil_V1_RuleMatchState: SwiftProtobuf.Message, SwiftProto
     if lhs.objectsSinceMs != rhs.objectsSinceMs {return false}
     if lhs.lastObjectsMs != rhs.lastObjectsMs {return false}
     if lhs.failure != rhs.failure {return false}
+    if lhs.detectorEpoch != rhs.detectorEpoch {return false}
+    if lhs.detectorRestartsMs != rhs.detectorRestartsMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

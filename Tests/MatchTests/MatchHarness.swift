@@ -88,11 +88,12 @@ final class MatchHarness {
     /// Feeds a health record observed at `time`.
     @discardableResult
     func health(
-        _ time: Int64, _ state: Vigil_V1_CameraState, reason: String = "", lastFrame: Int64? = nil, camera: String = camera
+        _ time: Int64, _ state: Vigil_V1_CameraState, reason: String = "", lastFrame: Int64? = nil, framesPerSecond: Double = 0, camera: String = camera
     ) async throws -> RecordOutcome {
         var health = Vigil_V1_CameraHealth()
         health.cameraID = camera
         health.state = state
+        health.framesPerSecond = framesPerSecond
         health.reason = reason
         if let lastFrame { health.lastFrameTime = Google_Protobuf_Timestamp(milliseconds: Self.start + lastFrame) }
         return try await feed(MatchStage.healthTopic, camera: camera, time: time, value: try health.serializedBytes(), offset: nil)

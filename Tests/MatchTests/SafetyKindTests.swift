@@ -3,6 +3,7 @@ import Rules
 import SwiftProtobuf
 import Testing
 import VigilSchema
+import WorkerRuntime
 @testable import Match
 
 /// Rule engine II's kinds on synthetic tracks through the stage, frames 200 ms apart unless
@@ -210,5 +211,52 @@ struct SafetyKindTests {
         }
         #expect(noSnapshots.lifecycle == ["OPENED r1 15000..16000 tracks [1]"])
         #expect(noSnapshots.incidents[0].redactionFailure == "no snapshot for 15 s while objects were seen")
+    }
+
+    @Test("every camera cameras.v1 holds is judged by the built-in redaction health, with no rule for it: vigil-detect restarting over and over, frames not reaching detections while ingest reports the camera online")
+    func builtInRedactionHealth() async throws {
+        func harness() throws -> MatchHarness {
+            let match = try MatchHarness("rules:\n  elsewhere:\n    cameras: [cam-9]\n    kind: camera_offline\n    sustained_for: 5s\n")
+            try match.declareCamera(.with { $0.snapshotsPerMinute = 60 }, at: -1_000)
+            return match
+        }
+        // A person whose track ids carry a new detector epoch (start time) at 0, 20, 40 and 60 s.
+        let restarting = try harness()
+        for time in stride(from: Int64(0), through: 80_000, by: 1_000) {
+            let epoch = UInt64(1_000 + min(time / 20_000, 3))
+            try await restarting.frame(time, [object(epoch << 20 | 1, at: 0.5, 0.8)], snapshot: "cam-1/\(time)")
+        }
+        let restarts = restarting.incidents.filter { $0.ruleID == "vigil-redaction-health" }
+        #expect(restarts.first.map(MatchHarness.line) == "OPENED r1 60000..70000 tracks [\(1_003 << 20 | 1)]", "\(restarting.lifecycle)")
+        #expect(restarts.first?.redactionFailure == "vigil-detect restarted (or the camera moved, or its frame size changed) 3 times in 10 min")
+        #expect(restarts.first?.severity == .critical)
+
+        // Frames for 10 s, then none while ingest keeps reporting the camera online at 5 frames/s.
+        let starved = try harness()
+        for time in stride(from: Int64(0), through: 10_000, by: 1_000) {
+            try await starved.frame(time, [object(1_000 << 20 | 1, at: 0.5, 0.8)], snapshot: "cam-1/\(time)")
+        }
+        for time in stride(from: Int64(15_000), through: 60_000, by: 5_000) {
+            try await starved.health(time, .online, framesPerSecond: 5)
+        }
+        try await starved.driver.advanceSilence(by: .seconds(10))
+        let missing = starved.incidents.filter { $0.ruleID == "vigil-redaction-health" }
+        #expect(missing.first.map(MatchHarness.line) == "OPENED r1 40000..50000 tracks []", "\(starved.lifecycle)")
+        #expect(missing.first?.redactionFailure == "ingest reports the camera online and receiving frames, but none has reached detections for 30 s or more")
+
+        // A camera cameras.v1 does not hold gets no built-in check; a normal stream raises nothing.
+        let normal = try harness()
+        for time in stride(from: Int64(0), through: 80_000, by: 1_000) {
+            try await normal.frame(time, [object(1_000 << 20 | 1, at: 0.5, 0.8)], snapshot: "cam-1/\(time)")
+            try await normal.health(time, .online, framesPerSecond: 5)
+        }
+        #expect(normal.incidents.isEmpty, "\(normal.lifecycle)")
+    }
+
+    @Test("rules files cannot use the reserved vigil- prefix: the built-in checks cannot be shadowed")
+    func reservedRuleIDs() throws {
+        #expect { try RulesFile.parse(yaml: "rules:\n  vigil-redaction-health:\n    cameras: [cam-1]\n    kind: redaction_health\n", file: "r.yaml") } throws: {
+            "\($0)".contains("uses the reserved prefix vigil-")
+        }
     }
 }
