@@ -210,8 +210,11 @@ public final class FrameAnalyzer {
         }
         detections.redactedRegionCount = UInt32(regions.count)
         // The regions were found (a model that failed would have thrown above): a snapshot of
-        // this frame is masked with them. vigil-match's redaction-health rules watch this.
-        detections.redaction = .ran
+        // this frame is masked with them — unless the camera asks to mask a class no loaded
+        // model reports, which could not be found. Then no snapshot of it leaves detect, and
+        // the frame says the redactor did not run: vigil-match's redaction health opens.
+        let unmaskable = unmaskableClasses(policy)
+        detections.redaction = unmaskable.isEmpty ? .ran : .notRun
         detections.tamperSignals = state.tamper.observe(image).sorted { "\($0.key)" < "\($1.key)" }.map { kind, score in
             var signal = Vigil_V1_TamperSignal()
             signal.kind = switch kind {
@@ -233,7 +236,7 @@ public final class FrameAnalyzer {
             camera: frame.cameraID, captureMilliseconds: captureMilliseconds, regions: regions, tracks: trackBoxes, width: image.width, height: image.height
         )
         let snapshots = try complete.map(encode)
-        if !detections.objects.isEmpty, snapshotDue(state.lastSnapshotMilliseconds, at: captureMilliseconds, camera: camera) {
+        if unmaskable.isEmpty, !detections.objects.isEmpty, snapshotDue(state.lastSnapshotMilliseconds, at: captureMilliseconds, camera: camera) {
             var still = Vigil_V1_Snapshot()
             // Camera and capture time: unique across an ingest restart or a camera's move.
             still.snapshotID = "\(frame.cameraID)/\(captureMilliseconds)"
@@ -257,6 +260,14 @@ public final class FrameAnalyzer {
         return FrameAnalysis(
             detections: detections, snapshots: snapshots, droppedSnapshots: dropped, gated: found.gated, skippedModelRuns: skippedRuns
         )
+    }
+
+    /// The classes `policy` asks to mask that no loaded model reports (persons and faces are
+    /// always found), sorted.
+    public func unmaskableClasses(_ policy: Vigil_V1_RedactionPolicy) -> [String] {
+        guard !policy.maskedClasses.isEmpty else { return [] }
+        let reported = Set(slotDetectors.flatMap(\.declaration.labels)).union(["person", "face"])
+        return Set(policy.maskedClasses).subtracting(reported).sorted()
     }
 
     /// A waiting snapshot, masked with everything found before and after it, as a JPEG: the

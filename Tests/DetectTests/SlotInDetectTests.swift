@@ -71,6 +71,21 @@ struct SlotInDetectTests {
         #expect(masked.detections.redactedRegionCount == unmasked.detections.redactedRegionCount + 2)
     }
 
+    @Test("a camera masking a class no loaded model reports gets no snapshot, and its frames say the redactor did not run (redaction health opens)", .enabled(if: FileManager.default.isExecutableFile(atPath: python)))
+    func unmaskableClassWithholdsSnapshots() throws {
+        let jpeg = try DetectStageTests.photo("faces/obama.jpg")
+        let frame = DetectStageTests.frame(camera: "gate", sequence: 1, jpeg: jpeg, atMilliseconds: DetectStageTests.captureMilliseconds)
+        var camera = DetectStageTests.camera("gate", target: .faces)
+        camera.redactionPolicy.maskedClasses = ["fire", "weapon"]
+        let analyzer = try Self.analyzer()
+        #expect(analyzer.unmaskableClasses(camera.redactionPolicy) == ["weapon"])
+        let withheld = try analyzer.analyzeStill(frame, camera: camera)
+        #expect(withheld.snapshots.isEmpty && withheld.detections.redaction == .notRun && !withheld.detections.objects.isEmpty)
+        camera.redactionPolicy.maskedClasses = ["fire"]
+        let published = try Self.analyzer().analyzeStill(frame, camera: camera)
+        #expect(published.snapshots.count == 1 && published.detections.redaction == .ran)
+    }
+
     @Test("an operator model never sees a face: the slot is given the frame with its faces masked", .enabled(if: FileManager.default.isExecutableFile(atPath: python)))
     func slotSeesMaskedFaces() throws {
         // The probe scores the mean brightness of the input window where obama.jpg's face lands.

@@ -209,6 +209,42 @@ struct TwoPersonRuleTests {
         try await cluster.stop()
     }
 
+    @Test("a fresh reader of a partition whose oldest records are gone (the dev cluster keeps a partition's newest 5 MiB) refuses one admin's reduction it cannot judge, written with kcat, and leaves the camera unconfigured — never weaker")
+    func readerWithoutHistory() async throws {
+        let cluster = try await DevClusterProcess(topics: Self.topics)
+        let first = try await Self.vigil(["cameras", "apply", try Self.file(Self.masked), "--actor", TestAdmins.first], cluster)
+        #expect(first.exitStatus == 0, "\(first.standardError.suffix(2_000))")
+        let (_, current, _) = try await Self.vigilCurrent(cluster)
+        let partition = try #require(try await Self.records("cameras.v1", cluster).first { $0.key == Array("cam-0".utf8) }).partition
+
+        // 6.4 MB of other records in cam-0's partition: the dev cluster drops its history, as
+        // compaction or a retention limit would on a production cluster.
+        let producer = try KafkaProducer(configuration: .init(cluster: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers)), logger: Logger(label: "test"))
+        // Random bytes: the producer compresses, and the cluster counts what it stores.
+        var random = SystemRandomNumberGenerator()
+        let fillers = (0..<32).map { _ in (0..<200_000).map { _ in UInt8.random(in: 0...255, using: &random) } }
+        try await producer.send(all: fillers.map { KafkaProducerMessage(topic: "cameras.v1", partition: partition, key: "filler", value: $0) })
+        await producer.close()
+        #expect(try await Self.records("cameras.v1", cluster).first { $0.partition == partition }.map(\.offset) ?? 0 > 0, "the partition's first records are gone")
+
+        // One admin's mask removal, honest about what it replaces.
+        let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        var removal = current
+        removal.privacyMasks = []
+        removal.version = current.version + 1
+        removal.stamp(replacing: current, effectiveMilliseconds: now)
+        let admin = try Self.signer(TestAdmins.first)
+        try CameraSignatures.sign(&removal, account: admin.account, key: admin.key)
+        try await Self.kcatWrite(try removal.serializedBytes(), effective: now, cluster)
+
+        // A fresh reader (`vigil cameras list` reads the topic from its start) cannot judge it.
+        let list = try await Self.vigil(["cameras", "list"], cluster)
+        #expect(list.exitStatus == 0, "\(list.standardError.suffix(2_000))")
+        #expect(!list.output.contains { $0.hasPrefix("cam-0") }, "the camera is left unconfigured, not without its mask: \(list.output)")
+        #expect(list.standardError.contains("replaces a configuration this reader never read"), "\(list.standardError.suffix(2_000))")
+        try await cluster.stop()
+    }
+
     /// The cluster's current cam-0 as `vigil cameras` reads it.
     static func vigilCurrent(_ cluster: DevClusterProcess) async throws -> (Table<Vigil_V1_CameraConfig>, Vigil_V1_CameraConfig, Int64) {
         let table = CameraTable.make(admins: try CameraAdmins.load(file: TestAdmins.files.keysFile))
