@@ -34,13 +34,17 @@ struct StreamLocation: Equatable {
     var loop: Bool
 
     /// `credentials` (`user:password`) go into an `rtsp://` URL's user info, percent-encoded.
+    /// Split at the first colon only, empty parts kept: `:pw` is an empty user with password
+    /// `pw`, and a password may hold colons.
     init(_ source: String, credentials: String? = nil) {
         var text = source
         if let credentials, source.hasPrefix("rtsp://") {
-            let parts = credentials.split(separator: ":", maxSplits: 1).map(String.init)
+            let colon = credentials.firstIndex(of: ":")
+            let name = colon.map { String(credentials[..<$0]) } ?? credentials
+            let secret = colon.map { String(credentials[credentials.index(after: $0)...]) }
             let allowed = CharacterSet.urlUserAllowed.subtracting(CharacterSet(charactersIn: ":@/"))
-            let user = parts[0].addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
-            let password = parts.count > 1 ? ":" + (parts[1].addingPercentEncoding(withAllowedCharacters: allowed) ?? "") : ""
+            let user = name.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
+            let password = secret.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: allowed) ?? "") } ?? ""
             text = "rtsp://" + user + password + "@" + source.dropFirst("rtsp://".count)
         }
         var loop = false

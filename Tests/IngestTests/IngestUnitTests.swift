@@ -12,6 +12,16 @@ struct IngestUnitTests {
         #expect(camera.url == "rtsp://cam/stream?x=1" && !camera.isFile && !camera.loop)
     }
 
+    @Test("credentials split at the first colon only, empty parts kept: an empty user, a password with colons, colons alone, no colon at all")
+    func credentialsSplitAtTheFirstColon() {
+        let source = "rtsp://10.0.0.5/live"
+        #expect(StreamLocation(source, credentials: ":pw").url == "rtsp://:pw@10.0.0.5/live", "the password is never sent as the user name")
+        #expect(StreamLocation(source, credentials: "op:a:b").url == "rtsp://op:a%3Ab@10.0.0.5/live")
+        #expect(StreamLocation(source, credentials: ":::").url == "rtsp://:%3A%3A@10.0.0.5/live", "colons alone do not crash the replica")
+        #expect(StreamLocation(source, credentials: "user:").url == "rtsp://user:@10.0.0.5/live")
+        #expect(StreamLocation(source, credentials: "token").url == "rtsp://token@10.0.0.5/live")
+    }
+
     @Test("credentials from the secrets directory go into the RTSP URL percent-encoded; a missing secret is an error naming the reference, never a value")
     func credentials() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-secrets-\(UUID().uuidString)")

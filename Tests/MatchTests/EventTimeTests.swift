@@ -48,6 +48,39 @@ struct EventTimeTests {
         return (match, match.incidents)
     }
 
+    @Test("a frame and an OFFLINE report with the same event time are judged in one order whatever order they arrive in, and after a restart from the changelog")
+    func equalEventTimesInEitherArrivalOrder() async throws {
+        let yaml = "rules:\n  down:\n    cameras: [cam-1]\n    kind: camera_offline\n    sustained_for: 2s\n"
+        func run(healthFirst: Bool, restartAt restart: Int64? = nil) async throws -> [String] {
+            var match = try MatchHarness(yaml, lateness: .seconds(1))
+            var before: [String] = []
+            try await match.frame(0, offset: 10)
+            try await match.frame(500, offset: 11)
+            // The tie: the stream's last frame and the OFFLINE report naming it, both at 1 s.
+            if healthFirst {
+                try await match.health(1_000, .offline, lastFrame: 1_000)
+                try await match.frame(1_000, offset: 12)
+            } else {
+                try await match.frame(1_000, offset: 12)
+                try await match.health(1_000, .offline, lastFrame: 1_000)
+            }
+            for time in stride(from: Int64(2_000), through: 6_000, by: 1_000) {
+                if time == restart {
+                    match.driver.checkpoint()
+                    before = match.lifecycle
+                    match = try MatchHarness(yaml, lateness: .seconds(1), restoredFrom: match.driver.changelog)
+                }
+                try await match.health(time, .offline, lastFrame: 1_000)
+            }
+            try await match.driver.advanceSilence(by: .seconds(10))
+            return before + match.lifecycle
+        }
+        let frameFirst = try await run(healthFirst: false)
+        #expect(!frameFirst.isEmpty, "the camera went offline")
+        #expect(try await run(healthFirst: true) == frameFirst)
+        #expect(try await run(healthFirst: true, restartAt: 3_000) == frameFirst, "a replica restored from the changelog judges the same")
+    }
+
     @Test("records out of order within the allowed lateness give the incidents of the in-order run")
     func outOfOrder() async throws {
         let (_, inOrder) = try await Self.run(Array(0..<50), lateness: .seconds(1))
