@@ -10,10 +10,12 @@ import WorkerRuntime
 /// (WORKER_*, KAFKA_*), it reads `INGEST_READ_TIMEOUT_MS` (default 5000: a stream silent
 /// this long, or whose timestamps stand still this long, is stalled) and `INGEST_SECRETS_DIR`
 /// (one file per camera `credentials_ref`, holding `user:password`).
-let environment = ProcessInfo.processInfo.environment
+/// A setting that is not a number stops the worker at start (exit 64).
 var settings = IngestSettings()
-if let timeout = environment["INGEST_READ_TIMEOUT_MS"].flatMap(Int.init) { settings.readTimeout = .milliseconds(timeout) }
-settings.secretsDirectory = environment["INGEST_SECRETS_DIR"]
+StageSettings(worker: "vigil-ingest").reading { stage throws(StageSettings.Problem) in
+    if let timeout = try stage.integer("INGEST_READ_TIMEOUT_MS", atLeast: 1) { settings.readTimeout = .milliseconds(timeout) }
+}
+settings.secretsDirectory = ProcessInfo.processInfo.environment["INGEST_SECRETS_DIR"]
 let admins = CameraAdmins.forWorker("vigil-ingest")
 let source = IngestSource(settings: settings, logger: Logger(label: "vigil-ingest"))
 try await Worker.run(source: source, name: "vigil-ingest", owning: { CameraTable.make(admins: admins) }) { router in
