@@ -164,11 +164,11 @@ public struct WorkerConfiguration: Sendable {
         let livenessMilliseconds = try positive(config, "worker.liveness-timeout-ms", default: 180_000)
         let outageMilliseconds = try positive(config, "worker.outage-timeout-ms", default: 60_000)
         let shutdownMilliseconds = try positive(config, "worker.shutdown-timeout-ms", default: 25_000)
-        let maxAge = try config.int(forKey: "worker.max-age-ms").map { value in
+        let maxAge = try integer(config, "worker.max-age-ms").map { value in
             guard value > 0 else { throw WorkerConfigurationError(key: "worker.max-age-ms", problem: "must be positive, or left out to never skip") }
             return Duration.milliseconds(value)
         }
-        let port = config.int(forKey: "http.port", default: 9090)
+        let port = try integer(config, "http.port") ?? 9090
         guard (0...65_535).contains(port) else {
             throw WorkerConfigurationError(key: "http.port", problem: "must be 0 to 65535")
         }
@@ -231,8 +231,16 @@ public struct WorkerConfiguration: Sendable {
         return entry
     }
 
+    /// The whole number at `key`, nil when unset. A value set but not a whole number ("1k") is
+    /// an error naming the key, never the default in silence.
+    private static func integer(_ config: ConfigReader, _ key: ConfigKey) throws -> Int? {
+        if let number = config.int(forKey: key) { return number }
+        guard let text = config.string(forKey: key) else { return nil }
+        throw WorkerConfigurationError(key: key.components.joined(separator: "."), problem: "is \"\(text)\"; give a whole number")
+    }
+
     private static func positive(_ config: ConfigReader, _ key: ConfigKey, default value: Int) throws -> Int {
-        let number = config.int(forKey: key, default: value)
+        let number = try integer(config, key) ?? value
         guard number > 0 else {
             throw WorkerConfigurationError(key: key.components.joined(separator: "."), problem: "must be positive, not \(number)")
         }

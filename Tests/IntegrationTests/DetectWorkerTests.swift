@@ -53,7 +53,8 @@ struct DetectWorkerTests {
             try Self.frame(camera: "cam-0", sequence: 1, jpeg: photo, capturedAt: captured),
             try Self.frame(camera: "cam-0", sequence: 2, jpeg: photo.prefix(2_000), capturedAt: captured.addingTimeInterval(0.5)),
             try Self.frame(camera: "cam-9", sequence: 1, jpeg: photo),
-            try Self.frame(camera: "cam-0", sequence: 3, jpeg: photo, capturedAt: captured.addingTimeInterval(1)),
+            // 1.5 s, not 1: a Date's seconds in floating point may come out a millisecond short.
+            try Self.frame(camera: "cam-0", sequence: 3, jpeg: photo, capturedAt: captured.addingTimeInterval(1.5)),
         ] {
             _ = try await producer.send(message)
         }
@@ -62,7 +63,8 @@ struct DetectWorkerTests {
         try await eventually(timeout: .seconds(60), "detect answered every frame") {
             let answered = try await cluster.kcatRecords("detections.v1").count
             let refused = try await cluster.kcatRecords("frames.v1.dlq").count
-            return answered >= 2 && refused >= 2
+            let published = try await cluster.kcatRecords("snapshots.v1").count
+            return answered >= 2 && refused >= 2 && published >= 1
         }
         let detections = try await cluster.kcatRecords("detections.v1")
         #expect(detections.count == 2 && detections.allSatisfy { $0.first == "cam-0" })
@@ -115,7 +117,7 @@ struct DetectWorkerTests {
 
         // A new replica reads the held frame again; the frame that completes its look-ahead publishes it.
         let second = try await PassThroughWorkerProcess.start(cluster, environment: environment, executable: "vigil-detect")
-        _ = try await producer.send(try Self.frame(camera: "cam-0", sequence: 3, jpeg: photo, capturedAt: captured.addingTimeInterval(1)))
+        _ = try await producer.send(try Self.frame(camera: "cam-0", sequence: 3, jpeg: photo, capturedAt: captured.addingTimeInterval(1.5)))
         try await producer.flush()
         try await eventually(timeout: .seconds(60), "the waiting snapshot is published after the restart") { try await cluster.kcatRecords("snapshots.v1").count >= 1 }
         let snapshots = try await KafkaTableReader.readPartitions(

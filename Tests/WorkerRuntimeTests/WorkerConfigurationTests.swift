@@ -140,6 +140,15 @@ struct MetricHelpTests {
         #expect(MetricHelp.annotate(MetricHelp.annotate(exposition)) == MetricHelp.annotate(exposition))
     }
 
+    @Test("a runtime setting that is not a whole number is refused naming its key and variable, never replaced by the default")
+    func notANumber() async throws {
+        for (variable, value, key) in [("WORKER_MAX_IN_FLIGHT", "1k", "worker.max-in-flight"), ("HTTP_PORT", "http", "http.port"), ("WORKER_MAX_AGE_MS", "5s", "worker.max-age-ms")] {
+            await #expect { try await WorkerConfiguration.load(defaultName: "vigil-detect", file: nil, environment: [
+                "KAFKA_BOOTSTRAP": "b1:9092", "WORKER_INPUTS": "frames.v1", "WORKER_OUTPUTS": "detections.v1", variable: value,
+            ]) } throws: { "\($0)" == "configuration \(key) (environment \(variable)) is \"\(value)\"; give a whole number" }
+        }
+    }
+
     @Test("a stage's own settings: unset is nil, a value below its floor or not a number is refused naming the variable, the floor and why")
     func stageSettings() throws {
         let settings = StageSettings(worker: "vigil-detect", environment: ["DETECT_PERSON_TILES": "0", "DETECT_THREADS": "two", "DETECT_LOOKAHEAD_MS": "1500"])
