@@ -16,11 +16,11 @@ build: deps
 # Suites of one `swift test` run in parallel, so the heavy ones get runs of their own on a
 # 2-core machine: first the runtime and CLI suites; then the CPU-bound vision and video suites
 # (models and codecs on real media); then the suites whose worker processes must keep up with
-# real time (an RTSP server, looping file cameras, vigil-detect and vigil-decode on the cluster),
-# which starved next to the vision suites; last and alone `vigil up` on the demo's three streams
+# real time (an RTSP server, looping file cameras, vigil-detect and vigil-decode on the cluster,
+# vigil-detect's look-ahead waiting for later frames), which starved next to the vision suites; last and alone `vigil up` on the demo's three streams
 # (the whole pipeline, detect included).
-CPU_BOUND_SUITES = DetectTests VisionTests DecodeTests VideoTests DetectWorkerTests MatchBenchSmokeTests
-REAL_TIME_SUITES = VideoPathTests IngestReplicaTests TwoPersonRuleTests
+CPU_BOUND_SUITES = DetectTests VisionTests DecodeTests VideoTests MatchBenchSmokeTests
+REAL_TIME_SUITES = VideoPathTests IngestReplicaTests TwoPersonRuleTests DetectWorkerTests
 ALONE_SUITES = UpCommandTests
 test: deps
 	$(SWIFT) build --build-tests

@@ -122,23 +122,6 @@ struct WorkerConfigurationTests {
         }
         #expect(error?.description.contains("/nonexistent/vigil.yaml does not exist") == true)
     }
-}
-
-@Suite("Metric help")
-struct MetricHelpTests {
-    @Test("HELP lines are added before each known metric's TYPE line, once")
-    func annotate() {
-        let exposition = """
-        # TYPE vigil_records_in_total counter
-        vigil_records_in_total{worker="w",topic="t"} 3
-        # TYPE other_total counter
-        other_total 1
-        """
-        let annotated = MetricHelp.annotate(exposition).split(separator: "\n").map(String.init)
-        #expect(annotated.first == "# HELP vigil_records_in_total Records consumed by the worker, per input topic.")
-        #expect(annotated.count == 5, "no HELP invented for unknown metrics")
-        #expect(MetricHelp.annotate(MetricHelp.annotate(exposition)) == MetricHelp.annotate(exposition))
-    }
 
     @Test("a runtime setting that is not a whole number is refused naming its key and variable, never replaced by the default")
     func notANumber() async throws {
@@ -160,5 +143,22 @@ struct MetricHelpTests {
         #expect(throws: StageSettings.Problem(variable: "DETECT_THREADS", description: "DETECT_THREADS is \"two\"; give a whole number, at least 1")) {
             try settings.integer("DETECT_THREADS", atLeast: 1)
         }
+    }
+}
+
+@Suite("Metric help")
+struct MetricHelpTests {
+    @Test("HELP lines are added before each known metric's TYPE line, once")
+    func annotate() {
+        let exposition = """
+        # TYPE vigil_records_in_total counter
+        vigil_records_in_total{worker="w",topic="t"} 3
+        # TYPE other_total counter
+        other_total 1
+        """
+        let annotated = MetricHelp.annotate(exposition).split(separator: "\n").map(String.init)
+        #expect(annotated.first == "# HELP vigil_records_in_total Records consumed by the worker, per input topic.")
+        #expect(annotated.count == 5, "no HELP invented for unknown metrics")
+        #expect(MetricHelp.annotate(MetricHelp.annotate(exposition)) == MetricHelp.annotate(exposition))
     }
 }
