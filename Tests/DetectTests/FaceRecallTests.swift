@@ -135,11 +135,12 @@ struct FaceRecallTests {
         }
         let total = groups.values.reduce((0, 0, 0, 0)) { ($0.0 + $1.faces, $0.1 + $1.heads, $0.2 + $1.facesOnly, $0.3 + $1.either) }
         print("  all                            \(String(format: "%5d  %12d  %10d  %4d", total.0, total.1, total.2, total.3))")
-        // Measured (f32, 2026-12-07): 49 of 50 with head regions, 48 with face masks alone; the
-        // turned-away face the face detector misses (basketball2.png) is covered by its head
-        // region. The small-face frames are head-and-shoulders crops, where the person detector
-        // finds few bodies: there the face masks do the work.
-        #expect(total.3 >= 49, "faces left uncovered by what a faces camera masks")
+        // Measured (f32, 2026-12-07, the same with oneDNN capped at AVX2): 49 of 50 with head
+        // regions, 48 with face masks alone; the turned-away face the face detector misses
+        // (basketball2.png) is covered by its head region. The small-face frames are
+        // head-and-shoulders crops, where the person detector finds few bodies: there the face
+        // masks do the work. The floor keeps one face of margin; head regions never uncover one.
+        #expect(total.3 >= 48 && total.3 >= total.2, "faces left uncovered by what a faces camera masks")
         #expect(groups["turned away / eyes hidden"].map { $0.either == $0.faces } == true, "a turned head is masked whole")
     }
 }
