@@ -48,13 +48,13 @@ public enum CameraTable {
         }
     }
 
-    /// The header the table takes the effective time from must say what the admins signed.
+    /// The time the table takes the record to be in force from must be what the admins signed.
     private static func effectiveTimeMismatch(_ config: Vigil_V1_CameraConfig, _ record: TableRecord) -> CameraRefusalReason? {
         let signed = config.effectiveTime.milliseconds
-        let header = record.headers.first { $0.key == TableHeaders.effectiveTime }?.value.flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
-        guard header != signed else { return nil }
+        let effective = TableRecords.effectiveMilliseconds(of: record)
+        guard effective != signed else { return nil }
         return CameraRefusalReason(
-            "takes effect at \(header.map(String.init) ?? "its Kafka timestamp") by its \(TableHeaders.effectiveTime) header, but its admins signed \(signed): the record was altered or re-sent for another time"
+            "takes effect at \(effective.map(String.init) ?? "no time") by its \(TableHeaders.effectiveTime) header (or Kafka timestamp), but its admins signed \(signed): the record was altered or re-sent for another time"
         )
     }
 

@@ -49,7 +49,7 @@ public final class DetectStage: Stage, @unchecked Sendable {
 
     public func process(_ input: StageInput) async throws -> [StageOutput] {
         let frame = try input.cameraMessage(Vigil_V1_Frame.self) { $0.cameraID }
-        var camera = try cameras.camera(frame.cameraID, atMilliseconds: Int64(frame.captureTime.timeIntervalSince1970 * 1000))
+        var camera = try cameras.camera(frame.cameraID, atMilliseconds: frame.captureTime.milliseconds)
         // The stronger of the capture time's and the current redaction, as decode does with
         // masks: a redelivered or late frame never gets less masking than the camera has now.
         if let current = cameras.current(frame.cameraID) {

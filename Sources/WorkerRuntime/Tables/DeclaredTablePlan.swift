@@ -152,6 +152,15 @@ extension Table {
 
 /// Records for table topics, as writers publish them.
 public enum TableRecords {
+    /// When a table record takes effect: its `vigil-effective-time-ms` header, else its Kafka
+    /// timestamp; nil when it has neither (or the header is not a number).
+    public static func effectiveMilliseconds(of record: TableRecord) -> Int64? {
+        if let header = record.headers.first(where: { $0.key == TableHeaders.effectiveTime })?.value {
+            return Int64(String(decoding: header, as: UTF8.self))
+        }
+        return record.timestampMilliseconds
+    }
+
     /// The record that publishes `value` for `key` (nil: a tombstone), in force from `effectiveMilliseconds`.
     public static func record(key: String, value: [UInt8]?, effectiveMilliseconds: Int64) -> (key: [UInt8], value: [UInt8], headers: [RecordHeader]) {
         (Array(key.utf8), value ?? [], [RecordHeader(key: TableHeaders.effectiveTime, value: String(effectiveMilliseconds))])

@@ -184,7 +184,7 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
         guard let keyBytes = record.key, !keyBytes.isEmpty, let key = String(validating: keyBytes, as: UTF8.self) else {
             return .rejected("\(place) has no key (or one that is not UTF-8): a table record is keyed by the id it configures")
         }
-        guard let effective = Self.effectiveTime(record) else {
+        guard let effective = TableRecords.effectiveMilliseconds(of: record) else {
             return .rejected("\(place) (key \(key)) has neither a \(TableHeaders.effectiveTime) header nor a Kafka timestamp: no time to take effect from")
         }
         let value: Value?
@@ -226,12 +226,6 @@ public final class Table<Value: Sendable & Equatable>: WorkerTable, @unchecked S
         return !partitionsWithGaps.contains(record.partition)
     }
 
-    private static func effectiveTime(_ record: TableRecord) -> Int64? {
-        if let header = record.headers.first(where: { $0.key == TableHeaders.effectiveTime })?.value {
-            return Int64(String(decoding: header, as: UTF8.self))
-        }
-        return record.timestampMilliseconds
-    }
 }
 
 extension Table {
