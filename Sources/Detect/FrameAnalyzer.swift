@@ -186,8 +186,8 @@ public final class FrameAnalyzer {
         detections.motionRegions = motion.map { normalized($0, image) }
         detections.staticRegions = state.motion.staticRegions().map { normalized($0, image) }
         // Published: confident persons, and weak ones that continue a track.
-        detections.objects = zip(found.people, tracks).compactMap { person, track in
-            guard person.detection.score >= settings.personScore || track != nil else { return nil }
+        let publishedPersons = zip(found.people, tracks).filter { person, track in person.detection.score >= settings.personScore || track != nil }
+        detections.objects = publishedPersons.map { person, track in
             var object = Vigil_V1_DetectedObject()
             object.classLabel = "person"
             object.score = person.detection.score
@@ -209,6 +209,12 @@ public final class FrameAnalyzer {
             return object
         }
         detections.redactedRegionCount = UInt32(regions.count)
+        // How much of what must be masked of the published persons is: a check on the masks
+        // themselves, which vigil-match's redaction health watches.
+        let protected = publishedPersons.map { person, _ in
+            RedactionPlan.protectedRegion(ofPerson: person.detection.box, target: target).clipped(width: image.width, height: image.height)
+        }
+        if let fraction = RedactionPlan.maskedFraction(of: protected, by: regions) { detections.maskedPersonFraction = fraction }
         // The regions were found (a model that failed would have thrown above): a snapshot of
         // this frame is masked with them — unless the camera asks to mask a class no loaded
         // model reports, which could not be found. Then no snapshot of it leaves detect, and

@@ -202,7 +202,9 @@ extension CameraJudge {
 
     /// Redaction health, judged by the camera's policy: under whole-person redaction, persons
     /// tracked and nothing masked; under either policy, frames with persons the redactor did
-    /// not run on, or objects seen for `max_snapshot_gap` with no snapshot taken.
+    /// not run on, masks that leave part of the persons' protected area (head regions or whole
+    /// persons) uncovered, detect restarting over and over, or objects seen for
+    /// `max_snapshot_gap` with no snapshot taken.
     func redactionHealth(
         _ frame: Vigil_V1_FrameDetections, _ parameters: Vigil_V1_RedactionHealthParameters, camera: Vigil_V1_CameraConfig?, at time: Int64,
         _ ruleState: inout Vigil_V1_RuleMatchState
@@ -214,6 +216,10 @@ extension CameraJudge {
         }
         if camera?.redactionPolicy.target == .wholePersons, persons.contains(where: { $0.trackID != 0 }), frame.redactedRegionCount == 0 {
             failures.append("persons tracked and nothing masked under whole-person redaction")
+        }
+        if !persons.isEmpty, frame.hasMaskedPersonFraction, frame.maskedPersonFraction < Self.minimumMaskedPersonFraction {
+            let protected = camera?.redactionPolicy.target == .wholePersons ? "the persons" : "the persons' head regions"
+            failures.append("masks covered only \(Int(frame.maskedPersonFraction * 100)) % of \(protected)")
         }
         // Objects seen since when: a stretch survives frames in which the detector missed
         // everyone for less than `objectsGap`.
@@ -232,6 +238,10 @@ extension CameraJudge {
         guard sustained(for: parameters.sustainedFor.milliseconds, at: time, &ruleState) else { return nil }
         return Holding(since: ruleState.holdingSinceMs, objects: persons, redactionFailure: failures.joined(separator: "; "))
     }
+
+    /// Detect masks every published person's protected area whole (`RedactionPlan`): less is a
+    /// redaction that shrank. A little slack for boxes clipped by rounding.
+    static let minimumMaskedPersonFraction: Float = 0.95
 
     /// Detector restarts counted within this window (ms), and how many make a failure: a
     /// vigil-detect that keeps restarting (a model that fails, a crash loop) analyses little

@@ -261,11 +261,25 @@ public nonisolated struct Vigil_V1_FrameDetections: Sendable {
   /// snapshot was taken). vigil-match's redaction-health rules watch it.
   public var redaction: Vigil_V1_RedactionStatus = .unspecified
 
+  /// The fraction of the published persons' protected area that the masks cover: their head
+  /// regions under face redaction, their padded boxes under whole-person redaction. Unset when
+  /// the frame has no person. Below 1 means a person was published with part of that area
+  /// unmasked (a regression, a setting); vigil-match's redaction health watches it.
+  public var maskedPersonFraction: Float {
+    get {_maskedPersonFraction ?? 0}
+    set {_maskedPersonFraction = newValue}
+  }
+  /// Returns true if `maskedPersonFraction` has been explicitly set.
+  public var hasMaskedPersonFraction: Bool {self._maskedPersonFraction != nil}
+  /// Clears the value of `maskedPersonFraction`. Subsequent reads from it will return its default value.
+  public mutating func clearMaskedPersonFraction() {self._maskedPersonFraction = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _captureTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _maskedPersonFraction: Float? = nil
 }
 
 /// Topic `snapshots.v1` (detect → alert and console; key = camera id). A still image for an
@@ -430,7 +444,7 @@ nonisolated extension Vigil_V1_TamperSignal: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FrameDetections"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}frame_sequence\0\u{3}capture_time\0\u{3}motion_regions\0\u{1}objects\0\u{3}tamper_signals\0\u{3}redacted_region_count\0\u{3}static_regions\0\u{3}snapshot_id\0\u{1}redaction\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}frame_sequence\0\u{3}capture_time\0\u{3}motion_regions\0\u{1}objects\0\u{3}tamper_signals\0\u{3}redacted_region_count\0\u{3}static_regions\0\u{3}snapshot_id\0\u{1}redaction\0\u{3}masked_person_fraction\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -448,6 +462,7 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.staticRegions) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.snapshotID) }()
       case 10: try { try decoder.decodeSingularEnumField(value: &self.redaction) }()
+      case 11: try { try decoder.decodeSingularFloatField(value: &self._maskedPersonFraction) }()
       default: break
       }
     }
@@ -488,6 +503,9 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
     if self.redaction != .unspecified {
       try visitor.visitSingularEnumField(value: self.redaction, fieldNumber: 10)
     }
+    try { if let v = self._maskedPersonFraction {
+      try visitor.visitSingularFloatField(value: v, fieldNumber: 11)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -502,6 +520,7 @@ nonisolated extension Vigil_V1_FrameDetections: SwiftProtobuf.Message, SwiftProt
     if lhs.staticRegions != rhs.staticRegions {return false}
     if lhs.snapshotID != rhs.snapshotID {return false}
     if lhs.redaction != rhs.redaction {return false}
+    if lhs._maskedPersonFraction != rhs._maskedPersonFraction {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

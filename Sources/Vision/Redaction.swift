@@ -56,6 +56,33 @@ public struct RedactionPlan: Sendable {
         return PixelBox(x0: box.x0 - 0.1 * box.width, y0: box.y0 - 0.1 * box.height, x1: box.x1 + 0.1 * box.width, y1: box.y0 + 0.3 * box.height)
     }
 
+    /// What the masks must cover of a person: the head region under face redaction, the
+    /// padded box under whole-person redaction.
+    public static func protectedRegion(ofPerson box: PixelBox, target: RedactionTarget) -> PixelBox {
+        target == .wholePersons ? box.scaled(by: personPadding) : headRegion(ofPerson: box)
+    }
+
+    /// The share of the `protected` boxes' total area that `masks` cover, in [0, 1]; nil when
+    /// there is no area to cover. Masks overlap one another, so each box is sampled at the
+    /// centres of a 16 × 16 grid and a point counts once, whichever masks cover it.
+    public static func maskedFraction(of protected: [PixelBox], by masks: [PixelBox]) -> Float? {
+        let grid = 16
+        var total: Float = 0, covered: Float = 0
+        for box in protected where box.area > 0 {
+            var inside = 0
+            for row in 0..<grid {
+                let y = box.y0 + (Float(row) + 0.5) * box.height / Float(grid)
+                for column in 0..<grid {
+                    let x = box.x0 + (Float(column) + 0.5) * box.width / Float(grid)
+                    if masks.contains(where: { x >= $0.x0 && x <= $0.x1 && y >= $0.y0 && y <= $0.y1 }) { inside += 1 }
+                }
+            }
+            total += box.area
+            covered += box.area * Float(inside) / Float(grid * grid)
+        }
+        return total > 0 ? covered / total : nil
+    }
+
     /// Detector boxes → padded, clipped mask regions. Faces and the head region of every person
     /// (`persons`: detections and live tracks) are always masked; whole-person cameras also mask
     /// persons and moving regions (the person model misses small figures).

@@ -30,7 +30,7 @@ struct RuleHeuristicsOnVideoTests {
             purpose: A rush towards the exits (test)
         """
 
-    @Test("FrameDetections of a normal run raise no redaction-health incident; the same records altered to show the redactor not running, whole-person masking missing or snapshots stopping raise it; sudden motion's false alarms on walking people", .enabled(if: FileManager.default.fileExists(atPath: TrackingTests.video)))
+    @Test("FrameDetections of a normal run raise no redaction-health incident; the same records altered to show the redactor not running, whole-person masking missing, snapshots stopping or masks shrunk raise it; sudden motion's false alarms on walking people", .enabled(if: FileManager.default.fileExists(atPath: TrackingTests.video)))
     func recordedRun() async throws {
         let frames = try TrackingTests.analyzedFrames(select: "not(mod(n\\,2))", expecting: 398, target: .wholePersons)
         let camera = DetectStageTests.camera("vtest", target: .wholePersons)
@@ -43,6 +43,8 @@ struct RuleHeuristicsOnVideoTests {
         let withPersons = frames.filter { $0.objects.contains { $0.classLabel == "person" && $0.trackID != 0 } }.count
         #expect(withPersons > 300, "persons are tracked in most frames (\(withPersons) of \(frames.count))")
         #expect(frames.allSatisfy { $0.redaction == .ran }, "detect reports the redactor ran on every frame")
+        let coverage = frames.filter { $0.objects.contains { $0.classLabel == "person" } }.map { ($0.hasMaskedPersonFraction, $0.maskedPersonFraction) }
+        #expect(coverage.allSatisfy { $0.0 && $0.1 >= 0.999 }, "every frame with persons masks all of them: \(coverage.filter { !$0.0 || $0.1 < 0.999 }.prefix(5))")
 
         #expect(try await incidents(frames, rule: "privacy").isEmpty, "a normal run")
         // From frame 100 (20 s in) to the end, each alteration alone.
@@ -50,6 +52,7 @@ struct RuleHeuristicsOnVideoTests {
             ("the redactor not running", { $0.redaction = .notRun }, "the redactor did not run"),
             ("nothing masked", { $0.redactedRegionCount = 0 }, "persons tracked and nothing masked"),
             ("no snapshots", { $0.snapshotID = "" }, "no snapshot for 30 s"),
+            ("masks shrunk", { if $0.hasMaskedPersonFraction { $0.maskedPersonFraction = 0.5 } }, "masks covered only 50 % of the persons"),
         ]
         for (what, alter, failure) in alterations {
             var altered = frames

@@ -65,7 +65,7 @@ final class MatchHarness {
     func frame(
         _ time: Int64, _ objects: [Vigil_V1_DetectedObject] = [], tamper: [Vigil_V1_TamperKind] = [], snapshot: String = "",
         motion: [Vigil_V1_BoundingBox] = [], still: [Vigil_V1_BoundingBox] = [], redaction: Vigil_V1_RedactionStatus = .ran, masked: UInt32? = nil,
-        camera: String = camera, offset: Int64? = nil
+        maskedPersonFraction: Float? = nil, camera: String = camera, offset: Int64? = nil
     ) async throws -> RecordOutcome {
         var frame = Vigil_V1_FrameDetections()
         frame.cameraID = camera
@@ -82,6 +82,7 @@ final class MatchHarness {
         frame.snapshotID = snapshot
         frame.redaction = redaction
         frame.redactedRegionCount = masked ?? UInt32(objects.filter { $0.classLabel == "person" }.count)
+        if let maskedPersonFraction { frame.maskedPersonFraction = maskedPersonFraction }
         return try await feed(MatchStage.detectionsTopic, camera: camera, time: time, value: try frame.serializedBytes(), offset: offset)
     }
 

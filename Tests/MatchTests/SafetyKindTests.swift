@@ -204,6 +204,18 @@ struct SafetyKindTests {
         #expect(notRun.lifecycle == ["OPENED r1 1000..2000 tracks [1]"])
         #expect(notRun.incidents[0].summary.hasPrefix("redaction may be failing on camera cam-1: the redactor did not run"))
 
+        // Either policy: masks covering part of the persons' protected area. Fully covered, and
+        // frames from a detect that does not report it, are normal.
+        for (target, protected) in [(Vigil_V1_RedactionTarget.faces, "the persons' head regions"), (.wholePersons, "the persons")] {
+            let shrunk = try harness(target)
+            for time in stride(from: Int64(0), through: 4_000, by: 200) {
+                let fraction: Float? = time < 1_000 ? nil : time < 2_000 ? 1 : 0.6
+                try await shrunk.frame(time, [person], snapshot: time == 0 ? "cam-1/0" : "", maskedPersonFraction: fraction)
+            }
+            #expect(shrunk.lifecycle == ["OPENED r1 2000..3000 tracks [1]"], "\(target)")
+            #expect(shrunk.incidents.first?.redactionFailure == "masks covered only 60 % of \(protected)")
+        }
+
         // Objects seen with no snapshot for three snapshot intervals (15 s at 12 a minute).
         let noSnapshots = try harness(.wholePersons)
         for time in stride(from: Int64(0), through: 17_000, by: 200) {

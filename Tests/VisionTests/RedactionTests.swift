@@ -47,6 +47,23 @@ struct RedactionTests {
         #expect(whole.contains(PixelBox(x0: 600, y0: 400, x1: 640, y1: 480)))
     }
 
+    @Test("the masked fraction of persons' protected area counts overlapping masks once and weighs each person by area")
+    func maskedFraction() throws {
+        let small = PixelBox(x: 0, y: 0, width: 32, height: 32), large = PixelBox(x: 100, y: 0, width: 64, height: 64)
+        #expect(RedactionPlan.maskedFraction(of: [], by: [small]) == nil)
+        #expect(RedactionPlan.maskedFraction(of: [small, large], by: [small, large]) == 1)
+        #expect(RedactionPlan.maskedFraction(of: [small, large], by: []) == 0)
+        // The left half of the small box, masked twice: 512 of its 1,024 px, of 5,120 in all.
+        let left = PixelBox(x: 0, y: 0, width: 16, height: 32)
+        let fraction = try #require(RedactionPlan.maskedFraction(of: [small, large], by: [left, left]))
+        #expect(abs(fraction - 0.1) < 0.001, "\(fraction)")
+        // Two masks, each covering a half, together cover it whole.
+        #expect(RedactionPlan.maskedFraction(of: [small], by: [left, PixelBox(x: 16, y: 0, width: 16, height: 32)]) == 1)
+        let person = PixelBox(x: 300, y: 50, width: 60, height: 180)
+        #expect(RedactionPlan.protectedRegion(ofPerson: person, target: .faces) == RedactionPlan.headRegion(ofPerson: person))
+        #expect(RedactionPlan.protectedRegion(ofPerson: person, target: .wholePersons) == person.scaled(by: RedactionPlan.personPadding))
+    }
+
     @Test("solid fill leaves one colour; the coarse mosaic leaves at most 4 blocks across the shorter side (4 × 5 over a 40 × 50 face); outside pixels are untouched")
     func masksAreIrreversible() {
         // A gradient, so every pixel differs from its neighbours.
