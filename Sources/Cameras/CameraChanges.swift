@@ -65,6 +65,7 @@ extension DeclaredTablePlan where Value == Vigil_V1_CameraConfig {
         compare("redaction", describe(old.redactionPolicy), describe(new.redactionPolicy))
         compare("snapshots per minute", old.snapshotsPerMinute.formatted(), new.snapshotsPerMinute.formatted())
         compare("motion gating", old.motionGating ? "on" : "off", new.motionGating ? "on" : "off")
+        compare("pixels in dead letters", old.keepPixelsInDeadLetters ? "kept" : "removed", new.keepPixelsInDeadLetters ? "kept" : "removed")
         let oldMasks = Dictionary(old.privacyMasks.map { ($0.maskID, $0) }, uniquingKeysWith: { first, _ in first })
         let newMasks = Dictionary(new.privacyMasks.map { ($0.maskID, $0) }, uniquingKeysWith: { first, _ in first })
         for id in Set(oldMasks.keys).union(newMasks.keys).sorted() {
@@ -134,7 +135,8 @@ extension Vigil_V1_RedactionPolicy {
 /// it covered, redaction weakened from whole persons to faces, a masked class dropped — and
 /// what lowers redaction recall: a mosaic instead of a solid fill, a lower working resolution
 /// (small faces are found less often), motion gating turned on (models skip frames and tiles),
-/// a new source under the old masks (they were drawn for the old view). These need a second admin.
+/// a new source under the old masks (they were drawn for the old view) — and unredacted pixels
+/// kept in dead letters. These need a second admin.
 public enum PrivacyCheck {
     public static func reductions(from old: Vigil_V1_CameraConfig, to new: Vigil_V1_CameraConfig) -> [String] {
         var reasons: [String] = []
@@ -146,6 +148,9 @@ public enum PrivacyCheck {
         }
         if !old.motionGating, new.motionGating {
             reasons.append("turns motion gating on, so the models skip frames and tiles")
+        }
+        if !old.keepPixelsInDeadLetters, new.keepPixelsInDeadLetters {
+            reasons.append("keeps the unredacted pixels of dead-lettered frames and chunks")
         }
         if !old.sourceURL.isEmpty, old.sourceURL != new.sourceURL, !new.privacyMasks.isEmpty {
             reasons.append("changes the source while keeping privacy masks drawn for the old view")

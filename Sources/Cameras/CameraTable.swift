@@ -151,6 +151,15 @@ extension Table where Value == Vigil_V1_CameraConfig {
         }
         throw UnknownCamera(cameraID: cameraID)
     }
+
+    /// Whether a dead letter of the camera's record captured at `milliseconds` keeps its
+    /// unredacted pixels: only when the configuration of the capture time and the current one
+    /// both switch it on (two admins signed that), so neither a late record nor a switch
+    /// turned off since keeps them.
+    public func keepsPixelsInDeadLetters(_ cameraID: String, capturedAtMilliseconds milliseconds: Int64) -> Bool {
+        guard current(cameraID)?.keepPixelsInDeadLetters == true else { return false }
+        return (try? camera(cameraID, atMilliseconds: milliseconds))?.keepPixelsInDeadLetters == true
+    }
 }
 
 extension CameraAdmins {

@@ -21,6 +21,7 @@ public typealias CamerasFileErrors = DeclarationProblems
 ///     redaction: {target: whole_persons, fill: solid, masked_classes: [vehicle]}
 ///     snapshots_per_minute: 6
 ///     motion_gating: true              # models only on frames with motion or live tracks
+///     keep_pixels_in_dead_letters: false  # true keeps unredacted pixels in the DLQs (two admins)
 ///     privacy_masks:
 ///       neighbour-window: [[0.70, 0.05], [0.95, 0.05], [0.95, 0.30], [0.70, 0.30]]
 ///     labels: {site: plant-2}
@@ -54,6 +55,7 @@ public enum CamerasFile {
 private extension DeclarationReader {
     static let cameraKeys = [
         "source", "credentials", "sampling", "working_resolution", "redaction", "snapshots_per_minute", "privacy_masks", "labels", "motion_gating",
+        "keep_pixels_in_dead_letters",
     ]
     /// Query parameters that carry secrets in stream URLs seen in the wild.
     static let secretParameters: Set<String> = ["password", "passwd", "pwd", "pass", "token", "secret", "key", "apikey", "api_key", "auth"]
@@ -102,6 +104,9 @@ private extension DeclarationReader {
         }
         if let gating = body["motion_gating"], let flag = bool(gating, path: "\(path).motion_gating") {
             config.motionGating = flag
+        }
+        if let keep = body["keep_pixels_in_dead_letters"], let flag = bool(keep, path: "\(path).keep_pixels_in_dead_letters") {
+            config.keepPixelsInDeadLetters = flag
         }
         if let masks = body["privacy_masks"], !Self.isNull(masks) {
             config.privacyMasks = privacyMasks(masks, path: "\(path).privacy_masks")

@@ -84,10 +84,11 @@ public final class DecodeStage: Stage, @unchecked Sendable {
         self.clock = clock
     }
 
-    /// A dead-lettered chunk keeps its metadata and packet timing, never the compressed
-    /// pictures (nothing when unreadable).
+    /// A dead-lettered chunk keeps its metadata and packet timing, and the compressed pictures
+    /// only where its camera's signed configuration keeps them (nothing when unreadable).
     public func deadLetterValue(of input: StageInput) -> [UInt8] {
         guard var chunk = try? Vigil_V1_VideoChunk(serializedBytes: input.value) else { return [] }
+        if cameras.keepsPixelsInDeadLetters(chunk.cameraID, capturedAtMilliseconds: chunk.captureTime.milliseconds) { return input.value }
         for index in chunk.packets.indices { chunk.packets[index].data = Data() }
         return (try? chunk.serializedBytes()) ?? []
     }

@@ -35,9 +35,11 @@ public final class DetectStage: Stage, @unchecked Sendable {
         self.cameras = cameras
     }
 
-    /// A dead-lettered frame keeps its metadata, never its pixels (nothing when unreadable).
+    /// A dead-lettered frame keeps its metadata, and its pixels only where its camera's signed
+    /// configuration keeps them (nothing when unreadable).
     public func deadLetterValue(of input: StageInput) -> [UInt8] {
         guard var frame = try? Vigil_V1_Frame(serializedBytes: input.value) else { return [] }
+        if cameras.keepsPixelsInDeadLetters(frame.cameraID, capturedAtMilliseconds: frame.captureTime.milliseconds) { return input.value }
         frame.data = Data()
         return (try? frame.serializedBytes()) ?? []
     }

@@ -378,6 +378,16 @@ public nonisolated struct Vigil_V1_CameraConfig: @unchecked Sendable {
     set {_uniqueStorage()._deleted = newValue}
   }
 
+  /// Dead-lettered frames (`frames.v1.dlq`) and chunks (`video.packets.v1.dlq`) of this camera
+  /// keep their pixels, to debug a decoder or a model on the exact input. Off by default: a
+  /// dead letter then keeps its metadata and reason only. Those pixels are unredacted, so
+  /// turning this on is a privacy-reducing change (two admins). Decode and detect keep them
+  /// only when both the configuration at the record's capture time and the current one say so.
+  public var keepPixelsInDeadLetters: Bool {
+    get {_storage._keepPixelsInDeadLetters}
+    set {_uniqueStorage()._keepPixelsInDeadLetters = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -711,7 +721,7 @@ nonisolated extension Vigil_V1_AdminSignature: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CameraConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}source_url\0\u{3}privacy_masks\0\u{3}redaction_policy\0\u{1}sampling\0\u{1}version\0\u{3}updated_by\0\u{3}updated_time\0\u{3}approved_by\0\u{3}working_resolution\0\u{3}snapshots_per_minute\0\u{1}labels\0\u{3}credentials_ref\0\u{3}motion_gating\0\u{1}replaces\0\u{1}signatures\0\u{3}effective_time\0\u{3}replaces_digest\0\u{1}deleted\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}camera_id\0\u{3}source_url\0\u{3}privacy_masks\0\u{3}redaction_policy\0\u{1}sampling\0\u{1}version\0\u{3}updated_by\0\u{3}updated_time\0\u{3}approved_by\0\u{3}working_resolution\0\u{3}snapshots_per_minute\0\u{1}labels\0\u{3}credentials_ref\0\u{3}motion_gating\0\u{1}replaces\0\u{1}signatures\0\u{3}effective_time\0\u{3}replaces_digest\0\u{1}deleted\0\u{3}keep_pixels_in_dead_letters\0")
 
   fileprivate class _StorageClass {
     var _cameraID: String = String()
@@ -733,6 +743,7 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
     var _effectiveTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
     var _replacesDigest: Data = Data()
     var _deleted: Bool = false
+    var _keepPixelsInDeadLetters: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -762,6 +773,7 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
       _effectiveTime = source._effectiveTime
       _replacesDigest = source._replacesDigest
       _deleted = source._deleted
+      _keepPixelsInDeadLetters = source._keepPixelsInDeadLetters
     }
   }
 
@@ -799,6 +811,7 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
         case 17: try { try decoder.decodeSingularMessageField(value: &_storage._effectiveTime) }()
         case 18: try { try decoder.decodeSingularBytesField(value: &_storage._replacesDigest) }()
         case 19: try { try decoder.decodeSingularBoolField(value: &_storage._deleted) }()
+        case 20: try { try decoder.decodeSingularBoolField(value: &_storage._keepPixelsInDeadLetters) }()
         default: break
         }
       }
@@ -868,6 +881,9 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
       if _storage._deleted != false {
         try visitor.visitSingularBoolField(value: _storage._deleted, fieldNumber: 19)
       }
+      if _storage._keepPixelsInDeadLetters != false {
+        try visitor.visitSingularBoolField(value: _storage._keepPixelsInDeadLetters, fieldNumber: 20)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -896,6 +912,7 @@ nonisolated extension Vigil_V1_CameraConfig: SwiftProtobuf.Message, SwiftProtobu
         if _storage._effectiveTime != rhs_storage._effectiveTime {return false}
         if _storage._replacesDigest != rhs_storage._replacesDigest {return false}
         if _storage._deleted != rhs_storage._deleted {return false}
+        if _storage._keepPixelsInDeadLetters != rhs_storage._keepPixelsInDeadLetters {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -88,7 +88,7 @@ struct CameraPlanTests {
         )
     }
 
-    @Test("what lowers redaction recall needs two admins too: a mosaic fill, a lower working resolution, motion gating, a new source under the old masks")
+    @Test("what lowers redaction recall needs two admins too: a mosaic fill, a lower working resolution, motion gating, a new source under the old masks, pixels kept in dead letters")
     func recallLoweringChanges() {
         let masked = Self.camera("c1", masks: ["window": Self.square])
         var mosaic = masked
@@ -106,6 +106,11 @@ struct CameraPlanTests {
         gated.motionGating = true
         #expect(Self.plan(masked, gated).privacyReductions == ["turns motion gating on, so the models skip frames and tiles"])
         #expect(Self.plan(gated, masked).privacyReductions.isEmpty)
+        var keeping = masked
+        keeping.keepPixelsInDeadLetters = true
+        #expect(Self.plan(masked, keeping).privacyReductions == ["keeps the unredacted pixels of dead-lettered frames and chunks"])
+        #expect(Self.plan(masked, keeping).differences.contains("pixels in dead letters: removed → kept"))
+        #expect(Self.plan(keeping, masked).privacyReductions.isEmpty)
         var moved = masked
         moved.sourceURL = "rtsp://elsewhere/stream"
         #expect(Self.plan(masked, moved).privacyReductions == ["changes the source while keeping privacy masks drawn for the old view"])

@@ -16,6 +16,7 @@ struct CamerasFileTests {
             redaction: {target: faces, fill: coarse_mosaic, masked_classes: [vehicle]}
             snapshots_per_minute: 4
             motion_gating: true
+            keep_pixels_in_dead_letters: true
             privacy_masks:
               neighbour-window: [[0.70, 0.05], [0.95, 0.05], [0.95, 0.30], [0.70, 0.30]]
             labels: {site: plant-2}
@@ -46,6 +47,7 @@ struct CamerasFileTests {
         #expect(dock.redactionPolicy.maskedClasses == ["vehicle"])
         #expect(dock.snapshotsPerMinute == 4)
         #expect(dock.motionGating && !cameras[1].motionGating)
+        #expect(dock.keepPixelsInDeadLetters && !cameras[1].keepPixelsInDeadLetters, "off unless declared")
         #expect(dock.privacyMasks.map(\.maskID) == ["neighbour-window"])
         #expect(dock.privacyMasks[0].area.vertices.map { [$0.x, $0.y] } == [[0.70, 0.05], [0.95, 0.05], [0.95, 0.30], [0.70, 0.30]])
         #expect(dock.labels == ["site": "plant-2"])

@@ -76,6 +76,7 @@ struct DetectStageTests {
         let first = try #require(detections.first)
         #expect(first.cameraID == "cam-1" && first.frameSequence == 7 && first.objects.contains { $0.classLabel == "person" })
         #expect(first.redactedRegionCount >= 1)
+        #expect(first.hasMaskedPersonFraction && first.maskedPersonFraction >= 0.999, "every person's head region masked: \(first.maskedPersonFraction)")
 
         let snapshots = try driver.outputs(topic: DetectStage.snapshotsTopic).map { try Vigil_V1_Snapshot(serializedBytes: $0.value) }
         let snapshot = try #require(snapshots.first)
@@ -255,6 +256,32 @@ struct DetectStageTests {
         // The stream continues: the good frame after them is analysed.
         let detections = try driver.outputs(topic: DetectStage.detectionsTopic).map { try Vigil_V1_FrameDetections(serializedBytes: $0.value) }
         #expect(detections.map(\.frameSequence) == [6])
+    }
+
+    @Test("a dead-lettered frame keeps its pixels only while the configurations of its capture time and of now both keep them (a two-admin switch)")
+    func pixelsInDeadLettersOnlyWhereSwitchedOn() async throws {
+        let admins = LocalAdmins()
+        let table = admins.table()
+        var keeping = Self.camera("cam-1")
+        keeping.keepPixelsInDeadLetters = true
+        try admins.apply(Self.camera("cam-1"), to: table, effectiveMilliseconds: Self.captureMilliseconds - 60_000)
+        try admins.apply(keeping, to: table, effectiveMilliseconds: Self.captureMilliseconds)
+        let stage = DetectStage(analyzer: try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger), cameras: table)
+        let driver = StageTestDriver(stage: stage, worker: "vigil-detect", outputs: [DetectStage.detectionsTopic, DetectStage.snapshotsTopic])
+        let unreadable = [UInt8](repeating: 0x55, count: 300)
+        let before = try Self.input(Self.frame(camera: "cam-1", sequence: 1, jpeg: unreadable, atMilliseconds: Self.captureMilliseconds - 1_000))
+        let after = try Self.input(Self.frame(camera: "cam-1", sequence: 2, jpeg: unreadable, atMilliseconds: Self.captureMilliseconds + 1_000))
+        try await driver.feed(before)
+        try await driver.feed(after)
+        // Switched off again: a frame captured while it was on loses its pixels too.
+        try admins.apply(Self.camera("cam-1"), to: table, effectiveMilliseconds: Self.captureMilliseconds + 60_000)
+        try await driver.feed(after)
+        let letters = driver.deadLetters
+        try #require(letters.count == 3)
+        func pixels(_ letter: OutgoingRecord) throws -> Int { try Vigil_V1_Frame(serializedBytes: letter.value).data.count }
+        #expect(try pixels(letters[0]) == 0 && letters[0].header(RecordHeaders.pixelsRemovedFrom) != nil, "captured before the switch")
+        #expect(letters[1].value == after.value && letters[1].header(RecordHeaders.pixelsRemovedFrom) == nil, "captured and dead-lettered while it is on")
+        #expect(try pixels(letters[2]) == 0, "dead-lettered after it was switched off")
     }
 
     @Test("a missing or altered model stops detect at start-up with an error naming the file and Scripts/fetch-models")
