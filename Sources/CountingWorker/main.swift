@@ -6,11 +6,13 @@ import WorkerRuntime
 /// to `counts` once the key's watermark has passed the window's end ("key-3 window 1012000
 /// count 5"), and "key-3 silent <time>" after `COUNTING_SILENCE_MS` of caught-up time without
 /// a record. Its state and timers live in the runtime, restored from
-/// `vigil-counting.state.changelog`.
+/// `vigil-counting.state.changelog`. `COUNTING_UNENCODABLE_KEY` names a key whose state
+/// refuses to encode, for the runtime's test of a stage with that bug.
 struct WindowCountingStage: StatefulStage {
     struct Counts: StageState {
         /// Window end (ms since the epoch) → records counted in that window.
         var windows: [Int64: Int] = [:]
+        var unencodable = false
 
         init() {}
 
@@ -23,8 +25,15 @@ struct WindowCountingStage: StatefulStage {
         }
 
         var stateBytes: [UInt8] {
-            Array(windows.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",").utf8)
+            get throws {
+                guard !unencodable else { throw UnencodableCounts() }
+                return Array(windows.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",").utf8)
+            }
         }
+    }
+
+    struct UnencodableCounts: Error, CustomStringConvertible {
+        var description: String { "COUNTING_UNENCODABLE_KEY names this key" }
     }
 
     struct MalformedCounts: Error, CustomStringConvertible {
@@ -34,9 +43,11 @@ struct WindowCountingStage: StatefulStage {
     let output: String
     let allowedLateness: Duration
     let silence: Duration
+    var unencodableKey: String?
 
     func process(_ input: StageInput, key: String, eventTime: Int64, state: inout Counts?, timers: inout Timers) async throws -> [StageOutput] {
         var counts = state ?? Counts()
+        if key == unencodableKey { counts.unencodable = true }
         let windowEnd = (eventTime / 1_000 + 1) * 1_000
         counts.windows[windowEnd, default: 0] += 1
         state = counts
@@ -59,7 +70,8 @@ try await Worker.run(
     stage: WindowCountingStage(
         output: environment["COUNTING_OUTPUT"] ?? "counts",
         allowedLateness: .milliseconds(Int(environment["COUNTING_LATENESS_MS"] ?? "") ?? 500),
-        silence: .milliseconds(Int(environment["COUNTING_SILENCE_MS"] ?? "") ?? 3_000)
+        silence: .milliseconds(Int(environment["COUNTING_SILENCE_MS"] ?? "") ?? 3_000),
+        unencodableKey: environment["COUNTING_UNENCODABLE_KEY"]
     ),
     name: "vigil-counting"
 )

@@ -63,9 +63,11 @@ public struct MatchStage: StatefulStage {
 
         /// Deterministic: the same state always gives the same bytes.
         public var stateBytes: [UInt8] {
-            var options = BinaryEncodingOptions()
-            options.useDeterministicOrdering = true
-            return (try? camera.serializedBytes(options: options)) ?? []
+            get throws {
+                var options = BinaryEncodingOptions()
+                options.useDeterministicOrdering = true
+                return try camera.serializedBytes(options: options)
+            }
         }
     }
 

@@ -162,7 +162,7 @@ final class StageRunner: Service, @unchecked Sendable {
     }
 
     /// Stops taking records at once: a waiting acquire fails and the stream ends.
-    private func stopTaking(_ error: any Error) {
+    func stopTaking(_ error: any Error) {
         inFlight.close(with: error)
         consumer.endMessages()
     }
@@ -196,7 +196,7 @@ final class StageRunner: Service, @unchecked Sendable {
         }
         // Stopping: the state of everything processed is written, so every offset can be stored.
         if let stateful {
-            await stateful.gate.run { flush(stateful, into: pending) }
+            try await stateful.gate.run { try flush(stateful, into: pending) }
         }
     }
 
@@ -211,7 +211,7 @@ final class StageRunner: Service, @unchecked Sendable {
         // Records hold their in-flight slot until a flush after them is written: flush well
         // before the limit, so the next acquire never waits for a flush nobody queued.
         recordsSinceFlush += 1
-        if recordsSinceFlush >= stateful.flushEvery { flush(stateful, into: pending) }
+        if recordsSinceFlush >= stateful.flushEvery { try flush(stateful, into: pending) }
     }
 
 

@@ -114,6 +114,22 @@ struct StatefulWorkerTests {
         try await cluster.stop()
     }
 
+    @Test("a key whose state cannot be encoded stops the worker, saying which key and why; no empty snapshot (a deletion to restore) reaches the changelog, and its records' offsets are not committed")
+    func unencodableStateStopsTheWorker() async throws {
+        let cluster = try await DevClusterProcess(topics: Self.topics)
+        try await Self.produce(cluster, first: 0, count: 40).waitForExit(timeout: .seconds(60))
+        let worker = try await Self.start(cluster, environment: ["COUNTING_UNENCODABLE_KEY": "key-3"])
+        try await worker.process.waitForExit(timeout: .seconds(120))
+        #expect(worker.process.exitStatus != 0, "the worker stops with an error")
+        let said = worker.process.standardError
+        #expect(said.contains("the state of key key-3") && said.contains("could not be encoded: COUNTING_UNENCODABLE_KEY names this key"), "\(said.suffix(2_000))")
+        let changelog = try await cluster.kcatRecords("vigil-counting.state.changelog")
+        #expect(!changelog.contains { $0.first == "key-3" }, "nothing written for the key")
+        #expect(changelog.allSatisfy { $0.count > 1 && $0[1] != "0" }, "no empty snapshot: \(changelog.filter { $0.count < 2 || $0[1] == "0" })")
+        #expect(try await cluster.lag(topic: "events", group: "vigil-counting") >= 4, "key-3's records stay uncommitted")
+        try await cluster.stop()
+    }
+
     @Test("a changelog cut short by retention and holding unreadable records: the restore says so loudly, skips what it cannot read, and the worker goes on")
     func truncatedAndMalformedChangelog() async throws {
         let cluster = try await DevClusterProcess(topics: Self.topics)

@@ -66,7 +66,7 @@ struct EventTimeTests {
             }
             for time in stride(from: Int64(2_000), through: 6_000, by: 1_000) {
                 if time == restart {
-                    match.driver.checkpoint()
+                    try match.driver.checkpoint()
                     before = match.lifecycle
                     match = try MatchHarness(yaml, lateness: .seconds(1), restoredFrom: match.driver.changelog)
                 }

@@ -10,6 +10,8 @@ struct WindowCounter: StatefulStage {
         var total = 0
         /// Window end (ms) → records in that window.
         var windows: [Int64: Int] = [:]
+        /// A state its encoding refuses (a stage's bug), to test what the runtime does then.
+        var unencodable = false
 
         init() {}
 
@@ -26,15 +28,23 @@ struct WindowCounter: StatefulStage {
         }
 
         var stateBytes: [UInt8] {
-            Array("\(total);\(windows.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ","))".utf8)
+            get throws {
+                guard !unencodable else { throw Unencodable() }
+                return Array("\(total);\(windows.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ","))".utf8)
+            }
         }
     }
 
     struct Malformed: Error {}
+    struct Unencodable: Error, CustomStringConvertible {
+        var description: String { "this state cannot be encoded" }
+    }
 
     var allowedLateness: Duration = .seconds(1)
     /// Stuffs this many bytes of padding into the state per record (to test the cap).
     var padding = 0
+    /// The state of a key becomes unencodable at its record number `unencodableAt` (1-based).
+    var unencodableAt: Int?
 
     func process(_ input: StageInput, key: String, eventTime: Int64, state: inout Counts?, timers: inout Timers) async throws -> [StageOutput] {
         var counts = state ?? Counts()
@@ -42,6 +52,7 @@ struct WindowCounter: StatefulStage {
         let windowEnd = (eventTime / 1_000 + 1) * 1_000
         counts.windows[windowEnd, default: 0] += 1
         if padding > 0 { counts.windows[-Int64(counts.total)] = padding }
+        if counts.total == unencodableAt { counts.unencodable = true }
         state = counts
         timers.schedule("window-\(windowEnd)", atEventTime: windowEnd)
         timers.scheduleSilence("silent", after: .seconds(5))
@@ -177,7 +188,7 @@ struct StatefulStageTests {
         }
         #expect(reason.contains("over the 120-byte cap"))
         let kept = try #require(bytes.state(of: "cam-1"))
-        #expect(kept.total < 12 && kept.stateBytes.count <= 120)
+        #expect(try kept.total < 12 && kept.stateBytes.count <= 120)
 
         // A large cap approached by small records: the state is measured exactly once it may be
         // near the cap, so it stops within one record of it (timers and offsets take the rest).
@@ -187,7 +198,8 @@ struct StatefulStageTests {
             if case .deadLettered = try await large.feed(Self.event("cam-1", at: 1_000, offset: Int64(offset))) { firstRefused = offset }
         }
         let near = try #require(large.state(of: "cam-1"))
-        #expect(firstRefused != nil && near.stateBytes.count <= 3_000 && near.stateBytes.count > 3_000 - 120, "stopped at \(near.stateBytes.count) bytes")
+        let nearBytes = try near.stateBytes.count
+        #expect(firstRefused != nil && nearBytes <= 3_000 && nearBytes > 3_000 - 120, "stopped at \(nearBytes) bytes")
 
         let keys = StatefulStageTestDriver(stage: WindowCounter(), limits: StateLimits(maxKeys: 2, maxKeyBytes: 1_000))
         try await keys.feed(Self.event("cam-1", at: 1_000))
@@ -219,11 +231,24 @@ struct StatefulStageTests {
         let driver = StatefulStageTestDriver(stage: WindowCounter())
         for (offset, camera) in ["cam-1", "cam-2", "cam-3"].enumerated() { try await driver.feed(Self.event(camera, at: 1_000, offset: Int64(offset) + 1)) }
         let before = driver.changelog.count
-        driver.checkpoint()
+        try driver.checkpoint()
         let newest = Array(driver.changelog.dropFirst(before))
         #expect(newest.count == 3)
         let restored = StatefulStageTestDriver(stage: WindowCounter(), restoredFrom: newest)
         for camera in ["cam-1", "cam-2", "cam-3"] { #expect(restored.state(of: camera) == driver.state(of: camera)) }
+    }
+
+    @Test("a state that cannot be encoded stops the stage with the key and the reason; no snapshot is written, so a restore keeps the last good one (never an empty record, which would delete the key)")
+    func unencodableStateStops() async throws {
+        let driver = StatefulStageTestDriver(stage: WindowCounter(unencodableAt: 3))
+        for offset: Int64 in 1...2 { try await driver.feed(Self.event("cam-1", at: 1_000 + offset * 100, offset: offset)) }
+        let error = await #expect(throws: StateEncodingFailed.self) {
+            try await driver.feed(Self.event("cam-1", at: 1_300, offset: 3))
+        }
+        #expect(error?.key == "cam-1" && "\(error.map { "\($0)" } ?? "")".contains("this state cannot be encoded"))
+        #expect(driver.changelog.count == 2 && driver.changelog.allSatisfy { !$0.value.isEmpty })
+        let restored = StatefulStageTestDriver(stage: WindowCounter(), restoredFrom: driver.changelog)
+        #expect(restored.state(of: "cam-1")?.total == 2, "the last snapshot written")
     }
 
     @Test("a record without a key cannot have state: dead-lettered with the reason")

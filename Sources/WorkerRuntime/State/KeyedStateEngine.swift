@@ -167,7 +167,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         // vigil-match's CPU: measure when the bound says the key may be past half its cap.
         keyState.sizeBound += Self.sizeAllowance(input)
         if keyState.sizeBound > limits.maxKeyBytes / 2 {
-            let bytes = Self.estimatedBytes(keyState)
+            let bytes = try Self.estimatedBytes(keyState, key: key)
             guard bytes <= limits.maxKeyBytes else {
                 metrics.overCap()
                 return handler.deadLetter(
@@ -264,13 +264,14 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     // MARK: Flushes and checkpoints
 
     /// Snapshots of the keys changed since the last flush, each once, in key order per partition.
-    func flush() -> [OutgoingRecord] {
+    /// Throws `StateEncodingFailed` when a key's state cannot be encoded; its key stays changed.
+    func flush() throws -> [OutgoingRecord] {
         var records: [OutgoingRecord] = []
         for partition in partitions.keys.sorted() {
             guard let dirty = partitions[partition]?.dirty, !dirty.isEmpty else { continue }
             for key in dirty.sorted() {
                 guard var keyState = partitions[partition]?.keys[key] else { continue }
-                records.append(snapshotRecord(key: key, partition: partition, keyState: &keyState))
+                records.append(try snapshotRecord(key: key, partition: partition, keyState: &keyState))
                 partitions[partition]?.keys[key] = keyState
             }
             partitions[partition]?.dirty = []
@@ -285,13 +286,13 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 
     /// The flush, plus snapshots of every key not written for `interval`: the changelog's newest
     /// records then always hold every key, so restore never needs older records (nor compaction).
-    func checkpoint(olderThan interval: Duration) -> [OutgoingRecord] {
-        var records = flush()
+    func checkpoint(olderThan interval: Duration) throws -> [OutgoingRecord] {
+        var records = try flush()
         let now = ContinuousClock.now
         for partition in partitions.keys.sorted() {
             for key in (partitions[partition]?.keys.keys.sorted() ?? []) {
                 guard var keyState = partitions[partition]?.keys[key], now - keyState.lastWritten >= interval else { continue }
-                records.append(snapshotRecord(key: key, partition: partition, keyState: &keyState))
+                records.append(try snapshotRecord(key: key, partition: partition, keyState: &keyState))
                 partitions[partition]?.keys[key] = keyState
             }
         }
@@ -300,10 +301,15 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 
     // MARK: Snapshots
 
-    /// The changelog record holding the key's whole state.
-    private func snapshotRecord(key: String, partition: Int32, keyState: inout KeyState) -> OutgoingRecord {
+    /// The changelog record holding the key's whole state. An empty record is a deletion to
+    /// restore, so a state that cannot be encoded throws rather than write one.
+    private func snapshotRecord(key: String, partition: Int32, keyState: inout KeyState) throws(StateEncodingFailed) -> OutgoingRecord {
         var snapshot = Vigil_V1_KeyStateSnapshot()
-        if let state = keyState.state { snapshot.state = Data(state.stateBytes) }
+        do {
+            if let state = keyState.state { snapshot.state = Data(try state.stateBytes) }
+        } catch {
+            throw StateEncodingFailed(key: key, partition: partition, error: error)
+        }
         snapshot.eventTimers = keyState.timers.eventTimers
         snapshot.silenceTimers = keyState.timers.silenceTimers
         snapshot.maxEventTime = keyState.maxEventTime
@@ -311,7 +317,12 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         // Deterministic: map fields in key order, so equal states give equal bytes.
         var options = BinaryEncodingOptions()
         options.useDeterministicOrdering = true
-        let bytes: [UInt8] = (try? snapshot.serializedBytes(options: options)) ?? []
+        let bytes: [UInt8]
+        do {
+            bytes = try snapshot.serializedBytes(options: options)
+        } catch {
+            throw StateEncodingFailed(key: key, partition: partition, error: error)
+        }
         keyState.bytes = bytes.count
         keyState.sizeBound = bytes.count
         keyState.lastWritten = .now
@@ -326,11 +337,17 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 
     /// About what a key's snapshot takes (within a few bytes per entry), for the size cap,
     /// without encoding the whole snapshot.
-    static func estimatedBytes(_ keyState: KeyState) -> Int {
+    static func estimatedBytes(_ keyState: KeyState, key: String) throws(StateEncodingFailed) -> Int {
+        let stateBytes: Int
+        do {
+            stateBytes = try keyState.state?.stateBytes.count ?? 0
+        } catch {
+            throw StateEncodingFailed(key: key, partition: nil, error: error)
+        }
         let entries = keyState.timers.eventTimers.keys.reduce(0) { $0 + $1.utf8.count + 14 }
             + keyState.timers.silenceTimers.keys.reduce(0) { $0 + $1.utf8.count + 14 }
             + keyState.nextOffsets.keys.reduce(0) { $0 + $1.utf8.count + 14 }
-        return (keyState.state?.stateBytes.count ?? 0) + entries + 16
+        return stateBytes + entries + 16
     }
 
     func decode(_ bytes: [UInt8]) throws -> KeyState {
@@ -380,8 +397,22 @@ protocol StateEngine: AnyObject, Sendable {
     func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> RecordOutcome
     func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [[OutgoingRecord]]
     var hasChanges: Bool { get }
-    func flush() -> [OutgoingRecord]
-    func checkpoint(olderThan interval: Duration) -> [OutgoingRecord]
+    func flush() throws -> [OutgoingRecord]
+    func checkpoint(olderThan interval: Duration) throws -> [OutgoingRecord]
+}
+
+/// A key's state that the stage could not encode. The worker stops: writing nothing would
+/// leave an older snapshot to restore (outputs already sent would repeat with other effects),
+/// and writing an empty record would delete the key on the next restore.
+struct StateEncodingFailed: Error, CustomStringConvertible {
+    var key: String
+    var partition: Int32?
+    var error: any Error
+
+    var description: String {
+        let partition = partition.map { " (partition \($0))" } ?? ""
+        return "the state of key \(key)\(partition) could not be encoded: \(RecordHandler.safeReason(error)); the worker stops rather than lose it — this is a bug in the stage's state encoding"
+    }
 }
 
 /// What the runner needs for a stateful stage: the engine, the gate that serializes records,

@@ -8,15 +8,16 @@ import Metrics
 /// and checkpoints. Everything here runs inside `StatefulRuntime.gate`, or takes it.
 extension StageRunner {
     /// Queues a flush of the state changed since the last one (call inside `stateful.gate`);
-    /// `stored` is signalled once the offsets it reflects are stored.
+    /// `stored` is signalled once the offsets it reflects are stored. Throws when a key's state
+    /// cannot be encoded (`StateEncodingFailed`): the worker stops.
     func flush(
         _ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation, snapshots: [OutgoingRecord]? = nil,
         stored: DispatchSemaphore? = nil
-    ) {
+    ) throws {
         // Only the state of partitions still assigned as they were when it was restored: a
         // flush that ran late (a revoke's, after its 5 s) would otherwise write a stale
         // snapshot after the new owner's, and the next restore would take it as the newest.
-        let records = snapshots ?? stateful.engine.flush()
+        let records = try snapshots ?? stateful.engine.flush()
         let current = partitionsWithCurrentState(stateful)
         recordsSinceFlush = 0
         pending.yield(.withoutInput(deliveries: [], changelog: records.filter { current.contains($0.partition ?? -1) }, stored: stored))
@@ -41,7 +42,16 @@ extension StageRunner {
         let stored = DispatchSemaphore(value: 0)
         let task = Task {
             await stateful.gate.run {
-                flush(stateful, into: pending, stored: stored)
+                do {
+                    try flush(stateful, into: pending, stored: stored)
+                } catch {
+                    // The key stays changed: the stop's own flush meets it again and stops
+                    // the worker with the error. Let the rebalance go on meanwhile.
+                    logger.critical("state could not be written before a revoke; the worker stops", metadata: ["error": "\(error)"])
+                    stopTaking(error)
+                    stored.signal()
+                    return
+                }
                 let revokedNumbers = Set(revoked.map(\.partition))
                 let kept = Set(consumer.assignment.filter { !revoked.contains($0) }.map(\.partition))
                 stateful.engine.keepOnly(stateful.engine.ownedPartitions.subtracting(revokedNumbers.subtracting(kept)))
@@ -126,9 +136,9 @@ extension StageRunner {
                 }
                 if now - lastCheckpoint >= stateful.checkpointInterval {
                     lastCheckpoint = now
-                    flush(stateful, into: pending, snapshots: stateful.engine.checkpoint(olderThan: stateful.checkpointInterval))
+                    try flush(stateful, into: pending, snapshots: stateful.engine.checkpoint(olderThan: stateful.checkpointInterval))
                 } else if recordsSinceFlush > 0 || stateful.engine.hasChanges {
-                    flush(stateful, into: pending)
+                    try flush(stateful, into: pending)
                 }
             }
         }

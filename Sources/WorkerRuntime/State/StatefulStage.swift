@@ -36,10 +36,11 @@ extension StatefulStage {
 }
 
 /// A stage's state of one key, in the stage's own encoding (a protobuf message serializes
-/// itself; anything deterministic will do).
+/// itself; anything deterministic will do). Encoding may throw: the worker then stops, since
+/// a snapshot it cannot write would lose the key's state on the next restore.
 public protocol StageState: Sendable, Equatable {
     init(stateBytes: [UInt8]) throws
-    var stateBytes: [UInt8] { get }
+    var stateBytes: [UInt8] { get throws }
 }
 
 /// The timers of one key. Names identify timers: scheduling a name again moves it.

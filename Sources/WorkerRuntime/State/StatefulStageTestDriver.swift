@@ -45,20 +45,20 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
             engine.restore(partition: input.partition, generations: [generation], snapshots: [])
         }
         let outcome = try await engine.handle(input, nowMilliseconds: nowMilliseconds ?? input.timestampMilliseconds ?? 0)
-        record(outcome, input: input)
+        try record(outcome, input: input)
         return outcome
     }
 
     /// Lets `duration` of caught-up time pass on `partitions` (default: every one held).
     public func advanceSilence(by duration: Duration, partitions: Set<Int32>? = nil) async throws {
         for outputs in try await engine.advanceSilence(caughtUp: partitions ?? engine.ownedPartitions, elapsedMilliseconds: duration.milliseconds) {
-            record(.processed(outputs), input: nil)
+            try record(.processed(outputs), input: nil)
         }
     }
 
     /// Writes a snapshot of every key, as the periodic checkpoint does.
-    public func checkpoint() {
-        let records = engine.checkpoint(olderThan: .zero)
+    public func checkpoint() throws {
+        let records = try engine.checkpoint(olderThan: .zero)
         lock.withLock { snapshots += records }
     }
 
@@ -76,8 +76,8 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
         engine.timers(of: key, partition: partition)
     }
 
-    private func record(_ outcome: RecordOutcome, input: StageInput?) {
-        lock.withLock {
+    private func record(_ outcome: RecordOutcome, input: StageInput?) throws {
+        try lock.withLock {
             switch outcome {
             case .processed(let records): produced += records
             case .deadLettered(let copy, _): deadLettered.append(copy)
@@ -87,7 +87,7 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
             case .skipped: if let input { skipped.append(input) }
             case .retryLater: break
             }
-            snapshots += engine.flush()
+            snapshots += try engine.flush()
         }
     }
 }
