@@ -95,7 +95,7 @@ public struct MatchStage: StatefulStage {
         if input.topic == Self.detectionsTopic { camera.newestFrameMs = max(camera.newestFrameMs, eventTime) }
         var judge = CameraJudge(cameraID: key, state: camera)
         judgeWaiting(&judge, upTo: Self.pace(camera) - lateness.milliseconds)
-        return finish(judge, key: key, state: &state, timers: &timers)
+        return try finish(judge, key: key, state: &state, timers: &timers)
     }
 
     /// How far the camera's records have come: its newest frame, or for a camera with no frame
@@ -125,13 +125,13 @@ public struct MatchStage: StatefulStage {
             // A short quiet: no straggler is taken to be coming for the frames received; health
             // reported ahead of them still waits for theirs.
             judgeWaiting(&judge, upTo: Self.pace(camera))
-            return finish(judge, key: key, state: &state, timers: &timers)
+            return try finish(judge, key: key, state: &state, timers: &timers)
         }
         // The camera stopped: everything waiting is judged, and time moves on to the deadline.
         judgeWaiting(&judge, upTo: .max)
         let time = max(timer.scheduledMilliseconds, judge.state.judgedUntilMs)
         judge.advance(to: time, rules: rules.rules(for: key, atMilliseconds: time))
-        return finish(judge, key: key, state: &state, timers: &timers)
+        return try finish(judge, key: key, state: &state, timers: &timers)
     }
 
     /// Judges the waiting records at or before `watermark`, oldest first.
@@ -154,7 +154,7 @@ public struct MatchStage: StatefulStage {
     }
 
     /// The camera's new state, its quiet timer, and the incident revisions as records.
-    private func finish(_ judge: CameraJudge, key: String, state: inout State?, timers: inout Timers) -> [StageOutput] {
+    private func finish(_ judge: CameraJudge, key: String, state: inout State?, timers: inout Timers) throws -> [StageOutput] {
         let camera = judge.state
         state = State(camera: camera)
         let rulesNow = rules.rules(for: key, atMilliseconds: max(camera.newestEventMs, camera.judgedUntilMs))
@@ -177,10 +177,10 @@ public struct MatchStage: StatefulStage {
         for crossing in judge.crossings {
             Counter(label: "vigil_match_line_crossings_total", dimensions: [("rule", crossing.ruleID), ("direction", crossing.direction == .forward ? "forward" : "backward")]).increment()
         }
-        return judge.published.map { incident in
+        return try judge.published.map { incident in
             Counter(label: "vigil_match_incidents_total", dimensions: [("rule", incident.ruleID), ("state", Self.stateLabel(incident.state))]).increment()
             return StageOutput(
-                topic: Self.incidentsTopic, key: Array(key.utf8), value: (try? incident.serializedBytes()) ?? [],
+                topic: Self.incidentsTopic, key: Array(key.utf8), value: try incident.serializedBytes(),
                 headers: [
                     RecordHeader(key: "content-type", value: Vigil_V1_Incident.protoMessageName),
                     // The incident's own time, the same whichever record or timer closed it.

@@ -21,6 +21,8 @@ import ServiceLifecycle
 final class StageRunner: Service, @unchecked Sendable {
     let consumer: KafkaConsumer
     let producer: KafkaProducer
+    /// Sent apart from the stage's outputs; drained before the producer closes.
+    private let announcements: Announcements
     let handler: RecordHandler
     private let tables: KafkaTableReader?
     let stateful: StatefulRuntime?
@@ -38,12 +40,13 @@ final class StageRunner: Service, @unchecked Sendable {
     var isLoopEnded = false  // guarded by `loopEnded`
 
     init(
-        consumer: KafkaConsumer, producer: KafkaProducer, handler: RecordHandler, tables: KafkaTableReader? = nil, stateful: StatefulRuntime? = nil,
+        consumer: KafkaConsumer, producer: KafkaProducer, announcements: Announcements, handler: RecordHandler, tables: KafkaTableReader? = nil, stateful: StatefulRuntime? = nil,
         maxInFlightRecords: Int,
         outageLimit: Duration, metrics: WorkerMetrics, progress: LoopProgress, logger: Logger
     ) {
         self.consumer = consumer
         self.producer = producer
+        self.announcements = announcements
         self.handler = handler
         self.tables = tables
         self.stateful = stateful
@@ -100,7 +103,9 @@ final class StageRunner: Service, @unchecked Sendable {
             failure = error
         }
         // The one owner of the clients closes them in order: outputs flushed first, then the
-        // consumer commits the offsets stored by the loop and leaves the group.
+        // consumer commits the offsets stored by the loop and leaves the group. Announcements
+        // (a refusal noticed while stopping) go out before the producer closes.
+        await announcements.drain()
         await producer.close()
         await consumer.close()
         if failure is CancellationError {

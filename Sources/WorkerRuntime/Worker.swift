@@ -147,11 +147,11 @@ public enum Worker {
         )
         let producer = try await makeProducer(configuration, alreadyCompressed: alreadyCompressedOutputs, closingOnFailure: consumer, logger: logger)
         // Not started yet: the runner starts it, so a missing table topic stops the worker with its reason.
-        let announce = announcer(producer, logger: logger)
-        if !announcing.isEmpty { announce(announcing) }
+        let announcements = Announcements(producer: producer, logger: logger)
+        announcements.send(announcing)
         let tableReader: KafkaTableReader?
         do {
-            tableReader = try makeTableReader(tables, configuration: configuration, announce: announce, logger: logger)
+            tableReader = try makeTableReader(tables, configuration: configuration, announce: announcements.announce, logger: logger)
         } catch {
             await producer.close()
             await consumer.close()
@@ -166,7 +166,7 @@ public enum Worker {
             maxRecordBytes: producer.maxMessageBytes - 512
         )
         let runner = StageRunner(
-            consumer: consumer, producer: producer, handler: handler,
+            consumer: consumer, producer: producer, announcements: announcements, handler: handler,
             tables: tableReader, stateful: makeStateful?(handler), maxInFlightRecords: configuration.maxInFlightRecords, outageLimit: configuration.outageTimeout,
             metrics: metrics, progress: progress, logger: logger
         )
@@ -215,7 +215,7 @@ public enum Worker {
         )
         let producer = try await makeProducer(configuration, alreadyCompressed: source.alreadyCompressedOutputs, closingOnFailure: consumer, logger: logger)
         let runner = SourceRunner(
-            source: source, consumer: consumer, producer: producer, events: events, makeTable: makeTable, ownership: ownership,
+            source: source, consumer: consumer, producer: producer, announcements: Announcements(producer: producer, logger: logger), events: events, makeTable: makeTable, ownership: ownership,
             metrics: metrics, worker: configuration.name, declaredOutputs: Set(configuration.outputs),
             maxRecordBytes: producer.maxMessageBytes - 512, logger: logger
         )
@@ -296,20 +296,6 @@ public enum Worker {
             configuration: KafkaTableReaderConfiguration(cluster: configuration.kafka, topics: tables.map(\.topic)), logger: logger
         ) { message in
             applier.apply(TableRecord(message))
-        }
-    }
-
-    /// Sends a table's refusal notices on the worker's producer, apart from the records the
-    /// stage produces (no input offset waits for them); one that cannot be sent is logged.
-    static func announcer(_ producer: KafkaProducer, logger: Logger) -> @Sendable ([OutgoingRecord]) -> Void {
-        { records in
-            Task {
-                do {
-                    try await producer.send(all: records.map(KafkaProducerMessage.init))
-                } catch {
-                    logger.error("a table refusal could not be announced; the refusal stands and is in this log", metadata: ["error": "\(error)"])
-                }
-            }
         }
     }
 

@@ -60,6 +60,8 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
     private let source: S
     private let consumer: KafkaConsumer
     private let producer: KafkaProducer
+    /// Table refusal notices, sent apart from the runs' records; drained before the producer closes.
+    private let announcements: Announcements
     private let events: AsyncStream<Event>
     private let eventInput: AsyncStream<Event>.Continuation
     private let makeTable: @Sendable () -> Table<S.Value>
@@ -79,13 +81,14 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
     private var runs: [String: Run] = [:]
 
     init(
-        source: S, consumer: KafkaConsumer, producer: KafkaProducer, events: (AsyncStream<Event>, AsyncStream<Event>.Continuation),
+        source: S, consumer: KafkaConsumer, producer: KafkaProducer, announcements: Announcements, events: (AsyncStream<Event>, AsyncStream<Event>.Continuation),
         makeTable: @escaping @Sendable () -> Table<S.Value>, ownership: SourceOwnership, metrics: WorkerMetrics, worker: String,
         declaredOutputs: Set<String>, maxRecordBytes: Int, logger: Logger
     ) {
         self.source = source
         self.consumer = consumer
         self.producer = producer
+        self.announcements = announcements
         (self.events, self.eventInput) = events
         self.makeTable = makeTable
         self.ownership = ownership
@@ -158,6 +161,7 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
             thrown = error
         }
         ticker.cancel()
+        await announcements.drain()
         await producer.close()
         await consumer.close()
         if let error = thrown ?? failureLock.withLock({ failure }) { throw error }
@@ -204,7 +208,7 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
                 // A record of a partition revoked meanwhile has no table: its next owner reads it.
                 guard let table = tables[message.topicPartition] else { continue }
                 let outcome = table.apply(TableRecord(message))
-                TableApplier.report(outcome, of: TableRecord(message), worker: worker, logger: logger, announce: Worker.announcer(producer, logger: logger))
+                TableApplier.report(outcome, of: TableRecord(message), worker: worker, logger: logger, announce: announcements.announce)
                 nextOffset[message.topicPartition] = message.offset + 1
                 if loaded.contains(message.topicPartition) { await reconcile(emitter) } else { await checkLoaded(emitter) }
             case .tick:
