@@ -57,6 +57,8 @@ public enum RecordHeaders {
     public static let originOffset = "vigil-dlq-origin-offset"
     public static let error = "vigil-dlq-error"
     public static let worker = "vigil-dlq-worker"
+    /// On a dead-lettered timer firing (no input record): its kind and name.
+    public static let timer = "vigil-dlq-timer"
     /// On a dead letter whose value was cut to fit the record size limit: the original size in bytes.
     public static let truncatedFrom = "vigil-dlq-value-truncated-from"
     /// On a dead letter that had to leave the input's own headers out to fit: how many there were.

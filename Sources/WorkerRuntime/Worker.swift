@@ -81,9 +81,14 @@ public enum Worker {
         try await runStage(
             nil,
             alreadyCompressedOutputs: stage.alreadyCompressedOutputs,
-            stateful: { handler in
+            stateful: { handler, progress in
                 StatefulRuntime(
-                    engine: KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelog, limits: configuration.stateLimits, logger: logger),
+                    engine: KeyedStateEngine(
+                        stage: stage, handler: handler, changelogTopic: changelog,
+                        timerDeadLetters: configuration.inputs[0] + configuration.deadLetterSuffix, limits: configuration.stateLimits,
+                        // Waiting out an outage on purpose is not a stuck loop.
+                        outage: (configuration.outageTimeout, { progress.touch() }), logger: logger
+                    ),
                     inputs: configuration.inputs, tickInterval: .milliseconds(100), flushEvery: max(1, configuration.maxInFlightRecords / 20),
                     checkpointInterval: configuration.stateCheckpointInterval,
                     readChangelog: { partitions in
@@ -101,7 +106,7 @@ public enum Worker {
         of stage: S, changelog: String, partitions: Set<Int32>, cluster: KafkaConfiguration, logger: Logger
     ) async throws -> Int {
         let handler = RecordHandler(worker: cluster.clientID, stage: nil, maxAge: nil, deadLetterSuffix: ".dlq", declaredOutputs: nil)
-        let engine = KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelog, limits: StateLimits(maxKeys: .max), logger: logger)
+        let engine = KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelog, timerDeadLetters: "", limits: StateLimits(maxKeys: .max), logger: logger)
         let read = try await readChangelog(changelog, partitions: partitions, cluster: cluster, logger: logger)
         for (partition, records) in read.snapshots {
             engine.restore(partition: partition, generations: [1], snapshots: records)
@@ -125,7 +130,7 @@ public enum Worker {
     }
 
     private static func runStage(
-        _ stage: (any Stage)?, alreadyCompressedOutputs: Set<String>, stateful makeStateful: ((RecordHandler) -> StatefulRuntime)?, tables: [any WorkerTable],
+        _ stage: (any Stage)?, alreadyCompressedOutputs: Set<String>, stateful makeStateful: ((RecordHandler, LoopProgress) -> StatefulRuntime)?, tables: [any WorkerTable],
         announcing: [OutgoingRecord] = [], configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, routes: @escaping Routes,
         onListening: @escaping @Sendable (Int) -> Void
     ) async throws {
@@ -167,7 +172,7 @@ public enum Worker {
         )
         let runner = StageRunner(
             consumer: consumer, producer: producer, announcements: announcements, handler: handler,
-            tables: tableReader, stateful: makeStateful?(handler), maxInFlightRecords: configuration.maxInFlightRecords, outageLimit: configuration.outageTimeout,
+            tables: tableReader, stateful: makeStateful?(handler, progress), maxInFlightRecords: configuration.maxInFlightRecords, outageLimit: configuration.outageTimeout,
             metrics: metrics, progress: progress, logger: logger
         )
         logger.info("worker starting", metadata: [

@@ -57,17 +57,29 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     let stage: S
     let handler: RecordHandler
     let changelogTopic: String
+    let timerDeadLetters: String
     let limits: StateLimits
+    private let outage: (limit: Duration, onRetry: @Sendable () -> Void)
     private let logger: Logger
     private let metrics: StateMetrics
     private var partitions: [Int32: PartitionState] = [:]
     private var gaugesUpdated = ContinuousClock.now - .seconds(1)
 
-    init(stage: S, handler: RecordHandler, changelogTopic: String, limits: StateLimits, logger: Logger) {
+    /// - Parameters:
+    ///   - timerDeadLetters: where a timer firing that fails for good is dead-lettered (the
+    ///     worker's first input's DLQ).
+    ///   - outage: how long a timer handler may stay unavailable (`StageUnavailable`) before the
+    ///     worker stops, and what to call on each retry (the loop is waiting on purpose).
+    init(
+        stage: S, handler: RecordHandler, changelogTopic: String, timerDeadLetters: String, limits: StateLimits,
+        outage: (limit: Duration, onRetry: @Sendable () -> Void) = (.seconds(60), {}), logger: Logger
+    ) {
         self.stage = stage
         self.handler = handler
         self.changelogTopic = changelogTopic
+        self.timerDeadLetters = timerDeadLetters
         self.limits = limits
+        self.outage = outage
         self.logger = logger
         metrics = StateMetrics(worker: handler.worker)
     }
@@ -224,21 +236,37 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     }
 
     /// Runs the stage's timer callback; outputs get record ids from the timer's key, name and
-    /// scheduled time, so a firing repeated after a crash is recognisable.
+    /// scheduled time, so a firing repeated after a crash is recognisable. A handler that is
+    /// unavailable (`StageUnavailable`) is retried as a record is, and past the outage limit
+    /// the worker stops with the timer still in the key's last snapshot; one that fails
+    /// otherwise, or whose outputs cannot be sent, is dead-lettered with the reason and the
+    /// state keeps what it held.
     private func fire(_ timer: FiredTimer, key: String, keyState: inout KeyState) async throws -> [OutgoingRecord] {
         var state = keyState.state
         var timers = keyState.timers
         let started = ContinuousClock.now
-        let outputs: [StageOutput]
-        do {
-            outputs = try await stage.timerFired(timer, key: key, state: &state, timers: &timers)
-        } catch {
-            if error is CancellationError || Task.isCancelled { throw CancellationError() }
-            metrics.timerFailed()
-            logger.error("a timer's handler failed; the firing is dropped and the state keeps what it held", metadata: [
-                "key": "\(key)", "timer": "\(timer.name)", "kind": "\(timer.kind.rawValue)", "error": "\(RecordHandler.safeReason(error))",
-            ])
-            return []
+        var delay = Duration.milliseconds(100)
+        var outputs: [StageOutput]
+        while true {
+            do {
+                outputs = try await stage.timerFired(timer, key: key, state: &state, timers: &timers)
+                break
+            } catch let unavailable as StageUnavailable {
+                let lasted = ContinuousClock.now - started
+                guard lasted < outage.limit else { throw TimerOutage(timer: timer, key: key, reason: unavailable.reason, lasted: lasted) }
+                logger.warning("timer handler unavailable; retrying the firing", metadata: [
+                    "key": "\(key)", "timer": "\(timer.name)", "reason": "\(unavailable.reason)", "retry_in": "\(delay)",
+                ])
+                metrics.timerRetried()
+                outage.onRetry()
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+                state = keyState.state
+                timers = keyState.timers
+            } catch {
+                if error is CancellationError || Task.isCancelled { throw CancellationError() }
+                return [timerDeadLetter(timer, key: key, reason: "the timer's handler failed: \(RecordHandler.safeReason(error))")]
+            }
         }
         keyState.state = state
         keyState.timers.eventTimers = timers.eventTimers
@@ -253,12 +281,23 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         case .success(let records):
             return records
         case .failure(let oversized):
-            metrics.timerFailed()
-            logger.error("a timer's output is over the record size limit; the firing's outputs are dropped", metadata: [
-                "key": "\(key)", "timer": "\(timer.name)", "error": "\(oversized)",
-            ])
-            return []
+            return [timerDeadLetter(timer, key: key, reason: "the firing's outputs cannot be sent: \(oversized)")]
         }
+    }
+
+    /// A timer firing given up: logged, counted, and dead-lettered (the key, the timer, its
+    /// scheduled time and the reason; no value), so an operator sees what was not emitted.
+    private func timerDeadLetter(_ timer: FiredTimer, key: String, reason: String) -> OutgoingRecord {
+        metrics.timerFailed()
+        logger.error("a timer firing failed and is dead-lettered; the state keeps what it held", metadata: [
+            "key": "\(key)", "timer": "\(timer.name)", "kind": "\(timer.kind.rawValue)", "dlq": "\(timerDeadLetters)", "error": "\(reason)",
+        ])
+        return OutgoingRecord(topic: timerDeadLetters, key: Array(key.utf8), value: [], headers: [
+            RecordHeader(key: RecordHeaders.timer, value: "\(timer.kind.rawValue) \(timer.name)"),
+            RecordHeader(key: RecordHeaders.eventTime, value: String(timer.scheduledMilliseconds)),
+            RecordHeader(key: RecordHeaders.error, value: reason),
+            RecordHeader(key: RecordHeaders.worker, value: handler.worker),
+        ])
     }
 
     // MARK: Flushes and checkpoints
@@ -401,6 +440,20 @@ protocol StateEngine: AnyObject, Sendable {
     func checkpoint(olderThan interval: Duration) throws -> [OutgoingRecord]
 }
 
+/// A timer handler unavailable for longer than the outage limit: the worker stops, and the
+/// timer, still in the key's last snapshot, fires again after the restart.
+struct TimerOutage: Error, CustomStringConvertible {
+    var timer: FiredTimer
+    var key: String
+    var reason: String
+    var lasted: Duration
+
+    var description: String {
+        "the stage was unavailable for \(lasted) (\(reason)) while firing timer \(timer.name) of key \(key); "
+            + "stopping without writing the key's state, so the timer fires again after the restart: fix what the stage depends on, or raise worker.outage-timeout-ms"
+    }
+}
+
 /// A key's state that the stage could not encode. The worker stops: writing nothing would
 /// leave an older snapshot to restore (outputs already sent would repeat with other effects),
 /// and writing an empty record would delete the key on the next restore.
@@ -531,5 +584,9 @@ struct StateMetrics {
 
     func timerFailed() {
         Counter(label: "vigil_timer_failures_total", dimensions: [("worker", worker)]).increment()
+    }
+
+    func timerRetried() {
+        Counter(label: "vigil_timer_retries_total", dimensions: [("worker", worker)]).increment()
     }
 }

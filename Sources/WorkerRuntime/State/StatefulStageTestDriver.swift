@@ -17,18 +17,24 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
     private var generation: UInt64 = 1
 
     /// - Parameters:
+    ///   - inputs: the worker's inputs; timer firings that fail are dead-lettered to the first one's DLQ.
     ///   - outputs: the topics the stage may write; nil allows any.
+    ///   - outageLimit: how long a timer handler may be unavailable before `feed` throws (the worker would stop).
     ///   - restoredFrom: changelog records (another driver's `changelog`) to restore from.
     public init(
-        stage: S, worker: String = "test-worker", outputs: [String]? = nil, changelogTopic: String = "test-worker.state.changelog",
-        limits: StateLimits = StateLimits(), maxAge: Duration? = nil, restoredFrom changelog: [OutgoingRecord] = []
+        stage: S, worker: String = "test-worker", inputs: [String] = ["detections"], outputs: [String]? = nil,
+        changelogTopic: String = "test-worker.state.changelog", limits: StateLimits = StateLimits(), maxAge: Duration? = nil,
+        outageLimit: Duration = .seconds(60), restoredFrom changelog: [OutgoingRecord] = []
     ) {
         var logger = Logger(label: "stateful-test-driver")
         logger.logLevel = .critical
         let handler = RecordHandler(
             worker: worker, stage: nil, maxAge: maxAge, deadLetterSuffix: ".dlq", declaredOutputs: outputs.map { Set($0 + [changelogTopic]) }
         )
-        engine = KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelogTopic, limits: limits, logger: logger)
+        engine = KeyedStateEngine(
+            stage: stage, handler: handler, changelogTopic: changelogTopic, timerDeadLetters: inputs[0] + ".dlq", limits: limits,
+            outage: (outageLimit, {}), logger: logger
+        )
         for partition in Set(changelog.compactMap(\.partition)) {
             let records = changelog.enumerated().filter { $0.element.partition == partition }.map { index, record in
                 (key: String(decoding: record.key ?? [], as: UTF8.self), value: record.value, offset: Int64(index))
