@@ -175,22 +175,25 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         buffer.finish()
     }
 
-    /// Records not yet consumed per assigned partition: the high watermark of the last fetch
-    /// minus this member's position. Needs no broker request.
-    public func lag() -> [KafkaTopicPartition: Int64] {
+    /// Per assigned partition, how far behind the high watermark of the last fetch this member
+    /// is, read and processed. Needs no broker request.
+    public func lag() -> [KafkaTopicPartition: ConsumerLag] {
         let partitions = assignment
         guard !partitions.isEmpty else { return [:] }
         return (try? client.withHandle("read lag") { handle in lag(handle, partitions) }) ?? [:]
     }
 
-    private func lag(_ handle: OpaquePointer, _ partitions: [KafkaTopicPartition]) -> [KafkaTopicPartition: Int64] {
+    private func lag(_ handle: OpaquePointer, _ partitions: [KafkaTopicPartition]) -> [KafkaTopicPartition: ConsumerLag] {
         guard let positions = RDKafkaOffsets.positions(handle, partitions) else { return [:] }
-        var lag: [KafkaTopicPartition: Int64] = [:]
+        var lag: [KafkaTopicPartition: ConsumerLag] = [:]
         for partition in partitions {
             guard let (low, high) = RDKafkaOffsets.cachedWatermarks(handle, partition) else { continue }
-            // No position yet (nothing consumed in this assignment): reading starts at the
-            // committed offset, else at the oldest retained record.
-            lag[partition] = max(0, high - (positions[partition] ?? membership.startOffset(of: partition) ?? low))
+            // Nothing read or stored yet in this assignment: reading starts at the committed
+            // offset, else at the oldest retained record.
+            let start = membership.startOffset(of: partition) ?? low
+            let position = positions[partition] ?? start
+            let processed = membership.storedOffset(of: partition) ?? start
+            lag[partition] = ConsumerLag(unread: max(0, high - position), unprocessed: max(0, high - processed))
         }
         return lag
     }
@@ -296,6 +299,24 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
 }
 
 /// The records of a consumer's partitions.
+/// How far one partition's consumer is behind the partition's high watermark.
+public struct ConsumerLag: Sendable, Equatable {
+    /// Records not yet fetched: the high watermark minus the consumer's position.
+    public var unread: Int64
+    /// Records not yet processed: the high watermark minus the next offset the application has
+    /// not stored as processed. Includes what was fetched and waits in buffers, is in the
+    /// stage, or awaits its outputs' acknowledgement: the backlog.
+    public var unprocessed: Int64
+
+    public init(unread: Int64, unprocessed: Int64) {
+        self.unread = unread
+        self.unprocessed = unprocessed
+    }
+
+    /// Fetched into this process but not processed yet.
+    public var fetchedUnprocessed: Int64 { max(0, unprocessed - unread) }
+}
+
 public struct KafkaConsumerMessages: AsyncSequence, Sendable {
     public typealias Element = KafkaConsumerMessage
     fileprivate let buffer: ConsumerBuffer
@@ -339,6 +360,8 @@ private final class ConsumerMembership: @unchecked Sendable {
     private var assigned: [KafkaTopicPartition: UInt64] = [:]
     /// Where each owned partition's reading started: its committed offset at assignment.
     private var startOffsets: [KafkaTopicPartition: Int64] = [:]
+    /// The next offset to process of each owned partition, as last stored in this assignment.
+    private var storedOffsets: [KafkaTopicPartition: Int64] = [:]
     private var lastGeneration: UInt64 = 0
     private var gaps = OffsetGapDetector()  // touched only on the poll thread
 
@@ -363,6 +386,9 @@ private final class ConsumerMembership: @unchecked Sendable {
     /// The committed offset the partition's assignment started from; nil when the group had
     /// none (reading starts where `auto.offset.reset` says).
     func startOffset(of partition: KafkaTopicPartition) -> Int64? { lock.withLock { startOffsets[partition] } }
+
+    /// The offset after the last one stored as processed in this assignment; nil before the first.
+    func storedOffset(of partition: KafkaTopicPartition) -> Int64? { lock.withLock { storedOffsets[partition] } }
 
     func setBeforeRevoke(_ prepare: @escaping @Sendable ([KafkaTopicPartition]) -> Void) {
         lock.withLock { beforeRevoke = prepare }
@@ -389,6 +415,7 @@ private final class ConsumerMembership: @unchecked Sendable {
                         lastGeneration += 1
                         assigned[partition] = lastGeneration
                         startOffsets[partition] = committed[partition]
+                        storedOffsets[partition] = nil
                     }
                 }
                 return assignCode
@@ -411,6 +438,7 @@ private final class ConsumerMembership: @unchecked Sendable {
                 for partition in revoked {
                     assigned[partition] = nil
                     startOffsets[partition] = nil
+                    storedOffsets[partition] = nil
                 }
                 return rd_kafka_assign(handle, nil)
             }
@@ -429,6 +457,7 @@ private final class ConsumerMembership: @unchecked Sendable {
             lock.withLock {
                 assigned = [:]
                 startOffsets = [:]
+                storedOffsets = [:]
                 _ = rd_kafka_assign(handle, nil)
             }
             buffer.discard { _ in true }
@@ -440,6 +469,7 @@ private final class ConsumerMembership: @unchecked Sendable {
         lock.withLock {
             assigned = [:]
             startOffsets = [:]
+            storedOffsets = [:]
         }
         buffer.fail(error)
     }
@@ -456,10 +486,12 @@ private final class ConsumerMembership: @unchecked Sendable {
     func store(handle: OpaquePointer, partition: KafkaTopicPartition, processedOffset: Int64, generation: UInt64) throws(KafkaError) {
         let code = lock.withLock { () -> rd_kafka_resp_err_t in
             guard let current = assigned[partition], current == generation else { return RD_KAFKA_RESP_ERR__STATE }
-            return RDKafkaTopicPartitionList.withList([(partition, processedOffset + 1)]) { list -> rd_kafka_resp_err_t in
+            let code = RDKafkaTopicPartitionList.withList([(partition, processedOffset + 1)]) { list -> rd_kafka_resp_err_t in
                 let code = rd_kafka_offsets_store(handle, list)
                 return code != RD_KAFKA_RESP_ERR_NO_ERROR ? code : list.pointee.elems[0].err
             }
+            if code == RD_KAFKA_RESP_ERR_NO_ERROR { storedOffsets[partition] = max(storedOffsets[partition] ?? 0, processedOffset + 1) }
+            return code
         }
         switch code {
         case RD_KAFKA_RESP_ERR_NO_ERROR:

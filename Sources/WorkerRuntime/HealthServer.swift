@@ -46,6 +46,9 @@ struct ClusterWatch: Service {
     let readiness: Readiness
     let metrics: WorkerMetrics
     let interval: Duration
+    /// Whether the worker stores offsets of what it processed (a stage worker; a source worker
+    /// only reads its table).
+    var storesOffsets = true
 
     func run() async throws {
         // Ends quietly at graceful shutdown: a watch that stops is not a failure of the worker.
@@ -58,7 +61,9 @@ struct ClusterWatch: Service {
                     readiness.setBroker(reachable: false, problem: "\(error)")
                 }
                 for (partition, lag) in consumer.lag() {
-                    metrics.setLag(topic: partition.topic, partition: partition.partition, lag: lag)
+                    // A source worker never stores offsets: what it has read is all it takes.
+                    let behind = storesOffsets ? lag.unprocessed : lag.unread
+                    metrics.setLag(topic: partition.topic, partition: partition.partition, lag: behind, fetchedUnprocessed: storesOffsets ? lag.fetchedUnprocessed : 0)
                 }
                 try? await Task.sleep(for: interval)
             }
@@ -108,7 +113,8 @@ enum MetricHelp {
         "vigil_records_lost_total": "Records the broker dropped before this consumer read them (offset gaps).",
         "vigil_records_in_flight": "Input records processed whose outputs await the broker's acknowledgement.",
         "vigil_processing_seconds": "Time the stage spent on one input record.",
-        "vigil_consumer_lag": "Records not yet consumed per assigned partition (high watermark minus position).",
+        "vigil_consumer_lag": "Records not yet processed per assigned partition: the high watermark minus the next offset not stored as processed (fetched and buffered records count; for a source worker, the records not yet read).",
+        "vigil_consumer_fetched_unprocessed": "Of the lag, records already fetched into the worker (buffered, in the stage, or awaiting their outputs' acknowledgement).",
         "vigil_kafka_consumer_errors_total": "Errors the Kafka consumer reported while fetching; librdkafka retries them.",
         "vigil_table_records_total": "Table records read, per table and outcome (changed, unchanged, ignored_tombstone, rejected).",
         "vigil_source_keys_owned": "Keys (cameras) a source worker runs now.",

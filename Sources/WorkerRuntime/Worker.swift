@@ -229,14 +229,14 @@ public enum Worker {
             "bootstrap": "\(configuration.kafka.bootstrapServers)", "memory_budget_bytes": "\(budget.bytes)",
         ])
         try await serve(
-            runner, consumer: consumer, readiness: Readiness(ownership: ownership), progress: LoopProgress(), metrics: metrics,
+            runner, consumer: consumer, readiness: Readiness(ownership: ownership), progress: LoopProgress(), metrics: metrics, storesOffsets: false,
             configuration: configuration, registry: registry, logger: logger, routes: routes, onListening: onListening
         )
     }
 
     /// Serves HTTP and watches the cluster while `runner` runs; stops on SIGTERM/SIGINT.
     private static func serve(
-        _ runner: some Service, consumer: KafkaConsumer, readiness: Readiness, progress: LoopProgress, metrics: WorkerMetrics,
+        _ runner: some Service, consumer: KafkaConsumer, readiness: Readiness, progress: LoopProgress, metrics: WorkerMetrics, storesOffsets: Bool = true,
         configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, routes: Routes,
         onListening: @escaping @Sendable (Int) -> Void
     ) async throws {
@@ -256,7 +256,7 @@ public enum Worker {
         var groupConfiguration = ServiceGroupConfiguration(
             services: [
                 .init(service: http),
-                .init(service: ClusterWatch(consumer: consumer, readiness: readiness, metrics: metrics, interval: .seconds(5))),
+                .init(service: ClusterWatch(consumer: consumer, readiness: readiness, metrics: metrics, interval: .seconds(5), storesOffsets: storesOffsets)),
                 // On failure too the HTTP server and the watch end gracefully: only the runner's error is logged.
                 .init(service: runner, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             ],

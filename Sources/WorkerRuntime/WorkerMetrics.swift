@@ -47,10 +47,10 @@ final class WorkerMetrics: @unchecked Sendable {
         cached(&counters, "source_runs_failed") { Counter(label: "vigil_source_runs_failed_total", dimensions: [("worker", worker)]) }.increment()
     }
 
-    func setLag(topic: String, partition: Int32, lag: Int64) {
-        cached(&gauges, "\(topic)|\(partition)") {
-            Gauge(label: "vigil_consumer_lag", dimensions: [("worker", worker), ("topic", topic), ("partition", String(partition))])
-        }.record(lag)
+    func setLag(topic: String, partition: Int32, lag: Int64, fetchedUnprocessed: Int64) {
+        let dimensions = [("worker", worker), ("topic", topic), ("partition", String(partition))]
+        cached(&gauges, "lag|\(topic)|\(partition)") { Gauge(label: "vigil_consumer_lag", dimensions: dimensions) }.record(lag)
+        cached(&gauges, "fetched|\(topic)|\(partition)") { Gauge(label: "vigil_consumer_fetched_unprocessed", dimensions: dimensions) }.record(fetchedUnprocessed)
     }
 
     /// A per-topic counter, made on first use and looked up by topic alone: no label string is

@@ -26,6 +26,28 @@ struct WorkerLimitsTests {
         try await cluster.stop()
     }
 
+    @Test("a slow stage behind a backlog: vigil_consumer_lag counts every record not yet processed, fetched ones included, and says how many were fetched")
+    func lagShowsTheBacklog() async throws {
+        let cluster = try await DevClusterProcess(brokers: 1, topics: ["in:1:1", "in.out:1:1", "in.dlq:1:1"])
+        try await cluster.produce(topic: "in", count: 2_000, keys: 10)
+        // 200 ms a record: 5 a second, while the consumer prefetches hundreds.
+        let worker = try await PassThroughWorkerProcess.start(cluster, environment: ["PASSTHROUGH_DELAY_MS": "200"])
+        var lag = 0.0, fetched = 0.0, out = 0.0
+        // The gauges are refreshed every 5 s; read the lag before the outputs, which only grow.
+        try await eventually(timeout: .seconds(60), "the worker reports its lag with records fetched") {
+            lag = try await worker.metric("vigil_consumer_lag") ?? 0
+            fetched = try await worker.metric("vigil_consumer_fetched_unprocessed") ?? 0
+            out = try await worker.metric("vigil_records_out_total") ?? 0
+            return lag > 0 && fetched > 0
+        }
+        print("backlog of 2,000 behind a 200 ms stage: lag \(Int(lag)), of it fetched \(Int(fetched)); outputs \(Int(out))")
+        #expect(lag >= 2_000 - out, "every record without an output is unprocessed: lag \(lag), outputs \(out)")
+        #expect(fetched <= lag)
+        worker.process.signal(SIGTERM)
+        try await worker.process.waitForExit()
+        try await cluster.stop()
+    }
+
     @Test("a stage stuck on a record: /livez fails; SIGTERM waits for the record without spinning a core, commits it, and logs no error")
     func stuckStageLivenessAndQuietDrain() async throws {
         let cluster = try await DevClusterProcess(topics: PassThroughWorkerTests.topics)

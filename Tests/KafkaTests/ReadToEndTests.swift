@@ -31,7 +31,7 @@ struct ReadToEndTests {
         let next = try KafkaConsumer(configuration: configuration, logger: logger)
         let deadline = ContinuousClock.now + .seconds(60)
         // Polled: the assignment and the first fetch (which brings the watermarks) take a moment.
-        while !(next.assignment == [partition] && next.lag()[partition] == 0 && next.isReadToEnd(partition)) {
+        while !(next.assignment == [partition] && next.lag()[partition]?.unread == 0 && next.isReadToEnd(partition)) {
             guard ContinuousClock.now < deadline else {
                 Issue.record("not read to the end: assignment \(next.assignment), lag \(next.lag()), read to end \(next.isReadToEnd(partition))")
                 break

@@ -151,7 +151,7 @@ extension StageRunner {
         let assigned = consumer.assignment
         return stateful.engine.ownedPartitions.filter { partition in
             let inputs = assigned.filter { $0.partition == partition }
-            return !inputs.isEmpty && inputs.allSatisfy { lag[$0] == 0 }
+            return !inputs.isEmpty && inputs.allSatisfy { lag[$0]?.unread == 0 }
         }
     }
 }
