@@ -14,6 +14,12 @@ import WorkerRuntime
 /// - `AUDIT_SIGNING_KEY_FILE`: the Ed25519 key that signs heads (`vigil audit keygen`), by
 ///   reference: its path, never its value. Without it the log is chained but no head is signed.
 /// - `AUDIT_HEAD_INTERVAL_S`: how often a chain's head is signed while records arrive (60).
+///
+/// A setting that cannot be used stops the worker at start (exit 64).
+WorkerCommandLine.answerHelpOrVersion(worker: "vigil-audit", summary: "chains audit.events.v1 into audit.log.v1 and signs chain heads onto audit.heads.v1", settings: [
+    WorkerSetting("AUDIT_SIGNING_KEY_FILE", default: "none (the log is chained, no head is signed)", "the Ed25519 key that signs chain heads (vigil audit keygen), by path"),
+    WorkerSetting("AUDIT_HEAD_INTERVAL_S", default: "60", "how often a chain's head is signed while records arrive, at least 1"),
+])
 let environment = ProcessInfo.processInfo.environment
 let logger = Logger(label: "vigil-audit")
 
@@ -25,10 +31,9 @@ func fail(_ message: String) -> Never {
 let signingKey = environment["AUDIT_SIGNING_KEY_FILE"].map { file in
     do { return try SigningKeys.privateKey(file: file) } catch { fail("AUDIT_SIGNING_KEY_FILE: \(error)") }
 }
-let interval = environment["AUDIT_HEAD_INTERVAL_S"].map { text in
-    guard let seconds = Int(text), seconds >= 1 else { fail("AUDIT_HEAD_INTERVAL_S must be a whole number of seconds, 1 or more, not \(text)") }
-    return seconds
-} ?? 60
+let interval = StageSettings(worker: "vigil-audit").reading { stage throws(StageSettings.Problem) in
+    try stage.integer("AUDIT_HEAD_INTERVAL_S", atLeast: 1) ?? 60
+}
 let configuration: WorkerConfiguration
 do {
     configuration = try await WorkerConfiguration.load(defaultName: "vigil-audit", file: nil)

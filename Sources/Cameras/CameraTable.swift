@@ -163,6 +163,11 @@ extension Table where Value == Vigil_V1_CameraConfig {
 }
 
 extension CameraAdmins {
+    /// The setting every worker reading `cameras.v1` needs, for its `--help`.
+    public static let workerSetting = WorkerSetting(
+        environmentKey, default: "required", "a file naming the admins (one per line: account, Ed25519 public key) whose signatures on cameras.v1 this worker trusts"
+    )
+
     /// The admins a worker executable trusts (`CAMERA_ADMIN_KEYS_FILE`). Without them nothing
     /// could be trusted: the worker exits 64 (EX_USAGE) saying what to set, before it starts anything.
     public static func forWorker(_ name: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> CameraAdmins {

@@ -13,6 +13,12 @@ import WorkerRuntime
 /// - `DECODE_BEHIND_MS`: decode keyframes only while chunks are this far behind (default 5000)
 ///
 /// A setting that is not a number, or below its floor, stops the worker at start (exit 64).
+WorkerCommandLine.answerHelpOrVersion(worker: "vigil-decode", summary: "video.packets.v1 → sampled, privacy-masked JPEG frames on frames.v1", settings: [
+    WorkerSetting("DECODE_JPEG_QUALITY", default: "90", "JPEG quality of published frames, at least 80 (detect finds fewer small faces in coarser JPEG)"),
+    WorkerSetting("DECODE_DEFAULT_FPS", default: "5", "frames per second for cameras that set no sampling"),
+    WorkerSetting("DECODE_BEHIND_MS", default: "5000", "decode keyframes only while chunks are this far behind"),
+    CameraAdmins.workerSetting,
+])
 var settings = DecodeSettings()
 StageSettings(worker: "vigil-decode").reading { stage throws(StageSettings.Problem) in
     if let quality = try stage.integer("DECODE_JPEG_QUALITY", atLeast: 80, floor: "detect finds fewer small faces in coarser JPEG") {

@@ -20,6 +20,15 @@ import WorkerRuntime
 ///   least 1000: less would publish faces found a moment late)
 ///
 /// A setting that is not a number, or below its floor, stops the worker at start (exit 64).
+WorkerCommandLine.answerHelpOrVersion(worker: "vigil-detect", summary: "faces, persons and motion in every frame of frames.v1 → detections.v1 and redacted snapshots.v1", settings: [
+    WorkerSetting("DETECT_MODELS_DIR", default: "models", "the models folder Scripts/fetch-models fills; only the models vigil ships load, by their built-in checksums"),
+    WorkerSetting("DETECT_THREADS", default: "1", "inference threads per model"),
+    WorkerSetting("DETECT_PERSON_TILES", default: "4", "person-detector tiles per axis besides the whole frame, at least 4 (fewer find fewer people, so fewer heads are masked)"),
+    WorkerSetting("DETECT_FACE_MAX_WIDTH", default: "none (full resolution)", "scale wider frames down for the face detector, at least 1920"),
+    WorkerSetting("DETECT_LOOKAHEAD_MS", default: "1000", "capture time of later frames a snapshot waits for, at least 1000 (less would publish faces found a moment late)"),
+    WorkerSetting("DETECT_SLOT_FILE", default: "none", "the operator's object detectors (a slot file; object detectors only)"),
+    CameraAdmins.workerSetting,
+])
 let environment = ProcessInfo.processInfo.environment
 var settings = DetectSettings(modelsDirectory: environment["DETECT_MODELS_DIR"] ?? "models")
 StageSettings(worker: "vigil-detect").reading { stage throws(StageSettings.Problem) in
@@ -37,8 +46,8 @@ if let slotFile = environment["DETECT_SLOT_FILE"] {
         settings.slotModels = try SlotFile.load(slotFile)
         settings.slotDirectory = (slotFile as NSString).deletingLastPathComponent
     } catch {
-        FileHandle.standardError.write(Data("vigil-detect: \(error)\n".utf8))
-        exit(2)
+        FileHandle.standardError.write(Data("vigil-detect: DETECT_SLOT_FILE: \(error)\n".utf8))
+        exit(64)
     }
 }
 

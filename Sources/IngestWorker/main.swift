@@ -11,6 +11,11 @@ import WorkerRuntime
 /// this long, or whose timestamps stand still this long, is stalled) and `INGEST_SECRETS_DIR`
 /// (one file per camera `credentials_ref`, holding `user:password`).
 /// A setting that is not a number stops the worker at start (exit 64).
+WorkerCommandLine.answerHelpOrVersion(worker: "vigil-ingest", summary: "streams its share of the cameras in cameras.v1 into video.packets.v1, with health on camera.health.v1", settings: [
+    WorkerSetting("INGEST_READ_TIMEOUT_MS", default: "5000", "a stream silent this long, or whose timestamps stand still this long, is stalled"),
+    WorkerSetting("INGEST_SECRETS_DIR", default: "none", "one file per camera credentials_ref, holding user:password"),
+    CameraAdmins.workerSetting,
+])
 var settings = IngestSettings()
 StageSettings(worker: "vigil-ingest").reading { stage throws(StageSettings.Problem) in
     if let timeout = try stage.integer("INGEST_READ_TIMEOUT_MS", atLeast: 1) { settings.readTimeout = .milliseconds(timeout) }

@@ -15,20 +15,16 @@ import WorkerRuntime
 /// - `MATCH_SILENCE_MS`: caught-up time without a record after which a camera is taken to have
 ///   stopped, its incidents closing as their deadlines pass (default 10000; longer than decode
 ///   or detect stall for, or their frames would come too late).
-let environment = ProcessInfo.processInfo.environment
-
-/// A whole number of milliseconds from the environment, or the default; the worker stops on a bad one.
-func milliseconds(_ name: String, default value: Int, minimum: Int) -> Int {
-    guard let text = environment[name] else { return value }
-    guard let number = Int(text), number >= minimum else {
-        FileHandle.standardError.write(Data("vigil-match: \(name) must be a whole number of milliseconds, \(minimum) or more, not \(text)\n".utf8))
-        exit(2)
-    }
-    return number
+///
+/// A setting that is not a number, or below its floor, stops the worker at start (exit 64).
+WorkerCommandLine.answerHelpOrVersion(worker: "vigil-match", summary: "the rule engine: detections.v1 and camera.health.v1, judged by rules.v1 → incidents.v1", settings: [
+    WorkerSetting("MATCH_ALLOWED_LATENESS_MS", default: "2000", "how far behind a camera's newest record another may arrive and still be judged in order"),
+    WorkerSetting("MATCH_SILENCE_MS", default: "10000", "caught-up time without a record after which a camera is taken to have stopped, at least 1000"),
+    CameraAdmins.workerSetting,
+])
+let (lateness, silence) = StageSettings(worker: "vigil-match").reading { stage throws(StageSettings.Problem) in
+    (try stage.integer("MATCH_ALLOWED_LATENESS_MS", atLeast: 0) ?? 2_000, try stage.integer("MATCH_SILENCE_MS", atLeast: 1_000) ?? 10_000)
 }
-
-let lateness = milliseconds("MATCH_ALLOWED_LATENESS_MS", default: 2_000, minimum: 0)
-let silence = milliseconds("MATCH_SILENCE_MS", default: 10_000, minimum: 1_000)
 let rules = RuleTable.make()
 let cameras = CameraTable.forWorker("vigil-match")
 try await Worker.run(

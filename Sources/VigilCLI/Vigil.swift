@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import WorkerRuntime
 
 @main
 struct Vigil: AsyncParsableCommand {
@@ -10,6 +11,7 @@ struct Vigil: AsyncParsableCommand {
         discussion: """
             vigil turns camera video into safety incidents and alerts. It never identifies people. Start locally with `vigil dev-cluster`; see README.md for the whole pipeline.
             """,
+        version: "vigil \(VigilRelease.version) (schema \(VigilRelease.schema))",
         subcommands: [UpCommand.self, DevClusterCommand.self, TopicsCommand.self, CamerasCommand.self, RulesCommand.self, IncidentsCommand.self, SnapshotsCommand.self, AuditCommand.self, StatusCommand.self, BenchCommand.self]
     )
 }

@@ -8,34 +8,8 @@ import Topology
 /// Everything a worker needs at start, read once from a YAML file and the environment
 /// (environment wins) and validated before anything connects.
 ///
-/// | key | environment | default |
-/// |---|---|---|
-/// | `kafka.bootstrap` | `KAFKA_BOOTSTRAP` | required |
-/// | `kafka.properties` | `KAFKA_PROPERTIES` | none; `name=value` list, e.g. TLS/SASL |
-/// | `kafka.commit-interval-ms` | `KAFKA_COMMIT_INTERVAL_MS` | 1000 |
-/// | `kafka.request-timeout-ms` | `KAFKA_REQUEST_TIMEOUT_MS` | 10000 |
-/// | `kafka.delivery-timeout-ms` | `KAFKA_DELIVERY_TIMEOUT_MS` | 120000; an output undelivered this long stops the worker |
-/// | `worker.name` | `WORKER_NAME` | the executable's name |
-/// | `worker.group` | `WORKER_GROUP` | the worker name |
-/// | `worker.topology` | `WORKER_TOPOLOGY` | none; a topology.yaml whose entry for this worker gives group, inputs and outputs |
-/// | `worker.inputs` | `WORKER_INPUTS` | the topology's; else required; comma-separated topics |
-/// | `worker.outputs` | `WORKER_OUTPUTS` | the topology's; else required; the only topics the stage may write (DLQs are added) |
-/// | `worker.owns` | `WORKER_OWNS` | the topology's; a source worker's table, whose keys the replicas split |
-/// | `worker.tables` | `WORKER_TABLES` | the topology's; else none; table topics the worker may read whole |
-/// | `worker.table-versions` | `WORKER_TABLE_VERSIONS` | 16 versions per key kept for lookups by event time |
-/// | `worker.state-changelog` | `WORKER_STATE_CHANGELOG` | `<worker>.state.changelog`; a stateful worker's changelog (an output) |
-/// | `worker.state-max-keys` | `WORKER_STATE_MAX_KEYS` | 100000 keys held across the worker's partitions |
-/// | `worker.state-max-key-bytes` | `WORKER_STATE_MAX_KEY_BYTES` | 65536 bytes of one key's snapshot |
-/// | `worker.state-checkpoint-ms` | `WORKER_STATE_CHECKPOINT_MS` | 60000; keys not written this long get a snapshot again |
-/// | `worker.max-in-flight` | `WORKER_MAX_IN_FLIGHT` | 1000 records awaiting delivery |
-/// | `worker.memory-budget-mb` | `WORKER_MEMORY_BUDGET_MB` | 256; Kafka buffers, see `MemoryBudget` |
-/// | `worker.liveness-timeout-ms` | `WORKER_LIVENESS_TIMEOUT_MS` | 180000; `/livez` fails when stuck this long (above the delivery timeout: a broker outage ends in the worker's own exit, with its reason, not a liveness kill) |
-/// | `worker.outage-timeout-ms` | `WORKER_OUTAGE_TIMEOUT_MS` | 60000; a stage outage this long stops the worker |
-/// | `worker.shutdown-timeout-ms` | `WORKER_SHUTDOWN_TIMEOUT_MS` | 25000; then a stage still busy is cancelled |
-/// | `worker.max-age-ms` | `WORKER_MAX_AGE_MS` | none (never skip) |
-/// | `worker.dlq-suffix` | `WORKER_DLQ_SUFFIX` | `.dlq` |
-/// | `http.host`, `http.port` | `HTTP_HOST`, `HTTP_PORT` | `0.0.0.0`, 9090 (0: any free port) |
-/// | `log.level` | `LOG_LEVEL` | info |
+/// The settings, their keys, variables and defaults: `WorkerConfiguration.settings` (also what
+/// every worker's `--help` lists).
 public struct WorkerConfiguration: Sendable {
     public var name: String
     public var groupID: String
@@ -276,4 +250,37 @@ public struct MemoryBudget: Sendable, Equatable {
     public var consumerPrefetchBytes: Int { bytes / 4 }
     public var consumerBufferBytes: Int { bytes / 4 }
     public var producerInFlightBytes: Int { bytes / 2 }
+}
+
+extension WorkerConfiguration {
+    /// Every setting the configuration reads, as `--help` lists them; `load` reads these keys.
+    public static let settings: [WorkerSetting] = [
+        WorkerSetting("KAFKA_BOOTSTRAP", key: "kafka.bootstrap", default: "required", "the brokers, host:port,host:port"),
+        WorkerSetting("KAFKA_PROPERTIES", key: "kafka.properties", default: "none", "librdkafka properties as a name=value list, e.g. TLS and SASL"),
+        WorkerSetting("KAFKA_COMMIT_INTERVAL_MS", key: "kafka.commit-interval-ms", default: "1000", "how often stored offsets are committed"),
+        WorkerSetting("KAFKA_REQUEST_TIMEOUT_MS", key: "kafka.request-timeout-ms", default: "10000", "how long a request to a broker may take"),
+        WorkerSetting("KAFKA_DELIVERY_TIMEOUT_MS", key: "kafka.delivery-timeout-ms", default: "120000", "an output undelivered this long stops the worker"),
+        WorkerSetting("WORKER_NAME", key: "worker.name", default: "the executable's name", "the name in logs, metrics and audit events"),
+        WorkerSetting("WORKER_GROUP", key: "worker.group", default: "the topology's, else the worker name", "the consumer group the replicas share"),
+        WorkerSetting("WORKER_TOPOLOGY", key: "worker.topology", default: "none", "a topology.yaml whose entry for this worker gives group, inputs, outputs and tables"),
+        WorkerSetting("WORKER_INPUTS", key: "worker.inputs", default: "the topology's, else required", "comma-separated input topics"),
+        WorkerSetting("WORKER_OUTPUTS", key: "worker.outputs", default: "the topology's, else required", "the only topics the stage may write (its inputs' DLQs are added)"),
+        WorkerSetting("WORKER_OWNS", key: "worker.owns", default: "the topology's", "a source worker's table, whose keys the replicas split"),
+        WorkerSetting("WORKER_TABLES", key: "worker.tables", default: "the topology's, else none", "table topics the worker may read whole"),
+        WorkerSetting("WORKER_TABLE_VERSIONS", key: "worker.table-versions", default: "16", "versions per key a table keeps for lookups by event time"),
+        WorkerSetting("WORKER_STATE_CHANGELOG", key: "worker.state-changelog", default: "<worker>.state.changelog", "a stateful worker's changelog (one of its outputs)"),
+        WorkerSetting("WORKER_STATE_MAX_KEYS", key: "worker.state-max-keys", default: "100000", "keys a stateful worker holds across its partitions"),
+        WorkerSetting("WORKER_STATE_MAX_KEY_BYTES", key: "worker.state-max-key-bytes", default: "65536", "bytes of one key's state snapshot"),
+        WorkerSetting("WORKER_STATE_CHECKPOINT_MS", key: "worker.state-checkpoint-ms", default: "60000", "keys not written this long get a snapshot again"),
+        WorkerSetting("WORKER_MAX_IN_FLIGHT", key: "worker.max-in-flight", default: "1000", "records processed and awaiting their outputs' delivery"),
+        WorkerSetting("WORKER_MEMORY_BUDGET_MB", key: "worker.memory-budget-mb", default: "256", "memory for Kafka buffers (see MemoryBudget)"),
+        WorkerSetting("WORKER_LIVENESS_TIMEOUT_MS", key: "worker.liveness-timeout-ms", default: "180000", "/livez fails when the loop is stuck this long (above the delivery timeout: a broker outage ends in the worker's own exit, with its reason)"),
+        WorkerSetting("WORKER_OUTAGE_TIMEOUT_MS", key: "worker.outage-timeout-ms", default: "60000", "a stage unavailable this long stops the worker"),
+        WorkerSetting("WORKER_SHUTDOWN_TIMEOUT_MS", key: "worker.shutdown-timeout-ms", default: "25000", "after SIGTERM, a stage still busy this long is cancelled"),
+        WorkerSetting("WORKER_MAX_AGE_MS", key: "worker.max-age-ms", default: "none (never skip)", "records older than this in event time are skipped (load shedding)"),
+        WorkerSetting("WORKER_DLQ_SUFFIX", key: "worker.dlq-suffix", default: ".dlq", "a dead letter goes to its input topic plus this"),
+        WorkerSetting("HTTP_HOST", key: "http.host", default: "0.0.0.0", "where /metrics, /livez and /readyz listen"),
+        WorkerSetting("HTTP_PORT", key: "http.port", default: "9090", "their port; 0 takes any free one"),
+        WorkerSetting("LOG_LEVEL", key: "log.level", default: "info", "trace, debug, info, notice, warning, error or critical"),
+    ]
 }

@@ -161,4 +161,14 @@ struct MetricHelpTests {
         #expect(annotated.count == 5, "no HELP invented for unknown metrics")
         #expect(MetricHelp.annotate(MetricHelp.annotate(exposition)) == MetricHelp.annotate(exposition))
     }
+
+    @Test("the settings --help lists name each key's environment variable as the configuration reads it, once each")
+    func settingsListMatchesTheKeys() throws {
+        let settings = WorkerConfiguration.settings
+        #expect(Set(settings.map(\.variable)).count == settings.count)
+        for setting in settings {
+            let key = try #require(setting.key)
+            #expect(setting.variable == key.uppercased().replacingOccurrences(of: ".", with: "_").replacingOccurrences(of: "-", with: "_"))
+        }
+    }
 }
