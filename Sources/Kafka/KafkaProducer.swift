@@ -225,7 +225,8 @@ public struct KafkaPendingDelivery: Sendable {
 final class PendingDeliveryState: @unchecked Sendable {
     private let lock = NSLock()
     private var result: Result<KafkaDeliveryReport, KafkaError>?
-    private var waiters: [CheckedContinuation<KafkaDeliveryReport, any Error>] = []
+    private var waiters: [Int: CheckedContinuation<KafkaDeliveryReport, any Error>] = [:]
+    private var nextWaiter = 0
     private let limiter: InFlightLimiter
     private let bytes: Int
 
@@ -246,19 +247,33 @@ final class PendingDeliveryState: @unchecked Sendable {
         limiter.release(bytes: bytes)
         let waiting = lock.withLock {
             result = outcome
-            defer { waiters = [] }
-            return waiters
+            defer { waiters = [:] }
+            return waiters.values
         }
         for waiter in waiting { waiter.resume(with: outcome.mapError { $0 as any Error }) }
     }
 
+    /// The outcome, once the cluster answered. Cancelling the waiting task ends the wait with a
+    /// `CancellationError` (the record's fate is then unknown to the caller): a shutdown
+    /// bounded by its timeout must not wait for a broker that is down.
     func wait() async throws -> KafkaDeliveryReport {
-        try await withCheckedThrowingContinuation { continuation in
-            let ready = lock.withLock { () -> Result<KafkaDeliveryReport, KafkaError>? in
-                if result == nil { waiters.append(continuation) }
-                return result
+        let id = lock.withLock {
+            defer { nextWaiter += 1 }
+            return nextWaiter
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let ready = lock.withLock { () -> Result<KafkaDeliveryReport, any Error>? in
+                    if let result { return result.mapError { $0 as any Error } }
+                    // Cancelled before the handler could find this waiter: end it here.
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    waiters[id] = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(with: ready) }
             }
-            if let ready { continuation.resume(with: ready.mapError { $0 as any Error }) }
+        } onCancel: {
+            lock.withLock { waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
         }
     }
 }

@@ -41,11 +41,18 @@ final class Announcements: @unchecked Sendable {
     /// The announcer tables and sources call.
     var announce: @Sendable ([OutgoingRecord]) -> Void { { [self] records in send(records) } }
 
-    /// Waits until every announcement started so far was acknowledged or failed.
-    func drain() async {
+    /// Waits until every announcement started so far was acknowledged or failed, for at most
+    /// `budget`; those still unacknowledged then are given up (and logged as not sent).
+    func drain(within budget: Duration = .seconds(30)) async {
+        // Unstructured, so a cancelled caller (a stop past its timeout) still gets its budget.
+        let deadline = Task.detached { [self] in
+            try await Task.sleep(for: budget)
+            lock.withLock { sending.values.forEach { $0.cancel() } }
+        }
         while let next = lock.withLock({ sending.min { $0.key < $1.key }?.value }) {
             await next.value
         }
+        deadline.cancel()
     }
 
     private func finished(_ id: Int) {

@@ -23,6 +23,7 @@ final class StageRunner: Service, @unchecked Sendable {
     let producer: KafkaProducer
     /// Sent apart from the stage's outputs; drained before the producer closes.
     private let announcements: Announcements
+    private let shutdown: ShutdownBudget
     let handler: RecordHandler
     private let tables: KafkaTableReader?
     let stateful: StatefulRuntime?
@@ -40,13 +41,14 @@ final class StageRunner: Service, @unchecked Sendable {
     var isLoopEnded = false  // guarded by `loopEnded`
 
     init(
-        consumer: KafkaConsumer, producer: KafkaProducer, announcements: Announcements, handler: RecordHandler, tables: KafkaTableReader? = nil, stateful: StatefulRuntime? = nil,
+        consumer: KafkaConsumer, producer: KafkaProducer, announcements: Announcements, shutdown: ShutdownBudget, handler: RecordHandler, tables: KafkaTableReader? = nil, stateful: StatefulRuntime? = nil,
         maxInFlightRecords: Int,
         outageLimit: Duration, metrics: WorkerMetrics, progress: LoopProgress, logger: Logger
     ) {
         self.consumer = consumer
         self.producer = producer
         self.announcements = announcements
+        self.shutdown = shutdown
         self.handler = handler
         self.tables = tables
         self.stateful = stateful
@@ -102,12 +104,10 @@ final class StageRunner: Service, @unchecked Sendable {
         } catch {
             failure = error
         }
-        // The one owner of the clients closes them in order: outputs flushed first, then the
-        // consumer commits the offsets stored by the loop and leaves the group. Announcements
-        // (a refusal noticed while stopping) go out before the producer closes.
-        await announcements.drain()
-        await producer.close()
-        await consumer.close()
+        // The one owner of the clients closes them in order, within what is left of the
+        // shutdown timeout: announcements (a refusal noticed while stopping) and outputs
+        // flushed first, then the consumer commits the offsets stored by the loop and leaves.
+        await shutdown.close(announcements: announcements, producer: producer, consumer: consumer)
         if failure is CancellationError {
             // The shutdown timeout ran out while the stage still held a record.
             logger.warning("shutdown timed out with records still in the stage; their offsets are not stored, so the partitions' next owners process them again")
@@ -159,6 +159,7 @@ final class StageRunner: Service, @unchecked Sendable {
                         loops.cancelAll()
                     }
                 } onGracefulShutdown: {
+                    self.shutdown.begin()
                     self.consumer.endMessages()
                 }
             }

@@ -171,7 +171,8 @@ public enum Worker {
             maxRecordBytes: producer.maxMessageBytes - 512
         )
         let runner = StageRunner(
-            consumer: consumer, producer: producer, announcements: announcements, handler: handler,
+            consumer: consumer, producer: producer, announcements: announcements,
+            shutdown: ShutdownBudget(timeout: configuration.shutdownTimeout), handler: handler,
             tables: tableReader, stateful: makeStateful?(handler, progress), maxInFlightRecords: configuration.maxInFlightRecords, outageLimit: configuration.outageTimeout,
             metrics: metrics, progress: progress, logger: logger
         )
@@ -220,7 +221,8 @@ public enum Worker {
         )
         let producer = try await makeProducer(configuration, alreadyCompressed: source.alreadyCompressedOutputs, closingOnFailure: consumer, logger: logger)
         let runner = SourceRunner(
-            source: source, consumer: consumer, producer: producer, announcements: Announcements(producer: producer, logger: logger), events: events, makeTable: makeTable, ownership: ownership,
+            source: source, consumer: consumer, producer: producer, announcements: Announcements(producer: producer, logger: logger),
+            shutdown: ShutdownBudget(timeout: configuration.shutdownTimeout), events: events, makeTable: makeTable, ownership: ownership,
             metrics: metrics, worker: configuration.name, declaredOutputs: Set(configuration.outputs),
             maxRecordBytes: producer.maxMessageBytes - 512, logger: logger
         )

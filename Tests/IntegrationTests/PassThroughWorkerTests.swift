@@ -61,6 +61,39 @@ struct PassThroughWorkerTests {
         try await cluster.stop()
     }
 
+    @Test("SIGTERM with an output partition's leader down (the group coordinator up): the worker exits within WORKER_SHUTDOWN_TIMEOUT_MS plus the stated 5 s margin, having committed the inputs whose outputs were acknowledged")
+    func stopIsBoundedWithALeaderDown() async throws {
+        let cluster = try await DevClusterProcess(topics: ["in:3", "in.out:4", "in.dlq:1"])
+        for partition in 0..<3 {
+            try await cluster.control(["leader", "--topic", "in", "--partition", String(partition), "--broker", "1"])
+        }
+        for partition in 0..<4 {
+            try await cluster.control(["leader", "--topic", "in.out", "--partition", String(partition), "--broker", partition == 0 ? "2" : "3"])
+        }
+        try await cluster.control(["leader", "--topic", "in.dlq", "--partition", "0", "--broker", "1"])
+        try await cluster.control(["coordinator", "--group", "vigil-passthrough", "--broker", "1"])
+        try await cluster.produce(topic: "in", count: 2_000, keys: 30)
+        try await cluster.control(["broker", "down", "2"])
+        let timeout = 4_000
+        let worker = try await PassThroughWorkerProcess.start(cluster, environment: ["WORKER_MAX_IN_FLIGHT": "200", "WORKER_SHUTDOWN_TIMEOUT_MS": String(timeout)])
+        try await eventually("200 records in flight, those bound for the partition whose leader is down") {
+            (try? await worker.metric("vigil_records_in_flight")) == 200
+        }
+        let stopped = ContinuousClock.now
+        worker.process.signal(SIGTERM)
+        // The stated bound: the timeout, plus the margin the client closes may take past it.
+        // A generous extra allows for a loaded machine; the unbounded stop took over 30 s more.
+        try await worker.process.waitForExit(timeout: .milliseconds(timeout) + .seconds(5) + .seconds(10))
+        let took = ContinuousClock.now - stopped
+        print("stop with an output leader down: \(took) for a \(timeout) ms shutdown timeout")
+        #expect(took < .milliseconds(timeout) + .seconds(5), "the stop took \(took)")
+        #expect(worker.process.exitStatus == 0, "\(worker.process.standardError.suffix(1_500))")
+        #expect(worker.process.standardError.contains("shutdown timed out with records still in the stage"))
+        let uncommitted = try await cluster.lag(topic: "in", group: "vigil-passthrough")
+        #expect(uncommitted > 0 && uncommitted < 2_000, "what was acknowledged is committed, what was not is not: \(uncommitted) uncommitted")
+        try await cluster.stop()
+    }
+
     @Test("an undelivered output stops the worker (exit 1) without storing; after a restart every output arrives")
     func undeliveredOutputStopsTheWorker() async throws {
         let cluster = try await DevClusterProcess(topics: Self.topics)

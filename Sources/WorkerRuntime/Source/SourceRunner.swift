@@ -62,6 +62,7 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
     private let producer: KafkaProducer
     /// Table refusal notices, sent apart from the runs' records; drained before the producer closes.
     private let announcements: Announcements
+    private let shutdown: ShutdownBudget
     private let events: AsyncStream<Event>
     private let eventInput: AsyncStream<Event>.Continuation
     private let makeTable: @Sendable () -> Table<S.Value>
@@ -81,7 +82,7 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
     private var runs: [String: Run] = [:]
 
     init(
-        source: S, consumer: KafkaConsumer, producer: KafkaProducer, announcements: Announcements, events: (AsyncStream<Event>, AsyncStream<Event>.Continuation),
+        source: S, consumer: KafkaConsumer, producer: KafkaProducer, announcements: Announcements, shutdown: ShutdownBudget, events: (AsyncStream<Event>, AsyncStream<Event>.Continuation),
         makeTable: @escaping @Sendable () -> Table<S.Value>, ownership: SourceOwnership, metrics: WorkerMetrics, worker: String,
         declaredOutputs: Set<String>, maxRecordBytes: Int, logger: Logger
     ) {
@@ -89,6 +90,7 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
         self.consumer = consumer
         self.producer = producer
         self.announcements = announcements
+        self.shutdown = shutdown
         (self.events, self.eventInput) = events
         self.makeTable = makeTable
         self.ownership = ownership
@@ -147,6 +149,7 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
                 await withGracefulShutdownHandler {
                     await self.handleEvents(emitter)
                 } onGracefulShutdown: {
+                    self.shutdown.begin()
                     self.consumer.endMessages()
                     self.eventInput.finish()
                 }
@@ -161,9 +164,7 @@ final class SourceRunner<S: Source>: Service, @unchecked Sendable {
             thrown = error
         }
         ticker.cancel()
-        await announcements.drain()
-        await producer.close()
-        await consumer.close()
+        await shutdown.close(announcements: announcements, producer: producer, consumer: consumer)
         if let error = thrown ?? failureLock.withLock({ failure }) { throw error }
         logger.info("source stopped; every run ended and its records were delivered")
     }
