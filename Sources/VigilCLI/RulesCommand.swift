@@ -14,7 +14,7 @@ struct RulesCommand: AsyncParsableCommand {
         commandName: "rules",
         abstract: "Declare rules (the rules.v1 table), check rules files, and list what the cluster holds.",
         discussion: """
-            A rules file declares what vigil-match watches for: zone intrusion, line crossing, dwell in a hazardous zone, crowd density (with its safety purpose), camera tamper and camera offline. See rules/examples.yaml and the README for each kind's keys.
+            A rules file declares what vigil-match watches for: zone intrusion, line crossing, dwell in a hazardous zone, crowd density (with its safety purpose), camera tamper and camera offline. See rules/examples.yaml and docs/rules.md for each kind's keys.
             """,
         subcommands: [Validate.self, Apply.self, List.self]
     )

@@ -9,7 +9,7 @@ import Logging
 /// makes reaches a record), a score and a box. A model whose output is not a detection layout
 /// — an embedding, a face-recognition or re-identification vector, attributes, text — fails
 /// to load. Models identifying individuals or describing personal attributes must not be
-/// plugged in (README).
+/// plugged in (docs/detect.md).
 public struct SlotModelDeclaration: Sendable, Equatable, Decodable {
     public enum Decoder: String, Sendable, Decodable {
         /// One output `[1, 1, N, 7]`: rows of image id, class, score, x min, y min, x max, y max

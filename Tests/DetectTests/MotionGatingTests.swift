@@ -46,7 +46,7 @@ struct MotionGatingTests {
         #expect(ungated.allSatisfy { $0.skippedModelRuns == 0 && !$0.gated })
         #expect(skipped > 0)
         // Measured with inference pinned to f32 (the same on AVX-512 and AVX2): 44 of 58, 0.76 —
-        // gating costs person recall (the README says so; faces are unaffected: a gated frame is
+        // gating costs person recall (docs/detect.md says so; faces are unaffected: a gated frame is
         // never published). The floor keeps two persons of margin.
         #expect(Float(persons(gated)) >= 0.72 * Float(persons(ungated)), "gating loses at most 28% of the persons")
     }

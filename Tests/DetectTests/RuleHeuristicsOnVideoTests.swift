@@ -68,7 +68,7 @@ struct RuleHeuristicsOnVideoTests {
         for rule in ["rush-speed", "rush-burst"] {
             let alarms = try await incidents(frames, rule: rule)
             print("sudden motion \(rule) on \(String(format: "%.1f", minutes)) min of walking people: \(alarms.count) false alarm(s): \(alarms.map(\.summary))")
-            // Measured when written: none (the README gives the figure).
+            // Measured when written: none (docs/rules.md gives the figure).
             #expect(alarms.isEmpty, "\(rule): \(alarms.map(\.summary))")
         }
     }
