@@ -29,6 +29,8 @@ public struct KafkaError: Error, Sendable, Equatable, CustomStringConvertible {
         case closed
         /// The librdkafka handle could not be created, or a mock-cluster call failed.
         case clientFailed
+        /// A bounded wait ran out (a topic not read to its end in time).
+        case timedOut
     }
 
     public let kind: Kind

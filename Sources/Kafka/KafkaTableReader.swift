@@ -108,24 +108,73 @@ public final class KafkaTableReader: @unchecked Sendable {
     }
 
     /// Reads `partitions` of `topic` (nil: all) from their oldest retained record to their end
-    /// as of now, and returns their records, in offset order per partition: a state
-    /// changelog's restore, or a tool's look at a table.
+    /// as of now, and returns their records, in offset order per partition: a tool's look at a
+    /// table. Holds every record: for a topic of any size, stream it with `forEachRecord`.
     public static func readPartitions(
-        cluster: KafkaConfiguration, topic: String, partitions: Set<Int32>?, newest: Int64? = nil, logger: Logger
+        cluster: KafkaConfiguration, topic: String, partitions: Set<Int32>?, newest: Int64? = nil, within deadline: Duration = defaultDeadline,
+        logger: Logger
     ) async throws -> [KafkaConsumerMessage] {
         let collected = LockedRecords()
+        try await forEachRecord(cluster: cluster, topic: topic, partitions: partitions, newest: newest, within: deadline, logger: logger) {
+            collected.append($0)
+        }
+        return collected.records
+    }
+
+    /// How long a read to the end may take by default: minutes of records at a broker's pace,
+    /// short enough that a reader stuck on an unreachable cluster says so.
+    public static let defaultDeadline: Duration = .seconds(300)
+
+    /// Reads `partitions` of `topic` (nil: all) from their oldest retained record to their end
+    /// as of now, handing each record to `body` on the reader's thread, in offset order per
+    /// partition, and keeping none: a state changelog's restore keeps only each key's newest.
+    /// Throws `KafkaError` (`.timedOut`) when the end is not reached within `deadline`.
+    public static func forEachRecord(
+        cluster: KafkaConfiguration, topic: String, partitions: Set<Int32>?, newest: Int64? = nil, within deadline: Duration = defaultDeadline,
+        logger: Logger, _ body: @escaping @Sendable (KafkaConsumerMessage) -> Void
+    ) async throws {
         let reader = try KafkaTableReader(
-            configuration: KafkaTableReaderConfiguration(cluster: cluster, topics: [topic], partitions: partitions, newest: newest), logger: logger
-        ) { collected.append($0) }
+            configuration: KafkaTableReaderConfiguration(cluster: cluster, topics: [topic], partitions: partitions, newest: newest), logger: logger,
+            apply: body
+        )
         do {
             try await reader.start()
         } catch {
             await reader.close()
             throw error
         }
-        _ = await reader.waitUntilCaughtUp()
+        let outcome = await reader.waitUntilCaughtUp(within: deadline)
+        let left = reader.catchUpProblem
         await reader.close()
-        return collected.records
+        switch outcome {
+        case .caughtUp: return
+        case .cancelled: throw CancellationError()
+        case .timedOut:
+            throw KafkaError(kind: .timedOut, isRetriable: true, detail: "\(topic) was not read to its end within \(deadline) from \(cluster.bootstrapServers): \(left ?? "records left")")
+        }
+    }
+
+    /// How a bounded wait for the end ended.
+    public enum CatchUpOutcome: Sendable {
+        case caughtUp, timedOut, cancelled
+    }
+
+    /// Waits until the reader is caught up, for at most `deadline`.
+    public func waitUntilCaughtUp(within deadline: Duration) async -> CatchUpOutcome {
+        await withTaskGroup(of: CatchUpOutcome.self) { group in
+            group.addTask { await self.waitUntilCaughtUp() ? .caughtUp : .cancelled }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: deadline)
+                    return .timedOut
+                } catch {
+                    return .cancelled
+                }
+            }
+            let first = await group.next() ?? .cancelled
+            group.cancelAll()
+            return first
+        }
     }
 
     /// Stops reading. Lookups of what was read stay valid.

@@ -82,17 +82,18 @@ public enum Worker {
             nil,
             alreadyCompressedOutputs: stage.alreadyCompressedOutputs,
             stateful: { handler, progress in
-                StatefulRuntime(
-                    engine: KeyedStateEngine(
-                        stage: stage, handler: handler, changelogTopic: changelog,
-                        timerDeadLetters: configuration.inputs[0] + configuration.deadLetterSuffix, limits: configuration.stateLimits,
-                        // Waiting out an outage on purpose is not a stuck loop.
-                        outage: (configuration.outageTimeout, { progress.touch() }), logger: logger
-                    ),
+                let engine = KeyedStateEngine(
+                    stage: stage, handler: handler, changelogTopic: changelog,
+                    timerDeadLetters: configuration.inputs[0] + configuration.deadLetterSuffix, limits: configuration.stateLimits,
+                    // Waiting out an outage on purpose is not a stuck loop.
+                    outage: (configuration.outageTimeout, { progress.touch() }), logger: logger
+                )
+                return StatefulRuntime(
+                    engine: engine,
                     inputs: configuration.inputs, tickInterval: .milliseconds(100), flushEvery: max(1, configuration.maxInFlightRecords / 20),
                     checkpointInterval: configuration.stateCheckpointInterval,
                     readChangelog: { partitions in
-                        try await readChangelog(changelog, partitions: partitions, cluster: cluster, logger: logger)
+                        try await readChangelog(changelog, partitions: partitions, engine: engine, cluster: cluster, logger: logger)
                     }
                 )
             },
@@ -107,26 +108,25 @@ public enum Worker {
     ) async throws -> Int {
         let handler = RecordHandler(worker: cluster.clientID, stage: nil, maxAge: nil, deadLetterSuffix: ".dlq", declaredOutputs: nil)
         let engine = KeyedStateEngine(stage: stage, handler: handler, changelogTopic: changelog, timerDeadLetters: "", limits: StateLimits(maxKeys: .max), logger: logger)
-        let read = try await readChangelog(changelog, partitions: partitions, cluster: cluster, logger: logger)
+        let read = try await readChangelog(changelog, partitions: partitions, engine: engine, cluster: cluster, logger: logger)
         for (partition, records) in read.snapshots {
             engine.restore(partition: partition, generations: [1], snapshots: records)
         }
         return engine.heldKeys
     }
 
-    /// Every retained record of `partitions` of a state changelog, oldest first per partition.
+    /// Each key's newest readable snapshot in `partitions` of a state changelog, read as a
+    /// stream (the log holds many snapshots per key), within the reader's deadline.
     private static func readChangelog(
-        _ changelog: String, partitions: Set<Int32>, cluster: KafkaConfiguration, logger: Logger
+        _ changelog: String, partitions: Set<Int32>, engine: any StateEngine, cluster: KafkaConfiguration, logger: Logger
     ) async throws -> ChangelogRead {
-        var read = ChangelogRead()
-        for record in try await KafkaTableReader.readPartitions(cluster: cluster, topic: changelog, partitions: partitions, logger: logger) {
-            if read.snapshots[record.partition] == nil, record.offset > 0 {
-                read.truncatedSince[record.partition] = record.timestampMilliseconds ?? 0
-            }
-            guard let key = record.key.flatMap({ String(validating: $0, as: UTF8.self) }) else { continue }
-            read.snapshots[record.partition, default: []].append((key, record.value, record.offset))
+        let accumulator = ChangelogAccumulator(problem: engine.snapshotProblem) { partition, key, offset, error in
+            engine.rejected(partition: partition, key: key, offset: offset, error: error)
         }
-        return read
+        try await KafkaTableReader.forEachRecord(cluster: cluster, topic: changelog, partitions: partitions, logger: logger) { record in
+            accumulator.add(partition: record.partition, key: record.key, value: record.value, offset: record.offset, timestampMilliseconds: record.timestampMilliseconds)
+        }
+        return accumulator.result
     }
 
     private static func runStage(

@@ -45,4 +45,23 @@ struct ReadToEndTests {
         await producer.close()
         await next.close()
     }
+
+    @Test("a read to the end has a deadline: with the partition's leader answering fetches slower than it, the read stops with a timed-out error naming the topic and what is left")
+    func readToTheEndHasADeadline() async throws {
+        let cluster = try KafkaMockCluster(brokers: 2, logger: logger)
+        defer { cluster.shutdown() }
+        try cluster.createTopic("slow", partitions: 1, replicationFactor: 1)
+        try cluster.setPartitionLeader(topic: "slow", partition: 0, broker: 2)
+        let common = KafkaConfiguration(bootstrapServers: cluster.bootstrapServers)
+        let producer = try KafkaProducer(configuration: .init(cluster: common), logger: logger)
+        for index in 0..<5 { try await producer.send(KafkaProducerMessage(topic: "slow", key: "k", value: [UInt8(index)])) }
+        await producer.close()
+        // Every answer of the leader takes 4 s: the watermarks come (within the request
+        // timeout), the records not within the 1 s deadline.
+        try cluster.setBrokerRoundTripTime(2, milliseconds: 4_000)
+        let error = await #expect(throws: KafkaError.self) {
+            try await KafkaTableReader.forEachRecord(cluster: common, topic: "slow", partitions: nil, within: .seconds(1), logger: logger) { _ in }
+        }
+        #expect(error?.kind == .timedOut && error?.detail.contains("slow was not read to its end within 1") == true, "\(String(describing: error))")
+    }
 }

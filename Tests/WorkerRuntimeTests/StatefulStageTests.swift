@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import WorkerRuntime
 
@@ -249,6 +250,23 @@ struct StatefulStageTests {
         #expect(driver.changelog.count == 2 && driver.changelog.allSatisfy { !$0.value.isEmpty })
         let restored = StatefulStageTestDriver(stage: WindowCounter(), restoredFrom: driver.changelog)
         #expect(restored.state(of: "cam-1")?.total == 2, "the last snapshot written")
+    }
+
+    @Test("a restore keeps each key's newest readable snapshot while the changelog streams past: an unreadable newer one is reported and the older kept; a deletion wins; a log cut by retention is noticed")
+    func changelogAccumulatorKeepsTheNewest() throws {
+        let rejected = Mutex<[Int64]>([])
+        let accumulator = ChangelogAccumulator(problem: { $0 == [0xFF] ? WindowCounter.Malformed() : nil }) { _, _, offset, _ in rejected.withLock { $0.append(offset) } }
+        for offset in Int64(0)..<10_000 {
+            accumulator.add(partition: 0, key: Array("cam-\(offset % 4)".utf8), value: Array("state \(offset)".utf8), offset: offset, timestampMilliseconds: nil)
+        }
+        accumulator.add(partition: 0, key: Array("cam-1".utf8), value: [0xFF], offset: 10_000, timestampMilliseconds: nil)
+        accumulator.add(partition: 0, key: Array("cam-2".utf8), value: [], offset: 10_001, timestampMilliseconds: nil)
+        accumulator.add(partition: 1, key: Array("cam-9".utf8), value: Array("state".utf8), offset: 42, timestampMilliseconds: 1_234)
+        let read = accumulator.result
+        let kept = Dictionary(uniqueKeysWithValues: (read.snapshots[0] ?? []).map { ($0.key, String(decoding: $0.value, as: UTF8.self)) })
+        #expect(kept == ["cam-0": "state 9996", "cam-1": "state 9997", "cam-2": "", "cam-3": "state 9999"], "\(kept)")
+        #expect(rejected.withLock { $0 } == [10_000])
+        #expect(read.recordsRead == 10_003 && read.truncatedSince == [1: 1_234])
     }
 
     @Test("a record without a key cannot have state: dead-lettered with the reason")

@@ -89,6 +89,27 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         partitions[partition]?.generations.contains(generation) ?? false
     }
 
+    /// Why `bytes` cannot be restored, nil when it can (an empty record is a deletion). Pure:
+    /// the restore's reader calls it on its own thread, to keep each key's newest readable one.
+    func snapshotProblem(_ bytes: [UInt8]) -> (any Error)? {
+        guard !bytes.isEmpty else { return nil }
+        do {
+            _ = try decode(bytes)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// An unreadable changelog record, passed over: logged and counted.
+    func rejected(partition: Int32, key: String, offset: Int64, error: any Error) {
+        metrics.changelogRejected()
+        logger.error("state changelog record unreadable; the key keeps its previous snapshot", metadata: [
+            "topic": "\(changelogTopic)", "partition": "\(partition)", "offset": "\(offset)", "key": "\(key)",
+            "error": "\(RecordHandler.safeReason(error))",
+        ])
+    }
+
     /// Replaces `partition`'s state with the changelog's snapshots (each key's newest wins; an
     /// unreadable one is logged and counted, and the key keeps its previous snapshot).
     func restore(partition: Int32, generations: Set<UInt64>, snapshots: [(key: String, value: [UInt8], offset: Int64)]) {
@@ -101,11 +122,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
             do {
                 restored.keys[snapshot.key] = try decode(snapshot.value)
             } catch {
-                metrics.changelogRejected()
-                logger.error("state changelog record unreadable; the key keeps its previous snapshot", metadata: [
-                    "topic": "\(changelogTopic)", "partition": "\(partition)", "offset": "\(snapshot.offset)", "key": "\(snapshot.key)",
-                    "error": "\(RecordHandler.safeReason(error))",
-                ])
+                rejected(partition: partition, key: snapshot.key, offset: snapshot.offset, error: error)
             }
         }
         partitions[partition] = restored
@@ -432,6 +449,8 @@ protocol StateEngine: AnyObject, Sendable {
     var ownedPartitions: Set<Int32> { get }
     func isRestored(partition: Int32, generation: UInt64) -> Bool
     func restore(partition: Int32, generations: Set<UInt64>, snapshots: [(key: String, value: [UInt8], offset: Int64)])
+    func snapshotProblem(_ bytes: [UInt8]) -> (any Error)?
+    func rejected(partition: Int32, key: String, offset: Int64, error: any Error)
     func keepOnly(_ owned: Set<Int32>)
     func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> RecordOutcome
     func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [[OutgoingRecord]]
@@ -484,17 +503,65 @@ struct StatefulRuntime: Sendable {
     let flushEvery: Int
     /// Keys not written for this long get a snapshot again.
     let checkpointInterval: Duration
-    /// Every retained record of these changelog partitions, oldest first per partition.
+    /// Each key's newest readable snapshot in these changelog partitions (`ChangelogAccumulator`).
     let readChangelog: @Sendable (Set<Int32>) async throws -> ChangelogRead
 }
 
 /// What a restore read from the changelog.
 struct ChangelogRead: Sendable {
-    /// Per partition, its retained records, oldest first.
+    /// Per partition, each key's newest readable snapshot (or deletion), in offset order.
     var snapshots: [Int32: [(key: String, value: [UInt8], offset: Int64)]] = [:]
     /// Per partition whose log no longer starts at offset 0 (retention deleted records): the
     /// write time of its oldest retained record, milliseconds since the epoch.
     var truncatedSince: [Int32: Int64] = [:]
+    /// Records read, all of them (most were superseded by a newer snapshot of their key).
+    var recordsRead = 0
+}
+
+/// Keeps what a restore needs while the changelog streams past: per partition, each key's
+/// newest readable snapshot — never the whole log, which holds a snapshot per change of every
+/// key for as long as its retention. Memory is about the state's own size. An unreadable
+/// record is reported (`rejected`) and passed over, so the key keeps its previous snapshot.
+final class ChangelogAccumulator: @unchecked Sendable {
+    private let lock = NSLock()
+    private var newest: [Int32: [String: (value: [UInt8], offset: Int64)]] = [:]  // guarded by `lock`
+    private var read = ChangelogRead()  // guarded by `lock`
+    private var seen: Set<Int32> = []  // guarded by `lock`
+    private let problem: @Sendable ([UInt8]) -> (any Error)?
+    private let rejected: @Sendable (_ partition: Int32, _ key: String, _ offset: Int64, _ error: any Error) -> Void
+
+    init(
+        problem: @escaping @Sendable ([UInt8]) -> (any Error)?,
+        rejected: @escaping @Sendable (_ partition: Int32, _ key: String, _ offset: Int64, _ error: any Error) -> Void
+    ) {
+        self.problem = problem
+        self.rejected = rejected
+    }
+
+    /// One record of the changelog, in offset order per partition.
+    func add(partition: Int32, key: [UInt8]?, value: [UInt8], offset: Int64, timestampMilliseconds: Int64?) {
+        lock.withLock {
+            read.recordsRead += 1
+            // The partition's first retained record is not its first: retention cut the log.
+            if seen.insert(partition).inserted, offset > 0 { read.truncatedSince[partition] = timestampMilliseconds ?? 0 }
+        }
+        guard let key = key.flatMap({ String(validating: $0, as: UTF8.self) }) else { return }
+        if let error = problem(value) {
+            rejected(partition, key, offset, error)
+            return
+        }
+        lock.withLock { newest[partition, default: [:]][key] = (value, offset) }
+    }
+
+    var result: ChangelogRead {
+        lock.withLock {
+            var result = read
+            for (partition, keys) in newest {
+                result.snapshots[partition] = keys.map { (key: $0.key, value: $0.value.value, offset: $0.value.offset) }.sorted { $0.offset < $1.offset }
+            }
+            return result
+        }
+    }
 }
 
 /// One caller at a time, in arrival order, across suspension points: a stateful stage's

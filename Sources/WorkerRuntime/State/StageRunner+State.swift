@@ -98,7 +98,7 @@ extension StageRunner {
         }
         stateful.engine.keepOnly(Set(consumer.assignment.map(\.partition)))
         logger.info("state restored", metadata: [
-            "partitions": "\(generations.keys.sorted())", "records_read": "\(snapshots.values.reduce(0) { $0 + $1.count })",
+            "partitions": "\(generations.keys.sorted())", "records_read": "\(read.recordsRead)", "keys": "\(snapshots.values.reduce(0) { $0 + $1.count })",
             "took": "\(ContinuousClock.now - started)",
         ])
     }
