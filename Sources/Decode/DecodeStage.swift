@@ -44,6 +44,8 @@ public final class DecodeStage: Stage, @unchecked Sendable {
     private let logger: Logger
     private let clock: @Sendable () -> Int64
     private let lock = NSLock()
+    /// Decoding is heavy and synchronous: on a thread of its own, not a cooperative one.
+    public let executor: (any TaskExecutor)? = StageThread(name: "vigil.decode.stage")
     private var decoders: [String: CameraDecoder] = [:]  // guarded by `lock`
     /// Cameras whose stream decode cannot decode, with the codec reported (once per codec).
     private var unsupported: [String: String] = [:]  // guarded by `lock`

@@ -28,6 +28,8 @@ public final class DetectStage: Stage, @unchecked Sendable {
     private let waitingSnapshots = Gauge(label: "vigil_detect_snapshots_waiting")
     private let cameras: Table<Vigil_V1_CameraConfig>
     private let lock = NSLock()
+    /// Inference is heavy and synchronous: on a thread of its own, not a cooperative one.
+    public let executor: (any TaskExecutor)? = StageThread(name: "vigil.detect.stage")
     private let analyzer: FrameAnalyzer  // guarded by `lock` (the runner sends one frame at a time anyway)
 
     public init(analyzer: FrameAnalyzer, cameras: Table<Vigil_V1_CameraConfig>) {

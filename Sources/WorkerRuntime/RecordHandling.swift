@@ -133,7 +133,10 @@ struct RecordHandler: Sendable {
     ///   unprocessed), `UndeclaredOutput` when the stage wrote where it may not.
     func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> RecordOutcome {
         guard let stage else { preconditionFailure("a stateful stage runs through its state engine") }
-        return try await handle(input, nowMilliseconds: nowMilliseconds) { try await stage.process($0) }
+        return try await handle(input, nowMilliseconds: nowMilliseconds) { input in
+            guard let executor = stage.executor else { return try await stage.process(input) }
+            return try await withTaskExecutorPreference(executor) { try await stage.process(input) }
+        }
     }
 
     /// `handle(_:nowMilliseconds:)` with `process` in the stage's place: a stateful stage runs

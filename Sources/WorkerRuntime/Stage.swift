@@ -118,10 +118,16 @@ public protocol Stage: Sendable {
     /// after a crash or a rebalance that record is read again: what the stage held is lost,
     /// never its outputs. Asked after each record; nil (the default): nothing held.
     func oldestHeldOffset(topic: String, partition: Int32) -> Int64?
+
+    /// Where `process` runs: nil (the default) on Swift's cooperative threads, fine for work
+    /// that awaits; a `StageThread` for heavy synchronous work (decode, inference), which would
+    /// otherwise hold a cooperative thread the runtime's own tasks need.
+    var executor: (any TaskExecutor)? { get }
 }
 
 extension Stage {
     public var alreadyCompressedOutputs: Set<String> { [] }
+    public var executor: (any TaskExecutor)? { nil }
     public func deadLetterValue(of input: StageInput) -> [UInt8] { input.value }
     public func oldestHeldOffset(topic: String, partition: Int32) -> Int64? { nil }
 }

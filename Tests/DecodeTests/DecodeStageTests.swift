@@ -177,6 +177,11 @@ struct DecodeStageTests {
         #expect(driver.deadLetters.isEmpty)
     }
 
+    @Test("decoding runs on decode's own thread, not one of the cooperative threads the runtime's delivery tasks need")
+    func ownThread() {
+        #expect(DecodeStage(cameras: LocalAdmins().table(), logger: Logger(label: "decode-tests"), clock: { 0 }).executor is StageThread)
+    }
+
     @Test("bad chunks go to the DLQ with the reason and the stream continues: not a chunk, unknown camera, unsupported codec (also a health record), key mismatch, flipped bytes")
     func badChunks() async throws {
         let clip = try TestClips.h264()

@@ -258,6 +258,12 @@ struct DetectStageTests {
         #expect(detections.map(\.frameSequence) == [6])
     }
 
+    @Test("inference runs on detect's own thread, not one of the cooperative threads the runtime's delivery tasks need")
+    func ownThread() throws {
+        let stage = DetectStage(analyzer: try FrameAnalyzer(settings: sharedAnalyzerSettings, logger: testLogger), cameras: try Self.cameras([]))
+        #expect(stage.executor is StageThread)
+    }
+
     @Test("a dead-lettered frame keeps its pixels only while the configurations of its capture time and of now both keep them (a two-admin switch)")
     func pixelsInDeadLettersOnlyWhereSwitchedOn() async throws {
         let admins = LocalAdmins()

@@ -235,3 +235,23 @@ struct StageFailureTests {
         #expect(driver.outputs.isEmpty && driver.deadLetters.isEmpty)
     }
 }
+
+/// Says on which thread it ran.
+struct ThreadReportingStage: Stage {
+    let thread = StageThread(name: "test.stage")
+    var executor: (any TaskExecutor)? { thread }
+
+    func process(_ input: StageInput) async throws -> [StageOutput] {
+        [StageOutput(topic: "out", key: input.key, value: Array((thread.isCurrent ? "stage thread" : "elsewhere").utf8))]
+    }
+}
+
+@Suite("A stage's own thread")
+struct StageThreadTests {
+    @Test("a stage that names an executor (heavy synchronous work: decode, inference) runs there, not on a cooperative thread")
+    func processRunsOnTheStageThread() async throws {
+        let driver = StageTestDriver(stage: ThreadReportingStage(), worker: "test")
+        for index in 0..<20 { try await driver.feed(StageInput(topic: "in", key: Array("k\(index)".utf8), value: [])) }
+        #expect(driver.outputs.map { String(decoding: $0.value, as: UTF8.self) } == Array(repeating: "stage thread", count: 20))
+    }
+}
