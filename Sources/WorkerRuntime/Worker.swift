@@ -269,7 +269,16 @@ public enum Worker {
         // record still in a stage stays unstored and is processed again by the partition's next owner.
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
         let group = ServiceGroup(configuration: groupConfiguration)
-        try await group.run()
+        // A caller that cancels the worker (a benchmark, a test, a supervisor) gets the same
+        // graceful stop as SIGTERM: the group runs apart from the caller's cancellation, which
+        // only triggers its graceful shutdown. Cancelled outright, the HTTP server and the
+        // runner would log errors for a normal stop and leave offsets uncommitted.
+        let running = Task { try await group.run() }
+        try await withTaskCancellationHandler {
+            try await running.value
+        } onCancel: {
+            Task { await group.triggerGracefulShutdown() }
+        }
         logger.info("worker stopped")
     }
 
