@@ -31,16 +31,17 @@ extension KafkaAdmin {
     /// Describes `group`, or every group the cluster knows when nil.
     public func consumerGroups(_ group: String? = nil) async throws -> [KafkaConsumerGroup] {
         let timeout = Int32(configuration.requestTimeout.milliseconds)
-        return try await onBlockingThread { [client = self.client] () -> Result<[KafkaConsumerGroup], KafkaError> in
+        let context = group.map { "describing group \($0)" } ?? "listing groups"
+        return try await onBlockingThread { [client = self.client] () throws(KafkaError) -> [KafkaConsumerGroup] in
             var list: UnsafePointer<rd_kafka_group_list>?
-            let code = rd_kafka_list_groups(client.handle, group, &list, timeout)
+            let code = try client.withHandle(context) { handle in rd_kafka_list_groups(handle, group, &list, timeout) }
             guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let list else {
-                return .failure(.rdKafka(code, kind: .adminFailed, context: group.map { "describing group \($0)" } ?? "listing groups"))
+                throw .rdKafka(code, kind: .adminFailed, context: context)
             }
             defer { rd_kafka_group_list_destroy(list) }
             let groups = (0..<Int(list.pointee.group_cnt)).map { Self.convert(list.pointee.groups[$0]) }
-            return .success(groups.sorted { $0.name < $1.name })
-        }.get()
+            return groups.sorted { $0.name < $1.name }
+        }
     }
 
     private static func convert(_ info: rd_kafka_group_info) -> KafkaConsumerGroup {

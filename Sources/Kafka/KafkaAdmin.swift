@@ -62,6 +62,13 @@ public final class KafkaAdmin: @unchecked Sendable {
 
     private var timeoutMilliseconds: Int32 { Int32(configuration.requestTimeout.milliseconds) }
 
+    /// Releases the client now, waiting for calls in progress (dropping the admin releases it
+    /// too); every call after it fails with `.closed`.
+    public func close() async {
+        let client = client
+        await onBlockingThread { client.destroy() }
+    }
+
     /// Brokers, and topics with their partitions (all topics when `topics` is nil).
     public func metadata(topics: [String]? = nil) async throws -> KafkaClusterMetadata {
         let timeout = configuration.requestTimeout
@@ -74,15 +81,17 @@ public final class KafkaAdmin: @unchecked Sendable {
     /// Oldest and next offset of a partition, asked of its leader.
     public func watermarks(_ partition: KafkaTopicPartition) async throws -> (low: Int64, high: Int64) {
         let timeout = timeoutMilliseconds
-        return try await onBlockingThread { [client = self.client] () -> Result<(low: Int64, high: Int64), KafkaError> in
+        return try await onBlockingThread { [client = self.client] () throws(KafkaError) -> (low: Int64, high: Int64) in
             var low: Int64 = 0
             var high: Int64 = 0
-            let code = rd_kafka_query_watermark_offsets(client.handle, partition.topic, partition.partition, &low, &high, timeout)
-            guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                return .failure(.rdKafka(code, kind: .adminFailed, context: "watermarks of \(partition)"))
+            let code = try client.withHandle("watermarks of \(partition)") { handle in
+                rd_kafka_query_watermark_offsets(handle, partition.topic, partition.partition, &low, &high, timeout)
             }
-            return .success((low, high))
-        }.get()
+            guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw .rdKafka(code, kind: .adminFailed, context: "watermarks of \(partition)")
+            }
+            return (low, high)
+        }
     }
 
     /// The offsets `group` committed, per partition (nil where it never committed).
@@ -95,20 +104,22 @@ public final class KafkaAdmin: @unchecked Sendable {
             callbacks: RDKafkaCallbacks(logger: logger)
         )
         let timeout = timeoutMilliseconds
-        return try await onBlockingThread { () -> Result<[KafkaTopicPartition: Int64?], KafkaError> in
+        return try await onBlockingThread { () throws(KafkaError) -> [KafkaTopicPartition: Int64?] in
             defer { groupClient.destroy(skipConsumerClose: true) }
-            return RDKafkaTopicPartitionList.withList(partitions.map { ($0, nil) }) { list in
-                let code = rd_kafka_committed(groupClient.handle, list, timeout)
-                guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                    return .failure(.rdKafka(code, kind: .adminFailed, context: "committed offsets of group \(group)"))
-                }
-                var offsets: [KafkaTopicPartition: Int64?] = [:]
-                for (partition, offset, _) in RDKafkaTopicPartitionList.entries(list) {
-                    offsets[partition] = offset >= 0 ? offset : nil
-                }
-                return .success(offsets)
+            return try groupClient.withHandle("committed offsets of group \(group)") { handle throws(KafkaError) in
+                try RDKafkaTopicPartitionList.withList(partitions.map { ($0, nil) }) { list -> Result<[KafkaTopicPartition: Int64?], KafkaError> in
+                    let code = rd_kafka_committed(handle, list, timeout)
+                    guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                        return .failure(.rdKafka(code, kind: .adminFailed, context: "committed offsets of group \(group)"))
+                    }
+                    var offsets: [KafkaTopicPartition: Int64?] = [:]
+                    for (partition, offset, _) in RDKafkaTopicPartitionList.entries(list) {
+                        offsets[partition] = offset >= 0 ? offset : nil
+                    }
+                    return .success(offsets)
+                }.get()
             }
-        }.get()
+        }
     }
 
     /// Lag of `group` on every partition of `topics`: high watermark minus committed offset.

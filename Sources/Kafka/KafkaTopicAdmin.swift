@@ -379,8 +379,8 @@ extension KafkaAdmin {
                 // (REQUEST_TIMED_OUT: creation continues) before the client gives up on the whole request.
                 operationTimeout: configuration.requestTimeout * 4 / 5,
                 context: context,
-                send: { options, queue in
-                    request.withCArray { rd_kafka_CreateTopics(client.handle, $0, $1, options, queue) }
+                send: { handle, options, queue in
+                    request.withCArray { rd_kafka_CreateTopics(handle, $0, $1, options, queue) }
                 },
                 readResult: { event in .success(Self.creationResults(event, requested: names)) }
             )
@@ -401,8 +401,8 @@ extension KafkaAdmin {
                 requestTimeout: configuration.requestTimeout,
                 operationTimeout: nil,  // librdkafka rejects an operation timeout for DescribeConfigs
                 context: context,
-                send: { options, queue in
-                    request.withCArray { rd_kafka_DescribeConfigs(client.handle, $0, $1, options, queue) }
+                send: { handle, options, queue in
+                    request.withCArray { rd_kafka_DescribeConfigs(handle, $0, $1, options, queue) }
                 },
                 readResult: Self.configEntries
             )
@@ -484,7 +484,9 @@ enum RDKafkaAdminRequest {
         "; note that librdkafka's mock cluster (vigil dev-cluster) never answers CreateTopics or DescribeConfigs, "
         + "so against it these requests always time out (the dev cluster creates its topics itself)"
 
-    /// Blocks the calling thread for at most `requestTimeout + timeoutGrace`.
+    /// Blocks the calling thread for at most `requestTimeout + timeoutGrace`. The client's handle
+    /// is held for the whole request (`withHandle`): a close waits for it, and a request after
+    /// the close fails with `.closed` instead of touching a destroyed handle.
     static func perform<Value>(
         on client: RDKafkaClient,
         operation: rd_kafka_admin_op_t,
@@ -492,21 +494,43 @@ enum RDKafkaAdminRequest {
         requestTimeout: Duration,
         operationTimeout: Duration?,
         context: String,
-        send: (_ options: OpaquePointer, _ queue: OpaquePointer) -> Void,
+        send: (_ handle: OpaquePointer, _ options: OpaquePointer, _ queue: OpaquePointer) -> Void,
+        readResult: (_ event: OpaquePointer) -> Result<Value, KafkaError>
+    ) -> Result<Value, KafkaError> {
+        do {
+            return try client.withHandle(context) { handle in
+                perform(
+                    handle: handle, operation: operation, resultType: resultType, requestTimeout: requestTimeout, operationTimeout: operationTimeout,
+                    context: context, send: send, readResult: readResult
+                )
+            }
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private static func perform<Value>(
+        handle: OpaquePointer,
+        operation: rd_kafka_admin_op_t,
+        resultType: rd_kafka_event_type_t,
+        requestTimeout: Duration,
+        operationTimeout: Duration?,
+        context: String,
+        send: (_ handle: OpaquePointer, _ options: OpaquePointer, _ queue: OpaquePointer) -> Void,
         readResult: (_ event: OpaquePointer) -> Result<Value, KafkaError>
     ) -> Result<Value, KafkaError> {
         let options: OpaquePointer
-        switch makeOptions(client: client, operation: operation, requestTimeout: requestTimeout, operationTimeout: operationTimeout) {
+        switch makeOptions(handle: handle, operation: operation, requestTimeout: requestTimeout, operationTimeout: operationTimeout) {
         case .success(let made): options = made
         case .failure(let error): return .failure(error)
         }
         defer { rd_kafka_AdminOptions_destroy(options) }
         // A temporary queue: only this request's result lands on it, and destroying it
         // after a timeout makes librdkafka drop a late result.
-        let queue = rd_kafka_queue_new(client.handle)!
+        let queue = rd_kafka_queue_new(handle)!
         defer { rd_kafka_queue_destroy(queue) }
 
-        send(options, queue)
+        send(handle, options, queue)
 
         let clock = ContinuousClock()
         let deadline = clock.now + requestTimeout + timeoutGrace
@@ -536,9 +560,9 @@ enum RDKafkaAdminRequest {
 
     /// `rd_kafka_AdminOptions_t` with the timeouts set; the caller destroys it.
     static func makeOptions(
-        client: RDKafkaClient, operation: rd_kafka_admin_op_t, requestTimeout: Duration, operationTimeout: Duration?
+        handle: OpaquePointer, operation: rd_kafka_admin_op_t, requestTimeout: Duration, operationTimeout: Duration?
     ) -> Result<OpaquePointer, KafkaError> {
-        let options = rd_kafka_AdminOptions_new(client.handle, operation)!
+        let options = rd_kafka_AdminOptions_new(handle, operation)!
         var errorText = [CChar](repeating: 0, count: 512)
         var code = rd_kafka_AdminOptions_set_request_timeout(
             options, Int32(clamping: requestTimeout.milliseconds), &errorText, errorText.count

@@ -91,4 +91,19 @@ struct CallsAfterCloseTests {
         #expect(consumer.lag().isEmpty)
         #expect(throws: KafkaError.self) { try consumer.pause([KafkaTopicPartition(topic: "closing", partition: 0)]) }
     }
+
+    @Test("a closed admin answers every call with a .closed error, never touching the destroyed handle")
+    func adminCallsAfterClose() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        defer { cluster.shutdown() }
+        try cluster.createTopic("closing", partitions: 1, replicationFactor: 1)
+        let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers), logger: logger)
+        await admin.close()
+        let partition = KafkaTopicPartition(topic: "closing", partition: 0)
+        let watermarks = await #expect(throws: KafkaError.self) { try await admin.watermarks(partition) }
+        let groups = await #expect(throws: KafkaError.self) { try await admin.consumerGroups() }
+        let metadata = await #expect(throws: KafkaError.self) { try await admin.metadata() }
+        let create = await #expect(throws: KafkaError.self) { try await admin.createTopics([KafkaTopicSpec(name: "new", partitions: 1, replicationFactor: 1)]) }
+        #expect([watermarks, groups, metadata, create].allSatisfy { $0?.kind == .closed }, "\([watermarks, groups, metadata, create].map { $0?.kind })")
+    }
 }
