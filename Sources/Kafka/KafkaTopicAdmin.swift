@@ -497,27 +497,19 @@ enum RDKafkaAdminRequest {
         send: (_ handle: OpaquePointer, _ options: OpaquePointer, _ queue: OpaquePointer) -> Void,
         readResult: (_ event: OpaquePointer) -> Result<Value, KafkaError>
     ) -> Result<Value, KafkaError> {
-        do {
-            return try client.withHandle(context) { handle in
-                perform(
-                    handle: handle, operation: operation, resultType: resultType, requestTimeout: requestTimeout, operationTimeout: operationTimeout,
-                    context: context, send: send, readResult: readResult
-                )
+        let held = Result { () throws(KafkaError) in
+            try client.withHandle(context) { handle in
+                request(handle, operation, resultType, requestTimeout, operationTimeout, context, send, readResult)
             }
-        } catch {
-            return .failure(error)
         }
+        return held.flatMap { $0 }
     }
 
-    private static func perform<Value>(
-        handle: OpaquePointer,
-        operation: rd_kafka_admin_op_t,
-        resultType: rd_kafka_event_type_t,
-        requestTimeout: Duration,
-        operationTimeout: Duration?,
-        context: String,
-        send: (_ handle: OpaquePointer, _ options: OpaquePointer, _ queue: OpaquePointer) -> Void,
-        readResult: (_ event: OpaquePointer) -> Result<Value, KafkaError>
+    private static func request<Value>(
+        _ handle: OpaquePointer, _ operation: rd_kafka_admin_op_t, _ resultType: rd_kafka_event_type_t, _ requestTimeout: Duration,
+        _ operationTimeout: Duration?, _ context: String,
+        _ send: (_ handle: OpaquePointer, _ options: OpaquePointer, _ queue: OpaquePointer) -> Void,
+        _ readResult: (_ event: OpaquePointer) -> Result<Value, KafkaError>
     ) -> Result<Value, KafkaError> {
         let options: OpaquePointer
         switch makeOptions(handle: handle, operation: operation, requestTimeout: requestTimeout, operationTimeout: operationTimeout) {
