@@ -246,6 +246,24 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         }
     }
 
+    /// A consumer dropped without `close()` (a bug in its owner) must not stay a group member
+    /// that holds its partitions for ever: its poll thread stops and the client leaves the
+    /// group, committing what was stored, on a thread of its own (a deinit cannot wait).
+    deinit {
+        let dropped = closeState.withLock { !isClosed }
+        guard dropped else { return }
+        logger.warning("a Kafka consumer was dropped without close(); stopping it and leaving the group", metadata: [
+            "topics": "\(configuration.topics)",
+        ])
+        buffer.finish()
+        let (client, pollThread, membership, logger) = (client, pollThread, membership, logger)
+        Thread.detachNewThread {
+            pollThread.stop()
+            Self.closeGroupMembership(client, membership: membership, timeout: .seconds(30), logger: logger)
+            client.destroy(skipConsumerClose: true)
+        }
+    }
+
     /// Leaves the group cleanly: ends `messages`, commits stored offsets, revokes and leaves,
     /// waiting at most `timeout` for the group coordinator (librdkafka 2.0.2's close can hang
     /// when its queue is not served; this one serves it and gives up at the deadline).

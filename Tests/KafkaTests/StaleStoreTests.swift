@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Kafka
 import Logging
 import Testing
@@ -105,5 +106,31 @@ struct CallsAfterCloseTests {
         let metadata = await #expect(throws: KafkaError.self) { try await admin.metadata() }
         let create = await #expect(throws: KafkaError.self) { try await admin.createTopics([KafkaTopicSpec(name: "new", partitions: 1, replicationFactor: 1)]) }
         #expect([watermarks, groups, metadata, create].allSatisfy { $0?.kind == .closed }, "\([watermarks, groups, metadata, create].map { $0?.kind })")
+    }
+
+    @Test("a consumer dropped without close() leaves its group (its partitions revoked, committing what was stored) instead of staying a member that holds them for ever")
+    func droppedConsumerLeavesTheGroup() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        defer { cluster.shutdown() }
+        try cluster.createTopic("dropped", partitions: 1, replicationFactor: 1)
+        let common = KafkaConfiguration(bootstrapServers: cluster.bootstrapServers)
+        let producer = try KafkaProducer(configuration: .init(cluster: common), logger: logger)
+        try await producer.send(KafkaProducerMessage(topic: "dropped", key: "k", value: [1]))
+        await producer.close()
+        let events = Mutex<[KafkaConsumerEvent]>([])
+        do {
+            // A session timeout far beyond the wait below: only leaving ends the membership.
+            let configuration = KafkaConsumerConfiguration(cluster: common, groupID: "dropped", topics: ["dropped"], sessionTimeout: .seconds(120))
+            let first = try KafkaConsumer(configuration: configuration, logger: logger) { event in events.withLock { $0.append(event) } }
+            var iterator = first.messages.makeAsyncIterator()
+            let message = try #require(try await iterator.next())
+            try first.storeOffset(message)
+        }
+        let partition = KafkaTopicPartition(topic: "dropped", partition: 0)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !events.withLock({ $0.contains(.revoked([partition], commitError: nil)) }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(events.withLock { $0 } == [.assigned([partition]), .revoked([partition], commitError: nil)])
     }
 }
