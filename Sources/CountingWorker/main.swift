@@ -65,6 +65,12 @@ struct WindowCountingStage: StatefulStage {
     }
 }
 
+WorkerCommandLine.answerHelpOrVersion(worker: "vigil-counting", summary: "the runtime's stateful test and benchmark worker: counts records per key and one-second event-time window", settings: [
+    WorkerSetting("COUNTING_OUTPUT", default: "counts", "the topic the counts go to"),
+    WorkerSetting("COUNTING_LATENESS_MS", default: "500", "allowed lateness in event time"),
+    WorkerSetting("COUNTING_SILENCE_MS", default: "3000", "caught-up time without a record after which a key says it is silent"),
+    WorkerSetting("COUNTING_UNENCODABLE_KEY", default: "none", "a key whose state refuses to encode (tests the runtime's answer to that bug)"),
+])
 let environment = ProcessInfo.processInfo.environment
 try await Worker.run(
     stage: WindowCountingStage(

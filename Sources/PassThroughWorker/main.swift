@@ -74,6 +74,12 @@ final class OwnedCameras: Sendable {
     func withLock<R>(_ body: (inout Set<String>) -> R) -> R { cameras.withLock { body(&$0) } }
 }
 
+WorkerCommandLine.answerHelpOrVersion(worker: "vigil-passthrough", summary: "the runtime's test and benchmark worker: forwards each record of its inputs, or runs a synthetic camera source", settings: [
+    WorkerSetting("PASSTHROUGH_DELAY_MS", default: "0", "time the stage takes per record"),
+    WorkerSetting("PASSTHROUGH_CAMERAS", default: "off", "1: read the cameras.v1 table and serve GET /cameras (one line per camera: id and version)"),
+    WorkerSetting("PASSTHROUGH_SOURCE", default: "off", "1: run as a source worker that owns its share of cameras.v1 and emits a heartbeat per owned camera"),
+    WorkerSetting("PASSTHROUGH_SOURCE_TOPIC", default: "source.out", "the source's output topic"),
+])
 let environment = ProcessInfo.processInfo.environment
 if environment["PASSTHROUGH_SOURCE"] == "1" {
     let source = SyntheticCameraSource(topic: environment["PASSTHROUGH_SOURCE_TOPIC"] ?? "source.out", interval: .milliseconds(100))

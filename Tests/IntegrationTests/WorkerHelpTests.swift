@@ -13,6 +13,8 @@ struct WorkerHelpTests {
         ("vigil-detect", ["DETECT_MODELS_DIR", "DETECT_THREADS", "DETECT_PERSON_TILES", "DETECT_FACE_MAX_WIDTH", "DETECT_LOOKAHEAD_MS", "DETECT_SLOT_FILE", "CAMERA_ADMIN_KEYS_FILE"]),
         ("vigil-match", ["MATCH_ALLOWED_LATENESS_MS", "MATCH_SILENCE_MS", "CAMERA_ADMIN_KEYS_FILE"]),
         ("vigil-audit", ["AUDIT_SIGNING_KEY_FILE", "AUDIT_HEAD_INTERVAL_S"]),
+        ("vigil-passthrough", ["PASSTHROUGH_DELAY_MS", "PASSTHROUGH_SOURCE"]),
+        ("vigil-counting", ["COUNTING_LATENESS_MS", "COUNTING_SILENCE_MS"]),
     ]
     /// Nothing a worker could start with: had `--help` gone further, it would have failed.
     static let unusable = [
