@@ -28,6 +28,10 @@ public struct DetectSettings: Sendable {
     /// (`SnapshotLookAhead`); the worker refuses less than `minimumLookAheadMilliseconds`.
     public var lookAheadMilliseconds: Int64 = 1_000
     public static let minimumLookAheadMilliseconds: Int64 = 1_000
+    /// A waiting snapshot whose camera sends no later frame within its look-ahead plus this
+    /// much wall time is dropped unpublished (a camera gone quiet must not hold it, and its
+    /// frame's offset, for ever).
+    public var staleSnapshotAfter: Duration = .seconds(30)
     /// Snapshots waiting for their look-ahead, at most, across cameras: each holds one
     /// unredacted frame in memory (2.8 MB at 720p). The oldest is dropped, unpublished, beyond.
     public var maxWaitingSnapshots = 32
@@ -95,7 +99,7 @@ public final class FrameAnalyzer {
         self.settings = settings
         lookAhead = SnapshotLookAhead(
             lookAheadMilliseconds: settings.lookAheadMilliseconds, maxWaiting: settings.maxWaitingSnapshots,
-            staleAfter: .milliseconds(settings.lookAheadMilliseconds) + .seconds(30)
+            staleAfter: .milliseconds(settings.lookAheadMilliseconds) + settings.staleSnapshotAfter
         )
         faceDetector = try CenterFaceDetector(manifest: manifest, maximumWidth: settings.faceMaximumWidth, threads: settings.threads, logger: logger)
         personDetector = try PersonDetector(

