@@ -283,8 +283,7 @@ final class StageRunner: Service, @unchecked Sendable {
     private func outcomeRetryingOutages(_ input: StageInput) async throws -> RecordOutcome {
         // A stateful stage takes the clock as the event time of records that carry none.
         let now = handler.maxAge == nil && stateful == nil ? 0 : Int64(Date().timeIntervalSince1970 * 1_000)
-        let outageStarted = ContinuousClock.now
-        var delay = Duration.milliseconds(100)
+        var backoff = OutageBackoff(limit: outageLimit)
         while true {
             let outcome = if let stateful {
                 try await stateful.engine.handle(input, nowMilliseconds: now)
@@ -292,18 +291,16 @@ final class StageRunner: Service, @unchecked Sendable {
                 try await handler.handle(input, nowMilliseconds: now)
             }
             guard case .retryLater(let reason) = outcome else { return outcome }
-            let lasted = ContinuousClock.now - outageStarted
-            guard lasted < outageLimit else {
+            if let lasted = backoff.exhausted {
                 throw StageOutage(reason: reason, lasted: lasted, topic: input.topic, partition: input.partition, offset: input.offset)
             }
             logger.warning("stage unavailable; retrying the record", metadata: [
                 "topic": "\(input.topic)", "partition": "\(input.partition)", "offset": "\(input.offset)",
-                "reason": "\(reason)", "retry_in": "\(delay)",
+                "reason": "\(reason)", "retry_in": "\(backoff.delay)",
             ])
             metrics.retried(topic: input.topic)
             progress.touch()  // waiting out an outage on purpose is not a stuck loop
-            try await Task.sleep(for: delay)
-            delay = min(delay * 2, .seconds(5))
+            try await backoff.wait()
         }
     }
 

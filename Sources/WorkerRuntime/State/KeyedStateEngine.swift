@@ -262,22 +262,20 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         var state = keyState.state
         var timers = keyState.timers
         let started = ContinuousClock.now
-        var delay = Duration.milliseconds(100)
+        var backoff = OutageBackoff(limit: outage.limit)
         var outputs: [StageOutput]
         while true {
             do {
                 outputs = try await stage.timerFired(timer, key: key, state: &state, timers: &timers)
                 break
             } catch let unavailable as StageUnavailable {
-                let lasted = ContinuousClock.now - started
-                guard lasted < outage.limit else { throw TimerOutage(timer: timer, key: key, reason: unavailable.reason, lasted: lasted) }
+                if let lasted = backoff.exhausted { throw TimerOutage(timer: timer, key: key, reason: unavailable.reason, lasted: lasted) }
                 logger.warning("timer handler unavailable; retrying the firing", metadata: [
-                    "key": "\(key)", "timer": "\(timer.name)", "reason": "\(unavailable.reason)", "retry_in": "\(delay)",
+                    "key": "\(key)", "timer": "\(timer.name)", "reason": "\(unavailable.reason)", "retry_in": "\(backoff.delay)",
                 ])
                 metrics.timerRetried()
                 outage.onRetry()
-                try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
+                try await backoff.wait()
                 state = keyState.state
                 timers = keyState.timers
             } catch {
