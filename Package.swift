@@ -28,6 +28,9 @@ let package = Package(
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "VigilSchema", targets: ["VigilSchema"]),
         .library(name: "Topology", targets: ["Topology"]),
+        .library(name: "WorkerRuntime", targets: ["WorkerRuntime"]),
+        // Stage test drivers, apart from production code (as Hummingbird ships HummingbirdTesting).
+        .library(name: "WorkerRuntimeTesting", targets: ["WorkerRuntimeTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -72,11 +75,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Topics as declared (name, partitions, replication, configs), checked without a broker.
+        .target(name: "TopicSpecs", swiftSettings: swiftSettings),
         // Swift wrapper over librdkafka: producer, consumer, admin, mock cluster.
         .target(
             name: "Kafka",
             dependencies: [
                 "CRdKafka",
+                "TopicSpecs",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -87,7 +93,7 @@ let package = Package(
         .target(
             name: "Topology",
             dependencies: [
-                "Kafka",
+                "TopicSpecs",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
@@ -131,6 +137,12 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Runs a stage in memory as the runtime runs it on Kafka: for the stages' own tests.
+        .target(
+            name: "WorkerRuntimeTesting",
+            dependencies: ["WorkerRuntime", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Camera configuration: the `cameras.v1` table, the cameras file, diffs and the privacy check.
@@ -358,6 +370,7 @@ let package = Package(
                 "Vision",
                 "Video",
                 "Kafka",
+                "TopicSpecs",
                 "Cameras",
                 "SigningKeys",
                 "VigilSchema",
@@ -388,12 +401,13 @@ let package = Package(
         ),
         .testTarget(
             name: "KafkaTests",
-            dependencies: ["ChildProcesses", "Kafka", "DevCluster"],
+            dependencies: ["ChildProcesses", "Kafka", "TopicSpecs", "DevCluster"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "WorkerRuntimeTests",
             dependencies: [
+                "WorkerRuntimeTesting",
                 "WorkerRuntime", "Kafka",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -409,6 +423,7 @@ let package = Package(
         .testTarget(
             name: "DetectTests",
             dependencies: [
+                "WorkerRuntimeTesting",
                 "ChildProcesses",
                 "Detect", "Vision", "IndependentFaces", "Cameras", "Match", "Rules", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -419,6 +434,7 @@ let package = Package(
         .testTarget(
             name: "DecodeTests",
             dependencies: [
+                "WorkerRuntimeTesting",
                 "ChildProcesses",
                 "Decode", "Ingest", "Video", "Vision", "Cameras", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -474,6 +490,7 @@ let package = Package(
         .testTarget(
             name: "MatchTests",
             dependencies: [
+                "WorkerRuntimeTesting",
                 "Match", "Rules", "Cameras", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
@@ -487,6 +504,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
+                "WorkerRuntimeTesting",
                 "ChildProcesses", "Kafka", "Match", "Rules", "Topology", "VigilSchema", "WorkerRuntime", "Vision", "IndependentFaces",
                 "Cameras", "SigningKeys",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -497,7 +515,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TopologyTests",
-            dependencies: ["Topology", "DevCluster", "Kafka", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Topology", "TopicSpecs", "DevCluster", "Kafka", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -61,7 +61,7 @@ public enum CameraTable {
     /// A refused record's announcements: a `camera.health.v1` record (operators on shift see
     /// it with the camera) and an audit event. Ids name the worker and the record, so every
     /// replica of a worker announces the same event.
-    static func refusalNotices(cameraID: String, version: UInt64, reason: String, place: String, worker: String) -> [OutgoingRecord] {
+    static func refusalNotices(cameraID: String, version: UInt64, reason: String, place: String, worker: String) -> [StageOutput] {
         let now = Date()
         var refusal = Vigil_V1_CameraConfigRefusal()
         refusal.refusedVersion = version
@@ -78,7 +78,7 @@ public enum CameraTable {
             detail: "refused configuration version \(version) (\(place)): it \(reason)", origin: worker, at: now
         )
         return [
-            OutgoingRecord(topic: "camera.health.v1", key: Array(cameraID.utf8), value: (try? health.serializedBytes()) ?? [], headers: []),
+            StageOutput(topic: "camera.health.v1", key: Array(cameraID.utf8), value: (try? health.serializedBytes()) ?? [], headers: []),
             AuditEvents.record(event, key: cameraID),
         ]
     }

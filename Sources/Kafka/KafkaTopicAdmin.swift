@@ -1,95 +1,11 @@
 import CRdKafka
 import Foundation
+import TopicSpecs
 
 // Topic administration for production clusters: declared topics, CreateTopics, DescribeConfigs
 // and the plan that `vigil topics apply` shows. librdkafka's mock cluster does not answer the
 // Admin API, so everything that does not need a broker (validation, request building, the diff)
 // is a plain function, tested without one.
-
-// MARK: - Declared topics
-
-/// A topic as the deployment declares it.
-public struct KafkaTopicSpec: Sendable, Hashable {
-    public var name: String
-    public var partitions: Int
-    public var replicationFactor: Int
-    /// Broker-side topic configs, e.g. `retention.ms`, `cleanup.policy`, `min.insync.replicas`.
-    public var configs: [String: String]
-
-    public init(name: String, partitions: Int, replicationFactor: Int, configs: [String: String] = [:]) {
-        self.name = name
-        self.partitions = partitions
-        self.replicationFactor = replicationFactor
-        self.configs = configs
-    }
-
-    /// Kafka's own accepted `cleanup.policy` values.
-    static let cleanupPolicies: Set<String> = ["delete", "compact", "compact,delete", "delete,compact"]
-
-    /// Catches what the broker would reject (or silently accept and regret) before any request is sent.
-    public func validate() throws(KafkaError) {
-        try Self.validateName(name)
-        guard partitions >= 1 else {
-            throw invalid("partitions is \(partitions); a topic needs at least 1 partition")
-        }
-        guard replicationFactor >= 1 else {
-            throw invalid(
-                "replicationFactor is \(replicationFactor); use at least 1 (3 on production clusters, so a broker can fail without losing data)"
-            )
-        }
-        for key in configs.keys where key.isEmpty {
-            throw invalid("has a config with an empty key; remove it or give it a name such as \"retention.ms\"")
-        }
-        if let retention = configs["retention.ms"] {
-            guard let milliseconds = Int64(retention), milliseconds >= -1 else {
-                throw invalid(
-                    "config \"retention.ms\" is \"\(retention)\", not a whole number of milliseconds; "
-                        + "write e.g. \"604800000\" for 7 days, or \"-1\" to keep records forever"
-                )
-            }
-        }
-        if let minInSync = configs["min.insync.replicas"] {
-            guard let replicas = Int(minInSync), replicas >= 1 else {
-                throw invalid("config \"min.insync.replicas\" is \"\(minInSync)\"; use a whole number of at least 1, e.g. \"2\"")
-            }
-            guard replicas <= replicationFactor else {
-                throw invalid(
-                    "config \"min.insync.replicas\" is \(replicas) but replicationFactor is \(replicationFactor), "
-                        + "so every acks=all write would fail; lower min.insync.replicas or raise replicationFactor"
-                )
-            }
-        }
-        if let policy = configs["cleanup.policy"], !Self.cleanupPolicies.contains(policy) {
-            throw invalid(
-                "config \"cleanup.policy\" is \"\(policy)\"; use one of \"delete\", \"compact\" or \"compact,delete\""
-            )
-        }
-    }
-
-    /// Kafka's topic-name rule: 1–249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
-    static func validateName(_ name: String) throws(KafkaError) {
-        let allowed = name.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                true
-            default:
-                false
-            }
-        }
-        guard allowed, (1...249).contains(name.utf8.count), name != ".", name != ".." else {
-            throw KafkaError(
-                kind: .invalidConfiguration,
-                detail: "topic name \"\(name)\" is invalid: use 1 to 249 characters from a-z, A-Z, 0-9, \".\", \"_\" and \"-\", "
-                    + "and not \".\" or \"..\""
-            )
-        }
-    }
-
-    private func invalid(_ problem: String) -> KafkaError {
-        KafkaError(kind: .invalidConfiguration, detail: "topic \"\(name)\": \(problem)")
-    }
-}
 
 /// What CreateTopics did with one topic.
 public struct KafkaTopicCreationResult: Sendable, Equatable {
@@ -263,7 +179,11 @@ final class NewTopicRequest: @unchecked Sendable {
     init(_ specs: [KafkaTopicSpec]) throws(KafkaError) {
         var seen: Set<String> = []
         for spec in specs {
-            try spec.validate()
+            do throws(TopicSpecProblem) {
+                try spec.validate()
+            } catch {
+                throw KafkaError(kind: .invalidConfiguration, detail: error.detail)
+            }
             guard seen.insert(spec.name).inserted else {
                 throw KafkaError(
                     kind: .invalidConfiguration,
@@ -330,7 +250,13 @@ final class TopicConfigResourceRequest: @unchecked Sendable {
     private var resources: [OpaquePointer?]
 
     init(topics: [String]) throws(KafkaError) {
-        for topic in topics { try KafkaTopicSpec.validateName(topic) }
+        for topic in topics {
+            do throws(TopicSpecProblem) {
+                try KafkaTopicSpec.validateName(topic)
+            } catch {
+                throw KafkaError(kind: .invalidConfiguration, detail: error.detail)
+            }
+        }
         guard Set(topics).count == topics.count else {
             throw KafkaError(kind: .invalidConfiguration, detail: "describe configs: a topic is listed twice in \(topics)")
         }

@@ -1,4 +1,4 @@
-import Kafka
+import TopicSpecs
 
 extension Topology {
     /// Which numbers apply: the topology's base counts, one region's, or the dev cluster's.

@@ -1,4 +1,4 @@
-import Kafka
+import TopicSpecs
 
 /// One thing wrong with a topology: where (a key path such as `workers.vigil-detect.inputs[0]`)
 /// and what to do about it.
@@ -49,7 +49,7 @@ extension Topology {
         let workerNames = Set(workers.map(\.name))
         for topic in topics {
             let path = "topics.\(topic.name)"
-            do throws(KafkaError) {
+            do throws(TopicSpecProblem) {
                 try KafkaTopicSpec(name: topic.name, partitions: 1, replicationFactor: 1).validate()
             } catch {
                 report(path, error.detail)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kafka
 import Logging
+import TopicSpecs
 import Topology
 
 struct TopicsCommand: AsyncParsableCommand {

@@ -20,7 +20,7 @@ final class Announcements: @unchecked Sendable {
 
     /// Starts sending `records`; one that cannot be sent is logged (the refusal or load it
     /// announces stands either way).
-    func send(_ records: [OutgoingRecord]) {
+    func send(_ records: [StageOutput]) {
         guard !records.isEmpty else { return }
         lock.withLock {
             let id = nextID
@@ -39,7 +39,7 @@ final class Announcements: @unchecked Sendable {
     }
 
     /// The announcer tables and sources call.
-    var announce: @Sendable ([OutgoingRecord]) -> Void { { [self] records in send(records) } }
+    var announce: @Sendable ([StageOutput]) -> Void { { [self] records in send(records) } }
 
     /// Waits until every announcement started so far was acknowledged or failed, for at most
     /// `budget`; those still unacknowledged then are given up (and logged as not sent).

@@ -25,8 +25,8 @@ public enum AuditEvents {
     }
 
     /// The record carrying `event`, keyed by `key` (the subject's id: a camera, a model, a chain).
-    public static func record(_ event: Vigil_V1_AuditEvent, key: String) -> OutgoingRecord {
+    public static func record(_ event: Vigil_V1_AuditEvent, key: String) -> StageOutput {
         // An AuditEvent always serializes: it holds only strings, enums and a timestamp.
-        OutgoingRecord(topic: topic, key: Array(key.utf8), value: (try? event.serializedBytes()) ?? [], headers: [])
+        StageOutput(topic: topic, key: Array(key.utf8), value: (try? event.serializedBytes()) ?? [], headers: [])
     }
 }

@@ -7,12 +7,12 @@ import W3CTraceContext
 /// (`StageTestDriver`) and on Kafka (`StageRunner`).
 public enum RecordOutcome: Sendable {
     /// The stage's outputs, headers completed by the runtime.
-    case processed([OutgoingRecord])
+    case processed([StageOutput])
     /// The stage refused the record: this copy goes to `<topic>.dlq`.
-    case deadLettered(OutgoingRecord, reason: String)
+    case deadLettered(StageOutput, reason: String)
     /// The stage produced `outputs` before finding the rest of the record bad
     /// (`PartiallyProcessed`): the outputs are produced and the copy goes to `<topic>.dlq`.
-    case partlyProcessed([OutgoingRecord], deadLetter: OutgoingRecord, reason: String)
+    case partlyProcessed([StageOutput], deadLetter: StageOutput, reason: String)
     /// Older than the configured maximum age: load shedding; counted, never produced.
     case skipped(reason: SkipReason)
     /// The stage cannot work now (`StageUnavailable`): try the same record again later.
@@ -100,12 +100,13 @@ extension StageInput {
     }
 }
 
-/// The runtime's per-record logic, free of Kafka clients and clocks.
-struct RecordHandler: Sendable {
+/// The runtime's per-record logic, free of Kafka clients and clocks. `package`: the test drivers
+/// (WorkerRuntimeTesting) run it in memory.
+package struct RecordHandler: Sendable {
     let worker: String
     /// The stateless stage; nil for a stateful one, which the state engine runs through
     /// `handle(_:nowMilliseconds:process:)`.
-    let stage: (any Stage)?
+    package let stage: (any Stage)?
     /// Records older than this (by record timestamp) are skipped; nil: never.
     let maxAge: Duration?
     let deadLetterSuffix: String
@@ -115,7 +116,7 @@ struct RecordHandler: Sendable {
     let maxRecordBytes: Int
     private let spanIDs = SpanIDGenerator()
 
-    init(
+    package init(
         worker: String, stage: (any Stage)?, maxAge: Duration?, deadLetterSuffix: String,
         declaredOutputs: Set<String>?, maxRecordBytes: Int = 1_000_000
     ) {
@@ -131,7 +132,7 @@ struct RecordHandler: Sendable {
     /// - Parameter now: milliseconds since the epoch, for the age check.
     /// - Throws: `CancellationError` when the worker is stopping (the record stays
     ///   unprocessed), `UndeclaredOutput` when the stage wrote where it may not.
-    func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> RecordOutcome {
+    package func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> RecordOutcome {
         guard let stage else { preconditionFailure("a stateful stage runs through its state engine") }
         return try await handle(input, nowMilliseconds: nowMilliseconds) { input in
             guard let executor = stage.executor else { return try await stage.process(input) }
@@ -180,14 +181,14 @@ struct RecordHandler: Sendable {
     /// Checked before anything is produced: a record's outputs go out whole or not at all.
     func complete(
         _ outputs: [StageOutput], trace: TraceContext, previousTiming: [UInt8]?, elapsed: Duration, recordIDPrefix: String, eventTime: [UInt8]?
-    ) throws -> Result<[OutgoingRecord], OversizedOutput> {
+    ) throws -> Result<[StageOutput], OversizedOutput> {
         if let declaredOutputs, let undeclared = outputs.first(where: { !declaredOutputs.contains($0.topic) }) {
             throw UndeclaredOutput(topic: undeclared.topic, declared: declaredOutputs.sorted())
         }
         let traceParent = RecordHeader(key: RecordHeaders.traceParent, value: trace.traceParentHeaderValue)
         let traceState = trace.traceStateHeaderValue.map { RecordHeader(key: RecordHeaders.traceState, value: $0) }
         let timing = RecordHeader(key: RecordHeaders.stageTiming, value: Self.appendTiming(previousTiming, worker: worker, elapsed: elapsed))
-        var messages: [OutgoingRecord] = []
+        var messages: [StageOutput] = []
         messages.reserveCapacity(outputs.count)
         for (index, output) in outputs.enumerated() {
             var headers = output.headers.filter { !Self.runtimeHeaders.contains($0.key) }
@@ -199,7 +200,7 @@ struct RecordHandler: Sendable {
             if let eventTime, !headers.contains(where: { $0.key == RecordHeaders.eventTime }) {
                 headers.append(RecordHeader(key: RecordHeaders.eventTime, value: eventTime))
             }
-            let message = OutgoingRecord(topic: output.topic, partition: output.partition, key: output.key, value: output.value, headers: headers)
+            let message = StageOutput(topic: output.topic, partition: output.partition, key: output.key, value: output.value, headers: headers)
             let size = Self.byteCount(key: message.key, value: message.value, headers: message.headers)
             guard size <= maxRecordBytes else {
                 return .failure(OversizedOutput(index: index, topic: output.topic, bytes: size, limit: maxRecordBytes))
@@ -220,7 +221,7 @@ struct RecordHandler: Sendable {
     /// The input, addressed to its dead-letter topic with where it came from and why it failed.
     /// A copy that would exceed the record limit keeps its key and origin but loses the
     /// value's tail (and, if still too large, the input's own headers), saying so in headers.
-    func deadLetterCopy(_ input: StageInput, reason: String) -> OutgoingRecord {
+    func deadLetterCopy(_ input: StageInput, reason: String) -> StageOutput {
         var origin: [RecordHeader] = [
             RecordHeader(key: RecordHeaders.originTopic, value: input.topic),
             RecordHeader(key: RecordHeaders.originPartition, value: String(input.partition)),
@@ -234,7 +235,7 @@ struct RecordHandler: Sendable {
             input.value = kept
         }
         let topic = input.topic + deadLetterSuffix
-        var copy = OutgoingRecord(topic: topic, key: input.key, value: input.value, headers: input.headers + origin)
+        var copy = StageOutput(topic: topic, key: input.key, value: input.value, headers: input.headers + origin)
         if Self.byteCount(key: copy.key, value: copy.value, headers: copy.headers) > maxRecordBytes {
             var headers = input.headers + origin + [RecordHeader(key: RecordHeaders.truncatedFrom, value: String(input.value.count))]
             var fixed = Self.byteCount(key: input.key, value: [], headers: headers)
@@ -245,7 +246,7 @@ struct RecordHandler: Sendable {
                 ]
                 fixed = Self.byteCount(key: input.key, value: [], headers: headers)
             }
-            copy = OutgoingRecord(topic: topic, key: input.key, value: Array(input.value.prefix(max(0, maxRecordBytes - fixed))), headers: headers)
+            copy = StageOutput(topic: topic, key: input.key, value: Array(input.value.prefix(max(0, maxRecordBytes - fixed))), headers: headers)
         }
         return copy
     }

@@ -44,7 +44,8 @@ public struct StageInput: Sendable {
 }
 
 /// One record a stage wants produced. Keep the input's key (camera id) unless the output
-/// topic is keyed otherwise, so per-camera order holds downstream.
+/// topic is keyed otherwise, so per-camera order holds downstream. The runtime produces the
+/// same shape with its headers added, and writes dead letters and changelog records in it.
 public struct StageOutput: Sendable {
     public var topic: String
     /// Set only where the partition is given by something other than the key (a state
@@ -57,24 +58,6 @@ public struct StageOutput: Sendable {
     public var headers: [RecordHeader]
 
     public init(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8], headers: [RecordHeader] = []) {
-        self.topic = topic
-        self.partition = partition
-        self.key = key
-        self.value = value
-        self.headers = headers
-    }
-}
-
-/// A record the runtime produces: a stage's output with the runtime's headers added, or a dead letter.
-public struct OutgoingRecord: Sendable {
-    public var topic: String
-    /// nil: the key decides the partition.
-    public var partition: Int32?
-    public var key: [UInt8]?
-    public var value: [UInt8]
-    public var headers: [RecordHeader]
-
-    public init(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8], headers: [RecordHeader]) {
         self.topic = topic
         self.partition = partition
         self.key = key

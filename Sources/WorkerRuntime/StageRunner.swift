@@ -75,13 +75,13 @@ final class StageRunner: Service, @unchecked Sendable {
         var heldFrom: Int64? = nil
         /// A flush: snapshots of the keys changed by the records before it, written once their
         /// outputs are acknowledged; those records' offsets are stored once these are.
-        var changelog: [OutgoingRecord]? = nil
+        var changelog: [StageOutput]? = nil
         /// Signalled once the offsets a flush reflects are stored.
         var stored: DispatchSemaphore? = nil
 
         /// A timer firing's outputs or a flush: no input, so nothing to store and no slot held.
         static func withoutInput(
-            deliveries: [KafkaPendingDelivery], changelog: [OutgoingRecord]? = nil, stored: DispatchSemaphore? = nil
+            deliveries: [KafkaPendingDelivery], changelog: [StageOutput]? = nil, stored: DispatchSemaphore? = nil
         ) -> PendingRecord {
             PendingRecord(
                 partition: KafkaTopicPartition(topic: "", partition: -1), offset: -1, generation: 0, deliveries: deliveries, holdsSlot: false,
@@ -258,7 +258,7 @@ final class StageRunner: Service, @unchecked Sendable {
     }
 
     /// Queues a dead letter, saying so in the log and the metrics.
-    private func deadLetter(_ copy: OutgoingRecord, reason: String, of message: KafkaConsumerMessage) async throws -> KafkaPendingDelivery {
+    private func deadLetter(_ copy: StageOutput, reason: String, of message: KafkaConsumerMessage) async throws -> KafkaPendingDelivery {
         logger.warning("record dead-lettered", metadata: [
             "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)",
             "dlq": "\(copy.topic)", "error": "\(reason)",
@@ -268,7 +268,7 @@ final class StageRunner: Service, @unchecked Sendable {
     }
 
     /// Queues `outputs` for delivery, in order, counting each.
-    func enqueue(_ outputs: [OutgoingRecord]) async throws -> [KafkaPendingDelivery] {
+    func enqueue(_ outputs: [StageOutput]) async throws -> [KafkaPendingDelivery] {
         var deliveries: [KafkaPendingDelivery] = []
         deliveries.reserveCapacity(outputs.count)
         for output in outputs {
@@ -376,7 +376,7 @@ extension StageInput {
 }
 
 extension KafkaProducerMessage {
-    init(_ record: OutgoingRecord) {
+    init(_ record: StageOutput) {
         self.init(
             topic: record.topic, partition: record.partition, key: record.key, value: record.value,
             headers: record.headers.map { KafkaHeader(key: $0.key, value: $0.value) }

@@ -22,7 +22,7 @@ public enum Worker {
     ///   - announcing: records sent once at start, apart from the stage's (the audit events of
     ///     the models it loaded).
     public static func run(
-        stage: any Stage, name: String, tables: [any WorkerTable] = [], announcing: [OutgoingRecord] = [], routes: @escaping Routes = { _ in },
+        stage: any Stage, name: String, tables: [any WorkerTable] = [], announcing: [StageOutput] = [], routes: @escaping Routes = { _ in },
         arguments: [String] = CommandLine.arguments
     ) async throws {
         await main(name: name, arguments: arguments) { configuration, registry, logger in
@@ -57,7 +57,7 @@ public enum Worker {
 
     /// Runs a stage with a ready configuration; tests and benchmarks call this directly.
     public static func run(
-        stage: any Stage, tables: [any WorkerTable] = [], announcing: [OutgoingRecord] = [], configuration: WorkerConfiguration,
+        stage: any Stage, tables: [any WorkerTable] = [], announcing: [StageOutput] = [], configuration: WorkerConfiguration,
         registry: PrometheusCollectorRegistry, logger: Logger, routes: @escaping Routes = { _ in }, onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         try await runStage(
@@ -131,7 +131,7 @@ public enum Worker {
 
     private static func runStage(
         _ stage: (any Stage)?, alreadyCompressedOutputs: Set<String>, stateful makeStateful: ((RecordHandler, LoopProgress) -> StatefulRuntime)?, tables: [any WorkerTable],
-        announcing: [OutgoingRecord] = [], configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, routes: @escaping Routes,
+        announcing: [StageOutput] = [], configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, routes: @escaping Routes,
         onListening: @escaping @Sendable (Int) -> Void
     ) async throws {
         guard !configuration.inputs.isEmpty else {
@@ -303,7 +303,7 @@ public enum Worker {
 
     /// A reader for `tables`, not started yet (the runner starts it), or nil when there are none.
     private static func makeTableReader(
-        _ tables: [any WorkerTable], configuration: WorkerConfiguration, announce: @escaping @Sendable ([OutgoingRecord]) -> Void, logger: Logger
+        _ tables: [any WorkerTable], configuration: WorkerConfiguration, announce: @escaping @Sendable ([StageOutput]) -> Void, logger: Logger
     ) throws -> KafkaTableReader? {
         guard !tables.isEmpty else { return nil }
         for table in tables { table.limit(versionsPerKey: configuration.tableVersions) }

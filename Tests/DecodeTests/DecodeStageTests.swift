@@ -8,6 +8,7 @@ import VigilSchema
 import Video
 import Vision
 import WorkerRuntime
+import WorkerRuntimeTesting
 @testable import Decode
 import Ingest
 

@@ -5,6 +5,7 @@ import Testing
 import VigilSchema
 import Vision
 import WorkerRuntime
+import WorkerRuntimeTesting
 @testable import Detect
 
 /// The stage as vigil-detect runs it, fed in memory: what it publishes for good frames, and
@@ -284,7 +285,7 @@ struct DetectStageTests {
         try await driver.feed(after)
         let letters = driver.deadLetters
         try #require(letters.count == 3)
-        func pixels(_ letter: OutgoingRecord) throws -> Int { try Vigil_V1_Frame(serializedBytes: letter.value).data.count }
+        func pixels(_ letter: StageOutput) throws -> Int { try Vigil_V1_Frame(serializedBytes: letter.value).data.count }
         #expect(try pixels(letters[0]) == 0 && letters[0].header(RecordHeaders.pixelsRemovedFrom) != nil, "captured before the switch")
         #expect(letters[1].value == after.value && letters[1].header(RecordHeaders.pixelsRemovedFrom) == nil, "captured and dead-lettered while it is on")
         #expect(try pixels(letters[2]) == 0, "dead-lettered after it was switched off")

@@ -5,6 +5,7 @@ import SwiftProtobuf
 import Testing
 import VigilSchema
 import WorkerRuntime
+import WorkerRuntimeTesting
 @testable import Detect
 
 /// Real video through detect → match: vtest.avi frames 0–449 at 5 frames/s, judged by a line,

@@ -8,6 +8,7 @@ import SwiftProtobuf
 import Testing
 import VigilSchema
 import WorkerRuntime
+import WorkerRuntimeTesting
 
 /// vigil-match on the dev cluster: rules published with `vigil rules apply`, synthetic tracks
 /// on six cameras in `detections.v1` and `camera.health.v1`, incidents read back from

@@ -3,6 +3,7 @@ import Synchronization
 import Kafka
 import Logging
 import Testing
+import TopicSpecs
 
 /// Offsets stored for a record must belong to the assignment that delivered it: a partition
 /// revoked and assigned back must not take a store from before, which could move the group's

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import VigilSchema
 import WorkerRuntime
+import WorkerRuntimeTesting
 @testable import Match
 
 /// What makes match's incidents reproducible: event-time order whatever the arrival order

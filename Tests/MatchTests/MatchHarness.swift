@@ -4,6 +4,7 @@ import Rules
 import SwiftProtobuf
 import VigilSchema
 import WorkerRuntime
+import WorkerRuntimeTesting
 @testable import Match
 
 /// vigil-match's stage in memory, the way the runtime runs it: rules declared in YAML as an
@@ -22,7 +23,7 @@ final class MatchHarness {
     /// - Parameters:
     ///   - yaml: a rules file (`rules:` …), in force from event time 0 as version 1.
     ///   - restoredFrom: another harness's changelog, as a replica taking over the partition.
-    init(_ yaml: String, lateness: Duration = .zero, restoredFrom changelog: [OutgoingRecord] = []) throws {
+    init(_ yaml: String, lateness: Duration = .zero, restoredFrom changelog: [StageOutput] = []) throws {
         cameras = admins.table()
         driver = StatefulStageTestDriver(
             stage: MatchStage(rules: RuleBook(rules: rules, cameras: cameras), lateness: lateness),

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VigilSchema
 import WorkerRuntime
+import WorkerRuntimeTesting
 @testable import Match
 
 /// Each rule kind on synthetic tracks through the stage, frames 200 ms apart: when it opens

@@ -4,6 +4,7 @@ import SwiftProtobuf
 import Testing
 import VigilSchema
 import WorkerRuntime
+import WorkerRuntimeTesting
 @testable import Match
 
 /// Rule engine II's kinds on synthetic tracks through the stage, frames 200 ms apart unless

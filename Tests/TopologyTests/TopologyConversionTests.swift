@@ -1,6 +1,7 @@
 import DevCluster
 @testable import Kafka
 import Testing
+import TopicSpecs
 import Topology
 
 /// From the topology to what the Kafka layer and the dev cluster create.

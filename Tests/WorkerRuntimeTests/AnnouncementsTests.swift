@@ -24,7 +24,7 @@ struct AnnouncementsTests {
         let announcements = Announcements(producer: producer, logger: Self.logger)
         // As a table refusing records does: each notice sent on its own, nobody waiting.
         for index in 0..<200 {
-            announcements.announce([OutgoingRecord(topic: "audit.events.v1", key: Array("cam-\(index)".utf8), value: Array("notice-\(index)".utf8), headers: [])])
+            announcements.announce([StageOutput(topic: "audit.events.v1", key: Array("cam-\(index)".utf8), value: Array("notice-\(index)".utf8), headers: [])])
         }
         // What the runner does at its stop.
         await announcements.drain()

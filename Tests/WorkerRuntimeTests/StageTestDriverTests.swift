@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import WorkerRuntime
+import WorkerRuntimeTesting
 
 /// A stage used to exercise the runtime: doubles every record to two topics, refuses the value
 /// `bad`, and keeps a per-camera count to show where per-camera state lives.
@@ -19,7 +20,7 @@ struct BadRecord: Error, CustomStringConvertible {
     var description: String { "record at offset \(offset) is not a valid frame" }
 }
 
-func header(_ message: OutgoingRecord, _ key: String) -> String? {
+func header(_ message: StageOutput, _ key: String) -> String? {
     message.headers.first { $0.key == key }?.value.map { String(decoding: $0, as: UTF8.self) }
 }
 

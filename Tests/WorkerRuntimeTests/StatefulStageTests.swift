@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import WorkerRuntime
+import WorkerRuntimeTesting
 
 /// Counts records per camera and per one-second event-time window; each window's count is
 /// emitted when the camera's watermark passes the window's end, and "silent" after 5 s of
@@ -80,11 +81,11 @@ struct StatefulStageTests {
         )
     }
 
-    static func texts(_ records: [OutgoingRecord]) -> [String] {
+    static func texts(_ records: [StageOutput]) -> [String] {
         records.map { String(decoding: $0.value, as: UTF8.self) }
     }
 
-    static func recordIDs(_ records: [OutgoingRecord]) -> [String] {
+    static func recordIDs(_ records: [StageOutput]) -> [String] {
         records.compactMap { $0.header(RecordHeaders.recordID).map { String(decoding: $0, as: UTF8.self) } }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import WorkerRuntime
+import WorkerRuntimeTesting
 
 /// A stage whose timer handler fails as told: each record schedules a timer one second of
 /// event time later; firing it says "fired <key>" unless the handler is unavailable (the

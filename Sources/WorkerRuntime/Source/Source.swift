@@ -85,7 +85,7 @@ final class SourceEmitter: @unchecked Sendable {
         }
         let size = RecordHandler.byteCount(key: record.key, value: record.value, headers: headers)
         guard size <= maxRecordBytes else { throw SourceRecordTooLarge(topic: record.topic, bytes: size, limit: maxRecordBytes) }
-        let delivery = try await producer.enqueue(KafkaProducerMessage(OutgoingRecord(topic: record.topic, key: record.key, value: record.value, headers: headers)))
+        let delivery = try await producer.enqueue(KafkaProducerMessage(StageOutput(topic: record.topic, key: record.key, value: record.value, headers: headers)))
         metrics.recordOut(topic: record.topic)
         deliveries.yield((record.topic, delivery))
     }

@@ -26,7 +26,7 @@ public struct StateLimits: Sendable, Equatable {
 /// `StatefulStageTestDriver` in memory.
 ///
 /// Calls must not overlap (the runner serializes them through `StatefulRuntime.gate`).
-final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable {
+package final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable {
     struct KeyState {
         var state: S.State?
         var timers = Timers()
@@ -70,7 +70,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     ///     worker's first input's DLQ).
     ///   - outage: how long a timer handler may stay unavailable (`StageUnavailable`) before the
     ///     worker stops, and what to call on each retry (the loop is waiting on purpose).
-    init(
+    package init(
         stage: S, handler: RecordHandler, changelogTopic: String, timerDeadLetters: String, limits: StateLimits,
         outage: (limit: Duration, onRetry: @Sendable () -> Void) = (.seconds(60), {}), logger: Logger
     ) {
@@ -85,7 +85,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     }
 
     /// Whether `partition` holds state restored for assignment `generation`.
-    func isRestored(partition: Int32, generation: UInt64) -> Bool {
+    package func isRestored(partition: Int32, generation: UInt64) -> Bool {
         partitions[partition]?.generations.contains(generation) ?? false
     }
 
@@ -112,7 +112,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 
     /// Replaces `partition`'s state with the changelog's snapshots (each key's newest wins; an
     /// unreadable one is logged and counted, and the key keeps its previous snapshot).
-    func restore(partition: Int32, generations: Set<UInt64>, snapshots: [(key: String, value: [UInt8], offset: Int64)]) {
+    package func restore(partition: Int32, generations: Set<UInt64>, snapshots: [(key: String, value: [UInt8], offset: Int64)]) {
         var restored = PartitionState(generations: generations)
         for snapshot in snapshots {
             guard !snapshot.value.isEmpty else {
@@ -137,14 +137,14 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         if partitions.count != before { updateGauges() }
     }
 
-    var ownedPartitions: Set<Int32> { Set(partitions.keys) }
+    package var ownedPartitions: Set<Int32> { Set(partitions.keys) }
 
     /// The state of `key` (for tests and diagnostics).
-    func state(of key: String, partition: Int32) -> S.State? {
+    package func state(of key: String, partition: Int32) -> S.State? {
         partitions[partition]?.keys[key]?.state
     }
 
-    func timers(of key: String, partition: Int32) -> Timers? {
+    package func timers(of key: String, partition: Int32) -> Timers? {
         partitions[partition]?.keys[key]?.timers
     }
 
@@ -153,7 +153,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     /// Processes one input record of an owned, restored partition.
     /// What becomes of the record; the state it changed is written later, by `flush()`, once
     /// its outputs are acknowledged.
-    func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> RecordOutcome {
+    package func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> RecordOutcome {
         let partition = input.partition
         guard let keyBytes = input.key, !keyBytes.isEmpty, let key = String(validating: keyBytes, as: UTF8.self) else {
             return handler.deadLetter(input, reason: "a stateful stage keeps state per key, and this record has no key (or one that is not UTF-8)")
@@ -213,8 +213,8 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     // MARK: Timers
 
     /// Fires the key's event-time timers its watermark has reached, oldest first.
-    private func fireEventTimers(key: String, keyState: inout KeyState) async throws -> [OutgoingRecord] {
-        var produced: [OutgoingRecord] = []
+    private func fireEventTimers(key: String, keyState: inout KeyState) async throws -> [StageOutput] {
+        var produced: [StageOutput] = []
         // Most records fire nothing: check the earliest timer before building anything.
         guard let earliest = keyState.timers.eventTimers.values.min(), earliest <= keyState.timers.watermark else { return [] }
         while let (name, time) = keyState.timers.eventTimers.filter({ $0.value <= keyState.timers.watermark }).min(by: { ($0.value, $0.key) < ($1.value, $1.key) }) {
@@ -226,8 +226,8 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 
     /// Counts `elapsed` caught-up time as silence for every key of `caughtUp` partitions and
     /// fires the silence timers it completes. The outputs of each key that fired.
-    func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [[OutgoingRecord]] {
-        var results: [[OutgoingRecord]] = []
+    package func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [[StageOutput]] {
+        var results: [[StageOutput]] = []
         for partition in caughtUp.sorted() {
             guard let keys = partitions[partition]?.keys.keys.sorted() else { continue }
             for key in keys {
@@ -239,7 +239,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
                     partitions[partition]?.keys[key] = keyState
                     continue
                 }
-                var outputs: [OutgoingRecord] = []
+                var outputs: [StageOutput] = []
                 for (name, duration) in due where keyState.timers.silenceTimers[name] == duration {
                     keyState.timers.silenceTimers[name] = nil
                     let scheduled = (keyState.maxEventTime == .min ? 0 : keyState.maxEventTime) + duration
@@ -258,7 +258,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
     /// the worker stops with the timer still in the key's last snapshot; one that fails
     /// otherwise, or whose outputs cannot be sent, is dead-lettered with the reason and the
     /// state keeps what it held.
-    private func fire(_ timer: FiredTimer, key: String, keyState: inout KeyState) async throws -> [OutgoingRecord] {
+    private func fire(_ timer: FiredTimer, key: String, keyState: inout KeyState) async throws -> [StageOutput] {
         var state = keyState.state
         var timers = keyState.timers
         let started = ContinuousClock.now
@@ -302,12 +302,12 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 
     /// A timer firing given up: logged, counted, and dead-lettered (the key, the timer, its
     /// scheduled time and the reason; no value), so an operator sees what was not emitted.
-    private func timerDeadLetter(_ timer: FiredTimer, key: String, reason: String) -> OutgoingRecord {
+    private func timerDeadLetter(_ timer: FiredTimer, key: String, reason: String) -> StageOutput {
         metrics.timerFailed()
         logger.error("a timer firing failed and is dead-lettered; the state keeps what it held", metadata: [
             "key": "\(key)", "timer": "\(timer.name)", "kind": "\(timer.kind.rawValue)", "dlq": "\(timerDeadLetters)", "error": "\(reason)",
         ])
-        return OutgoingRecord(topic: timerDeadLetters, key: Array(key.utf8), value: [], headers: [
+        return StageOutput(topic: timerDeadLetters, key: Array(key.utf8), value: [], headers: [
             RecordHeader(key: RecordHeaders.timer, value: "\(timer.kind.rawValue) \(timer.name)"),
             RecordHeader(key: RecordHeaders.eventTime, value: String(timer.scheduledMilliseconds)),
             RecordHeader(key: RecordHeaders.error, value: reason),
@@ -319,8 +319,8 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 
     /// Snapshots of the keys changed since the last flush, each once, in key order per partition.
     /// Throws `StateEncodingFailed` when a key's state cannot be encoded; its key stays changed.
-    func flush() throws -> [OutgoingRecord] {
-        var records: [OutgoingRecord] = []
+    package func flush() throws -> [StageOutput] {
+        var records: [StageOutput] = []
         for partition in partitions.keys.sorted() {
             guard let dirty = partitions[partition]?.dirty, !dirty.isEmpty else { continue }
             for key in dirty.sorted() {
@@ -340,7 +340,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 
     /// The flush, plus snapshots of every key not written for `interval`: the changelog's newest
     /// records then always hold every key, so restore never needs older records (nor compaction).
-    func checkpoint(olderThan interval: Duration) throws -> [OutgoingRecord] {
+    package func checkpoint(olderThan interval: Duration) throws -> [StageOutput] {
         var records = try flush()
         let now = ContinuousClock.now
         for partition in partitions.keys.sorted() {
@@ -357,7 +357,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
 
     /// The changelog record holding the key's whole state. An empty record is a deletion to
     /// restore, so a state that cannot be encoded throws rather than write one.
-    private func snapshotRecord(key: String, partition: Int32, keyState: inout KeyState) throws(StateEncodingFailed) -> OutgoingRecord {
+    private func snapshotRecord(key: String, partition: Int32, keyState: inout KeyState) throws(StateEncodingFailed) -> StageOutput {
         var snapshot = Vigil_V1_KeyStateSnapshot()
         do {
             if let state = keyState.state { snapshot.state = Data(try state.stateBytes) }
@@ -380,7 +380,7 @@ final class KeyedStateEngine<S: StatefulStage>: StateEngine, @unchecked Sendable
         keyState.bytes = bytes.count
         keyState.sizeBound = bytes.count
         keyState.lastWritten = .now
-        return OutgoingRecord(topic: changelogTopic, partition: partition, key: Array(key.utf8), value: bytes, headers: [])
+        return StageOutput(topic: changelogTopic, partition: partition, key: Array(key.utf8), value: bytes, headers: [])
     }
 
     /// How much one record may grow a key's snapshot: twice its bytes (a stage keeps at most
@@ -451,10 +451,10 @@ protocol StateEngine: AnyObject, Sendable {
     func rejected(partition: Int32, key: String, offset: Int64, error: any Error)
     func keepOnly(_ owned: Set<Int32>)
     func handle(_ input: StageInput, nowMilliseconds: Int64) async throws -> RecordOutcome
-    func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [[OutgoingRecord]]
+    func advanceSilence(caughtUp: Set<Int32>, elapsedMilliseconds: Int64) async throws -> [[StageOutput]]
     var hasChanges: Bool { get }
-    func flush() throws -> [OutgoingRecord]
-    func checkpoint(olderThan interval: Duration) throws -> [OutgoingRecord]
+    func flush() throws -> [StageOutput]
+    func checkpoint(olderThan interval: Duration) throws -> [StageOutput]
 }
 
 /// A timer handler unavailable for longer than the outage limit: the worker stops, and the

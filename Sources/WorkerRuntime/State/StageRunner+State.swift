@@ -11,7 +11,7 @@ extension StageRunner {
     /// `stored` is signalled once the offsets it reflects are stored. Throws when a key's state
     /// cannot be encoded (`StateEncodingFailed`): the worker stops.
     func flush(
-        _ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation, snapshots: [OutgoingRecord]? = nil,
+        _ stateful: StatefulRuntime, into pending: AsyncStream<PendingRecord>.Continuation, snapshots: [StageOutput]? = nil,
         stored: DispatchSemaphore? = nil
     ) throws {
         // Only the state of partitions still assigned as they were when it was restored: a

@@ -47,9 +47,9 @@ public struct TableRefusal: Sendable, Equatable {
     public var reason: String
     /// Records announcing the refusal beyond the log and the metric (an audit event, a camera
     /// health record), made for the refusing worker; the runtime sends them.
-    public var notices: @Sendable (_ worker: String) -> [OutgoingRecord]
+    public var notices: @Sendable (_ worker: String) -> [StageOutput]
 
-    public init(reason: String, notices: @escaping @Sendable (_ worker: String) -> [OutgoingRecord] = { _ in [] }) {
+    public init(reason: String, notices: @escaping @Sendable (_ worker: String) -> [StageOutput] = { _ in [] }) {
         self.reason = reason
         self.notices = notices
     }
@@ -246,9 +246,9 @@ struct TableApplier: Sendable {
     let worker: String
     let logger: Logger
     /// Sends the records that announce a refusal (the worker's producer).
-    let announce: @Sendable ([OutgoingRecord]) -> Void
+    let announce: @Sendable ([StageOutput]) -> Void
 
-    init(tables: [any WorkerTable], worker: String, logger: Logger, announce: @escaping @Sendable ([OutgoingRecord]) -> Void = { _ in }) {
+    init(tables: [any WorkerTable], worker: String, logger: Logger, announce: @escaping @Sendable ([StageOutput]) -> Void = { _ in }) {
         self.tables = Dictionary(tables.map { ($0.topic, $0) }, uniquingKeysWith: { first, _ in first })
         self.worker = worker
         self.logger = logger
@@ -263,7 +263,7 @@ struct TableApplier: Sendable {
     /// Counts what became of a table record, logs the records a table could not apply, and
     /// announces refusals.
     static func report(
-        _ outcome: TableApplyOutcome, of record: TableRecord, worker: String, logger: Logger, announce: @Sendable ([OutgoingRecord]) -> Void = { _ in }
+        _ outcome: TableApplyOutcome, of record: TableRecord, worker: String, logger: Logger, announce: @Sendable ([StageOutput]) -> Void = { _ in }
     ) {
         Counter(label: "vigil_table_records_total", dimensions: [("worker", worker), ("table", record.topic), ("outcome", outcome.metricLabel)]).increment()
         switch outcome {

@@ -1,4 +1,5 @@
 import Foundation
+import WorkerRuntime
 
 /// Runs a stage in memory, the way the worker runtime runs it on Kafka, without a broker:
 /// feed inputs, read what would have been produced, dead-lettered or skipped (the idea of
@@ -7,8 +8,8 @@ public final class StageTestDriver: @unchecked Sendable {
     private let handler: RecordHandler
     private let offsets = FedOffsets()
     private let lock = NSLock()
-    private var produced: [OutgoingRecord] = []
-    private var deadLettered: [OutgoingRecord] = []
+    private var produced: [StageOutput] = []
+    private var deadLettered: [StageOutput] = []
     private var skipped: [StageInput] = []
     private var retried: [StageInput] = []
 
@@ -47,8 +48,8 @@ public final class StageTestDriver: @unchecked Sendable {
         return outcome
     }
 
-    public var outputs: [OutgoingRecord] { lock.withLock { produced } }
-    public var deadLetters: [OutgoingRecord] { lock.withLock { deadLettered } }
+    public var outputs: [StageOutput] { lock.withLock { produced } }
+    public var deadLetters: [StageOutput] { lock.withLock { deadLettered } }
     public var skippedInputs: [StageInput] { lock.withLock { skipped } }
     /// Inputs the stage could not handle for an outage (`StageUnavailable`); the worker retries them.
     public var retriedInputs: [StageInput] { lock.withLock { retried } }
@@ -62,7 +63,7 @@ public final class StageTestDriver: @unchecked Sendable {
     }
 
     /// Outputs for one topic, in production order.
-    public func outputs(topic: String) -> [OutgoingRecord] {
+    public func outputs(topic: String) -> [StageOutput] {
         outputs.filter { $0.topic == topic }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import WorkerRuntime
 import Logging
 
 /// Runs a stateful stage in memory, the way the runtime runs it on Kafka: feed inputs, let
@@ -10,10 +11,10 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
     private let engine: KeyedStateEngine<S>
     private let offsets = FedOffsets()
     private let lock = NSLock()
-    private var produced: [OutgoingRecord] = []
-    private var deadLettered: [OutgoingRecord] = []
+    private var produced: [StageOutput] = []
+    private var deadLettered: [StageOutput] = []
     private var skipped: [StageInput] = []
-    private var snapshots: [OutgoingRecord] = []
+    private var snapshots: [StageOutput] = []
     private var generation: UInt64 = 1
 
     /// - Parameters:
@@ -24,7 +25,7 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
     public init(
         stage: S, worker: String = "test-worker", inputs: [String] = ["detections"], outputs: [String]? = nil,
         changelogTopic: String = "test-worker.state.changelog", limits: StateLimits = StateLimits(), maxAge: Duration? = nil,
-        outageLimit: Duration = .seconds(60), restoredFrom changelog: [OutgoingRecord] = []
+        outageLimit: Duration = .seconds(60), restoredFrom changelog: [StageOutput] = []
     ) {
         var logger = Logger(label: "stateful-test-driver")
         logger.logLevel = .critical
@@ -68,11 +69,11 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
         lock.withLock { snapshots += records }
     }
 
-    public var outputs: [OutgoingRecord] { lock.withLock { produced } }
-    public var deadLetters: [OutgoingRecord] { lock.withLock { deadLettered } }
+    public var outputs: [StageOutput] { lock.withLock { produced } }
+    public var deadLetters: [StageOutput] { lock.withLock { deadLettered } }
     public var skippedInputs: [StageInput] { lock.withLock { skipped } }
     /// The changelog records written, in order.
-    public var changelog: [OutgoingRecord] { lock.withLock { snapshots } }
+    public var changelog: [StageOutput] { lock.withLock { snapshots } }
 
     public func state(of key: String, partition: Int32 = 0) -> S.State? {
         engine.state(of: key, partition: partition)
