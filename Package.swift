@@ -17,6 +17,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "vigil", targets: ["VigilCLI"]),
+        .executable(name: "vigil-bench", targets: ["VigilBench"]),
         .executable(name: "vigil-kafka-probe", targets: ["KafkaProbe"]),
         .executable(name: "vigil-passthrough", targets: ["PassThroughWorker"]),
         .executable(name: "vigil-counting", targets: ["CountingWorker"]),
@@ -354,32 +355,64 @@ let package = Package(
             dependencies: ["WorkerRuntime"],
             swiftSettings: swiftSettings
         ),
-        // `vigil`, the operator CLI.
+        // What the operator commands and the benchmarks share: logging options, the topology
+        // option, aligned tables, the dev cluster's admin.
+        .target(
+            name: "CommandLineSupport",
+            dependencies: [
+                "Cameras", "SigningKeys", "Topology",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // `vigil up`'s supervision: worker replicas started, restarted with backoff, stopped, summarised.
+        .target(
+            name: "Supervisor",
+            dependencies: ["ChildProcesses", "CommandLineSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // `vigil`, the operator CLI: commands only. `vigil bench` runs `vigil-bench`, so the
+        // CLI links no FFmpeg and no detect stage.
         .executableTarget(
             name: "VigilCLI",
             dependencies: [
                 "Audit",
                 "ChildProcesses",
+                "CommandLineSupport",
                 "DeclarationFiles",
                 "Rules",
                 "Match",
                 "PlaneGeometry",
-                "Decode",
-                "Ingest",
                 "Detect",
                 "Vision",
-                "Video",
                 "Kafka",
                 "TopicSpecs",
                 "Cameras",
                 "SigningKeys",
+                "Supervisor",
                 "VigilSchema",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 "DevCluster",
                 "WorkerRuntime",
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 "Topology",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // `vigil-bench` (`vigil bench …`): benchmarks that print a ratio against an anchor measured in the same run.
+        .executableTarget(
+            name: "VigilBench",
+            dependencies: [
+                "ChildProcesses", "CommandLineSupport",
+                "Decode", "Detect", "Ingest", "Match", "Rules", "Video", "Vision",
+                "Kafka", "Cameras", "DevCluster", "Topology", "VigilSchema", "WorkerRuntime",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

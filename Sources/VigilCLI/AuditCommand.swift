@@ -1,5 +1,6 @@
 import ArgumentParser
 import Audit
+import CommandLineSupport
 import Crypto
 import Foundation
 import Kafka

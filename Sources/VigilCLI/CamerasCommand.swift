@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cameras
+import CommandLineSupport
 import Crypto
 import DeclarationFiles
 import Foundation

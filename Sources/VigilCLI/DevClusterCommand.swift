@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import DevCluster
 import Foundation
 import WorkerRuntime

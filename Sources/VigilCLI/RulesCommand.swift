@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cameras
+import CommandLineSupport
 import DeclarationFiles
 import Detect
 import Foundation

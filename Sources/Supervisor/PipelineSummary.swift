@@ -1,13 +1,19 @@
 import ChildProcesses
+import CommandLineSupport
 import Foundation
 
 /// `vigil up`'s periodic summary: per worker replica, records taken and written per second
 /// since the last summary, lag, dead-lettered and skipped records (shed as too old, or
 /// already applied), restarts — from each
 /// replica's own `/metrics`.
-struct PipelineSummary: Sendable {
+public struct PipelineSummary: Sendable {
     let workers: [SupervisedWorker]
     let interval: Duration
+
+    public init(workers: [SupervisedWorker], interval: Duration) {
+        self.workers = workers
+        self.interval = interval
+    }
 
     /// A replica's counters at one moment.
     struct Sample {
@@ -18,7 +24,7 @@ struct PipelineSummary: Sendable {
         var skipped = 0.0
     }
 
-    func run() async {
+    public func run() async {
         var previous: [String: (sample: Sample, at: ContinuousClock.Instant)] = [:]
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)

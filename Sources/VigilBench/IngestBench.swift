@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChildProcesses
+import CommandLineSupport
 import Foundation
 
 /// Cameras per core for vigil-ingest: N simulated 1080p25 4 Mbit/s cameras (one file, looped,

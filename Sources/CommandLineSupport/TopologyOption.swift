@@ -4,16 +4,18 @@ import Topology
 
 /// Where the topology file is: `--topology`, else env `VIGIL_TOPOLOGY`, else `Topology/topology.yaml`
 /// in the current directory.
-struct TopologyOption: ParsableArguments {
-    static let defaultPath = "Topology/topology.yaml"
+public struct TopologyOption: ParsableArguments, Sendable {
+    public static let defaultPath = "Topology/topology.yaml"
 
     @Option(name: .long, help: "Topology file (env VIGIL_TOPOLOGY; default \(TopologyOption.defaultPath) in the current directory).")
-    var topology: String = ProcessInfo.processInfo.environment["VIGIL_TOPOLOGY"] ?? TopologyOption.defaultPath
+    public var topology: String = ProcessInfo.processInfo.environment["VIGIL_TOPOLOGY"] ?? TopologyOption.defaultPath
 
-    var url: URL { URL(fileURLWithPath: topology) }
+    public init() {}
+
+    public var url: URL { URL(fileURLWithPath: topology) }
 
     /// The topology, or the reason it cannot be read (printed to standard error, exit 1).
-    func load() throws -> Topology {
+    public func load() throws -> Topology {
         do {
             return try Topology.load(contentsOf: url)
         } catch {
@@ -27,7 +29,7 @@ struct TopologyOption: ParsableArguments {
 
     /// The topology when it loads and has no problems; otherwise every problem is printed
     /// to standard error and the command exits 1.
-    func loadValid() throws -> Topology {
+    public func loadValid() throws -> Topology {
         let topology = try load()
         let problems = topology.validate()
         guard problems.isEmpty else {
@@ -38,15 +40,10 @@ struct TopologyOption: ParsableArguments {
         return topology
     }
 
-    static func count(_ number: Int, _ noun: String) -> String { "\(number) \(noun)\(number == 1 ? "" : "s")" }
+    public static func count(_ number: Int, _ noun: String) -> String { "\(number) \(noun)\(number == 1 ? "" : "s")" }
 }
 
 extension Topology {
     /// `topology.yaml: workers.vigil-detect.inputs[0]: topic "frames.v2" is not declared…`
-    func description(of problem: TopologyProblem, file: String) -> String { "\(file): \(problem)" }
-}
-
-/// Writes one line to standard error at once: problems and errors, apart from results.
-func writeError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    public func description(of problem: TopologyProblem, file: String) -> String { "\(file): \(problem)" }
 }

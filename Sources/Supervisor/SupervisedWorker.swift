@@ -1,10 +1,11 @@
 import ChildProcesses
+import CommandLineSupport
 import Foundation
 
 /// One replica of a worker under `vigil up`: started, its log lines prefixed with its name,
 /// restarted with backoff when it exits on its own, stopped with SIGTERM (then SIGKILL).
-final class SupervisedWorker: @unchecked Sendable {
-    let name: String
+public final class SupervisedWorker: @unchecked Sendable {
+    public let name: String
     private let executable: String
     private let environment: [String: String]
     private let lock = NSLock()
@@ -14,20 +15,20 @@ final class SupervisedWorker: @unchecked Sendable {
     private(set) var restarts = 0  // guarded by `lock`
     private var supervision: Task<Void, Never>?
 
-    init(name: String, executable: String, environment: [String: String]) {
+    public init(name: String, executable: String, environment: [String: String]) {
         self.name = name
         self.executable = executable
         self.environment = environment
     }
 
     /// The port of its HTTP server (`/metrics`), once it said where it listens.
-    var metricsPort: Int? { lock.withLock { port } }
-    var processIdentifier: Int32? { lock.withLock { process?.isRunning == true ? process?.processIdentifier : nil } }
-    var restartCount: Int { lock.withLock { restarts } }
+    public var metricsPort: Int? { lock.withLock { port } }
+    public var processIdentifier: Int32? { lock.withLock { process?.isRunning == true ? process?.processIdentifier : nil } }
+    public var restartCount: Int { lock.withLock { restarts } }
 
     /// Starts the replica and keeps it running until `stop()`: a replica that exits on its own
     /// is started again after 1 s, doubling to 30 s while it keeps failing within a minute.
-    func start() {
+    public func start() {
         supervision = Task {
             var backoff: Duration = .seconds(1)
             while !Task.isCancelled {
@@ -75,12 +76,12 @@ final class SupervisedWorker: @unchecked Sendable {
     }
 
     /// Kills the running replica with SIGKILL, as a crash would (the test hook).
-    func kill() {
+    public func kill() {
         lock.withLock { process }?.signal(SIGKILL)
     }
 
     /// SIGTERM, and SIGKILL after `timeout` if it is still running; no restart after.
-    func stop(timeout: Duration) async {
+    public func stop(timeout: Duration) async {
         let process = lock.withLock { () -> ChildProcess? in
             stopping = true
             return self.process

@@ -2,6 +2,7 @@ import ArgumentParser
 import Audit
 import Cameras
 import ChildProcesses
+import CommandLineSupport
 import Crypto
 import DevCluster
 import Foundation
@@ -9,6 +10,7 @@ import Kafka
 import Logging
 import Match
 import SigningKeys
+import Supervisor
 import SwiftProtobuf
 import Topology
 import UnixSignals

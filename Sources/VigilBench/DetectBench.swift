@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChildProcesses
+import CommandLineSupport
 import Detect
 import Foundation
 import Logging

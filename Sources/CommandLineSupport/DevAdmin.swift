@@ -7,11 +7,11 @@ import SigningKeys
 /// The admin who signs the cameras of a dev cluster that `vigil up` or a benchmark runs: a key
 /// and a trusted admin keys file naming it, made once per folder. A production cluster's admins
 /// are its operators (`vigil cameras keygen`), each with their own key.
-enum DevAdmin {
-    static let account = "dev-admin"
+public enum DevAdmin {
+    public static let account = "dev-admin"
 
     /// The environment that makes workers trust the dev admin and `vigil cameras` sign as it.
-    static func environment(in directory: String) throws -> [String: String] {
+    public static func environment(in directory: String) throws -> [String: String] {
         let keyFile = (directory as NSString).appendingPathComponent("\(account).key")
         let keysFile = (directory as NSString).appendingPathComponent("camera-admins.txt")
         if !FileManager.default.fileExists(atPath: keyFile) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChildProcesses
+import CommandLineSupport
 import DevCluster
 import Foundation
 import WorkerRuntime

@@ -1,11 +1,15 @@
 import ArgumentParser
+import CommandLineSupport
 import Foundation
 import Kafka
 import Logging
 
+/// `vigil-bench`, which `vigil bench` runs: its own executable, since only the benchmarks need
+/// FFmpeg, the detect models and every stage in one process.
+@main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "vigil bench",
         abstract: "Benchmarks that print a ratio against an anchor measured in the same run.",
         subcommands: [KafkaBench.self, RuntimeBench.self, DetectBench.self, DecodeBench.self, IngestBench.self, MatchBench.self, MatchClusterBench.self]
     )
@@ -152,10 +156,4 @@ struct KafkaBench: AsyncParsableCommand {
     private func runKcat(_ arguments: [String]) async throws -> Double {
         try timedRun(kcat, arguments)
     }
-}
-
-/// Wall-clock seconds since `start`, for every benchmark's timings.
-func elapsedSeconds(since start: ContinuousClock.Instant) -> Double {
-    let elapsed = ContinuousClock.now - start
-    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }
