@@ -26,6 +26,7 @@ let package = Package(
         .executable(name: "vigil-ingest", targets: ["IngestWorker"]),
         .executable(name: "vigil-match", targets: ["MatchWorker"]),
         .executable(name: "vigil-audit", targets: ["AuditWorker"]),
+        .executable(name: "vigil-alert", targets: ["AlertWorker"]),
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "VigilSchema", targets: ["VigilSchema"]),
         .library(name: "Topology", targets: ["Topology"]),
@@ -307,6 +308,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // vigil-alert's stage: incidents → alerts (confirmation, linking, lifecycle, escalation).
+        .target(
+            name: "Alert",
+            dependencies: [
+                "VigilSchema", "WorkerRuntime",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "AlertWorker",
+            dependencies: ["Alert", "Rules", "VigilSchema", "WorkerRuntime"],
+            swiftSettings: swiftSettings
+        ),
         // Ed25519 key files and key ids: the audit log's heads and the camera admins' signatures.
         .target(
             name: "SigningKeys",
@@ -377,6 +393,7 @@ let package = Package(
         .executableTarget(
             name: "VigilCLI",
             dependencies: [
+                "Alert",
                 "Audit",
                 "ChildProcesses",
                 "CommandLineSupport",
@@ -525,6 +542,14 @@ let package = Package(
             dependencies: [
                 "WorkerRuntimeTesting",
                 "Match", "Rules", "Cameras", "VigilSchema", "WorkerRuntime",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AlertTests",
+            dependencies: [
+                "Alert", "VigilSchema", "WorkerRuntime", "WorkerRuntimeTesting",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Alert
 import Audit
 import Cameras
 import ChildProcesses
@@ -23,15 +24,15 @@ struct UpCommand: AsyncParsableCommand {
         commandName: "up",
         abstract: "Run the dev cluster and one replica of every worker, supervised, with a live summary and incidents.",
         discussion: """
-            Starts `vigil dev-cluster` with the topology's topics, applies the cameras file (--cameras) and every rules file of --rules (each on its own: a file with problems is reported and the others apply), then starts vigil-ingest, vigil-decode, vigil-detect and vigil-match (those built next to this binary) as child processes. Their log lines are prefixed with the replica's name; a replica that exits on its own is restarted after 1 s, the wait doubling to 30 s while it keeps failing.
+            Starts `vigil dev-cluster` with the topology's topics, applies the cameras file (--cameras) and every rules file of --rules (each on its own: a file with problems is reported and the others apply), then starts vigil-ingest, vigil-decode, vigil-detect, vigil-match, vigil-alert and vigil-audit (those built next to this binary) as child processes. Their log lines are prefixed with the replica's name; a replica that exits on its own is restarted after 1 s, the wait doubling to 30 s while it keeps failing.
 
-            Every --summary seconds it prints per worker the records taken and written per second, lag, dead-lettered and skipped records, and restarts; incidents are printed as they open, update and close.
+            Every --summary seconds it prints per worker the records taken and written per second, lag, dead-lettered and skipped records, and restarts; incidents are printed as they open, update and close, and alerts at each revision.
 
             --for stops by itself; Ctrl-C or SIGTERM stops every worker with SIGTERM (they commit their offsets), writes the run's redacted snapshots to --snapshots if given, then stops the cluster. No process is left behind.
             """
     )
 
-    static let stages = ["vigil-ingest", "vigil-decode", "vigil-detect", "vigil-match", "vigil-audit"]
+    static let stages = ["vigil-ingest", "vigil-decode", "vigil-detect", "vigil-match", "vigil-alert", "vigil-audit"]
 
     @Option(help: "A cameras file to apply (see `vigil cameras apply --help`).")
     var cameras: String?
@@ -181,7 +182,7 @@ struct UpCommand: AsyncParsableCommand {
 
         let kafka = KafkaConfiguration(bootstrapServers: bootstrap, clientID: "vigil-up")
         let follower = try KafkaConsumer(
-            configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: "vigil-up-\(getpid())", topics: [MatchStage.incidentsTopic]), logger: logger
+            configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: "vigil-up-\(getpid())", topics: [MatchStage.incidentsTopic, AlertStage.alertsTopic]), logger: logger
         )
         let incidents = Task { await Self.printIncidents(follower) }
         let summary = PipelineSummary(workers: workers, interval: .seconds(summary))
@@ -285,16 +286,18 @@ struct UpCommand: AsyncParsableCommand {
         }
     }
 
-    /// Prints every incident revision as it is published, until the consumer is closed.
+    /// Prints every incident and alert revision as it is published, until the consumer is closed.
     static func printIncidents(_ consumer: KafkaConsumer) async {
         do {
             for try await message in consumer.messages {
-                if let incident = try? Vigil_V1_Incident(serializedBytes: message.value) {
+                if message.topic == AlertStage.alertsTopic, let alert = try? Vigil_V1_Alert(serializedBytes: message.value) {
+                    writeLine("alert     \(alert.incident.cameraID)  \(alert.incident.ruleID)  \(alert.alertID) r\(alert.revision)  \(alert.change)")
+                } else if let incident = try? Vigil_V1_Incident(serializedBytes: message.value) {
                     writeLine("incident  \(IncidentsCommand.line(incident))")
                 }
             }
         } catch {
-            writeError("vigil up: cannot follow \(MatchStage.incidentsTopic): \(error)")
+            writeError("vigil up: cannot follow \(MatchStage.incidentsTopic) and \(AlertStage.alertsTopic): \(error)")
         }
     }
 

@@ -123,89 +123,124 @@ public nonisolated enum Vigil_V1_AlertActionKind: SwiftProtobuf.Enum, Swift.Case
 }
 
 /// Topic `alerts.v1` (alert → subscribers, webhooks, SSE, console; key = camera id). The
-/// current state of one alert, re-sent whole on every change.
-public nonisolated struct Vigil_V1_Alert: Sendable {
+/// current state of one alert, re-sent whole on every change, with CloudEvents Kafka
+/// binary-mode headers (docs/alerts.md). Subscribers deduplicate by (alert_id, revision).
+public nonisolated struct Vigil_V1_Alert: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// "alert-" followed by `incident.incident_id`: one alert per incident, the same id on
-  /// redelivery.
-  public var alertID: String = String()
+  /// "alert-" followed by the `incident_id` of the first incident linked to it: the same id
+  /// on redelivery.
+  public var alertID: String {
+    get {_storage._alertID}
+    set {_uniqueStorage()._alertID = newValue}
+  }
 
   public var incident: Vigil_V1_Incident {
-    get {_incident ?? Vigil_V1_Incident()}
-    set {_incident = newValue}
+    get {_storage._incident ?? Vigil_V1_Incident()}
+    set {_uniqueStorage()._incident = newValue}
   }
   /// Returns true if `incident` has been explicitly set.
-  public var hasIncident: Bool {self._incident != nil}
+  public var hasIncident: Bool {_storage._incident != nil}
   /// Clears the value of `incident`. Subsequent reads from it will return its default value.
-  public mutating func clearIncident() {self._incident = nil}
+  public mutating func clearIncident() {_uniqueStorage()._incident = nil}
 
-  public var state: Vigil_V1_AlertState = .unspecified
+  public var state: Vigil_V1_AlertState {
+    get {_storage._state}
+    set {_uniqueStorage()._state = newValue}
+  }
 
   /// Operator account the alert is assigned to; empty when unassigned.
-  public var assignee: String = String()
+  public var assignee: String {
+    get {_storage._assignee}
+    set {_uniqueStorage()._assignee = newValue}
+  }
 
   public var createdTime: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_createdTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_createdTime = newValue}
+    get {_storage._createdTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._createdTime = newValue}
   }
   /// Returns true if `createdTime` has been explicitly set.
-  public var hasCreatedTime: Bool {self._createdTime != nil}
+  public var hasCreatedTime: Bool {_storage._createdTime != nil}
   /// Clears the value of `createdTime`. Subsequent reads from it will return its default value.
-  public mutating func clearCreatedTime() {self._createdTime = nil}
+  public mutating func clearCreatedTime() {_uniqueStorage()._createdTime = nil}
 
   public var updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_updatedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_updatedTime = newValue}
+    get {_storage._updatedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._updatedTime = newValue}
   }
   /// Returns true if `updatedTime` has been explicitly set.
-  public var hasUpdatedTime: Bool {self._updatedTime != nil}
+  public var hasUpdatedTime: Bool {_storage._updatedTime != nil}
   /// Clears the value of `updatedTime`. Subsequent reads from it will return its default value.
-  public mutating func clearUpdatedTime() {self._updatedTime = nil}
+  public mutating func clearUpdatedTime() {_uniqueStorage()._updatedTime = nil}
 
   /// Set once the alert first reached each state.
   public var acknowledgedTime: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_acknowledgedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_acknowledgedTime = newValue}
+    get {_storage._acknowledgedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._acknowledgedTime = newValue}
   }
   /// Returns true if `acknowledgedTime` has been explicitly set.
-  public var hasAcknowledgedTime: Bool {self._acknowledgedTime != nil}
+  public var hasAcknowledgedTime: Bool {_storage._acknowledgedTime != nil}
   /// Clears the value of `acknowledgedTime`. Subsequent reads from it will return its default value.
-  public mutating func clearAcknowledgedTime() {self._acknowledgedTime = nil}
+  public mutating func clearAcknowledgedTime() {_uniqueStorage()._acknowledgedTime = nil}
 
   public var escalatedTime: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_escalatedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_escalatedTime = newValue}
+    get {_storage._escalatedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._escalatedTime = newValue}
   }
   /// Returns true if `escalatedTime` has been explicitly set.
-  public var hasEscalatedTime: Bool {self._escalatedTime != nil}
+  public var hasEscalatedTime: Bool {_storage._escalatedTime != nil}
   /// Clears the value of `escalatedTime`. Subsequent reads from it will return its default value.
-  public mutating func clearEscalatedTime() {self._escalatedTime = nil}
+  public mutating func clearEscalatedTime() {_uniqueStorage()._escalatedTime = nil}
 
   public var resolvedTime: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_resolvedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_resolvedTime = newValue}
+    get {_storage._resolvedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._resolvedTime = newValue}
   }
   /// Returns true if `resolvedTime` has been explicitly set.
-  public var hasResolvedTime: Bool {self._resolvedTime != nil}
+  public var hasResolvedTime: Bool {_storage._resolvedTime != nil}
   /// Clears the value of `resolvedTime`. Subsequent reads from it will return its default value.
-  public mutating func clearResolvedTime() {self._resolvedTime = nil}
+  public mutating func clearResolvedTime() {_uniqueStorage()._resolvedTime = nil}
 
-  /// Increases by one per applied action; a consumer keeps the highest revision it has seen.
-  public var revision: UInt64 = 0
+  /// 1 when the alert opens, one more for every change: an incident revision, a linked
+  /// incident, an operator's action, an escalation. A consumer keeps the highest it has seen.
+  public var revision: UInt64 {
+    get {_storage._revision}
+    set {_uniqueStorage()._revision = newValue}
+  }
+
+  /// Every incident linked to this alert (same camera and rule, overlapping windows), oldest
+  /// first; `incident` is the newest revision of the last one.
+  public var incidentIds: [String] {
+    get {_storage._incidentIds}
+    set {_uniqueStorage()._incidentIds = newValue}
+  }
+
+  /// The rule's severity when the alert opened.
+  public var severity: Vigil_V1_Severity {
+    get {_storage._severity}
+    set {_uniqueStorage()._severity = newValue}
+  }
+
+  /// Who made the change this revision records: an operator account, or "vigil-alert" for an
+  /// incident revision or an escalation by timeout.
+  public var changedBy: String {
+    get {_storage._changedBy}
+    set {_uniqueStorage()._changedBy = newValue}
+  }
+
+  /// Why this revision exists, in words (e.g. "acknowledged", "escalated: not acknowledged within 10m").
+  public var change: String {
+    get {_storage._change}
+    set {_uniqueStorage()._change = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _incident: Vigil_V1_Incident? = nil
-  fileprivate var _createdTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-  fileprivate var _updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-  fileprivate var _acknowledgedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-  fileprivate var _escalatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-  fileprivate var _resolvedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// Topic `alert.actions.v1` (CLI/console → alert; key = camera id). An operator's request to
@@ -250,6 +285,96 @@ public nonisolated struct Vigil_V1_AlertAction: Sendable {
   fileprivate var _actionTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// Topic `alert.action.outcomes.v1` (alert → CLI, API service; key = camera id). What
+/// vigil-alert did with one `AlertAction`: applied (with the alert's new revision) or refused
+/// (with the reason), so the actor sees the result of a request it could not apply itself.
+public nonisolated struct Vigil_V1_AlertActionOutcome: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var alertID: String = String()
+
+  public var idempotencyKey: String = String()
+
+  public var actor: String = String()
+
+  public var action: Vigil_V1_AlertActionKind = .unspecified
+
+  public var applied: Bool = false
+
+  /// Set when refused: an unknown alert, an illegal transition, a stale expected revision.
+  public var refusal: String = String()
+
+  /// The alert's revision after the action (applied), or as it stands (refused).
+  public var revision: UInt64 = 0
+
+  /// The action's own time, so a redelivered action yields the same outcome.
+  public var actionTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_actionTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_actionTime = newValue}
+  }
+  /// Returns true if `actionTime` has been explicitly set.
+  public var hasActionTime: Bool {self._actionTime != nil}
+  /// Clears the value of `actionTime`. Subsequent reads from it will return its default value.
+  public mutating func clearActionTime() {self._actionTime = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _actionTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+/// vigil-alert's state of one camera (the stage's `state` in `KeyStateSnapshot`).
+public nonisolated struct Vigil_V1_AlertCameraState: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Alerts not yet resolved or marked false positive.
+  public var openAlerts: [Vigil_V1_Alert] = []
+
+  /// Incidents waiting for their rule's confirmation: their newest revision and the event
+  /// times (ms) of the revisions seen.
+  public var pending: [Vigil_V1_PendingIncident] = []
+
+  /// Incident ids whose alert was closed, or which closed unconfirmed, newest last (bounded):
+  /// a late revision of one opens nothing again.
+  public var finishedIncidentIds: [String] = []
+
+  /// Outcomes of the newest actions by idempotency key (bounded): a retried action gets the
+  /// same outcome and changes nothing.
+  public var recentOutcomes: [Vigil_V1_AlertActionOutcome] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vigil_V1_PendingIncident: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var incident: Vigil_V1_Incident {
+    get {_incident ?? Vigil_V1_Incident()}
+    set {_incident = newValue}
+  }
+  /// Returns true if `incident` has been explicitly set.
+  public var hasIncident: Bool {self._incident != nil}
+  /// Clears the value of `incident`. Subsequent reads from it will return its default value.
+  public mutating func clearIncident() {self._incident = nil}
+
+  public var revisionTimesMs: [Int64] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _incident: Vigil_V1_Incident? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "vigil.v1"
@@ -264,78 +389,160 @@ nonisolated extension Vigil_V1_AlertActionKind: SwiftProtobuf._ProtoNameProvidin
 
 nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Alert"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}alert_id\0\u{1}incident\0\u{1}state\0\u{1}assignee\0\u{3}created_time\0\u{3}updated_time\0\u{3}acknowledged_time\0\u{3}escalated_time\0\u{3}resolved_time\0\u{1}revision\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}alert_id\0\u{1}incident\0\u{1}state\0\u{1}assignee\0\u{3}created_time\0\u{3}updated_time\0\u{3}acknowledged_time\0\u{3}escalated_time\0\u{3}resolved_time\0\u{1}revision\0\u{3}incident_ids\0\u{1}severity\0\u{3}changed_by\0\u{1}change\0")
+
+  fileprivate class _StorageClass {
+    var _alertID: String = String()
+    var _incident: Vigil_V1_Incident? = nil
+    var _state: Vigil_V1_AlertState = .unspecified
+    var _assignee: String = String()
+    var _createdTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _acknowledgedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _escalatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _resolvedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _revision: UInt64 = 0
+    var _incidentIds: [String] = []
+    var _severity: Vigil_V1_Severity = .unspecified
+    var _changedBy: String = String()
+    var _change: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _alertID = source._alertID
+      _incident = source._incident
+      _state = source._state
+      _assignee = source._assignee
+      _createdTime = source._createdTime
+      _updatedTime = source._updatedTime
+      _acknowledgedTime = source._acknowledgedTime
+      _escalatedTime = source._escalatedTime
+      _resolvedTime = source._resolvedTime
+      _revision = source._revision
+      _incidentIds = source._incidentIds
+      _severity = source._severity
+      _changedBy = source._changedBy
+      _change = source._change
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.alertID) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._incident) }()
-      case 3: try { try decoder.decodeSingularEnumField(value: &self.state) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.assignee) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._createdTime) }()
-      case 6: try { try decoder.decodeSingularMessageField(value: &self._updatedTime) }()
-      case 7: try { try decoder.decodeSingularMessageField(value: &self._acknowledgedTime) }()
-      case 8: try { try decoder.decodeSingularMessageField(value: &self._escalatedTime) }()
-      case 9: try { try decoder.decodeSingularMessageField(value: &self._resolvedTime) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.revision) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._alertID) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._incident) }()
+        case 3: try { try decoder.decodeSingularEnumField(value: &_storage._state) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._assignee) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._createdTime) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._updatedTime) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._acknowledgedTime) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._escalatedTime) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._resolvedTime) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._revision) }()
+        case 11: try { try decoder.decodeRepeatedStringField(value: &_storage._incidentIds) }()
+        case 12: try { try decoder.decodeSingularEnumField(value: &_storage._severity) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._changedBy) }()
+        case 14: try { try decoder.decodeSingularStringField(value: &_storage._change) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.alertID.isEmpty {
-      try visitor.visitSingularStringField(value: self.alertID, fieldNumber: 1)
-    }
-    try { if let v = self._incident {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
-    if self.state != .unspecified {
-      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 3)
-    }
-    if !self.assignee.isEmpty {
-      try visitor.visitSingularStringField(value: self.assignee, fieldNumber: 4)
-    }
-    try { if let v = self._createdTime {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    try { if let v = self._updatedTime {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    } }()
-    try { if let v = self._acknowledgedTime {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
-    } }()
-    try { if let v = self._escalatedTime {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-    } }()
-    try { if let v = self._resolvedTime {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
-    } }()
-    if self.revision != 0 {
-      try visitor.visitSingularUInt64Field(value: self.revision, fieldNumber: 10)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._alertID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._alertID, fieldNumber: 1)
+      }
+      try { if let v = _storage._incident {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      if _storage._state != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._state, fieldNumber: 3)
+      }
+      if !_storage._assignee.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._assignee, fieldNumber: 4)
+      }
+      try { if let v = _storage._createdTime {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._updatedTime {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      try { if let v = _storage._acknowledgedTime {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
+      try { if let v = _storage._escalatedTime {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+      try { if let v = _storage._resolvedTime {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
+      if _storage._revision != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._revision, fieldNumber: 10)
+      }
+      if !_storage._incidentIds.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._incidentIds, fieldNumber: 11)
+      }
+      if _storage._severity != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._severity, fieldNumber: 12)
+      }
+      if !_storage._changedBy.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._changedBy, fieldNumber: 13)
+      }
+      if !_storage._change.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._change, fieldNumber: 14)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vigil_V1_Alert, rhs: Vigil_V1_Alert) -> Bool {
-    if lhs.alertID != rhs.alertID {return false}
-    if lhs._incident != rhs._incident {return false}
-    if lhs.state != rhs.state {return false}
-    if lhs.assignee != rhs.assignee {return false}
-    if lhs._createdTime != rhs._createdTime {return false}
-    if lhs._updatedTime != rhs._updatedTime {return false}
-    if lhs._acknowledgedTime != rhs._acknowledgedTime {return false}
-    if lhs._escalatedTime != rhs._escalatedTime {return false}
-    if lhs._resolvedTime != rhs._resolvedTime {return false}
-    if lhs.revision != rhs.revision {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._alertID != rhs_storage._alertID {return false}
+        if _storage._incident != rhs_storage._incident {return false}
+        if _storage._state != rhs_storage._state {return false}
+        if _storage._assignee != rhs_storage._assignee {return false}
+        if _storage._createdTime != rhs_storage._createdTime {return false}
+        if _storage._updatedTime != rhs_storage._updatedTime {return false}
+        if _storage._acknowledgedTime != rhs_storage._acknowledgedTime {return false}
+        if _storage._escalatedTime != rhs_storage._escalatedTime {return false}
+        if _storage._resolvedTime != rhs_storage._resolvedTime {return false}
+        if _storage._revision != rhs_storage._revision {return false}
+        if _storage._incidentIds != rhs_storage._incidentIds {return false}
+        if _storage._severity != rhs_storage._severity {return false}
+        if _storage._changedBy != rhs_storage._changedBy {return false}
+        if _storage._change != rhs_storage._change {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -405,6 +612,159 @@ nonisolated extension Vigil_V1_AlertAction: SwiftProtobuf.Message, SwiftProtobuf
     if lhs._actionTime != rhs._actionTime {return false}
     if lhs.idempotencyKey != rhs.idempotencyKey {return false}
     if lhs.expectedRevision != rhs.expectedRevision {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_AlertActionOutcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AlertActionOutcome"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}alert_id\0\u{3}idempotency_key\0\u{1}actor\0\u{1}action\0\u{1}applied\0\u{1}refusal\0\u{1}revision\0\u{3}action_time\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.alertID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.idempotencyKey) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.actor) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.action) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.applied) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.refusal) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.revision) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._actionTime) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.alertID.isEmpty {
+      try visitor.visitSingularStringField(value: self.alertID, fieldNumber: 1)
+    }
+    if !self.idempotencyKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.idempotencyKey, fieldNumber: 2)
+    }
+    if !self.actor.isEmpty {
+      try visitor.visitSingularStringField(value: self.actor, fieldNumber: 3)
+    }
+    if self.action != .unspecified {
+      try visitor.visitSingularEnumField(value: self.action, fieldNumber: 4)
+    }
+    if self.applied != false {
+      try visitor.visitSingularBoolField(value: self.applied, fieldNumber: 5)
+    }
+    if !self.refusal.isEmpty {
+      try visitor.visitSingularStringField(value: self.refusal, fieldNumber: 6)
+    }
+    if self.revision != 0 {
+      try visitor.visitSingularUInt64Field(value: self.revision, fieldNumber: 7)
+    }
+    try { if let v = self._actionTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_AlertActionOutcome, rhs: Vigil_V1_AlertActionOutcome) -> Bool {
+    if lhs.alertID != rhs.alertID {return false}
+    if lhs.idempotencyKey != rhs.idempotencyKey {return false}
+    if lhs.actor != rhs.actor {return false}
+    if lhs.action != rhs.action {return false}
+    if lhs.applied != rhs.applied {return false}
+    if lhs.refusal != rhs.refusal {return false}
+    if lhs.revision != rhs.revision {return false}
+    if lhs._actionTime != rhs._actionTime {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_AlertCameraState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AlertCameraState"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}open_alerts\0\u{1}pending\0\u{3}finished_incident_ids\0\u{3}recent_outcomes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.openAlerts) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.pending) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.finishedIncidentIds) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.recentOutcomes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.openAlerts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.openAlerts, fieldNumber: 1)
+    }
+    if !self.pending.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.pending, fieldNumber: 2)
+    }
+    if !self.finishedIncidentIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.finishedIncidentIds, fieldNumber: 3)
+    }
+    if !self.recentOutcomes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.recentOutcomes, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_AlertCameraState, rhs: Vigil_V1_AlertCameraState) -> Bool {
+    if lhs.openAlerts != rhs.openAlerts {return false}
+    if lhs.pending != rhs.pending {return false}
+    if lhs.finishedIncidentIds != rhs.finishedIncidentIds {return false}
+    if lhs.recentOutcomes != rhs.recentOutcomes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_PendingIncident: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PendingIncident"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}incident\0\u{3}revision_times_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._incident) }()
+      case 2: try { try decoder.decodeRepeatedInt64Field(value: &self.revisionTimesMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._incident {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.revisionTimesMs.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.revisionTimesMs, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_PendingIncident, rhs: Vigil_V1_PendingIncident) -> Bool {
+    if lhs._incident != rhs._incident {return false}
+    if lhs.revisionTimesMs != rhs.revisionTimesMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

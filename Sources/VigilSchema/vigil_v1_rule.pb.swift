@@ -880,6 +880,17 @@ public nonisolated struct Vigil_V1_Rule: @unchecked Sendable {
   /// Clears the value of `closeAfter`. Subsequent reads from it will return its default value.
   public mutating func clearCloseAfter() {_uniqueStorage()._closeAfter = nil}
 
+  /// When vigil-alert turns this rule's incidents into alerts, and when it escalates them.
+  /// Unset fields take the rule kind's defaults (docs/alerts.md).
+  public var alertPolicy: Vigil_V1_AlertPolicy {
+    get {_storage._alertPolicy ?? Vigil_V1_AlertPolicy()}
+    set {_uniqueStorage()._alertPolicy = newValue}
+  }
+  /// Returns true if `alertPolicy` has been explicitly set.
+  public var hasAlertPolicy: Bool {_storage._alertPolicy != nil}
+  /// Clears the value of `alertPolicy`. Subsequent reads from it will return its default value.
+  public mutating func clearAlertPolicy() {_uniqueStorage()._alertPolicy = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// Where the rule looks. Zone rules use a polygon, line rules a directed line; camera
@@ -910,6 +921,44 @@ public nonisolated struct Vigil_V1_Rule: @unchecked Sendable {
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// How an incident becomes an alert, and how long an alert may wait for a person.
+public nonisolated struct Vigil_V1_AlertPolicy: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The alert opens once the incident has had this many revisions within `confirm_within`
+  /// (event time); 1 alerts at once. 0 takes the kind's default.
+  public var confirmRevisions: UInt32 = 0
+
+  public var confirmWithin: SwiftProtobuf.Google_Protobuf_Duration {
+    get {_confirmWithin ?? SwiftProtobuf.Google_Protobuf_Duration()}
+    set {_confirmWithin = newValue}
+  }
+  /// Returns true if `confirmWithin` has been explicitly set.
+  public var hasConfirmWithin: Bool {self._confirmWithin != nil}
+  /// Clears the value of `confirmWithin`. Subsequent reads from it will return its default value.
+  public mutating func clearConfirmWithin() {self._confirmWithin = nil}
+
+  /// An alert nobody acknowledged for this long escalates by itself; unset takes the kind's
+  /// default, and a zero duration never escalates.
+  public var escalateAfter: SwiftProtobuf.Google_Protobuf_Duration {
+    get {_escalateAfter ?? SwiftProtobuf.Google_Protobuf_Duration()}
+    set {_escalateAfter = newValue}
+  }
+  /// Returns true if `escalateAfter` has been explicitly set.
+  public var hasEscalateAfter: Bool {self._escalateAfter != nil}
+  /// Clears the value of `escalateAfter`. Subsequent reads from it will return its default value.
+  public mutating func clearEscalateAfter() {self._escalateAfter = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _confirmWithin: SwiftProtobuf.Google_Protobuf_Duration? = nil
+  fileprivate var _escalateAfter: SwiftProtobuf.Google_Protobuf_Duration? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -1563,7 +1612,7 @@ nonisolated extension Vigil_V1_Schedule: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Rule"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_id\0\u{1}kind\0\u{2}\u{2}zone\0\u{1}line\0\u{3}zone_intrusion\0\u{3}line_crossing\0\u{3}hazard_dwell\0\u{3}crowd_density\0\u{3}person_down\0\u{3}abandoned_object\0\u{3}wrong_way\0\u{3}detector_class\0\u{3}camera_tamper\0\u{1}schedule\0\u{1}severity\0\u{1}version\0\u{1}author\0\u{1}enabled\0\u{1}purpose\0\u{3}updated_time\0\u{3}camera_ids\0\u{3}camera_selector\0\u{3}camera_offline\0\u{3}close_after\0\u{3}sudden_motion\0\u{3}redaction_health\0\u{b}camera_id\0\u{c}\u{3}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}rule_id\0\u{1}kind\0\u{2}\u{2}zone\0\u{1}line\0\u{3}zone_intrusion\0\u{3}line_crossing\0\u{3}hazard_dwell\0\u{3}crowd_density\0\u{3}person_down\0\u{3}abandoned_object\0\u{3}wrong_way\0\u{3}detector_class\0\u{3}camera_tamper\0\u{1}schedule\0\u{1}severity\0\u{1}version\0\u{1}author\0\u{1}enabled\0\u{1}purpose\0\u{3}updated_time\0\u{3}camera_ids\0\u{3}camera_selector\0\u{3}camera_offline\0\u{3}close_after\0\u{3}sudden_motion\0\u{3}redaction_health\0\u{3}alert_policy\0\u{b}camera_id\0\u{c}\u{3}\u{1}")
 
   fileprivate class _StorageClass {
     var _ruleID: String = String()
@@ -1580,6 +1629,7 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
     var _purpose: String = String()
     var _updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
     var _closeAfter: SwiftProtobuf.Google_Protobuf_Duration? = nil
+    var _alertPolicy: Vigil_V1_AlertPolicy? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1604,6 +1654,7 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
       _purpose = source._purpose
       _updatedTime = source._updatedTime
       _closeAfter = source._closeAfter
+      _alertPolicy = source._alertPolicy
     }
   }
 
@@ -1816,6 +1867,7 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
             _storage._parameters = .redactionHealth(v)
           }
         }()
+        case 28: try { try decoder.decodeSingularMessageField(value: &_storage._alertPolicy) }()
         default: break
         }
       }
@@ -1928,6 +1980,9 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
       }()
       default: break
       }
+      try { if let v = _storage._alertPolicy {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1951,10 +2006,55 @@ nonisolated extension Vigil_V1_Rule: SwiftProtobuf.Message, SwiftProtobuf._Messa
         if _storage._purpose != rhs_storage._purpose {return false}
         if _storage._updatedTime != rhs_storage._updatedTime {return false}
         if _storage._closeAfter != rhs_storage._closeAfter {return false}
+        if _storage._alertPolicy != rhs_storage._alertPolicy {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_AlertPolicy: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AlertPolicy"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}confirm_revisions\0\u{3}confirm_within\0\u{3}escalate_after\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.confirmRevisions) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._confirmWithin) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._escalateAfter) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.confirmRevisions != 0 {
+      try visitor.visitSingularUInt32Field(value: self.confirmRevisions, fieldNumber: 1)
+    }
+    try { if let v = self._confirmWithin {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._escalateAfter {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_AlertPolicy, rhs: Vigil_V1_AlertPolicy) -> Bool {
+    if lhs.confirmRevisions != rhs.confirmRevisions {return false}
+    if lhs._confirmWithin != rhs._confirmWithin {return false}
+    if lhs._escalateAfter != rhs._escalateAfter {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -70,6 +70,11 @@ public final class StatefulStageTestDriver<S: StatefulStage>: @unchecked Sendabl
     }
 
     public var outputs: [StageOutput] { lock.withLock { produced } }
+
+    /// Outputs for one topic, in production order.
+    public func outputs(topic: String) -> [StageOutput] {
+        outputs.filter { $0.topic == topic }
+    }
     public var deadLetters: [StageOutput] { lock.withLock { deadLettered } }
     public var skippedInputs: [StageInput] { lock.withLock { skipped } }
     /// The changelog records written, in order.

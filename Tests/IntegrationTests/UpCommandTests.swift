@@ -102,6 +102,15 @@ struct UpCommandTests {
         for rule in ["street-sign-area", "street-pavement-dwell", "lobby-presence", "loading-lens"] {
             #expect(!fired(rule).isEmpty, "\(rule) raised an incident: \(Set(incidents.map(\.ruleID)).sorted())")
         }
+        // vigil-alert turns them into alerts: these rules' kinds alert at once, so each has one.
+        var alerts: [Vigil_V1_Alert] = []
+        try await eventually(timeout: .seconds(60), "an alert for each rule's incidents on alerts.v1") {
+            let records = try await KafkaTableReader.readPartitions(cluster: kafka, topic: "alerts.v1", partitions: nil, logger: Logger(label: "test"))
+            #expect(records.allSatisfy { $0.headers.contains { $0.key == "ce_id" } }, "every alert record carries its CloudEvents id")
+            alerts = records.compactMap { try? Vigil_V1_Alert(serializedBytes: $0.value) }
+            return ["street-sign-area", "street-pavement-dwell", "lobby-presence", "loading-lens"].allSatisfy { rule in alerts.contains { $0.incident.ruleID == rule } }
+        }
+        #expect(alerts.allSatisfy { alert in alert.incidentIds.allSatisfy { id in incidents.contains { $0.incidentID == id } } }, "every alert links incidents match raised")
         // The street's crowd rule (2 persons on the path for 1 s) is borderline on this clip:
         // which frames a live run samples decides it, and it fired in 6 of 9 runs measured on
         // 2026-12-07 (with and without detect's own stage thread alike). Crowd density on

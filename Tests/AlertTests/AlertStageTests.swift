@@ -1,0 +1,228 @@
+import Alert
+import Foundation
+import SwiftProtobuf
+import Testing
+import VigilSchema
+import WorkerRuntime
+import WorkerRuntimeTesting
+
+/// vigil-alert's stage in memory, on a controlled clock (the records' event times and the
+/// driver's caught-up silence): confirmation, linking, the lifecycle with every refusal,
+/// escalation, idempotency and restore from the changelog.
+@Suite("vigil-alert's stage")
+struct AlertStageTests {
+    static let camera = "cam-1"
+    static let start: Int64 = 1_800_000_000_000
+
+    static func driver(restoredFrom changelog: [StageOutput] = []) -> StatefulStageTestDriver<AlertStage> {
+        StatefulStageTestDriver(
+            stage: AlertStage(), worker: "vigil-alert", inputs: [AlertStage.incidentsTopic, AlertStage.actionsTopic],
+            outputs: [AlertStage.alertsTopic, AlertStage.outcomesTopic, "audit.events.v1"], changelogTopic: "vigil-alert.state.changelog",
+            restoredFrom: changelog
+        )
+    }
+
+    static func incident(
+        _ id: String, rule: String = "rule-1", kind: Vigil_V1_RuleKind = .zoneIntrusion, revision: UInt64 = 1,
+        state: Vigil_V1_IncidentState = .opened, from windowStart: Int64 = start, to windowEnd: Int64? = nil, at time: Int64
+    ) -> StageInput {
+        var incident = Vigil_V1_Incident()
+        incident.incidentID = id
+        incident.ruleID = rule
+        incident.kind = kind
+        incident.cameraID = camera
+        incident.severity = .major
+        incident.revision = revision
+        incident.state = state
+        incident.windowStart = Google_Protobuf_Timestamp(milliseconds: windowStart)
+        incident.windowEnd = Google_Protobuf_Timestamp(milliseconds: windowEnd ?? time)
+        incident.summary = "a person in the loading bay"
+        return StageInput(topic: AlertStage.incidentsTopic, key: Array(camera.utf8), value: try! incident.serializedBytes(), timestampMilliseconds: time)
+    }
+
+    static func action(
+        _ kind: Vigil_V1_AlertActionKind, alert: String, actor: String = "op-1", key: String, expecting revision: UInt64 = 0, note: String = "", at time: Int64
+    ) -> StageInput {
+        var action = Vigil_V1_AlertAction()
+        action.alertID = alert
+        action.action = kind
+        action.actor = actor
+        action.idempotencyKey = key
+        action.expectedRevision = revision
+        action.note = note
+        action.actionTime = Google_Protobuf_Timestamp(milliseconds: time)
+        return StageInput(topic: AlertStage.actionsTopic, key: Array(camera.utf8), value: try! action.serializedBytes(), timestampMilliseconds: time)
+    }
+
+    static func alerts(_ driver: StatefulStageTestDriver<AlertStage>) throws -> [Vigil_V1_Alert] {
+        try driver.outputs(topic: AlertStage.alertsTopic).map { try Vigil_V1_Alert(serializedBytes: $0.value) }
+    }
+
+    static func outcomes(_ driver: StatefulStageTestDriver<AlertStage>) throws -> [Vigil_V1_AlertActionOutcome] {
+        try driver.outputs(topic: AlertStage.outcomesTopic).map { try Vigil_V1_AlertActionOutcome(serializedBytes: $0.value) }
+    }
+
+    // MARK: Confirmation
+
+    @Test("an intrusion alerts at once, with a deterministic id, CloudEvents headers, and a redelivery changes nothing")
+    func immediateAlert() async throws {
+        let driver = Self.driver()
+        try await driver.feed(Self.incident("i1", at: Self.start))
+        try await driver.feed(Self.incident("i1", at: Self.start))
+        let alerts = try Self.alerts(driver)
+        try #require(alerts.count == 1)
+        #expect(alerts[0].alertID == "alert-i1")
+        #expect(alerts[0].state == .open)
+        #expect(alerts[0].revision == 1)
+        #expect(alerts[0].incidentIds == ["i1"])
+        #expect(alerts[0].createdTime.milliseconds == Self.start)
+        let record = try #require(driver.outputs(topic: AlertStage.alertsTopic).first)
+        #expect(record.key == Array(Self.camera.utf8))
+        func header(_ key: String) -> String? { record.header(key).map { String(decoding: $0, as: UTF8.self) } }
+        #expect(header("ce_specversion") == "1.0")
+        #expect(header("ce_id") == "alert-i1/1")
+        #expect(header("ce_type") == "vigil.alert.v1.opened")
+        #expect(header("ce_source") == "/vigil/vigil-alert")
+        #expect(header("ce_time") == "2027-01-15T08:00:00.000Z")
+        #expect(header("ce_partitionkey") == Self.camera)
+        #expect(header("content-type") == "application/protobuf")
+    }
+
+    @Test("a crowd incident alerts only at its second revision within 30 s; one that closes first never alerts, nor does its late revision")
+    func confirmation() async throws {
+        let driver = Self.driver()
+        try await driver.feed(Self.incident("crowd-1", kind: .crowdDensity, at: Self.start))
+        #expect(try Self.alerts(driver).isEmpty)
+        try await driver.feed(Self.incident("crowd-1", kind: .crowdDensity, revision: 2, state: .updated, at: Self.start + 20_000))
+        #expect(try Self.alerts(driver).map(\.alertID) == ["alert-crowd-1"])
+
+        let slow = Self.driver()
+        try await slow.feed(Self.incident("crowd-2", kind: .crowdDensity, at: Self.start))
+        try await slow.feed(Self.incident("crowd-2", kind: .crowdDensity, revision: 2, state: .updated, at: Self.start + 40_000))
+        #expect(try Self.alerts(slow).isEmpty, "revisions 40 s apart do not confirm within 30 s")
+        try await slow.feed(Self.incident("crowd-2", kind: .crowdDensity, revision: 3, state: .updated, at: Self.start + 50_000))
+        #expect(try Self.alerts(slow).map(\.revision) == [1])
+
+        let brief = Self.driver()
+        try await brief.feed(Self.incident("crowd-3", kind: .crowdDensity, at: Self.start))
+        try await brief.feed(Self.incident("crowd-3", kind: .crowdDensity, revision: 2, state: .closed, at: Self.start + 60_000))
+        try await brief.feed(Self.incident("crowd-3", kind: .crowdDensity, revision: 3, state: .updated, at: Self.start + 61_000))
+        #expect(try Self.alerts(brief).isEmpty)
+        #expect(brief.state(of: Self.camera)?.camera.finishedIncidentIds == ["crowd-3"])
+    }
+
+    // MARK: Linking
+
+    @Test("revisions and overlapping incidents of the same rule update one alert; another rule, or a later window, opens its own")
+    func linking() async throws {
+        let driver = Self.driver()
+        try await driver.feed(Self.incident("i1", at: Self.start))
+        try await driver.feed(Self.incident("i1", revision: 2, state: .updated, at: Self.start + 1_000))
+        try await driver.feed(Self.incident("i2", from: Self.start + 2_000, at: Self.start + 2_000))
+        try await driver.feed(Self.incident("other", rule: "rule-2", from: Self.start + 2_500, at: Self.start + 2_500))
+        try await driver.feed(Self.incident("i1", revision: 3, state: .closed, to: Self.start + 3_000, at: Self.start + 3_000))
+        try await driver.feed(Self.incident("i2", revision: 2, state: .closed, from: Self.start + 2_000, to: Self.start + 4_000, at: Self.start + 4_000))
+        try await driver.feed(Self.incident("i3", from: Self.start + 9_000, at: Self.start + 9_000))
+        let alerts = try Self.alerts(driver)
+        #expect(alerts.map(\.alertID) == ["alert-i1", "alert-i1", "alert-i1", "alert-other", "alert-i1", "alert-i1", "alert-i3"])
+        #expect(alerts.map(\.revision) == [1, 2, 3, 1, 4, 5, 1])
+        #expect(alerts[2].incidentIds == ["i1", "i2"])
+        #expect(alerts[2].change == "linked incident i2")
+        #expect(driver.outputs(topic: AlertStage.alertsTopic)[2].header("ce_type").map { String(decoding: $0, as: UTF8.self) } == "vigil.alert.v1.linked")
+    }
+
+    // MARK: Lifecycle
+
+    @Test("acknowledge, escalate and resolve apply once each, with outcomes and audit events; every illegal or stale action is refused with its reason")
+    func lifecycle() async throws {
+        let driver = Self.driver()
+        try await driver.feed(Self.incident("i1", at: Self.start))
+        let t = Self.start + 5_000
+        try await driver.feed(Self.action(.acknowledge, alert: "alert-i1", key: "k1", expecting: 1, note: "on my way", at: t))
+        try await driver.feed(Self.action(.acknowledge, alert: "alert-i1", key: "k1", expecting: 1, at: t + 1))  // a retry
+        try await driver.feed(Self.action(.acknowledge, alert: "alert-i1", actor: "op-2", key: "k2", at: t + 2))
+        try await driver.feed(Self.action(.escalate, alert: "alert-i1", actor: "op-2", key: "k3", expecting: 1, at: t + 3))
+        try await driver.feed(Self.action(.escalate, alert: "alert-i1", key: "k4", expecting: 2, at: t + 4))
+        try await driver.feed(Self.action(.assign, alert: "alert-nope", key: "k5", at: t + 5))
+        try await driver.feed(Self.action(.resolve, alert: "alert-i1", key: "k6", at: t + 6))
+        try await driver.feed(Self.action(.falsePositive, alert: "alert-i1", key: "k7", at: t + 7))
+
+        let alerts = try Self.alerts(driver)
+        #expect(alerts.map(\.state) == [.open, .acknowledged, .escalated, .resolved])
+        #expect(alerts.map(\.revision) == [1, 2, 3, 4])
+        #expect(alerts[1].change == "acknowledged by op-1: on my way")
+        #expect(alerts[1].changedBy == "op-1")
+        #expect(alerts[1].acknowledgedTime.milliseconds == t)
+        #expect(alerts[3].resolvedTime.milliseconds == t + 6)
+
+        let outcomes = try Self.outcomes(driver)
+        #expect(outcomes.map(\.idempotencyKey) == ["k1", "k2", "k3", "k4", "k5", "k6", "k7"], "the retried k1 is decided once")
+        #expect(outcomes.map(\.applied) == [true, false, false, true, false, true, false])
+        #expect(outcomes[1].refusal == "the alert is already acknowledged")
+        #expect(outcomes[2].refusal.hasPrefix("the alert is at revision 2, not 1"))
+        #expect(outcomes[4].refusal.hasPrefix("camera cam-1 has no alert alert-nope"))
+        #expect(outcomes[6].refusal == "alert alert-i1 is already resolved or marked false positive")
+        #expect(driver.outputs(topic: "audit.events.v1").count == 7, "every decided action is audited, refusals too")
+        let audit = try Vigil_V1_AuditEvent(serializedBytes: driver.outputs(topic: "audit.events.v1")[1].value)
+        #expect(audit.kind == .alertAction)
+        #expect(audit.actor == "op-2")
+        #expect(audit.detail == "acknowledged refused: the alert is already acknowledged")
+        #expect(driver.state(of: Self.camera)?.camera.openAlerts.isEmpty == true, "a resolved alert leaves the state")
+    }
+
+    @Test("an action that is not one, or lacks its actor, key or time, is dead-lettered with the reason")
+    func malformedActions() async throws {
+        let driver = Self.driver()
+        try await driver.feed(StageInput(topic: AlertStage.actionsTopic, key: Array(Self.camera.utf8), value: [0xff, 0xff, 0xff], timestampMilliseconds: Self.start))
+        var anonymous = Self.action(.acknowledge, alert: "alert-i1", actor: "", key: "k1", at: Self.start)
+        anonymous.offset = 7
+        try await driver.feed(anonymous)
+        #expect(driver.deadLetters.count == 2)
+        let reason = driver.deadLetters.last?.header(RecordHeaders.error).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        #expect(reason.contains("the alert action has no actor"))
+        #expect(try Self.outcomes(driver).isEmpty)
+    }
+
+    // MARK: Escalation
+
+    @Test("an alert nobody acknowledges escalates by itself after its policy's time, on a quiet camera and on a busy one; an acknowledged one does not")
+    func escalation() async throws {
+        let quiet = Self.driver()
+        try await quiet.feed(Self.incident("i1", at: Self.start))
+        try await quiet.advanceSilence(by: .seconds(599))
+        #expect(try Self.alerts(quiet).count == 1)
+        try await quiet.advanceSilence(by: .seconds(1))
+        let escalated = try #require(try Self.alerts(quiet).last)
+        #expect(escalated.state == .escalated)
+        #expect(escalated.revision == 2)
+        #expect(escalated.changedBy == "vigil-alert")
+        #expect(escalated.change == "escalated: not acknowledged within 10 min")
+        #expect(escalated.escalatedTime.milliseconds == Self.start + 600_000)
+        try await quiet.advanceSilence(by: .seconds(600))
+        #expect(try Self.alerts(quiet).count == 2, "escalates once")
+
+        let busy = Self.driver()
+        try await busy.feed(Self.incident("i1", at: Self.start))
+        try await busy.feed(Self.incident("down", rule: "rule-2", kind: .personDown, at: Self.start + 1_000))
+        try await busy.feed(Self.action(.acknowledge, alert: "alert-down", key: "k1", at: Self.start + 2_000))
+        for step in 1...12 { try await busy.feed(Self.incident("i1", revision: UInt64(1 + step), state: .updated, at: Self.start + Int64(step) * 55_000)) }
+        let states = try Self.alerts(busy).filter { $0.alertID == "alert-i1" }.map(\.state)
+        #expect(states.last == .escalated)
+        #expect(try Self.alerts(busy).filter { $0.alertID == "alert-down" }.map(\.state) == [.open, .acknowledged])
+    }
+
+    // MARK: Restore
+
+    @Test("a replica restored from the changelog holds the same alerts: a replayed incident opens nothing, an action applies at the right revision")
+    func restore() async throws {
+        let first = Self.driver()
+        try await first.feed(Self.incident("i1", at: Self.start))
+        try await first.feed(Self.action(.acknowledge, alert: "alert-i1", key: "k1", at: Self.start + 1_000))
+        let second = Self.driver(restoredFrom: first.changelog)
+        try await second.feed(Self.incident("i1", at: Self.start))
+        try await second.feed(Self.action(.acknowledge, alert: "alert-i1", key: "k1", at: Self.start + 1_000))
+        try await second.feed(Self.action(.resolve, alert: "alert-i1", key: "k2", expecting: 2, at: Self.start + 2_000))
+        #expect(try Self.alerts(second).map(\.revision) == [3])
+        #expect(try Self.alerts(second).map(\.state) == [.resolved])
+    }
+}
