@@ -39,7 +39,9 @@ import Yams
 /// Every rule may also give `severity` (info, warning, major, critical; default warning),
 /// `purpose`, `enabled` (default true), `close_after` (how long the condition must stop
 /// holding before its incident closes; default 5s) and `schedule` (when it is active:
-/// `{time_zone: Europe/Berlin, windows: [{days: [mon, fri], from: "08:00", to: "18:00"}]}`). Every problem is collected, each with its file, line,
+/// `{time_zone: Europe/Berlin, windows: [{days: [mon, fri], from: "08:00", to: "18:00"}]}`) and
+/// `alert` (vigil-alert's policy: `{confirm_revisions: 2, confirm_within: 30s, escalate_after: 10m}`,
+/// each key defaulting by kind). Every problem is collected, each with its file, line,
 /// rule and key.
 public enum RulesFile {
     /// Classes detect publishes without an operator model.
@@ -120,7 +122,8 @@ private enum Kind: String, CaseIterable {
 }
 
 private extension DeclarationReader {
-    static let commonKeys = ["cameras", "camera_labels", "kind", "severity", "purpose", "enabled", "close_after", "schedule"]
+    static let commonKeys = ["cameras", "camera_labels", "kind", "severity", "purpose", "enabled", "close_after", "schedule", "alert"]
+    static let alertKeys = ["confirm_revisions", "confirm_within", "escalate_after"]
 
     mutating func rules(_ yaml: String, knownClasses: Set<String>) -> [Vigil_V1_Rule] {
         guard let rules = section(yaml, top: "rules", holding: "rule id → the rule") else { return [] }
@@ -178,6 +181,7 @@ private extension DeclarationReader {
         if let enabled = body["enabled"], let flag = bool(enabled, path: "\(path).enabled") { rule.enabled = flag }
         if let value = body["close_after"], let closeAfter = duration(value, path: "\(path).close_after") { rule.closeAfter = closeAfter }
         if let value = body["schedule"], let schedule = schedule(value, path: "\(path).schedule") { rule.schedule = schedule }
+        if let value = body["alert"], let policy = alertPolicy(value, path: "\(path).alert") { rule.alertPolicy = policy }
 
         switch kind {
         case .zoneIntrusion:
@@ -486,6 +490,26 @@ private extension DeclarationReader {
             return nil
         }
         return hours * 60 + minutes
+    }
+
+    /// `{confirm_revisions: 2, confirm_within: 30s, escalate_after: 10m}`: vigil-alert's policy;
+    /// what is left out takes the rule kind's default (`escalate_after: 0s` never escalates).
+    mutating func alertPolicy(_ node: Node, path: String) -> Vigil_V1_AlertPolicy? {
+        guard let body = mapping(node, path: path) else { return nil }
+        for (key, _) in body where !Self.alertKeys.contains(key.string ?? "") {
+            fail(key, "\(path).\(key.string ?? "?")", "is not a key of a rule's alert policy; it takes \(Self.list(Self.alertKeys))")
+        }
+        var policy = Vigil_V1_AlertPolicy()
+        if let value = body["confirm_revisions"], let count = number(value, path: "\(path).confirm_revisions", in: 1...100) {
+            guard count == count.rounded() else {
+                fail(value, "\(path).confirm_revisions", "must be a whole number of revisions from 1 to 100")
+                return nil
+            }
+            policy.confirmRevisions = UInt32(count)
+        }
+        if let value = body["confirm_within"], let within = duration(value, path: "\(path).confirm_within") { policy.confirmWithin = within }
+        if let value = body["escalate_after"], let after = duration(value, path: "\(path).escalate_after") { policy.escalateAfter = after }
+        return policy
     }
 
     /// `500ms`, `10s`, `2m` or `1h`.

@@ -107,6 +107,7 @@ struct AlertStageTests {
         try await brief.feed(Self.incident("crowd-3", kind: .crowdDensity, at: Self.start))
         try await brief.feed(Self.incident("crowd-3", kind: .crowdDensity, revision: 2, state: .closed, at: Self.start + 60_000))
         try await brief.feed(Self.incident("crowd-3", kind: .crowdDensity, revision: 3, state: .updated, at: Self.start + 61_000))
+        try await brief.feed(Self.incident("crowd-3", kind: .crowdDensity, revision: 4, state: .updated, at: Self.start + 62_000))
         #expect(try Self.alerts(brief).isEmpty)
         #expect(brief.state(of: Self.camera)?.camera.finishedIncidentIds == ["crowd-3"])
     }
@@ -224,5 +225,36 @@ struct AlertStageTests {
         try await second.feed(Self.action(.resolve, alert: "alert-i1", key: "k2", expecting: 2, at: Self.start + 2_000))
         #expect(try Self.alerts(second).map(\.revision) == [3])
         #expect(try Self.alerts(second).map(\.state) == [.resolved])
+    }
+}
+
+@Suite("Alert policies")
+struct AlertPolicyTests {
+    @Test("a rule's policy overrides its kind's defaults key by key; a zero escalation time never escalates")
+    func policyOverDefaults() {
+        var rule = Vigil_V1_Rule()
+        rule.kind = .crowdDensity
+        #expect(ResolvedAlertPolicy.of(rule) == ResolvedAlertPolicy(confirmRevisions: 2, confirmWithin: .seconds(30), escalateAfter: .seconds(600)))
+        rule.alertPolicy.confirmRevisions = 3
+        #expect(ResolvedAlertPolicy.of(rule) == ResolvedAlertPolicy(confirmRevisions: 3, confirmWithin: .seconds(30), escalateAfter: .seconds(600)))
+        rule.alertPolicy.escalateAfter = Google_Protobuf_Duration(seconds: 0)
+        #expect(ResolvedAlertPolicy.of(rule).escalateAfter == nil)
+        rule.kind = .cameraTamper
+        rule.clearAlertPolicy()
+        #expect(ResolvedAlertPolicy.of(rule).confirmRevisions == 1, "tamper alerts at once")
+    }
+
+    @Test("a stage given a rule's policy waits for its revisions and never escalates when told not to")
+    func stageUsesPolicy() async throws {
+        let stage = AlertStage { _ in ResolvedAlertPolicy(confirmRevisions: 3, confirmWithin: .seconds(60), escalateAfter: nil) }
+        let driver = StatefulStageTestDriver(
+            stage: stage, worker: "vigil-alert", inputs: [AlertStage.incidentsTopic, AlertStage.actionsTopic], changelogTopic: "vigil-alert.state.changelog"
+        )
+        for revision in 1...2 { try await driver.feed(AlertStageTests.incident("i1", revision: UInt64(revision), at: AlertStageTests.start + Int64(revision) * 1_000)) }
+        #expect(try AlertStageTests.alerts(driver).isEmpty)
+        try await driver.feed(AlertStageTests.incident("i1", revision: 3, at: AlertStageTests.start + 3_000))
+        #expect(try AlertStageTests.alerts(driver).count == 1)
+        try await driver.advanceSilence(by: .seconds(86_400))
+        #expect(try AlertStageTests.alerts(driver).map(\.state) == [.open])
     }
 }

@@ -36,6 +36,7 @@ struct RulesFileTests {
             kind: camera_tamper
             tamper_kinds: [covered, moved]
             sustained_for: 5s
+            alert: {confirm_revisions: 2, confirm_within: 20s, escalate_after: 0s}
           dock-offline:
             cameras: [dock-1]
             kind: camera_offline
@@ -71,6 +72,9 @@ struct RulesFileTests {
         let crowd = try #require(rules["hall-capacity"])
         #expect(crowd.crowdDensity.maxCount == 100 && crowd.crowdDensity.zoneAreaSquareMetres == 40 && crowd.crowdDensity.sustainedFor.seconds == 30)
         #expect(rules["dock-tamper"]?.cameraTamper.kinds == [.covered, .moved])
+        let policy = try #require(rules["dock-tamper"]?.alertPolicy)
+        #expect(policy.confirmRevisions == 2 && policy.confirmWithin.seconds == 20 && policy.hasEscalateAfter && policy.escalateAfter.seconds == 0)
+        #expect(rules["gate-count"]?.hasAlertPolicy == false, "no policy when not given: the kind's defaults apply")
         #expect(rules["dock-offline"]?.enabled == false && rules["dock-offline"]?.cameraOffline.sustainedFor.seconds == 60)
         #expect(rules["fence-intrusion"]?.zoneIntrusion.confirmAfter.nanos == 500_000_000)
     }
@@ -99,6 +103,9 @@ struct RulesFileTests {
               ("an invalid time zone", "kind: camera_offline\n    schedule: {time_zone: Europe/Atlantis, windows: [{days: [mon], from: \"08:00\", to: \"18:00\"}]}", "rules.r.schedule.time_zone", "not an IANA time zone"),
               ("a schedule without windows", "kind: camera_offline\n    schedule: {time_zone: UTC}", "rules.r.schedule.windows", "at least one window"),
               ("a bad weekday", "kind: camera_offline\n    schedule: {time_zone: UTC, windows: [{days: [mon, someday], from: \"08:00\", to: \"18:00\"}]}", "rules.r.schedule.windows[0].days", "\"someday\" is not a weekday"),
+              ("an unknown alert policy key", "kind: camera_offline\n    alert: {confirm: 2}", "rules.r.alert.confirm", "confirm_revisions, confirm_within"),
+              ("a fractional confirmation", "kind: camera_offline\n    alert: {confirm_revisions: 1.5}", "rules.r.alert.confirm_revisions", "whole number"),
+              ("a bad escalation time", "kind: camera_offline\n    alert: {escalate_after: later}", "rules.r.alert.escalate_after", "duration"),
               ("a bad time of day", "kind: camera_offline\n    schedule: {time_zone: UTC, windows: [{days: [mon], from: \"8h\", to: \"25:00\"}]}", "rules.r.schedule.windows[0].from", "not a time of day"),
           ])
     func badInput(what: String, body: String, keyPath: String, message: String) {
