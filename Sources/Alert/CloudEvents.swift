@@ -43,10 +43,12 @@ public enum CloudEvents {
         ]
     }
 
-    /// RFC 3339 in UTC with milliseconds, as CloudEvents' `time` takes it.
+    /// RFC 3339 in UTC with milliseconds, as CloudEvents' `time` takes it. The milliseconds are
+    /// written from the integer, not through a floating-point date, which can print one less.
     static func timestamp(_ milliseconds: Int64) -> String {
-        var formatter = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-        formatter.timeZone = .gmt
-        return Date(timeIntervalSince1970: Double(milliseconds) / 1_000).formatted(formatter)
+        let seconds = milliseconds >= 0 ? milliseconds / 1_000 : (milliseconds - 999) / 1_000
+        let fraction = milliseconds - seconds * 1_000
+        let whole = Date(timeIntervalSince1970: Double(seconds)).formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false))
+        return whole + "." + String(fraction + 1_000).dropFirst() + "Z"
     }
 }

@@ -1,4 +1,4 @@
-import Alert
+@testable import Alert
 import Foundation
 import SwiftProtobuf
 import Testing
@@ -84,6 +84,8 @@ struct AlertStageTests {
         #expect(header("ce_type") == "vigil.alert.v1.opened")
         #expect(header("ce_source") == "/vigil/vigil-alert")
         #expect(header("ce_time") == "2027-01-15T08:00:00.000Z")
+        #expect(CloudEvents.timestamp(1_796_676_085_563) == "2026-12-07T20:41:25.563Z", "milliseconds written exactly (a Double prints .562)")
+        #expect(CloudEvents.timestamp(-1) == "1969-12-31T23:59:59.999Z")
         #expect(header("ce_partitionkey") == Self.camera)
         #expect(header("content-type") == "application/protobuf")
     }
