@@ -31,18 +31,22 @@ public struct AlertStage: StatefulStage {
     /// minutes without either being late.
     public let allowedLateness: Duration
     let policy: @Sendable (Vigil_V1_Incident) -> ResolvedAlertPolicy
+    let silence: @Sendable (Vigil_V1_Incident, _ eventTime: Int64) -> Vigil_V1_Silence?
     /// Where audit events say they come from (`vigil-alert`, with the replica's host).
     let origin: String
 
-    /// - Parameter policy: the policy of an incident's rule (the rules table's rule, else the
-    ///   kind's defaults).
+    /// - Parameters:
+    ///   - policy: the policy of an incident's rule (the rules table's rule, else the kind's defaults).
+    ///   - silence: the silence covering an incident at an event time, if any (`Silences.covering`).
     public init(
         allowedLateness: Duration = .seconds(600), origin: String = "vigil-alert",
-        policy: @escaping @Sendable (Vigil_V1_Incident) -> ResolvedAlertPolicy = { ResolvedAlertPolicy.defaults(for: $0.kind) }
+        policy: @escaping @Sendable (Vigil_V1_Incident) -> ResolvedAlertPolicy = { ResolvedAlertPolicy.defaults(for: $0.kind) },
+        silence: @escaping @Sendable (Vigil_V1_Incident, _ eventTime: Int64) -> Vigil_V1_Silence? = { _, _ in nil }
     ) {
         self.allowedLateness = allowedLateness
         self.origin = origin
         self.policy = policy
+        self.silence = silence
     }
 
     /// A camera's alerts, as the runtime keeps them.
@@ -148,6 +152,13 @@ public struct AlertStage: StatefulStage {
         alert.state = .open
         alert.severity = incident.severity
         alert.createdTime = Google_Protobuf_Timestamp(milliseconds: eventTime)
+        // `covers` never matches the unsilenceable kinds; checked here too, so no table can hide them.
+        if !Silences.unsilenceable.contains(incident.kind), let silence = silence(incident, eventTime) {
+            alert.silencedBy = silence.silenceID
+            camera.openAlerts.append(alert)
+            let words = "opened silenced by \(silence.silenceID) (\(silence.reason), \(silence.author)): \(incident.summary)"
+            return record(Self.change(&alert, by: Self.actor, at: eventTime, words, type: .silenced), camera: &camera, index: camera.openAlerts.count - 1)
+        }
         camera.openAlerts.append(alert)
         return record(Self.change(&alert, by: Self.actor, at: eventTime, "opened: \(incident.summary)", type: .opened), camera: &camera, index: camera.openAlerts.count - 1)
     }
@@ -254,7 +265,7 @@ public struct AlertStage: StatefulStage {
         var outputs: [StageOutput] = []
         for index in camera.openAlerts.indices {
             var alert = camera.openAlerts[index]
-            guard alert.state == .open, let after = policy(alert.incident).escalateAfter,
+            guard alert.state == .open, alert.silencedBy.isEmpty, let after = policy(alert.incident).escalateAfter,
                   alert.createdTime.milliseconds + after.milliseconds <= now else { continue }
             alert.state = .escalated
             Self.stamp(&alert, reaching: .escalated, at: now)
@@ -273,7 +284,7 @@ public struct AlertStage: StatefulStage {
     /// earliest deadline; a busy camera reaches its deadlines by its records' event times.
     func scheduleEscalation(_ camera: Vigil_V1_AlertCameraState, now: Int64, timers: inout Timers) {
         let deadlines = camera.openAlerts.compactMap { alert -> Int64? in
-            guard alert.state == .open, let after = policy(alert.incident).escalateAfter else { return nil }
+            guard alert.state == .open, alert.silencedBy.isEmpty, let after = policy(alert.incident).escalateAfter else { return nil }
             return alert.createdTime.milliseconds + after.milliseconds
         }
         guard let earliest = deadlines.min() else {

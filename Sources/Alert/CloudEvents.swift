@@ -5,7 +5,8 @@ import WorkerRuntime
 /// What a revision of an alert records, as the CloudEvents `type` names it
 /// (`vigil.alert.v1.opened`, `….acknowledged`, …): subscribers filter on it without decoding.
 public enum AlertChange: String, Sendable, CaseIterable {
-    case opened, updated, linked, acknowledged, assigned, escalated, resolved
+    /// `silenced`: opened under a silence, recorded and not delivered.
+    case opened, silenced, updated, linked, acknowledged, assigned, escalated, resolved
     case falsePositive = "false_positive"
 
     init(_ action: Vigil_V1_AlertActionKind) {

@@ -6,7 +6,7 @@ import WorkerRuntime
 
 /// vigil-alert: turns `incidents.v1` into `alerts.v1` (CloudEvents headers), takes operators'
 /// actions from `alert.actions.v1` and answers each on `alert.action.outcomes.v1`, with the
-/// alert policies of `rules.v1`. Its per-camera state lives in `vigil-alert.state.changelog`.
+/// alert policies of `rules.v1` and the maintenance windows of `silences.v1`. Its per-camera state lives in `vigil-alert.state.changelog`.
 /// Besides the worker settings (WORKER_*, KAFKA_*), it reads:
 ///
 /// - `ALERT_ALLOWED_LATENESS_MS`: how far an action's or incident's time may lie behind the
@@ -21,11 +21,14 @@ let lateness = StageSettings(worker: "vigil-alert").reading { stage throws(Stage
     try stage.integer("ALERT_ALLOWED_LATENESS_MS", atLeast: 1_000) ?? 600_000
 }
 let rules = RuleTable.make()
+let silences = Silences.table()
 let host = ProcessInfo.processInfo.hostName
 try await Worker.run(
-    stage: AlertStage(allowedLateness: .milliseconds(lateness), origin: "vigil-alert@\(host)") { incident in
+    stage: AlertStage(
+        allowedLateness: .milliseconds(lateness), origin: "vigil-alert@\(host)",
         // The rule as it is now: a policy changed since the incident opened applies from here on.
-        rules.current(incident.ruleID).map(ResolvedAlertPolicy.of) ?? ResolvedAlertPolicy.defaults(for: incident.kind)
-    },
-    name: "vigil-alert", tables: [rules]
+        policy: { incident in rules.current(incident.ruleID).map(ResolvedAlertPolicy.of) ?? ResolvedAlertPolicy.defaults(for: incident.kind) },
+        silence: { incident, eventTime in Silences.covering(incident, at: eventTime, in: silences) }
+    ),
+    name: "vigil-alert", tables: [rules, silences]
 )

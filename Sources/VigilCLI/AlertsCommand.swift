@@ -14,7 +14,7 @@ struct AlertsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "alerts",
         abstract: "List alerts and act on them: acknowledge, assign, escalate, resolve, false positive.",
-        subcommands: [List.self, Show.self, Act.self]
+        subcommands: [List.self, Show.self, Act.self, Silence.self, SilencesList.self, ExpireSilence.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -36,7 +36,7 @@ struct AlertsCommand: AsyncParsableCommand {
                 return
             }
             printTable(header: ["STATE", "REV", "CAMERA", "RULE", "ALERT", "LAST CHANGE"], rows: shown.map { alert in
-                [AlertsCommand.words(alert.state), "r\(alert.revision)", alert.incident.cameraID, alert.incident.ruleID, alert.alertID, alert.change]
+                [AlertsCommand.words(alert.state) + (alert.silencedBy.isEmpty ? "" : " (silenced)"), "r\(alert.revision)", alert.incident.cameraID, alert.incident.ruleID, alert.alertID, alert.change]
             })
         }
 

@@ -236,11 +236,65 @@ public nonisolated struct Vigil_V1_Alert: @unchecked Sendable {
     set {_uniqueStorage()._change = newValue}
   }
 
+  /// Set when a silence covered the incident as the alert opened: the alert is recorded, not
+  /// delivered, and does not escalate. Redaction-health and camera-tamper alerts are never silenced.
+  public var silencedBy: String {
+    get {_storage._silencedBy}
+    set {_uniqueStorage()._silencedBy = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Topic `silences.v1` (CLI, API service → alert; a table keyed by silence id, latest per id).
+/// A maintenance window: incidents of these cameras and rules opening within [start, end) are
+/// recorded as silenced alerts, not delivered. It expires by itself at `end_time`; expiring it
+/// early writes it again with an earlier end.
+public nonisolated struct Vigil_V1_Silence: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var silenceID: String = String()
+
+  /// Empty matches every camera, and empty `rule_ids` every rule; never both empty.
+  public var cameraIds: [String] = []
+
+  public var ruleIds: [String] = []
+
+  public var startTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_startTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_startTime = newValue}
+  }
+  /// Returns true if `startTime` has been explicitly set.
+  public var hasStartTime: Bool {self._startTime != nil}
+  /// Clears the value of `startTime`. Subsequent reads from it will return its default value.
+  public mutating func clearStartTime() {self._startTime = nil}
+
+  public var endTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_endTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_endTime = newValue}
+  }
+  /// Returns true if `endTime` has been explicitly set.
+  public var hasEndTime: Bool {self._endTime != nil}
+  /// Clears the value of `endTime`. Subsequent reads from it will return its default value.
+  public mutating func clearEndTime() {self._endTime = nil}
+
+  public var reason: String = String()
+
+  /// The operator account that created it.
+  public var author: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _startTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _endTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
 /// Topic `alert.actions.v1` (CLI/console → alert; key = camera id). An operator's request to
@@ -389,7 +443,7 @@ nonisolated extension Vigil_V1_AlertActionKind: SwiftProtobuf._ProtoNameProvidin
 
 nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Alert"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}alert_id\0\u{1}incident\0\u{1}state\0\u{1}assignee\0\u{3}created_time\0\u{3}updated_time\0\u{3}acknowledged_time\0\u{3}escalated_time\0\u{3}resolved_time\0\u{1}revision\0\u{3}incident_ids\0\u{1}severity\0\u{3}changed_by\0\u{1}change\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}alert_id\0\u{1}incident\0\u{1}state\0\u{1}assignee\0\u{3}created_time\0\u{3}updated_time\0\u{3}acknowledged_time\0\u{3}escalated_time\0\u{3}resolved_time\0\u{1}revision\0\u{3}incident_ids\0\u{1}severity\0\u{3}changed_by\0\u{1}change\0\u{3}silenced_by\0")
 
   fileprivate class _StorageClass {
     var _alertID: String = String()
@@ -406,6 +460,7 @@ nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._Mess
     var _severity: Vigil_V1_Severity = .unspecified
     var _changedBy: String = String()
     var _change: String = String()
+    var _silencedBy: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -430,6 +485,7 @@ nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._Mess
       _severity = source._severity
       _changedBy = source._changedBy
       _change = source._change
+      _silencedBy = source._silencedBy
     }
   }
 
@@ -462,6 +518,7 @@ nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._Mess
         case 12: try { try decoder.decodeSingularEnumField(value: &_storage._severity) }()
         case 13: try { try decoder.decodeSingularStringField(value: &_storage._changedBy) }()
         case 14: try { try decoder.decodeSingularStringField(value: &_storage._change) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._silencedBy) }()
         default: break
         }
       }
@@ -516,6 +573,9 @@ nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._Mess
       if !_storage._change.isEmpty {
         try visitor.visitSingularStringField(value: _storage._change, fieldNumber: 14)
       }
+      if !_storage._silencedBy.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._silencedBy, fieldNumber: 15)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -539,10 +599,75 @@ nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._Mess
         if _storage._severity != rhs_storage._severity {return false}
         if _storage._changedBy != rhs_storage._changedBy {return false}
         if _storage._change != rhs_storage._change {return false}
+        if _storage._silencedBy != rhs_storage._silencedBy {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_Silence: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Silence"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}silence_id\0\u{3}camera_ids\0\u{3}rule_ids\0\u{3}start_time\0\u{3}end_time\0\u{1}reason\0\u{1}author\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.silenceID) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.cameraIds) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.ruleIds) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._startTime) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._endTime) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.author) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.silenceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.silenceID, fieldNumber: 1)
+    }
+    if !self.cameraIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.cameraIds, fieldNumber: 2)
+    }
+    if !self.ruleIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.ruleIds, fieldNumber: 3)
+    }
+    try { if let v = self._startTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    try { if let v = self._endTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 6)
+    }
+    if !self.author.isEmpty {
+      try visitor.visitSingularStringField(value: self.author, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_Silence, rhs: Vigil_V1_Silence) -> Bool {
+    if lhs.silenceID != rhs.silenceID {return false}
+    if lhs.cameraIds != rhs.cameraIds {return false}
+    if lhs.ruleIds != rhs.ruleIds {return false}
+    if lhs._startTime != rhs._startTime {return false}
+    if lhs._endTime != rhs._endTime {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.author != rhs.author {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -65,6 +65,9 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
 
   /// A worker loaded a model: `detail` names it, its file's SHA-256 and the classes it reports.
   case modelLoaded // = 11
+
+  /// A silence created or expired early (vigil alerts silence, the API).
+  case silenceChanged // = 12
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -85,6 +88,7 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
     case 9: self = .subscriptionChanged
     case 10: self = .headRequested
     case 11: self = .modelLoaded
+    case 12: self = .silenceChanged
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -103,6 +107,7 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
     case .subscriptionChanged: return 9
     case .headRequested: return 10
     case .modelLoaded: return 11
+    case .silenceChanged: return 12
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -121,6 +126,7 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
     .subscriptionChanged,
     .headRequested,
     .modelLoaded,
+    .silenceChanged,
   ]
 
 }
@@ -261,7 +267,7 @@ public nonisolated struct Vigil_V1_AuditChainHead: Sendable {
 fileprivate nonisolated let _protobuf_package = "vigil.v1"
 
 nonisolated extension Vigil_V1_AuditEventKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AUDIT_EVENT_KIND_UNSPECIFIED\0\u{1}AUDIT_EVENT_KIND_RULE_CHANGED\0\u{1}AUDIT_EVENT_KIND_ALERT_ACTION\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_VIEWED\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_EXPORTED\0\u{1}AUDIT_EVENT_KIND_CAMERA_CONFIG_CHANGED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REQUESTED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_APPROVED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REJECTED\0\u{1}AUDIT_EVENT_KIND_SUBSCRIPTION_CHANGED\0\u{1}AUDIT_EVENT_KIND_HEAD_REQUESTED\0\u{1}AUDIT_EVENT_KIND_MODEL_LOADED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AUDIT_EVENT_KIND_UNSPECIFIED\0\u{1}AUDIT_EVENT_KIND_RULE_CHANGED\0\u{1}AUDIT_EVENT_KIND_ALERT_ACTION\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_VIEWED\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_EXPORTED\0\u{1}AUDIT_EVENT_KIND_CAMERA_CONFIG_CHANGED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REQUESTED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_APPROVED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REJECTED\0\u{1}AUDIT_EVENT_KIND_SUBSCRIPTION_CHANGED\0\u{1}AUDIT_EVENT_KIND_HEAD_REQUESTED\0\u{1}AUDIT_EVENT_KIND_MODEL_LOADED\0\u{1}AUDIT_EVENT_KIND_SILENCE_CHANGED\0")
 }
 
 nonisolated extension Vigil_V1_AuditEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -376,7 +376,7 @@ extension StageInput {
 }
 
 extension KafkaProducerMessage {
-    init(_ record: StageOutput) {
+    public init(_ record: StageOutput) {
         self.init(
             topic: record.topic, partition: record.partition, key: record.key, value: record.value,
             headers: record.headers.map { KafkaHeader(key: $0.key, value: $0.value) }

@@ -260,3 +260,59 @@ struct AlertPolicyTests {
         #expect(try AlertStageTests.alerts(driver).map(\.state) == [.open])
     }
 }
+
+@Suite("Silences")
+struct SilenceTests {
+    static func silence(cameras: [String] = [], rules: [String] = [], from start: Int64, to end: Int64) -> Vigil_V1_Silence {
+        var silence = Vigil_V1_Silence()
+        silence.silenceID = "maintenance-1"
+        silence.cameraIds = cameras
+        silence.ruleIds = rules
+        silence.startTime = Google_Protobuf_Timestamp(milliseconds: start)
+        silence.endTime = Google_Protobuf_Timestamp(milliseconds: end)
+        silence.reason = "lens cleaning"
+        silence.author = "op-1"
+        return silence
+    }
+
+    @Test("a silence covers its cameras and rules within [start, end); one naming neither covers nothing; tamper and redaction health never")
+    func covers() throws {
+        let start = AlertStageTests.start
+        var incident = try Vigil_V1_Incident(serializedBytes: AlertStageTests.incident("i1", at: start).value)
+        let window = Self.silence(cameras: [AlertStageTests.camera], from: start, to: start + 60_000)
+        #expect(Silences.covers(window, incident, at: start))
+        #expect(Silences.covers(window, incident, at: start + 59_999))
+        #expect(!Silences.covers(window, incident, at: start + 60_000), "expired at its end")
+        #expect(!Silences.covers(window, incident, at: start - 1), "not yet begun")
+        #expect(!Silences.covers(Self.silence(cameras: ["cam-2"], from: start, to: start + 60_000), incident, at: start))
+        #expect(Silences.covers(Self.silence(rules: ["rule-1"], from: start, to: start + 60_000), incident, at: start))
+        #expect(!Silences.covers(Self.silence(cameras: [AlertStageTests.camera], rules: ["rule-2"], from: start, to: start + 60_000), incident, at: start))
+        #expect(!Silences.covers(Self.silence(from: start, to: start + 60_000), incident, at: start), "a silence of nothing in particular silences nothing")
+        for kind in [Vigil_V1_RuleKind.cameraTamper, .redactionHealth] {
+            incident.kind = kind
+            #expect(!Silences.covers(window, incident, at: start), "\(kind) is never silenced")
+        }
+    }
+
+    @Test("a silenced incident is recorded as a silenced alert that never escalates; tamper under the same silence alerts as usual")
+    func silencedAlerts() async throws {
+        let start = AlertStageTests.start
+        let window = Self.silence(cameras: [AlertStageTests.camera], from: start, to: start + 60_000)
+        // A silence table that ignores kinds: the stage itself keeps tamper and redaction health out.
+        let stage = AlertStage(silence: { incident, time in window.startTime.milliseconds <= time && time < window.endTime.milliseconds ? window : nil })
+        let driver = StatefulStageTestDriver(
+            stage: stage, worker: "vigil-alert", inputs: [AlertStage.incidentsTopic, AlertStage.actionsTopic], changelogTopic: "vigil-alert.state.changelog"
+        )
+        try await driver.feed(AlertStageTests.incident("quiet", at: start + 1_000))
+        try await driver.feed(AlertStageTests.incident("lens", rule: "tamper", kind: .cameraTamper, at: start + 2_000))
+        try await driver.advanceSilence(by: .seconds(3_600))
+        let alerts = try AlertStageTests.alerts(driver)
+        let quiet = alerts.filter { $0.alertID == "alert-quiet" }
+        #expect(quiet.map(\.silencedBy) == ["maintenance-1"], "recorded once, silenced, never escalated")
+        #expect(quiet.first?.change.hasPrefix("opened silenced by maintenance-1 (lens cleaning, op-1)") == true)
+        #expect(driver.outputs(topic: AlertStage.alertsTopic).first?.header("ce_type").map { String(decoding: $0, as: UTF8.self) } == "vigil.alert.v1.silenced")
+        let lens = alerts.filter { $0.alertID == "alert-lens" }
+        #expect(lens.map(\.silencedBy) == ["", ""])
+        #expect(lens.map(\.state) == [.open, .escalated])
+    }
+}

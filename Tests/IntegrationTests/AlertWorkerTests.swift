@@ -13,13 +13,13 @@ import WorkerRuntime
 @Suite("vigil-alert across processes", .serialized, .timeLimit(.minutes(5)))
 struct AlertWorkerTests {
     static let topics = [
-        "incidents.v1:3", "alert.actions.v1:3", "alerts.v1:3", "alert.action.outcomes.v1:3", "vigil-alert.state.changelog:3", "rules.v1:1",
+        "incidents.v1:3", "alert.actions.v1:3", "alerts.v1:3", "alert.action.outcomes.v1:3", "vigil-alert.state.changelog:3", "rules.v1:1", "silences.v1:1",
         "audit.events.v1:1", "incidents.v1.dlq:1", "alert.actions.v1.dlq:1",
     ]
     static let environment = [
         "WORKER_INPUTS": "incidents.v1,alert.actions.v1",
         "WORKER_OUTPUTS": "alerts.v1,alert.action.outcomes.v1,vigil-alert.state.changelog,audit.events.v1",
-        "WORKER_TABLES": "rules.v1", "WORKER_STATE_CHECKPOINT_MS": "1000",
+        "WORKER_TABLES": "rules.v1,silences.v1", "WORKER_STATE_CHECKPOINT_MS": "1000",
     ]
 
     static func vigil(_ arguments: [String], bootstrap: String) async throws -> ChildProcess {
@@ -90,6 +90,31 @@ struct AlertWorkerTests {
         #expect(show.output.contains { $0.contains("r2") && $0.contains("op-1") && $0.contains("acknowledged by op-1: on my way") })
         #expect(show.output.contains { $0.contains("r3") && $0.contains("resolved by op-1") })
 
+        // A maintenance window on dock-3: its incident is recorded as a silenced alert; the silence
+        // is listed, expired early, and both changes audited.
+        let silence = try await Self.vigil(["alerts", "silence", "--camera", "dock-3", "--for", "1h", "--reason", "lens cleaning", "--actor", "op-1"], bootstrap: bootstrap)
+        #expect(silence.exitStatus == 0, "\(silence.standardError.suffix(1_000))")
+        let silenceID = try #require(silence.output.last?.split(separator: ":").first.map(String.init))
+        var silencedList = try await Self.vigil(["alerts", "list"], bootstrap: bootstrap)
+        // The worker reads silences.v1 as a table: an incident sent before it has the silence would alert.
+        try await eventually(timeout: .seconds(60), "dock-3's incident recorded as a silenced alert") {
+            let sender = try KafkaProducer(configuration: .init(cluster: kafka), logger: Logger(label: "test"))
+            try await sender.send(all: [try Self.incident("inc-c-\(UUID().uuidString.prefix(4))", camera: "dock-3", at: Int64(Date().timeIntervalSince1970 * 1_000))])
+            await sender.close()
+            try await Task.sleep(for: .seconds(1))
+            silencedList = try await Self.vigil(["alerts", "list"], bootstrap: bootstrap)
+            return silencedList.output.contains { $0.hasPrefix("OPEN (silenced)") && $0.contains("dock-3") }
+        }
+        let silences = try await Self.vigil(["alerts", "silences"], bootstrap: bootstrap)
+        #expect(silences.output.contains { $0.hasPrefix(silenceID) && $0.contains("dock-3") && $0.contains("lens cleaning") })
+        let expire = try await Self.vigil(["alerts", "expire-silence", silenceID, "--actor", "op-2"], bootstrap: bootstrap)
+        #expect(expire.exitStatus == 0 && expire.output.last == "\(silenceID): expired")
+        let after = try await Self.vigil(["alerts", "silences"], bootstrap: bootstrap)
+        #expect(after.output == ["no silences"])
+        let silenceAudit = try await KafkaTableReader.readPartitions(cluster: kafka, topic: "audit.events.v1", partitions: nil, logger: Logger(label: "test"))
+            .compactMap { try? Vigil_V1_AuditEvent(serializedBytes: $0.value) }.filter { $0.kind == .silenceChanged }
+        #expect(silenceAudit.map(\.actor) == ["op-1", "op-2"] && silenceAudit.allSatisfy { $0.subject == silenceID })
+
         // Every action decided is audited, the refusals too.
         let audit = try await KafkaTableReader.readPartitions(cluster: kafka, topic: "audit.events.v1", partitions: nil, logger: Logger(label: "test"))
             .compactMap { try? Vigil_V1_AuditEvent(serializedBytes: $0.value) }.filter { $0.kind == .alertAction }
@@ -110,10 +135,10 @@ struct AlertWorkerTests {
         let parsed = try ChildProcess.run(python, ["-c", Self.cloudEventsReader, file.path], standardError: .lines)
         #expect(parsed.termination == .exited(0), "\(parsed.errorOutput.suffix(20))")
         let events = parsed.output.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: String] }
-        #expect(events.count == records.count && records.count == 4, "\(parsed.output)")
+        #expect(events.count == records.count && records.count >= 5, "\(parsed.output)")
         let alerts = try records.map { try Vigil_V1_Alert(serializedBytes: $0.value) }
         #expect(events.map { $0["id"] ?? "" } == alerts.map { "\($0.alertID)/\($0.revision)" })
-        #expect(Set(events.map { $0["type"] ?? "" }) == ["vigil.alert.v1.opened", "vigil.alert.v1.acknowledged", "vigil.alert.v1.resolved"])
+        #expect(Set(events.map { $0["type"] ?? "" }) == ["vigil.alert.v1.opened", "vigil.alert.v1.silenced", "vigil.alert.v1.acknowledged", "vigil.alert.v1.resolved"])
         #expect(events.allSatisfy { $0["specversion"] == "1.0" && $0["source"] == "/vigil/vigil-alert" && $0["datacontenttype"] == "application/protobuf" })
         #expect(events.map { $0["partitionkey"] ?? "" } == alerts.map(\.incident.cameraID))
         // The SDK fills in a missing time with its own clock: the events carry the alerts' own.
