@@ -313,6 +313,7 @@ let package = Package(
             name: "Alert",
             dependencies: [
                 "VigilSchema", "WorkerRuntime",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
@@ -550,6 +551,7 @@ let package = Package(
             name: "AlertTests",
             dependencies: [
                 "Alert", "VigilSchema", "WorkerRuntime", "WorkerRuntimeTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Metrics
 import SwiftProtobuf
@@ -16,6 +17,7 @@ import WorkerRuntime
 /// incident's frame, an action's own time), so a replay after a crash yields the same records.
 public struct AlertStage: StatefulStage {
     public static let incidentsTopic = "incidents.v1"
+    public static let snapshotsTopic = "snapshots.v1"
     public static let actionsTopic = "alert.actions.v1"
     public static let alertsTopic = "alerts.v1"
     public static let outcomesTopic = "alert.action.outcomes.v1"
@@ -26,6 +28,9 @@ public struct AlertStage: StatefulStage {
     /// redelivery, bounded so a busy camera's state stays small.
     static let finishedMemory = 1_024
     static let outcomeMemory = 256
+    /// Snapshot references a camera keeps for alerts still to open: at one snapshot a second,
+    /// the last minute, more than detect's look-ahead and match's lateness together.
+    static let snapshotMemory = 64
 
     /// Actions carry their operator's clock and incidents their frames': the two may disagree by
     /// minutes without either being late.
@@ -81,8 +86,11 @@ public struct AlertStage: StatefulStage {
         case Self.actionsTopic:
             let action = try Self.action(input)
             outputs = apply(action, cameraID: key, camera: &camera)
+        case Self.snapshotsTopic:
+            let snapshot = try input.cameraMessage(Vigil_V1_Snapshot.self) { $0.cameraID }
+            outputs = attach(Self.evidence(snapshot, from: input), cameraID: key, camera: &camera)
         default:
-            throw MismatchedRecord(reason: "vigil-alert reads \(Self.incidentsTopic) and \(Self.actionsTopic), not \(input.topic)")
+            throw MismatchedRecord(reason: "vigil-alert reads \(Self.incidentsTopic), \(Self.actionsTopic) and \(Self.snapshotsTopic), not \(input.topic)")
         }
         outputs += escalateOverdue(cameraID: key, now: eventTime, camera: &camera)
         scheduleEscalation(camera, now: eventTime, timers: &timers)
@@ -132,7 +140,7 @@ public struct AlertStage: StatefulStage {
         pending.revisionTimesMs.removeAll { $0 < eventTime - policy.confirmWithin.milliseconds }
         camera.pending.removeAll { $0.incident.incidentID == incident.incidentID }
         if pending.revisionTimesMs.count >= policy.confirmRevisions {
-            return [open(incident, at: eventTime, camera: &camera)]
+            return open(incident, at: eventTime, cameraID: incident.cameraID, camera: &camera)
         }
         if incident.state == .closed {
             // It ended before its rule's policy held: no alert, and a late revision opens none.
@@ -144,7 +152,8 @@ public struct AlertStage: StatefulStage {
         return []
     }
 
-    func open(_ incident: Vigil_V1_Incident, at eventTime: Int64, camera: inout Vigil_V1_AlertCameraState) -> StageOutput {
+    /// The new alert's record, and the custody event of evidence it opens with.
+    func open(_ incident: Vigil_V1_Incident, at eventTime: Int64, cameraID: String, camera: inout Vigil_V1_AlertCameraState) -> [StageOutput] {
         var alert = Vigil_V1_Alert()
         alert.alertID = "alert-" + incident.incidentID
         alert.incident = incident
@@ -152,15 +161,18 @@ public struct AlertStage: StatefulStage {
         alert.state = .open
         alert.severity = incident.severity
         alert.createdTime = Google_Protobuf_Timestamp(milliseconds: eventTime)
+        if let nearest = Self.nearest(camera.recentSnapshots, to: incident.windowStart.milliseconds) { alert.evidence = nearest }
         // `covers` never matches the unsilenceable kinds; checked here too, so no table can hide them.
         if !Silences.unsilenceable.contains(incident.kind), let silence = silence(incident, eventTime) {
             alert.silencedBy = silence.silenceID
             camera.openAlerts.append(alert)
             let words = "opened silenced by \(silence.silenceID) (\(silence.reason), \(silence.author)): \(incident.summary)"
-            return record(Self.change(&alert, by: Self.actor, at: eventTime, words, type: .silenced), camera: &camera, index: camera.openAlerts.count - 1)
+            let opened = record(Self.change(&alert, by: Self.actor, at: eventTime, words, type: .silenced), camera: &camera, index: camera.openAlerts.count - 1)
+            return [opened] + (alert.hasEvidence ? [custody(alert, cameraID: cameraID)] : [])
         }
         camera.openAlerts.append(alert)
-        return record(Self.change(&alert, by: Self.actor, at: eventTime, "opened: \(incident.summary)", type: .opened), camera: &camera, index: camera.openAlerts.count - 1)
+        let opened = record(Self.change(&alert, by: Self.actor, at: eventTime, "opened: \(incident.summary)", type: .opened), camera: &camera, index: camera.openAlerts.count - 1)
+        return [opened] + (alert.hasEvidence ? [custody(alert, cameraID: cameraID)] : [])
     }
 
     /// Same rule, and the incident's window starts before the alert's last incident ended
@@ -256,6 +268,67 @@ public struct AlertStage: StatefulStage {
             detail: "\(AlertLifecycle.words(action.action)) \(verdict)\(note)", origin: origin, at: Date(timeIntervalSince1970: Double(action.actionTime.milliseconds) / 1_000)
         )
         return AuditEvents.record(event, key: cameraID)
+    }
+
+    // MARK: Evidence
+
+    /// A snapshot as evidence: its record, its time, its objects and the SHA-256 of its JPEG.
+    /// snapshots.v1 holds only redacted images (detect masks before it encodes); the pixels
+    /// stay there.
+    static func evidence(_ snapshot: Vigil_V1_Snapshot, from input: StageInput) -> Vigil_V1_AlertEvidence {
+        var evidence = Vigil_V1_AlertEvidence()
+        evidence.snapshot.topic = input.topic
+        evidence.snapshot.partition = input.partition
+        evidence.snapshot.offset = input.offset
+        evidence.snapshotID = snapshot.snapshotID
+        evidence.captureTime = snapshot.captureTime
+        evidence.jpegSha256 = Data(SHA256.hash(data: snapshot.redactedJpeg))
+        evidence.objects = snapshot.objects
+        return evidence
+    }
+
+    /// Keeps the snapshot's reference, and makes it the evidence of every open alert it is
+    /// nearer to (by the first incident's start) than the evidence it has; each such alert gets
+    /// a revision and the image's hash goes to the audit log.
+    func attach(_ evidence: Vigil_V1_AlertEvidence, cameraID: String, camera: inout Vigil_V1_AlertCameraState) -> [StageOutput] {
+        camera.recentSnapshots.append(evidence)
+        if camera.recentSnapshots.count > Self.snapshotMemory { camera.recentSnapshots.removeFirst(camera.recentSnapshots.count - Self.snapshotMemory) }
+        var outputs: [StageOutput] = []
+        for index in camera.openAlerts.indices {
+            var alert = camera.openAlerts[index]
+            let start = Self.firstStart(alert)
+            guard !alert.hasEvidence || Self.distance(evidence, start) < Self.distance(alert.evidence, start) else { continue }
+            alert.evidence = evidence
+            let now = evidence.captureTime.milliseconds
+            outputs.append(record(Self.change(&alert, by: Self.actor, at: max(now, alert.updatedTime.milliseconds), "evidence: snapshot \(evidence.snapshotID)", type: .evidence), camera: &camera, index: index))
+            outputs.append(custody(alert, cameraID: cameraID))
+        }
+        return outputs
+    }
+
+    /// The audit event that keeps the evidence's hash: the chain of custody of an alert's image.
+    func custody(_ alert: Vigil_V1_Alert, cameraID: String) -> StageOutput {
+        let evidence = alert.evidence
+        let hash = evidence.jpegSha256.map { String(format: "%02x", $0) }.joined()
+        let event = AuditEvents.event(
+            id: "\(alert.alertID)/evidence/\(evidence.snapshotID)", kind: .evidenceAttached, actor: Self.actor, subject: alert.alertID, cameraID: cameraID,
+            detail: "snapshot \(evidence.snapshotID) (\(evidence.snapshot.topic)[\(evidence.snapshot.partition)]@\(evidence.snapshot.offset)) sha256 \(hash)",
+            origin: origin, at: Date(timeIntervalSince1970: Double(evidence.captureTime.milliseconds) / 1_000)
+        )
+        return AuditEvents.record(event, key: cameraID)
+    }
+
+    /// The window start of the alert's first incident: the moment its evidence should show.
+    static func firstStart(_ alert: Vigil_V1_Alert) -> Int64 {
+        alert.incident.incidentID == alert.incidentIds.first ? alert.incident.windowStart.milliseconds : alert.createdTime.milliseconds
+    }
+
+    static func distance(_ evidence: Vigil_V1_AlertEvidence, _ time: Int64) -> Int64 {
+        abs(evidence.captureTime.milliseconds - time)
+    }
+
+    static func nearest(_ snapshots: [Vigil_V1_AlertEvidence], to time: Int64) -> Vigil_V1_AlertEvidence? {
+        snapshots.min { distance($0, time) < distance($1, time) }
     }
 
     // MARK: Escalation

@@ -6,7 +6,8 @@ import WorkerRuntime
 /// (`vigil.alert.v1.opened`, `….acknowledged`, …): subscribers filter on it without decoding.
 public enum AlertChange: String, Sendable, CaseIterable {
     /// `silenced`: opened under a silence, recorded and not delivered.
-    case opened, silenced, updated, linked, acknowledged, assigned, escalated, resolved
+    /// `evidence`: a redacted snapshot attached (by reference).
+    case opened, silenced, updated, linked, evidence, acknowledged, assigned, escalated, resolved
     case falsePositive = "false_positive"
 
     init(_ action: Vigil_V1_AlertActionKind) {

@@ -8,6 +8,11 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -243,11 +248,64 @@ public nonisolated struct Vigil_V1_Alert: @unchecked Sendable {
     set {_uniqueStorage()._silencedBy = newValue}
   }
 
+  /// The redacted snapshot nearest the first incident's start, by reference: an alert never
+  /// carries pixels. Unset until one arrives (snapshots leave detect after its look-ahead), then
+  /// set by a later revision.
+  public var evidence: Vigil_V1_AlertEvidence {
+    get {_storage._evidence ?? Vigil_V1_AlertEvidence()}
+    set {_uniqueStorage()._evidence = newValue}
+  }
+  /// Returns true if `evidence` has been explicitly set.
+  public var hasEvidence: Bool {_storage._evidence != nil}
+  /// Clears the value of `evidence`. Subsequent reads from it will return its default value.
+  public mutating func clearEvidence() {_uniqueStorage()._evidence = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Evidence for an alert: where its redacted snapshot is and what it showed, never the image.
+public nonisolated struct Vigil_V1_AlertEvidence: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var snapshot: Vigil_V1_RecordReference {
+    get {_snapshot ?? Vigil_V1_RecordReference()}
+    set {_snapshot = newValue}
+  }
+  /// Returns true if `snapshot` has been explicitly set.
+  public var hasSnapshot: Bool {self._snapshot != nil}
+  /// Clears the value of `snapshot`. Subsequent reads from it will return its default value.
+  public mutating func clearSnapshot() {self._snapshot = nil}
+
+  public var snapshotID: String = String()
+
+  public var captureTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_captureTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_captureTime = newValue}
+  }
+  /// Returns true if `captureTime` has been explicitly set.
+  public var hasCaptureTime: Bool {self._captureTime != nil}
+  /// Clears the value of `captureTime`. Subsequent reads from it will return its default value.
+  public mutating func clearCaptureTime() {self._captureTime = nil}
+
+  /// SHA-256 of the snapshot's redacted JPEG: the audit log keeps it (chain of custody), so
+  /// whoever fetches the image can check it is the one the alert named.
+  public var jpegSha256: Data = Data()
+
+  /// The objects detect saw in the frame (class, score, box, per-camera track id; never who).
+  public var objects: [Vigil_V1_DetectedObject] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _snapshot: Vigil_V1_RecordReference? = nil
+  fileprivate var _captureTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
 /// Topic `silences.v1` (CLI, API service → alert; a table keyed by silence id, latest per id).
@@ -401,6 +459,10 @@ public nonisolated struct Vigil_V1_AlertCameraState: Sendable {
   /// same outcome and changes nothing.
   public var recentOutcomes: [Vigil_V1_AlertActionOutcome] = []
 
+  /// References to the camera's newest snapshots (bounded), so an alert opening after them
+  /// finds its evidence; never their pixels.
+  public var recentSnapshots: [Vigil_V1_AlertEvidence] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -443,7 +505,7 @@ nonisolated extension Vigil_V1_AlertActionKind: SwiftProtobuf._ProtoNameProvidin
 
 nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Alert"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}alert_id\0\u{1}incident\0\u{1}state\0\u{1}assignee\0\u{3}created_time\0\u{3}updated_time\0\u{3}acknowledged_time\0\u{3}escalated_time\0\u{3}resolved_time\0\u{1}revision\0\u{3}incident_ids\0\u{1}severity\0\u{3}changed_by\0\u{1}change\0\u{3}silenced_by\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}alert_id\0\u{1}incident\0\u{1}state\0\u{1}assignee\0\u{3}created_time\0\u{3}updated_time\0\u{3}acknowledged_time\0\u{3}escalated_time\0\u{3}resolved_time\0\u{1}revision\0\u{3}incident_ids\0\u{1}severity\0\u{3}changed_by\0\u{1}change\0\u{3}silenced_by\0\u{1}evidence\0")
 
   fileprivate class _StorageClass {
     var _alertID: String = String()
@@ -461,6 +523,7 @@ nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._Mess
     var _changedBy: String = String()
     var _change: String = String()
     var _silencedBy: String = String()
+    var _evidence: Vigil_V1_AlertEvidence? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -486,6 +549,7 @@ nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._Mess
       _changedBy = source._changedBy
       _change = source._change
       _silencedBy = source._silencedBy
+      _evidence = source._evidence
     }
   }
 
@@ -519,6 +583,7 @@ nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._Mess
         case 13: try { try decoder.decodeSingularStringField(value: &_storage._changedBy) }()
         case 14: try { try decoder.decodeSingularStringField(value: &_storage._change) }()
         case 15: try { try decoder.decodeSingularStringField(value: &_storage._silencedBy) }()
+        case 16: try { try decoder.decodeSingularMessageField(value: &_storage._evidence) }()
         default: break
         }
       }
@@ -576,6 +641,9 @@ nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._Mess
       if !_storage._silencedBy.isEmpty {
         try visitor.visitSingularStringField(value: _storage._silencedBy, fieldNumber: 15)
       }
+      try { if let v = _storage._evidence {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -600,10 +668,65 @@ nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._Mess
         if _storage._changedBy != rhs_storage._changedBy {return false}
         if _storage._change != rhs_storage._change {return false}
         if _storage._silencedBy != rhs_storage._silencedBy {return false}
+        if _storage._evidence != rhs_storage._evidence {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_AlertEvidence: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AlertEvidence"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshot\0\u{3}snapshot_id\0\u{3}capture_time\0\u{3}jpeg_sha256\0\u{1}objects\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._snapshot) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.snapshotID) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._captureTime) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.jpegSha256) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.objects) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._snapshot {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.snapshotID.isEmpty {
+      try visitor.visitSingularStringField(value: self.snapshotID, fieldNumber: 2)
+    }
+    try { if let v = self._captureTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if !self.jpegSha256.isEmpty {
+      try visitor.visitSingularBytesField(value: self.jpegSha256, fieldNumber: 4)
+    }
+    if !self.objects.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.objects, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_AlertEvidence, rhs: Vigil_V1_AlertEvidence) -> Bool {
+    if lhs._snapshot != rhs._snapshot {return false}
+    if lhs.snapshotID != rhs.snapshotID {return false}
+    if lhs._captureTime != rhs._captureTime {return false}
+    if lhs.jpegSha256 != rhs.jpegSha256 {return false}
+    if lhs.objects != rhs.objects {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -813,7 +936,7 @@ nonisolated extension Vigil_V1_AlertActionOutcome: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Vigil_V1_AlertCameraState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AlertCameraState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}open_alerts\0\u{1}pending\0\u{3}finished_incident_ids\0\u{3}recent_outcomes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}open_alerts\0\u{1}pending\0\u{3}finished_incident_ids\0\u{3}recent_outcomes\0\u{3}recent_snapshots\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -825,6 +948,7 @@ nonisolated extension Vigil_V1_AlertCameraState: SwiftProtobuf.Message, SwiftPro
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.pending) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.finishedIncidentIds) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.recentOutcomes) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.recentSnapshots) }()
       default: break
       }
     }
@@ -843,6 +967,9 @@ nonisolated extension Vigil_V1_AlertCameraState: SwiftProtobuf.Message, SwiftPro
     if !self.recentOutcomes.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.recentOutcomes, fieldNumber: 4)
     }
+    if !self.recentSnapshots.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.recentSnapshots, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -851,6 +978,7 @@ nonisolated extension Vigil_V1_AlertCameraState: SwiftProtobuf.Message, SwiftPro
     if lhs.pending != rhs.pending {return false}
     if lhs.finishedIncidentIds != rhs.finishedIncidentIds {return false}
     if lhs.recentOutcomes != rhs.recentOutcomes {return false}
+    if lhs.recentSnapshots != rhs.recentSnapshots {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -68,6 +68,9 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
 
   /// A silence created or expired early (vigil alerts silence, the API).
   case silenceChanged // = 12
+
+  /// A redacted snapshot attached to an alert as evidence, with the SHA-256 of its JPEG.
+  case evidenceAttached // = 13
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -89,6 +92,7 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
     case 10: self = .headRequested
     case 11: self = .modelLoaded
     case 12: self = .silenceChanged
+    case 13: self = .evidenceAttached
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -108,6 +112,7 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
     case .headRequested: return 10
     case .modelLoaded: return 11
     case .silenceChanged: return 12
+    case .evidenceAttached: return 13
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -127,6 +132,7 @@ public nonisolated enum Vigil_V1_AuditEventKind: SwiftProtobuf.Enum, Swift.CaseI
     .headRequested,
     .modelLoaded,
     .silenceChanged,
+    .evidenceAttached,
   ]
 
 }
@@ -267,7 +273,7 @@ public nonisolated struct Vigil_V1_AuditChainHead: Sendable {
 fileprivate nonisolated let _protobuf_package = "vigil.v1"
 
 nonisolated extension Vigil_V1_AuditEventKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AUDIT_EVENT_KIND_UNSPECIFIED\0\u{1}AUDIT_EVENT_KIND_RULE_CHANGED\0\u{1}AUDIT_EVENT_KIND_ALERT_ACTION\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_VIEWED\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_EXPORTED\0\u{1}AUDIT_EVENT_KIND_CAMERA_CONFIG_CHANGED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REQUESTED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_APPROVED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REJECTED\0\u{1}AUDIT_EVENT_KIND_SUBSCRIPTION_CHANGED\0\u{1}AUDIT_EVENT_KIND_HEAD_REQUESTED\0\u{1}AUDIT_EVENT_KIND_MODEL_LOADED\0\u{1}AUDIT_EVENT_KIND_SILENCE_CHANGED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AUDIT_EVENT_KIND_UNSPECIFIED\0\u{1}AUDIT_EVENT_KIND_RULE_CHANGED\0\u{1}AUDIT_EVENT_KIND_ALERT_ACTION\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_VIEWED\0\u{1}AUDIT_EVENT_KIND_SNAPSHOT_EXPORTED\0\u{1}AUDIT_EVENT_KIND_CAMERA_CONFIG_CHANGED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REQUESTED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_APPROVED\0\u{1}AUDIT_EVENT_KIND_PRIVACY_CHANGE_REJECTED\0\u{1}AUDIT_EVENT_KIND_SUBSCRIPTION_CHANGED\0\u{1}AUDIT_EVENT_KIND_HEAD_REQUESTED\0\u{1}AUDIT_EVENT_KIND_MODEL_LOADED\0\u{1}AUDIT_EVENT_KIND_SILENCE_CHANGED\0\u{1}AUDIT_EVENT_KIND_EVIDENCE_ATTACHED\0")
 }
 
 nonisolated extension Vigil_V1_AuditEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -316,3 +316,72 @@ struct SilenceTests {
         #expect(lens.map(\.state) == [.open, .escalated])
     }
 }
+
+@Suite("Alert evidence")
+struct AlertEvidenceTests {
+    /// Bytes no alert, state or audit record may ever contain: the snapshot's pixels.
+    static let jpeg: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE0] + Array("redacted pixels of the dock at 08:00".utf8) + [0xFF, 0xD9]
+
+    static func snapshot(at time: Int64, offset: Int64) throws -> StageInput {
+        var snapshot = Vigil_V1_Snapshot()
+        snapshot.snapshotID = "\(AlertStageTests.camera)/\(time)"
+        snapshot.cameraID = AlertStageTests.camera
+        snapshot.captureTime = Google_Protobuf_Timestamp(milliseconds: time)
+        snapshot.redactedJpeg = Data(jpeg)
+        var person = Vigil_V1_DetectedObject()
+        person.classLabel = "person"
+        person.trackID = 7
+        snapshot.objects = [person]
+        return StageInput(
+            topic: AlertStage.snapshotsTopic, offset: offset, key: Array(AlertStageTests.camera.utf8), value: try snapshot.serializedBytes(),
+            timestampMilliseconds: time
+        )
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        haystack.count >= needle.count && (0...(haystack.count - needle.count)).contains { Array(haystack[$0..<$0 + needle.count]) == needle }
+    }
+
+    @Test("the snapshot nearest the incident's start becomes the alert's evidence by reference, with its JPEG's SHA-256 in the audit log; pixels go nowhere")
+    func evidenceByReference() async throws {
+        let start = AlertStageTests.start
+        let driver = AlertStageTests.driver()
+        try await driver.feed(AlertStageTests.incident("i1", at: start))
+        try await driver.feed(try Self.snapshot(at: start + 400, offset: 11))
+        try await driver.feed(try Self.snapshot(at: start + 1_400, offset: 12))
+        let alerts = try AlertStageTests.alerts(driver)
+        #expect(alerts.map(\.revision) == [1, 2], "the farther snapshot changes nothing")
+        let evidence = try #require(alerts.last?.evidence)
+        #expect(evidence.snapshot.topic == "snapshots.v1" && evidence.snapshot.partition == 0 && evidence.snapshot.offset == 11)
+        #expect(evidence.snapshotID == "cam-1/\(start + 400)" && evidence.captureTime.milliseconds == start + 400)
+        let hash = SHA256Digest.hex(Self.jpeg)
+        #expect(evidence.jpegSha256.map { String(format: "%02x", $0) }.joined() == hash)
+        #expect(evidence.objects.map(\.trackID) == [7])
+        #expect(driver.outputs(topic: AlertStage.alertsTopic).last?.header("ce_type").map { String(decoding: $0, as: UTF8.self) } == "vigil.alert.v1.evidence")
+        let custody = try driver.outputs(topic: "audit.events.v1").map { try Vigil_V1_AuditEvent(serializedBytes: $0.value) }
+        #expect(custody.map(\.kind) == [.evidenceAttached])
+        #expect(custody.first?.detail.contains("sha256 \(hash)") == true)
+        for record in driver.outputs + driver.changelog {
+            #expect(!Self.contains(record.value, Self.jpeg), "no pixels in \(record.topic)")
+        }
+    }
+
+    @Test("an alert opening after its snapshot arrived opens with it as evidence")
+    func evidenceFirst() async throws {
+        let start = AlertStageTests.start
+        let driver = AlertStageTests.driver()
+        try await driver.feed(try Self.snapshot(at: start - 300, offset: 5))
+        try await driver.feed(try Self.snapshot(at: start + 5_000, offset: 6))
+        try await driver.feed(AlertStageTests.incident("i1", from: start, at: start + 6_000))
+        let alerts = try AlertStageTests.alerts(driver)
+        #expect(alerts.count == 1)
+        #expect(alerts.first?.evidence.snapshot.offset == 5)
+        #expect(try driver.outputs(topic: "audit.events.v1").map { try Vigil_V1_AuditEvent(serializedBytes: $0.value).kind } == [.evidenceAttached])
+    }
+}
+
+import Crypto
+
+enum SHA256Digest {
+    static func hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined() }
+}
