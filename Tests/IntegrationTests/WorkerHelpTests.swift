@@ -13,6 +13,7 @@ struct WorkerHelpTests {
         ("vigil-detect", ["DETECT_MODELS_DIR", "DETECT_THREADS", "DETECT_PERSON_TILES", "DETECT_FACE_MAX_WIDTH", "DETECT_LOOKAHEAD_MS", "DETECT_SLOT_FILE", "CAMERA_ADMIN_KEYS_FILE"]),
         ("vigil-match", ["MATCH_ALLOWED_LATENESS_MS", "MATCH_SILENCE_MS", "CAMERA_ADMIN_KEYS_FILE"]),
         ("vigil-audit", ["AUDIT_SIGNING_KEY_FILE", "AUDIT_HEAD_INTERVAL_S"]),
+        ("vigil-alert", ["ALERT_ALLOWED_LATENESS_MS"]),
         ("vigil-passthrough", ["PASSTHROUGH_DELAY_MS", "PASSTHROUGH_SOURCE"]),
         ("vigil-counting", ["COUNTING_LATENESS_MS", "COUNTING_SILENCE_MS"]),
     ]
@@ -43,7 +44,7 @@ struct WorkerHelpTests {
     func unusableStageSettings() async throws {
         let cases: [(String, String)] = [
             ("vigil-match", "MATCH_SILENCE_MS"), ("vigil-audit", "AUDIT_HEAD_INTERVAL_S"), ("vigil-detect", "DETECT_THREADS"),
-            ("vigil-decode", "DECODE_BEHIND_MS"), ("vigil-ingest", "INGEST_READ_TIMEOUT_MS"),
+            ("vigil-decode", "DECODE_BEHIND_MS"), ("vigil-ingest", "INGEST_READ_TIMEOUT_MS"), ("vigil-alert", "ALERT_ALLOWED_LATENESS_MS"),
         ]
         for (worker, variable) in cases {
             let process = try ChildProcess(worker, [], environment: [variable: "soon", "KAFKA_BOOTSTRAP": "127.0.0.1:1"])
