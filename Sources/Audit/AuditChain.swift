@@ -76,50 +76,84 @@ public struct ChainReport: Sendable {
 
 extension AuditChain {
     /// Checks one partition's records (in offset order) link into one chain, and reaches every
-    /// signed head given for it. Reports each problem at the first record that shows it: a
-    /// record whose hash does not match its content (modified), a sequence gap (missing), a
-    /// sequence going back (reordered), two records with one sequence (a fork: two writers),
-    /// a record that does not name its predecessor's hash (the predecessor was changed and
-    /// rehashed, or replaced), and a chain that ends before, or differs at, a signed head.
+    /// signed head given for it (`ChainVerifier`, fed the records at once).
     public static func verify(
         partition: Int32, records: [(offset: Int64, value: [UInt8])], heads: [Vigil_V1_AuditChainHead] = []
     ) -> ChainReport {
-        var report = ChainReport(partition: partition)
-        var previous: (offset: Int64, record: Vigil_V1_AuditRecord)?
-        var hashes: [UInt64: [UInt8]] = [:]
-        for (offset, value) in records {
-            guard let record = try? Vigil_V1_AuditRecord(serializedBytes: value) else {
-                report.problems.append(.init(.malformed, offset: offset, "offset \(offset) is not an audit record"))
-                continue
-            }
-            report.records += 1
-            if report.firstOffset == nil {
-                report.firstOffset = offset
-                report.firstSequence = record.sequence
-            }
-            let computed = hash(previous: Array(record.previousHash), sequence: record.sequence, serializedEvent: Array(record.serializedEvent))
-            if computed != Array(record.hash) {
-                report.problems.append(.init(.modified, offset: offset, "sequence \(record.sequence) at offset \(offset) was modified: its hash does not match its content"))
-            }
-            if let (previousOffset, before) = previous {
-                if record.sequence == before.sequence {
-                    report.problems.append(.init(.fork, offset: offset, "sequence \(record.sequence) appears twice (offsets \(previousOffset) and \(offset)): two writers forked the chain"))
-                } else if record.sequence < before.sequence {
-                    report.problems.append(.init(.reordered, offset: offset, "sequence \(record.sequence) at offset \(offset) comes after sequence \(before.sequence): records were reordered"))
-                } else if record.sequence > before.sequence + 1 {
-                    report.problems.append(.init(.missing, offset: offset, "sequences \(before.sequence + 1)…\(record.sequence - 1) are missing before offset \(offset)"))
-                } else if record.previousHash != before.hash {
-                    report.problems.append(.init(.modified, offset: previousOffset, "sequence \(before.sequence) at offset \(previousOffset) was changed or replaced: sequence \(record.sequence) names another hash"))
-                }
-            } else if record.sequence == 0, Array(record.previousHash) != genesisHash {
-                report.problems.append(.init(.modified, offset: offset, "sequence 0 at offset \(offset) does not start from the genesis hash"))
-            }
-            hashes[record.sequence] = Array(record.hash)
-            if previous == nil || record.sequence >= previous!.record.sequence { previous = (offset, record) }
+        var verifier = ChainVerifier(partition: partition, heads: heads)
+        for (offset, value) in records { verifier.add(offset: offset, value: value) }
+        return verifier.report()
+    }
+
+    /// Checks every chain of a log: each partition in `log` (an empty one too) and each one a
+    /// head names. A chain deleted whole leaves no record to find it by, in an export not even
+    /// an empty partition: only its signed head names it, so heads choose chains too.
+    public static func verify(log: [Int32: [(offset: Int64, value: [UInt8])]], heads: [Vigil_V1_AuditChainHead]) -> [ChainReport] {
+        Set(log.keys).union(heads.map(\.partition)).sorted().map { partition in
+            verify(partition: partition, records: log[partition] ?? [], heads: heads)
         }
+    }
+}
+
+/// One chain checked record by record as it is read, in memory bounded by its signed heads
+/// (a log kept for ever is never held whole). Reports each problem at the first record that
+/// shows it: a record whose hash does not match its content (modified), a sequence gap
+/// (missing), a sequence going back (reordered), two records with one sequence (a fork: two
+/// writers), a record that does not name its predecessor's hash (the predecessor was changed
+/// and rehashed, or replaced), and a chain that ends before, or differs at, a signed head.
+public struct ChainVerifier: Sendable {
+    private var state: ChainReport
+    private let heads: [Vigil_V1_AuditChainHead]
+    private var previous: (offset: Int64, record: Vigil_V1_AuditRecord)?
+    /// Hashes of the sequences a head names: all the history a head check needs.
+    private var headHashes: [UInt64: [UInt8]] = [:]
+    private let wanted: Set<UInt64>
+
+    /// - Parameter heads: trusted signed heads; those of other partitions are ignored.
+    public init(partition: Int32, heads: [Vigil_V1_AuditChainHead] = []) {
+        state = ChainReport(partition: partition)
+        self.heads = heads.filter { $0.partition == partition }
+        wanted = Set(self.heads.map(\.sequence))
+    }
+
+    /// The chain's next record, in offset order.
+    public mutating func add(offset: Int64, value: [UInt8]) {
+        guard let record = try? Vigil_V1_AuditRecord(serializedBytes: value) else {
+            state.problems.append(.init(.malformed, offset: offset, "offset \(offset) is not an audit record"))
+            return
+        }
+        state.records += 1
+        if state.firstOffset == nil {
+            state.firstOffset = offset
+            state.firstSequence = record.sequence
+        }
+        let computed = AuditChain.hash(previous: Array(record.previousHash), sequence: record.sequence, serializedEvent: Array(record.serializedEvent))
+        if computed != Array(record.hash) {
+            state.problems.append(.init(.modified, offset: offset, "sequence \(record.sequence) at offset \(offset) was modified: its hash does not match its content"))
+        }
+        if let (previousOffset, before) = previous {
+            if record.sequence == before.sequence {
+                state.problems.append(.init(.fork, offset: offset, "sequence \(record.sequence) appears twice (offsets \(previousOffset) and \(offset)): two writers forked the chain"))
+            } else if record.sequence < before.sequence {
+                state.problems.append(.init(.reordered, offset: offset, "sequence \(record.sequence) at offset \(offset) comes after sequence \(before.sequence): records were reordered"))
+            } else if record.sequence > before.sequence + 1 {
+                state.problems.append(.init(.missing, offset: offset, "sequences \(before.sequence + 1)…\(record.sequence - 1) are missing before offset \(offset)"))
+            } else if record.previousHash != before.hash {
+                state.problems.append(.init(.modified, offset: previousOffset, "sequence \(before.sequence) at offset \(previousOffset) was changed or replaced: sequence \(record.sequence) names another hash"))
+            }
+        } else if record.sequence == 0, Array(record.previousHash) != AuditChain.genesisHash {
+            state.problems.append(.init(.modified, offset: offset, "sequence 0 at offset \(offset) does not start from the genesis hash"))
+        }
+        if wanted.contains(record.sequence) { headHashes[record.sequence] = Array(record.hash) }
+        if previous == nil || record.sequence >= previous!.record.sequence { previous = (offset, record) }
+    }
+
+    /// The chain as read so far, checked against its heads.
+    public func report() -> ChainReport {
+        var report = state
         report.headSequence = previous?.record.sequence
         report.headHash = previous.map { Array($0.record.hash) }
-        for head in heads where head.partition == partition {
+        for head in heads {
             report.headsChecked += 1
             guard let last = report.headSequence else {
                 // Retention drops a chain's oldest records, never its newest: none left under a signed head is a chain deleted whole.
@@ -131,19 +165,10 @@ extension AuditChain {
                 continue
             }
             if let first = report.firstSequence, head.sequence < first { continue }  // before what is retained
-            if hashes[head.sequence] != Array(head.hash) {
+            if headHashes[head.sequence] != Array(head.hash) {
                 report.problems.append(.init(.headMismatch, offset: nil, "sequence \(head.sequence) differs from the head signed at \(head.signedTime.date.formatted(.iso8601)): history up to it was rewritten"))
             }
         }
         return report
-    }
-
-    /// Checks every chain of a log: each partition in `log` (an empty one too) and each one a
-    /// head names. A chain deleted whole leaves no record to find it by, in an export not even
-    /// an empty partition: only its signed head names it, so heads choose chains too.
-    public static func verify(log: [Int32: [(offset: Int64, value: [UInt8])]], heads: [Vigil_V1_AuditChainHead]) -> [ChainReport] {
-        Set(log.keys).union(heads.map(\.partition)).sorted().map { partition in
-            verify(partition: partition, records: log[partition] ?? [], heads: heads)
-        }
     }
 }

@@ -56,6 +56,65 @@ struct AuditCommand: AsyncParsableCommand {
                 throw ExitCode.failure
             }
         }
+
+        var cluster: KafkaConfiguration {
+            let pairs = (try? KafkaConfiguration.properties(fromAssignments: properties)) ?? [:]
+            return KafkaConfiguration(bootstrapServers: bootstrap ?? "", clientID: "vigil-audit-cli", properties: pairs)
+        }
+
+        /// The heads published with the log (audit.heads.v1, or the export's heads).
+        func publishedHeads(logger: Logger) async throws -> [Vigil_V1_AuditChainHead] {
+            if let from { return try AuditExport.read(from: from).heads }
+            do {
+                return try await KafkaTableReader.readPartitions(cluster: cluster, topic: AuditSequencer.headsTopic, partitions: nil, logger: logger)
+                    .compactMap { try? Vigil_V1_AuditChainHead(serializedBytes: $0.value) }
+            } catch {
+                writeError("vigil: cannot read \(AuditSequencer.headsTopic) from \(cluster.bootstrapServers): \(error)")
+                throw ExitCode.failure
+            }
+        }
+
+        /// Every chain verified against `heads` as its records stream in: the log is never held
+        /// whole (it is kept for ever), only each chain's running check.
+        func verifyStreaming(heads: [Vigil_V1_AuditChainHead], logger: Logger) async throws -> [ChainReport] {
+            if let from { return AuditChain.verify(log: try AuditExport.read(from: from).log, heads: heads) }
+            let cluster = cluster
+            do {
+                // A chain emptied whole is still a chain: verify reports it, not skips it.
+                let metadata = try await KafkaAdmin(configuration: cluster, logger: logger).metadata(topics: [AuditSequencer.logTopic])
+                let partitions = metadata.topics.first { $0.name == AuditSequencer.logTopic }?.partitions.map(\.id) ?? []
+                let chains = StreamedChains(partitions: Set(partitions).union(heads.map(\.partition)), heads: heads)
+                try await KafkaTableReader.forEachRecord(cluster: cluster, topic: AuditSequencer.logTopic, partitions: nil, logger: logger) { record in
+                    chains.add(partition: record.partition, offset: record.offset, value: record.value)
+                }
+                return chains.reports()
+            } catch {
+                writeError("vigil: cannot read the audit log from \(cluster.bootstrapServers): \(error)")
+                throw ExitCode.failure
+            }
+        }
+    }
+
+    /// The chains of a log being read: one `ChainVerifier` per partition, fed from the reader's thread.
+    final class StreamedChains: @unchecked Sendable {
+        private let lock = NSLock()
+        private var verifiers: [Int32: ChainVerifier]
+        private let heads: [Vigil_V1_AuditChainHead]
+
+        init(partitions: Set<Int32>, heads: [Vigil_V1_AuditChainHead]) {
+            self.heads = heads
+            verifiers = Dictionary(uniqueKeysWithValues: partitions.map { ($0, ChainVerifier(partition: $0, heads: heads)) })
+        }
+
+        func add(partition: Int32, offset: Int64, value: [UInt8]) {
+            lock.withLock {
+                verifiers[partition, default: ChainVerifier(partition: partition, heads: heads)].add(offset: offset, value: value)
+            }
+        }
+
+        func reports() -> [ChainReport] {
+            lock.withLock { verifiers.keys.sorted().compactMap { verifiers[$0]?.report() } }
+        }
     }
 
     struct Verify: AsyncParsableCommand {
@@ -89,8 +148,7 @@ struct AuditCommand: AsyncParsableCommand {
                 writeError("vigil: --public-key: \(error)")
                 throw ExitCode.failure
             }
-            let (log, published) = try await source.read(logger: logger)
-            var heads = published
+            var heads = try await source.publishedHeads(logger: logger)
             for file in headFiles {
                 do {
                     heads += try AuditExport.heads(file: file)
@@ -113,7 +171,7 @@ struct AuditCommand: AsyncParsableCommand {
                     trusted.append(head)
                 }
             }
-            let reports = AuditChain.verify(log: log, heads: trusted)
+            let reports = try await source.verifyStreaming(heads: trusted, logger: logger)
             for report in reports {
                 var line = "partition \(report.partition): \(TopologyOption.count(report.records, "record"))"
                 if let first = report.firstSequence, let last = report.headSequence { line += ", sequences \(first)–\(last)" }

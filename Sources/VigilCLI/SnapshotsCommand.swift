@@ -76,59 +76,113 @@ extension SnapshotsCommand {
 
     /// Writes the snapshots of snapshots.v1 captured at or after `since` (of `camera`, if given)
     /// to `directory` as `<camera>-<capture ms>.jpg`, after the cluster acknowledged one audit
-    /// event per snapshot; how many it wrote.
+    /// event per snapshot; how many it wrote. The topic is read twice, streaming, so memory holds
+    /// one record at a time whatever 30 days of JPEGs weigh: once to choose and audit (keeping
+    /// only each choice's record position), once to write the chosen images.
     static func export(
         from cluster: KafkaConfiguration, to directory: String, since: Int64, camera: String?, drawingBoxes: Bool, auditedAs exporter: Exporter, logger: Logger
     ) async throws -> Int {
-        let records: [KafkaConsumerMessage]
+        let folder = URL(fileURLWithPath: directory).standardizedFileURL
+        let choice = ExportChoice()
         do {
-            records = try await KafkaTableReader.readPartitions(cluster: cluster, topic: "snapshots.v1", partitions: nil, logger: logger)
+            try await KafkaTableReader.forEachRecord(cluster: cluster, topic: "snapshots.v1", partitions: nil, logger: logger) { record in
+                guard let snapshot = try? Vigil_V1_Snapshot(serializedBytes: record.value) else {
+                    writeError("vigil: snapshots.v1[\(record.partition)] offset \(record.offset) is not a snapshot; skipped")
+                    return
+                }
+                guard snapshot.captureTime.milliseconds >= since, camera == nil || snapshot.cameraID == camera, !snapshot.redactedJpeg.isEmpty else { return }
+                // Camera ids are restricted to [a-z0-9._-] by the cameras file: safe in a file name.
+                let path = folder.appendingPathComponent("\(snapshot.cameraID)-\(snapshot.captureTime.milliseconds).jpg").path
+                choice.choose(ExportChoice.Entry(partition: record.partition, offset: record.offset, snapshotID: snapshot.snapshotID, cameraID: snapshot.cameraID, path: path))
+            }
         } catch {
             writeError("vigil: cannot read snapshots.v1 from \(cluster.bootstrapServers): \(error)")
             throw ExitCode.failure
         }
-        var selected: [Vigil_V1_Snapshot] = []
-        for record in records {
-            guard let snapshot = try? Vigil_V1_Snapshot(serializedBytes: record.value) else {
-                writeError("vigil: snapshots.v1[\(record.partition)] offset \(record.offset) is not a snapshot; skipped")
-                continue
-            }
-            guard snapshot.captureTime.milliseconds >= since, camera == nil || snapshot.cameraID == camera, !snapshot.redactedJpeg.isEmpty else { continue }
-            selected.append(snapshot)
-        }
-        guard !selected.isEmpty else { return 0 }
+        let chosen = choice.entries
+        guard !chosen.isEmpty else { return 0 }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let folder = URL(fileURLWithPath: directory).standardizedFileURL
-        // Camera ids are restricted to [a-z0-9._-] by the cameras file: safe in a file name.
-        func file(_ snapshot: Vigil_V1_Snapshot) -> URL {
-            folder.appendingPathComponent("\(snapshot.cameraID)-\(snapshot.captureTime.milliseconds).jpg")
+        try await audit(chosen, drawingBoxes: drawingBoxes, exporter: exporter, cluster: cluster, logger: logger)
+        do {
+            try await KafkaTableReader.forEachRecord(cluster: cluster, topic: "snapshots.v1", partitions: nil, logger: logger) { record in
+                guard let entry = choice.entry(partition: record.partition, offset: record.offset),
+                      let snapshot = try? Vigil_V1_Snapshot(serializedBytes: record.value) else { return }
+                do {
+                    let bytes = drawingBoxes ? try withBoxes(snapshot) : Array(snapshot.redactedJpeg)
+                    try Data(bytes).write(to: URL(fileURLWithPath: entry.path))
+                    choice.written(entry)
+                } catch {
+                    choice.failed(entry, error)
+                }
+            }
+        } catch {
+            writeError("vigil: cannot read snapshots.v1 from \(cluster.bootstrapServers) again to write the images: \(error)")
+            throw ExitCode.failure
         }
-        try await audit(selected.map { ($0, file($0).path) }, drawingBoxes: drawingBoxes, exporter: exporter, cluster: cluster, logger: logger)
-        for snapshot in selected {
-            let path = file(snapshot)
-            do {
-                let bytes = drawingBoxes ? try withBoxes(snapshot) : Array(snapshot.redactedJpeg)
-                try Data(bytes).write(to: path)
-            } catch {
-                writeError("vigil: cannot write \(path.path): \(error)")
-                throw ExitCode.failure
+        if let (entry, error) = choice.firstFailure {
+            writeError("vigil: cannot write \(entry.path): \(error)")
+            throw ExitCode.failure
+        }
+        let missing = chosen.count - choice.writtenCount
+        if missing > 0 {
+            writeError("vigil: \(missing) of \(chosen.count) audited snapshots left snapshots.v1 (retention) before they could be written")
+        }
+        return choice.writtenCount
+    }
+
+    /// The snapshots an export chose, by record position: no pixels are kept between the passes.
+    final class ExportChoice: @unchecked Sendable {
+        struct Entry: Sendable {
+            var partition: Int32
+            var offset: Int64
+            var snapshotID: String
+            var cameraID: String
+            var path: String
+        }
+
+        private let lock = NSLock()
+        private var chosen: [Entry] = []
+        private var byPosition: [Int32: [Int64: Int]] = [:]
+        private var writtenPositions: Set<Int> = []
+        private var failure: (Entry, any Error)?
+
+        func choose(_ entry: Entry) {
+            lock.withLock {
+                byPosition[entry.partition, default: [:]][entry.offset] = chosen.count
+                chosen.append(entry)
             }
         }
-        return selected.count
+
+        var entries: [Entry] { lock.withLock { chosen } }
+
+        func entry(partition: Int32, offset: Int64) -> Entry? {
+            lock.withLock { byPosition[partition]?[offset].map { chosen[$0] } }
+        }
+
+        func written(_ entry: Entry) {
+            lock.withLock { if let index = byPosition[entry.partition]?[entry.offset] { writtenPositions.insert(index) } }
+        }
+
+        func failed(_ entry: Entry, _ error: any Error) {
+            lock.withLock { if failure == nil { failure = (entry, error) } }
+        }
+
+        var writtenCount: Int { lock.withLock { writtenPositions.count } }
+        var firstFailure: (Entry, any Error)? { lock.withLock { failure } }
     }
 
     /// One SNAPSHOT_EXPORTED event per snapshot, acknowledged before any file is written: an
     /// export the trail does not show never happens.
     static func audit(
-        _ exports: [(snapshot: Vigil_V1_Snapshot, path: String)], drawingBoxes: Bool, exporter: Exporter, cluster: KafkaConfiguration, logger: Logger
+        _ exports: [ExportChoice.Entry], drawingBoxes: Bool, exporter: Exporter, cluster: KafkaConfiguration, logger: Logger
     ) async throws {
         let exportID = UUID().uuidString.lowercased()
         let now = Date()
-        let events = exports.map { snapshot, path in
+        let events = exports.map { export in
             AuditEvents.event(
-                id: "snapshot-export:\(exportID):\(snapshot.snapshotID)", kind: .snapshotExported, actor: exporter.actor,
-                subject: "snapshot:\(snapshot.snapshotID)", cameraID: snapshot.cameraID,
-                detail: "exported to \(path)\(drawingBoxes ? " with the detected objects' boxes drawn" : "")", origin: exporter.origin, at: now
+                id: "snapshot-export:\(exportID):\(export.snapshotID)", kind: .snapshotExported, actor: exporter.actor,
+                subject: "snapshot:\(export.snapshotID)", cameraID: export.cameraID,
+                detail: "exported to \(export.path)\(drawingBoxes ? " with the detected objects' boxes drawn" : "")", origin: exporter.origin, at: now
             )
         }
         try await AuditEvents.send(events, cluster: cluster, logger: logger, consequence: "nothing was exported: every export is audited")
