@@ -213,11 +213,18 @@ let package = Package(
             dependencies: ["CIndependentFaces", "Vision"],
             swiftSettings: swiftSettings
         ),
+        // The slot file's model declarations (YAML): read without loading a model.
+        .target(
+            name: "SlotDeclarations",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
         // Models with provenance (manifest, checksums), face and person detectors, redaction.
         .target(
             name: "Vision",
             dependencies: [
                 "CVision",
+                "SlotDeclarations",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -276,6 +283,7 @@ let package = Package(
         .target(
             name: "Detect",
             dependencies: [
+                "SlotDeclarations",
                 "Vision",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -290,6 +298,7 @@ let package = Package(
         .executableTarget(
             name: "DetectWorker",
             dependencies: [
+                "SlotDeclarations",
                 "Detect",
                 "Cameras",
                 "WorkerRuntime",
@@ -402,7 +411,7 @@ let package = Package(
                 "Rules",
                 "Match",
                 "PlaneGeometry",
-                "Detect",
+                "SlotDeclarations",
                 "Vision",
                 "Kafka",
                 "TopicSpecs",
@@ -468,12 +477,14 @@ let package = Package(
         ),
         .testTarget(
             name: "VisionTests",
-            dependencies: ["Vision", "ChildProcesses"],
+            dependencies: [
+                "SlotDeclarations","Vision", "ChildProcesses"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "DetectTests",
             dependencies: [
+                "SlotDeclarations",
                 "WorkerRuntimeTesting",
                 "ChildProcesses",
                 "Detect", "Vision", "IndependentFaces", "Cameras", "Match", "Rules", "VigilSchema", "WorkerRuntime",

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SlotDeclarations
 import SwiftProtobuf
 import VigilSchema
 import Vision

@@ -2,6 +2,7 @@ import Cameras
 import Detect
 import Foundation
 import Logging
+import SlotDeclarations
 import WorkerRuntime
 
 /// vigil-detect: faces, persons and motion in every frame of `frames.v1`; publishes

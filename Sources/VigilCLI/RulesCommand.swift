@@ -2,12 +2,11 @@ import ArgumentParser
 import Cameras
 import CommandLineSupport
 import DeclarationFiles
-import Detect
 import Foundation
 import Rules
+import SlotDeclarations
 import SwiftProtobuf
 import VigilSchema
-import Vision
 import WorkerRuntime
 
 struct RulesCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ChildProcesses
 import Foundation
+import SlotDeclarations
 import Testing
 import VigilSchema
 import Vision

@@ -1,6 +1,7 @@
 import ChildProcesses
 import Foundation
 import Logging
+import SlotDeclarations
 import Testing
 @testable import Vision
 
