@@ -461,7 +461,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KafkaTests",
-            dependencies: ["ChildProcesses", "Kafka", "TopicSpecs", "DevCluster"],
+            dependencies: ["ChildProcesses", "Kafka", "TopicSpecs", "Topology", "DevCluster"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -77,40 +77,56 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
         let commitInterval = configuration.commitInterval
         let loop = PollLoopState(nextCommit: ContinuousClock.now + commitInterval)
         self.pollThread = PollingThread(name: "vigil.kafka.consumer.poll") {
-            if ContinuousClock.now >= loop.nextCommit {
-                // Asynchronous: the stored offsets go to the coordinator without blocking the fetch.
-                _ = rd_kafka_commit(client.handle, nil, 1)
-                loop.nextCommit = ContinuousClock.now + commitInterval
-            }
-            if buffer.isFinished {
-                // Draining for shutdown: fetch nothing more, but keep serving the group (rebalance
-                // callbacks) without spinning. Records still polled were never handed out, so
-                // their offsets are never stored and their next owner reads them again.
-                if !loop.drainStarted {
-                    loop.drainStarted = true
-                    membership.pauseAll(handle: client.handle)
+            // Through `withHandle` like every call: close() stops this thread before it destroys
+            // the handle, and a round that finds it gone anyway waits instead of using freed memory.
+            do {
+                try client.withHandle("poll") { handle in
+                    Self.pollRound(handle: handle, loop: loop, commitInterval: commitInterval, buffer: buffer, membership: membership)
                 }
-                if let message = rd_kafka_consumer_poll(client.handle, 100) { rd_kafka_message_destroy(message) }
-                return
+            } catch {
+                Thread.sleep(forTimeInterval: 0.1)
             }
-            guard let room = buffer.waitForSpace() else { return }
-            // Take what one fetch brought in a single hand-over: waking the reading task once
-            // per batch, not once per record, is most of the consumer's throughput. The batch
-            // stops at the buffer's free bytes, so large records cannot overshoot the budget.
-            var batch: [KafkaConsumerMessage] = []
-            var batchBytes = 0
-            var timeout: Int32 = 100
-            while batch.count < Self.maxBatch, batchBytes < room, let message = rd_kafka_consumer_poll(client.handle, timeout) {
-                if let record = membership.received(message, handle: client.handle) {
-                    batch.append(record)
-                    batchBytes += record.byteCount
-                }
-                rd_kafka_message_destroy(message)
-                timeout = 0
-            }
-            // A rebalance during the polls above may have revoked some of these partitions.
-            buffer.append(contentsOf: membership.keepingAssigned(batch))
         }
+    }
+
+    /// One round of the poll thread: commit what was stored when due, then fetch a batch into
+    /// the buffer (or, draining for shutdown, only serve the group).
+    private static func pollRound(
+        handle: OpaquePointer, loop: PollLoopState, commitInterval: Duration, buffer: ConsumerBuffer, membership: ConsumerMembership
+    ) {
+        if ContinuousClock.now >= loop.nextCommit {
+            // Asynchronous: the stored offsets go to the coordinator without blocking the fetch.
+            _ = rd_kafka_commit(handle, nil, 1)
+            loop.nextCommit = ContinuousClock.now + commitInterval
+        }
+        if buffer.isFinished {
+            // Draining for shutdown: fetch nothing more, but keep serving the group (rebalance
+            // callbacks) without spinning. Records still polled were never handed out, so
+            // their offsets are never stored and their next owner reads them again.
+            if !loop.drainStarted {
+                loop.drainStarted = true
+                membership.pauseAll(handle: handle)
+            }
+            if let message = rd_kafka_consumer_poll(handle, 100) { rd_kafka_message_destroy(message) }
+            return
+        }
+        guard let room = buffer.waitForSpace() else { return }
+        // Take what one fetch brought in a single hand-over: waking the reading task once
+        // per batch, not once per record, is most of the consumer's throughput. The batch
+        // stops at the buffer's free bytes, so large records cannot overshoot the budget.
+        var batch: [KafkaConsumerMessage] = []
+        var batchBytes = 0
+        var timeout: Int32 = 100
+        while batch.count < maxBatch, batchBytes < room, let message = rd_kafka_consumer_poll(handle, timeout) {
+            if let record = membership.received(message, handle: handle) {
+                batch.append(record)
+                batchBytes += record.byteCount
+            }
+            rd_kafka_message_destroy(message)
+            timeout = 0
+        }
+        // A rebalance during the polls above may have revoked some of these partitions.
+        buffer.append(contentsOf: membership.keepingAssigned(batch))
     }
 
     /// Waits until a broker answers, or throws `.brokersUnreachable` after the request timeout.
@@ -286,14 +302,22 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
     }
 
     private static func closeGroupMembership(_ client: RDKafkaClient, membership: ConsumerMembership, timeout: Duration, logger: Logger) {
-        let queue = rd_kafka_queue_new(client.handle)!
+        do {
+            try client.withHandle("leave the group") { handle in leaveGroup(handle, membership: membership, timeout: timeout, logger: logger) }
+        } catch {
+            logger.error("consumer close: the Kafka client was already destroyed; uncommitted records will be redelivered")
+        }
+    }
+
+    private static func leaveGroup(_ handle: OpaquePointer, membership: ConsumerMembership, timeout: Duration, logger: Logger) {
+        let queue = rd_kafka_queue_new(handle)!
         defer { rd_kafka_queue_destroy(queue) }
-        if let error = rd_kafka_consumer_close_queue(client.handle, queue) {
+        if let error = rd_kafka_consumer_close_queue(handle, queue) {
             logger.error("consumer close failed", metadata: ["error": "\(KafkaError.consuming(error, kind: .consumerFailed, context: "close"))"])
             return
         }
         let deadline = ContinuousClock.now + timeout
-        while rd_kafka_consumer_closed(client.handle) == 0 {
+        while rd_kafka_consumer_closed(handle) == 0 {
             guard ContinuousClock.now < deadline else {
                 logger.error("consumer did not leave its group within \(timeout); uncommitted records will be redelivered")
                 return
@@ -304,7 +328,7 @@ public final class KafkaConsumer: Service, @unchecked Sendable {
             // The final revoke arrives here as an event, not through the rebalance callback:
             // handle it the same way (commit, then unassign), or the close never completes.
             if rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE, let partitions = rd_kafka_event_topic_partition_list(event) {
-                membership.rebalance(handle: client.handle, code: rd_kafka_event_error(event), partitions: partitions)
+                membership.rebalance(handle: handle, code: rd_kafka_event_error(event), partitions: partitions)
             }
         }
     }

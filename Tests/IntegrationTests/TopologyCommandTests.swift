@@ -44,7 +44,7 @@ struct TopologyCommandTests {
             [topic.name, "\(topology.partitions(of: topic, in: .dev))", "\(topology.replicationFactor(of: topic, in: .dev))"]
         }
         #expect(listed.map { [$0["name"] as! String, "\($0["partitions"] as! Int)", "\($0["replicationFactor"] as! Int)"] } == expected)
-        #expect(listed.count == 22)
+        #expect(!listed.isEmpty && listed.count == topology.topics.count)
         #expect(expected.first == ["video.packets.v1", "24", "3"], "raw topics get twice their base partitions on the dev cluster")
 
         // The brokers really have them: `dev-cluster status` asks for metadata.
@@ -96,6 +96,7 @@ struct TopologyCommandTests {
 
     @Test("vigil topics apply --dry-run prints the plan: operator changes, unknown configs, exit 2")
     func applyDryRun() async throws {
+        let declared = try Topology.load(contentsOf: repositoryTopology).topics.count
         let cluster = try await DevClusterProcess(topology: repositoryTopology)
         let plan = try await Self.vigil(
             ["topics", "apply", "--bootstrap", cluster.bootstrapServers, "--region", "region-a", "--dry-run", "--timeout", "2",
@@ -115,7 +116,7 @@ struct TopologyCommandTests {
             )
         )
         #expect(!output.contains { $0.hasPrefix("  create") })
-        #expect(output.contains { $0.hasPrefix("plan: 0 to create, ") && $0.hasSuffix(" for an operator, 22 topics with unknown configs") })
+        #expect(output.contains { $0.hasPrefix("plan: 0 to create, ") && $0.hasSuffix(" for an operator, \(declared) topics with unknown configs") })
         #expect(output.last == "dry run: nothing changed")
 
         // Against the dev profile only the unreadable configs remain.
@@ -124,7 +125,7 @@ struct TopologyCommandTests {
              "--topology", repositoryTopology.path]
         )
         #expect(devPlan.exitStatus == 2)
-        #expect(devPlan.output.contains("plan: 0 to create, 0 for an operator, 22 topics with unknown configs"))
+        #expect(devPlan.output.contains("plan: 0 to create, 0 for an operator, \(declared) topics with unknown configs"))
         try await cluster.stop()
     }
 
@@ -179,7 +180,8 @@ struct TopologyCommandTests {
     func validate() async throws {
         let good = try await Self.vigil(["topics", "validate", "--topology", repositoryTopology.path])
         #expect(good.exitStatus == 0, "\(good.output)")
-        #expect(good.output == ["\(repositoryTopology.path): valid — 22 topics, 6 workers, 3 regions"])
+        let declared = try Topology.load(contentsOf: repositoryTopology).topics.count
+        #expect(good.output == ["\(repositoryTopology.path): valid — \(declared) topics, 6 workers, 3 regions"])
 
         let broken = try Self.topologyFile { $0.replacingOccurrences(of: "inputs: [frames.v1]", with: "inputs: [frames.v2]") }
         defer { try? FileManager.default.removeItem(at: broken) }

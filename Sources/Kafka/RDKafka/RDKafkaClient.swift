@@ -30,6 +30,24 @@ final class RDKafkaCallbacks: @unchecked Sendable {
     }
 }
 
+/// What is left to free of a client: its handle, its topic handles and its callbacks box, in
+/// that order (librdkafka may log while destroying, through the box).
+private struct DestroyedHandle: @unchecked Sendable {
+    let handle: OpaquePointer
+    let topics: [OpaquePointer]
+    let callbacks: Unmanaged<RDKafkaCallbacks>
+
+    func destroy(skipConsumerClose: Bool = false) {
+        topics.forEach { rd_kafka_topic_destroy($0) }
+        if skipConsumerClose {
+            rd_kafka_destroy_flags(handle, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
+        } else {
+            rd_kafka_destroy(handle)
+        }
+        callbacks.release()
+    }
+}
+
 /// Owns one `rd_kafka_t` handle: creates it from checked properties and destroys it exactly once.
 final class RDKafkaClient: @unchecked Sendable {
     enum Role {
@@ -98,11 +116,17 @@ final class RDKafkaClient: @unchecked Sendable {
         self.callbacks = retained
     }
 
-    /// Calls in progress and whether the handle is gone: `destroy` waits for the calls, and
-    /// a call after it fails with `.closed` instead of touching freed memory.
+    /// The handle's life, one way only: `open` (with the calls in progress) → `destroying`
+    /// (no new call; waiting for those in progress) → `destroyed`. A call once it is not open
+    /// fails with `.closed` instead of touching freed memory.
+    enum Lifecycle: Equatable {
+        case open(activeCalls: Int)
+        case destroying(activeCalls: Int)
+        case destroyed
+    }
+
     private let users = NSCondition()
-    private var activeUsers = 0  // guarded by `users`
-    private var isDestroyed = false  // guarded by `users`
+    private var lifecycle = Lifecycle.open(activeCalls: 0)  // guarded by `users`
     /// Topic handles made with their own configuration; destroyed before the client.
     private var topicHandles: [OpaquePointer] = []  // guarded by `users`
 
@@ -128,24 +152,34 @@ final class RDKafkaClient: @unchecked Sendable {
         users.withLock { topicHandles.append(topicHandle) }
     }
 
-    /// Handles nobody destroyed explicitly (admin clients) go when their last user does.
+    /// Handles nobody destroyed explicitly (admin clients) go when their last user does, on a
+    /// thread of their own: `rd_kafka_destroy` blocks (it joins librdkafka's threads and may wait
+    /// for brokers), and a deinit may run on the cooperative pool. No call is in progress here:
+    /// every call holds a reference to the client.
     deinit {
-        destroy()
+        guard lifecycle == .open(activeCalls: 0) else { return }
+        let remains = DestroyedHandle(handle: handle, topics: topicHandles, callbacks: callbacks)
+        Thread.detachNewThread { remains.destroy() }
     }
 
-    /// Runs `body` with the live handle, or throws `.closed` once the client was destroyed.
+    /// Runs `body` with the live handle, or throws `.closed` once the client is being destroyed.
     func withHandle<T>(_ operation: @autoclosure () -> String, _ body: (OpaquePointer) throws(KafkaError) -> T) throws(KafkaError) -> T {
         users.lock()
-        guard !isDestroyed else {
+        guard case .open(let calls) = lifecycle else {
             users.unlock()
             throw KafkaError.closed(operation())
         }
-        activeUsers += 1
+        lifecycle = .open(activeCalls: calls + 1)
         users.unlock()
         defer {
             users.lock()
-            activeUsers -= 1
-            if activeUsers == 0 { users.broadcast() }
+            switch lifecycle {
+            case .open(let calls): lifecycle = .open(activeCalls: calls - 1)
+            case .destroying(let calls):
+                lifecycle = .destroying(activeCalls: calls - 1)
+                if calls == 1 { users.broadcast() }
+            case .destroyed: preconditionFailure("the Kafka handle was destroyed during a call")
+            }
             users.unlock()
         }
         return try body(handle)
@@ -155,22 +189,17 @@ final class RDKafkaClient: @unchecked Sendable {
     /// nothing. Blocks: call it off the cooperative pool (`onBlockingThread`).
     func destroy(skipConsumerClose: Bool = false) {
         users.lock()
-        guard !isDestroyed else {
+        guard case .open(let calls) = lifecycle else {
             users.unlock()
             return
         }
-        isDestroyed = true
-        while activeUsers > 0 { users.wait() }
+        lifecycle = .destroying(activeCalls: calls)
+        while case .destroying(let remaining) = lifecycle, remaining > 0 { users.wait() }
+        lifecycle = .destroyed
         let topics = topicHandles
         topicHandles = []
         users.unlock()
-        topics.forEach { rd_kafka_topic_destroy($0) }
-        if skipConsumerClose {
-            rd_kafka_destroy_flags(handle, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
-        } else {
-            rd_kafka_destroy(handle)
-        }
-        callbacks.release()
+        DestroyedHandle(handle: handle, topics: topics, callbacks: callbacks).destroy(skipConsumerClose: skipConsumerClose)
     }
 
     /// Asks any broker for cluster metadata, off the cooperative pool: proves the bootstrap
