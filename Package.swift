@@ -561,7 +561,7 @@ let package = Package(
         .testTarget(
             name: "AlertTests",
             dependencies: [
-                "Alert", "VigilSchema", "WorkerRuntime", "WorkerRuntimeTesting",
+                "Alert", "ChildProcesses", "VigilSchema", "WorkerRuntime", "WorkerRuntimeTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
