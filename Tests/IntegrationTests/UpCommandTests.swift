@@ -104,13 +104,25 @@ struct UpCommandTests {
         }
         // vigil-alert turns them into alerts: these rules' kinds alert at once, so each has one.
         var alerts: [Vigil_V1_Alert] = []
-        try await eventually(timeout: .seconds(60), "an alert for each rule's incidents on alerts.v1") {
+        try await eventually(timeout: .seconds(60), "an alert for each rule's incidents on alerts.v1, the lobby's with its evidence") {
             let records = try await KafkaTableReader.readPartitions(cluster: kafka, topic: "alerts.v1", partitions: nil, logger: Logger(label: "test"))
             #expect(records.allSatisfy { $0.headers.contains { $0.key == "ce_id" } }, "every alert record carries its CloudEvents id")
             alerts = records.compactMap { try? Vigil_V1_Alert(serializedBytes: $0.value) }
             return ["street-sign-area", "street-pavement-dwell", "lobby-presence", "loading-lens"].allSatisfy { rule in alerts.contains { $0.incident.ruleID == rule } }
+                && alerts.contains { $0.hasEvidence && $0.incident.ruleID == "lobby-presence" }
         }
+        // Evidence is a reference to a redacted snapshot of the alert's own camera.
+        #expect(alerts.filter(\.hasEvidence).allSatisfy { $0.evidence.snapshot.topic == "snapshots.v1" && $0.evidence.snapshotID.hasPrefix($0.incident.cameraID + "/") && $0.evidence.jpegSha256.count == 32 })
+        print("vigil up demo: \(Set(alerts.map(\.alertID)).count) alerts, \(Set(alerts.filter(\.hasEvidence).map(\.alertID)).count) with evidence")
         #expect(alerts.allSatisfy { alert in alert.incidentIds.allSatisfy { id in incidents.contains { $0.incidentID == id } } }, "every alert links incidents match raised")
+        // An operator acknowledges one from the CLI; vigil-alert applies it and vigil up prints the revision.
+        let lobby = try #require(alerts.first { $0.incident.ruleID == "lobby-presence" })
+        let ack = try ChildProcess("vigil", ["alerts", "act", "acknowledge", lobby.alertID, "--actor", "operator-1", "--note", "checked the lobby", "--bootstrap", kafka.bootstrapServers, "--log-level", "warning"])
+        try await ack.waitForExit(timeout: .seconds(90))
+        #expect(ack.exitStatus == 0, "\(ack.standardError.suffix(1_000))")
+        try await eventually(timeout: .seconds(30), "vigil up prints the acknowledgement") {
+            up.output.contains { $0.hasPrefix("alert") && $0.contains(lobby.alertID) && $0.contains("acknowledged by operator-1: checked the lobby") }
+        }
         // The street's crowd rule (2 persons on the path for 1 s) is borderline on this clip:
         // which frames a live run samples decides it, and it fired in 6 of 9 runs measured on
         // 2026-12-07 (with and without detect's own stage thread alike). Crowd density on
