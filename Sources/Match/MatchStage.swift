@@ -50,25 +50,18 @@ public struct MatchStage: StatefulStage {
     }
 
     /// A camera's rule state, as the runtime keeps it.
-    public struct State: StageState {
+    public struct State: ProtobufStageState {
         public var camera: Vigil_V1_MatchCameraState
 
         public init(camera: Vigil_V1_MatchCameraState = .init()) {
             self.camera = camera
         }
 
-        public init(stateBytes: [UInt8]) throws {
-            camera = try Vigil_V1_MatchCameraState(serializedBytes: stateBytes)
+        public init(message: Vigil_V1_MatchCameraState) {
+            camera = message
         }
 
-        /// Deterministic: the same state always gives the same bytes.
-        public var stateBytes: [UInt8] {
-            get throws {
-                var options = BinaryEncodingOptions()
-                options.useDeterministicOrdering = true
-                return try camera.serializedBytes(options: options)
-            }
-        }
+        public var message: Vigil_V1_MatchCameraState { camera }
     }
 
     public func process(_ input: StageInput, key: String, eventTime: Int64, state: inout State?, timers: inout Timers) async throws -> [StageOutput] {

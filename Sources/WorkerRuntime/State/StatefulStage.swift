@@ -1,3 +1,5 @@
+import SwiftProtobuf
+
 /// A stage that keeps state per key (camera), held by the runtime: vigil-match's rule state,
 /// vigil-alert's open alerts.
 ///
@@ -41,6 +43,28 @@ extension StatefulStage {
 public protocol StageState: Sendable, Equatable {
     init(stateBytes: [UInt8]) throws
     var stateBytes: [UInt8] { get throws }
+}
+
+/// A stage state kept as one protobuf message (vigil-match's and vigil-alert's per-camera
+/// state): encoded with deterministic ordering, so the same state always gives the same bytes.
+public protocol ProtobufStageState: StageState {
+    associatedtype Message: SwiftProtobuf.Message
+    var message: Message { get }
+    init(message: Message)
+}
+
+extension ProtobufStageState {
+    public init(stateBytes: [UInt8]) throws {
+        self.init(message: try Message(serializedBytes: stateBytes))
+    }
+
+    public var stateBytes: [UInt8] {
+        get throws {
+            var options = BinaryEncodingOptions()
+            options.useDeterministicOrdering = true
+            return try message.serializedBytes(options: options)
+        }
+    }
 }
 
 /// The timers of one key. Names identify timers: scheduling a name again moves it.
