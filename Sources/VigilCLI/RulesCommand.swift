@@ -16,7 +16,7 @@ struct RulesCommand: AsyncParsableCommand {
         discussion: """
             A rules file declares what vigil-match watches for: zone intrusion, line crossing, dwell in a hazardous zone, crowd density (with its safety purpose), camera tamper and camera offline. See rules/examples.yaml and docs/rules.md for each kind's keys.
             """,
-        subcommands: [Validate.self, Apply.self, List.self]
+        subcommands: [Validate.self, Apply.self, List.self, Report.self]
     )
 
     /// The classes rules may name: person, and those of the slot file's models.

@@ -115,6 +115,12 @@ struct AlertWorkerTests {
             .compactMap { try? Vigil_V1_AuditEvent(serializedBytes: $0.value) }.filter { $0.kind == .silenceChanged }
         #expect(silenceAudit.map(\.actor) == ["op-1", "op-2"] && silenceAudit.allSatisfy { $0.subject == silenceID })
 
+        // The rule's report: three alerts or more on dock-intrusion (one silenced), one resolved, none a false positive.
+        let report = try await Self.vigil(["rules", "report"], bootstrap: bootstrap)
+        #expect(report.exitStatus == 0, "\(report.standardError.suffix(1_000))")
+        let row = try #require(report.output.first { $0.hasPrefix("dock-intrusion") }?.split(separator: " ", omittingEmptySubsequences: true).map(String.init))
+        #expect(row.count >= 7 && Int(row[1]) ?? 0 >= 3 && Int(row[2]) ?? 0 >= 1 && row[4] == "0" && row[5] == "0" && row[6] == "%", "\(report.output)")
+
         // Every action decided is audited, the refusals too.
         let audit = try await KafkaTableReader.readPartitions(cluster: kafka, topic: "audit.events.v1", partitions: nil, logger: Logger(label: "test"))
             .compactMap { try? Vigil_V1_AuditEvent(serializedBytes: $0.value) }.filter { $0.kind == .alertAction }
