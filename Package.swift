@@ -49,7 +49,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
-        // The only place C is seen: librdkafka and its embedded mock cluster.
+        // The Kafka shim (one of five C/C++ shims): librdkafka and its embedded mock cluster.
         .systemLibrary(
             name: "CRdKafka",
             pkgConfig: "rdkafka",
