@@ -170,19 +170,32 @@ struct AlertsCommand: AsyncParsableCommand {
     }
 
     /// vigil-alert's answer to `action`, polled on alert.action.outcomes.v1 until `deadline`.
+    /// Each poll reads only the newest records of each partition (an answer comes after its
+    /// request; a month of outcomes is not read again every 250 ms), keeping none but the answer.
     static func outcome(
         of action: Vigil_V1_AlertAction, cluster: KafkaConfiguration, within deadline: Duration, logger: Logger
     ) async throws -> Vigil_V1_AlertActionOutcome? {
         let end = ContinuousClock.now + deadline
         while ContinuousClock.now < end {
-            let records = try await KafkaTableReader.readPartitions(cluster: cluster, topic: AlertStage.outcomesTopic, partitions: nil, logger: logger)
-            if let found = records.lazy.compactMap({ try? Vigil_V1_AlertActionOutcome(serializedBytes: $0.value) })
-                .first(where: { $0.idempotencyKey == action.idempotencyKey && $0.alertID == action.alertID }) {
-                return found
+            let answer = Answer()
+            try await KafkaTableReader.forEachRecord(cluster: cluster, topic: AlertStage.outcomesTopic, partitions: nil, newest: 1_000, logger: logger) { record in
+                guard let outcome = try? Vigil_V1_AlertActionOutcome(serializedBytes: record.value),
+                      outcome.idempotencyKey == action.idempotencyKey, outcome.alertID == action.alertID else { return }
+                answer.set(outcome)
             }
+            if let found = answer.value { return found }
             try await Task.sleep(for: .milliseconds(250))
         }
         return nil
+    }
+
+    /// The outcome found by the reader's thread.
+    final class Answer: @unchecked Sendable {
+        private let lock = NSLock()
+        private var found: Vigil_V1_AlertActionOutcome?
+
+        func set(_ outcome: Vigil_V1_AlertActionOutcome) { lock.withLock { found = outcome } }
+        var value: Vigil_V1_AlertActionOutcome? { lock.withLock { found } }
     }
 
     static func words(_ state: Vigil_V1_AlertState) -> String {
