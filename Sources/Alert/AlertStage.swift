@@ -155,16 +155,16 @@ public struct AlertStage: StatefulStage {
         alert.severity = incident.severity
         alert.createdTime = Google_Protobuf_Timestamp(milliseconds: eventTime)
         if let nearest = Self.nearest(camera.recentSnapshots, to: incident.windowStart.milliseconds) { alert.evidence = nearest }
+        var words = "opened: \(incident.summary)"
+        var type = AlertChange.opened
         // `covers` never matches the unsilenceable kinds; checked here too, so no table can hide them.
         if !Silences.unsilenceable.contains(incident.kind), let silence = silence(incident, eventTime) {
             alert.silencedBy = silence.silenceID
-            camera.openAlerts.append(alert)
-            let words = "opened silenced by \(silence.silenceID) (\(silence.reason), \(silence.author)): \(incident.summary)"
-            let opened = record(Self.change(&alert, by: Self.actor, at: eventTime, words, type: .silenced), camera: &camera, index: camera.openAlerts.count - 1)
-            return [opened] + (alert.hasEvidence ? [custody(alert, cameraID: cameraID)] : [])
+            words = "opened silenced by \(silence.silenceID) (\(silence.reason), \(silence.author)): \(incident.summary)"
+            type = .silenced
         }
         camera.openAlerts.append(alert)
-        let opened = record(Self.change(&alert, by: Self.actor, at: eventTime, "opened: \(incident.summary)", type: .opened), camera: &camera, index: camera.openAlerts.count - 1)
+        let opened = record(Self.change(&alert, by: Self.actor, at: eventTime, words, type: type), camera: &camera, index: camera.openAlerts.count - 1)
         return [opened] + (alert.hasEvidence ? [custody(alert, cameraID: cameraID)] : [])
     }
 
@@ -256,11 +256,10 @@ public struct AlertStage: StatefulStage {
     func audit(_ action: Vigil_V1_AlertAction, outcome: Vigil_V1_AlertActionOutcome, cameraID: String) -> StageOutput {
         let verdict = outcome.applied ? "applied (revision \(outcome.revision))" : "refused: \(outcome.refusal)"
         let note = action.note.isEmpty ? "" : "; note: \(action.note)"
-        let event = AuditEvents.event(
+        return auditRecord(
             id: "\(action.alertID)/\(action.idempotencyKey)", kind: .alertAction, actor: action.actor, subject: action.alertID, cameraID: cameraID,
-            detail: "\(AlertLifecycle.words(action.action)) \(verdict)\(note)", origin: origin, at: Date(timeIntervalSince1970: Double(action.actionTime.milliseconds) / 1_000)
+            detail: "\(AlertLifecycle.words(action.action)) \(verdict)\(note)", at: action.actionTime.milliseconds
         )
-        return AuditEvents.record(event, key: cameraID)
     }
 
     // MARK: Evidence
@@ -302,13 +301,11 @@ public struct AlertStage: StatefulStage {
     /// The audit event that keeps the evidence's hash: the chain of custody of an alert's image.
     func custody(_ alert: Vigil_V1_Alert, cameraID: String) -> StageOutput {
         let evidence = alert.evidence
-        let hash = evidence.jpegSha256.map { String(format: "%02x", $0) }.joined()
-        let event = AuditEvents.event(
+        return auditRecord(
             id: "\(alert.alertID)/evidence/\(evidence.snapshotID)", kind: .evidenceAttached, actor: Self.actor, subject: alert.alertID, cameraID: cameraID,
-            detail: "snapshot \(evidence.snapshotID) (\(evidence.snapshot.topic)[\(evidence.snapshot.partition)]@\(evidence.snapshot.offset)) sha256 \(hash)",
-            origin: origin, at: Date(timeIntervalSince1970: Double(evidence.captureTime.milliseconds) / 1_000)
+            detail: "snapshot \(evidence.snapshotID) (\(evidence.snapshot.topic)[\(evidence.snapshot.partition)]@\(evidence.snapshot.offset)) sha256 \(evidence.jpegSha256Hex)",
+            at: evidence.captureTime.milliseconds
         )
-        return AuditEvents.record(event, key: cameraID)
     }
 
     /// The window start of the alert's first incident: the moment its evidence should show.
@@ -331,29 +328,30 @@ public struct AlertStage: StatefulStage {
         var outputs: [StageOutput] = []
         for index in camera.openAlerts.indices {
             var alert = camera.openAlerts[index]
-            guard alert.state == .open, alert.silencedBy.isEmpty, let after = policy(alert.incident).escalateAfter,
-                  alert.createdTime.milliseconds + after.milliseconds <= now else { continue }
+            guard let (deadline, after) = escalation(of: alert), deadline <= now else { continue }
             alert.state = .escalated
             Self.stamp(&alert, reaching: .escalated, at: now)
             let change = Self.change(&alert, by: Self.actor, at: now, "escalated: not acknowledged within \(Self.words(after))", type: .escalated)
             outputs.append(record(change, camera: &camera, index: index))
-            let event = AuditEvents.event(
+            outputs.append(auditRecord(
                 id: "\(alert.alertID)/escalated", kind: .alertAction, actor: Self.actor, subject: alert.alertID, cameraID: cameraID,
-                detail: "escalated by itself: not acknowledged within \(Self.words(after))", origin: origin, at: Date(timeIntervalSince1970: Double(now) / 1_000)
-            )
-            outputs.append(AuditEvents.record(event, key: cameraID))
+                detail: "escalated by itself: not acknowledged within \(Self.words(after))", at: now
+            ))
         }
         return outputs
+    }
+
+    /// When `alert` escalates by itself (event time, ms) and after how long: only an alert still
+    /// OPEN, not silenced, whose policy escalates at all.
+    func escalation(of alert: Vigil_V1_Alert) -> (deadline: Int64, after: Duration)? {
+        guard alert.state == .open, alert.silencedBy.isEmpty, let after = policy(alert.incident).escalateAfter else { return nil }
+        return (alert.createdTime.milliseconds + after.milliseconds, after)
     }
 
     /// The next escalation as a silence timer: it fires when the camera stays quiet until the
     /// earliest deadline; a busy camera reaches its deadlines by its records' event times.
     func scheduleEscalation(_ camera: Vigil_V1_AlertCameraState, now: Int64, timers: inout Timers) {
-        let deadlines = camera.openAlerts.compactMap { alert -> Int64? in
-            guard alert.state == .open, alert.silencedBy.isEmpty, let after = policy(alert.incident).escalateAfter else { return nil }
-            return alert.createdTime.milliseconds + after.milliseconds
-        }
-        guard let earliest = deadlines.min() else {
+        guard let earliest = camera.openAlerts.compactMap({ escalation(of: $0)?.deadline }).min() else {
             timers.cancel(Self.escalationTimer)
             return
         }
@@ -392,6 +390,14 @@ public struct AlertStage: StatefulStage {
         )
     }
 
+    /// An audit event of this camera at an event time (ms), set exactly: a `Date` built from a
+    /// `Double` can come out a millisecond early, as `ce_time` once did.
+    func auditRecord(id: String, kind: Vigil_V1_AuditEventKind, actor: String, subject: String, cameraID: String, detail: String, at milliseconds: Int64) -> StageOutput {
+        var event = AuditEvents.event(id: id, kind: kind, actor: actor, subject: subject, cameraID: cameraID, detail: detail, origin: origin)
+        event.eventTime = Google_Protobuf_Timestamp(milliseconds: milliseconds)
+        return AuditEvents.record(event, key: cameraID)
+    }
+
     static func outcomeRecord(_ outcome: Vigil_V1_AlertActionOutcome, cameraID: String) -> StageOutput {
         StageOutput(topic: outcomesTopic, key: Array(cameraID.utf8), value: (try? outcome.serializedBytes()) ?? [])
     }
@@ -401,4 +407,9 @@ public struct AlertStage: StatefulStage {
         camera.finishedIncidentIds.append(incidentID)
         if camera.finishedIncidentIds.count > finishedMemory { camera.finishedIncidentIds.removeFirst(camera.finishedIncidentIds.count - finishedMemory) }
     }
+}
+
+extension Vigil_V1_AlertEvidence {
+    /// The SHA-256 of the snapshot's JPEG in lowercase hex, as the audit log and webhooks show it.
+    var jpegSha256Hex: String { jpegSha256.map { String(format: "%02x", $0) }.joined() }
 }

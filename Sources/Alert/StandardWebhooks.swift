@@ -51,7 +51,7 @@ public enum StandardWebhooks {
             data["evidence"] = [
                 "topic": evidence.snapshot.topic, "partition": evidence.snapshot.partition, "offset": evidence.snapshot.offset,
                 "snapshot_id": evidence.snapshotID, "capture_time": CloudEvents.timestamp(evidence.captureTime.milliseconds),
-                "sha256": evidence.jpegSha256.map { String(format: "%02x", $0) }.joined(),
+                "sha256": evidence.jpegSha256Hex,
             ] as [String: Any]
         }
         let event: [String: Any] = [

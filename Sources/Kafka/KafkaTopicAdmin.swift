@@ -7,6 +7,15 @@ import TopicSpecs
 // Admin API, so everything that does not need a broker (validation, request building, the diff)
 // is a plain function, tested without one.
 
+/// A declared topic's problem (`TopicSpecs` knows no Kafka) as the admin's callers see it.
+private func reportedAsKafkaError(_ check: () throws(TopicSpecProblem) -> Void) throws(KafkaError) {
+    do {
+        try check()
+    } catch {
+        throw KafkaError(kind: .invalidConfiguration, detail: error.detail)
+    }
+}
+
 /// What CreateTopics did with one topic.
 public struct KafkaTopicCreationResult: Sendable, Equatable {
     public enum Outcome: Sendable, Equatable {
@@ -179,11 +188,7 @@ final class NewTopicRequest: @unchecked Sendable {
     init(_ specs: [KafkaTopicSpec]) throws(KafkaError) {
         var seen: Set<String> = []
         for spec in specs {
-            do throws(TopicSpecProblem) {
-                try spec.validate()
-            } catch {
-                throw KafkaError(kind: .invalidConfiguration, detail: error.detail)
-            }
+            try reportedAsKafkaError { () throws(TopicSpecProblem) in try spec.validate() }
             guard seen.insert(spec.name).inserted else {
                 throw KafkaError(
                     kind: .invalidConfiguration,
@@ -251,11 +256,7 @@ final class TopicConfigResourceRequest: @unchecked Sendable {
 
     init(topics: [String]) throws(KafkaError) {
         for topic in topics {
-            do throws(TopicSpecProblem) {
-                try KafkaTopicSpec.validateName(topic)
-            } catch {
-                throw KafkaError(kind: .invalidConfiguration, detail: error.detail)
-            }
+            try reportedAsKafkaError { () throws(TopicSpecProblem) in try KafkaTopicSpec.validateName(topic) }
         }
         guard Set(topics).count == topics.count else {
             throw KafkaError(kind: .invalidConfiguration, detail: "describe configs: a topic is listed twice in \(topics)")

@@ -60,7 +60,7 @@ struct AlertsCommand: AsyncParsableCommand {
             writeLine("incidents: \(last.incidentIds.joined(separator: ", "))  —  \(last.incident.summary)")
             let unique = Dictionary(revisions.map { ($0.revision, $0) }, uniquingKeysWith: { first, _ in first }).values.sorted { $0.revision < $1.revision }
             printTable(header: ["REV", "TIME (UTC)", "BY", "CHANGE"], rows: unique.map { alert in
-                ["r\(alert.revision)", AlertsCommand.time(alert.updatedTime), alert.changedBy, alert.change]
+                ["r\(alert.revision)", alert.updatedTime.utcToTheSecond, alert.changedBy, alert.change]
             })
         }
     }
@@ -207,10 +207,5 @@ struct AlertsCommand: AsyncParsableCommand {
         case .falsePositive: "FALSE_POSITIVE"
         case .unspecified, .UNRECOGNIZED: "?"
         }
-    }
-
-    static func time(_ timestamp: Google_Protobuf_Timestamp) -> String {
-        Date(timeIntervalSince1970: Double(timestamp.milliseconds) / 1_000)
-            .formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon))
     }
 }

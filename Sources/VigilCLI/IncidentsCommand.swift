@@ -60,14 +60,21 @@ struct IncidentsCommand: AsyncParsableCommand {
 
     /// "2026-11-30 04:20:13  street-1  path-line  line_crossing  OPENED r1  1 crossing of …"
     static func line(_ incident: Vigil_V1_Incident) -> String {
-        let start = Date(timeIntervalSince1970: TimeInterval(incident.windowStart.seconds) + TimeInterval(incident.windowStart.nanos) / 1e9)
         let state = switch incident.state {
         case .opened: "OPENED"
         case .updated: "UPDATED"
         case .closed: "CLOSED"
         default: "?"
         }
-        let time = start.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon))
-        return "\(time)  \(incident.cameraID)  \(incident.ruleID)  \(RuleChanges.describe(incident.kind))  \(state) r\(incident.revision)  \(incident.summary)"
+        return "\(incident.windowStart.utcToTheSecond)  \(incident.cameraID)  \(incident.ruleID)  \(RuleChanges.describe(incident.kind))  \(state) r\(incident.revision)  \(incident.summary)"
+    }
+}
+
+extension Google_Protobuf_Timestamp {
+    /// The time in UTC to the second, as the CLI's tables print it (incidents, alerts, silences).
+    var utcToTheSecond: String {
+        Date(timeIntervalSince1970: TimeInterval(seconds)).formatted(
+            .iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon)
+        )
     }
 }

@@ -75,7 +75,7 @@ extension AlertsCommand {
                 [
                     silence.silenceID, silence.cameraIds.isEmpty ? "all" : silence.cameraIds.joined(separator: ","),
                     silence.ruleIds.isEmpty ? "all" : silence.ruleIds.joined(separator: ","),
-                    AlertsCommand.time(silence.startTime), AlertsCommand.time(silence.endTime), silence.author, silence.reason,
+                    silence.startTime.utcToTheSecond, silence.endTime.utcToTheSecond, silence.author, silence.reason,
                 ]
             })
         }
@@ -146,7 +146,7 @@ extension AlertsCommand {
     static func describe(_ silence: Vigil_V1_Silence) -> String {
         let cameras = silence.cameraIds.isEmpty ? "every camera" : "cameras \(silence.cameraIds.joined(separator: ", "))"
         let rules = silence.ruleIds.isEmpty ? "every rule" : "rules \(silence.ruleIds.joined(separator: ", "))"
-        return "\(cameras), \(rules), \(time(silence.startTime)) to \(time(silence.endTime)) UTC: \(silence.reason)"
+        return "\(cameras), \(rules), \(silence.startTime.utcToTheSecond) to \(silence.endTime.utcToTheSecond) UTC: \(silence.reason)"
     }
 
     /// `90s`, `30m`, `2h`, `7d` in milliseconds; nil when not a duration.
