@@ -47,6 +47,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // The Kafka shim (one of five C/C++ shims): librdkafka and its embedded mock cluster.
@@ -328,9 +329,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Signed webhooks: the endpoints file and table, delivery with retries, dead letters.
+        .target(
+            name: "Webhooks",
+            dependencies: [
+                "Alert", "DeclarationFiles", "Kafka", "VigilSchema", "WorkerRuntime",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "AlertWorker",
-            dependencies: ["Alert", "Rules", "VigilSchema", "WorkerRuntime"],
+            dependencies: ["Alert", "Rules", "VigilSchema", "Webhooks", "WorkerRuntime"],
             swiftSettings: swiftSettings
         ),
         // Ed25519 key files and key ids: the audit log's heads and the camera admins' signatures.
@@ -404,6 +420,7 @@ let package = Package(
             name: "VigilCLI",
             dependencies: [
                 "Alert",
+                "Webhooks",
                 "Audit",
                 "ChildProcesses",
                 "CommandLineSupport",
@@ -561,7 +578,7 @@ let package = Package(
         .testTarget(
             name: "AlertTests",
             dependencies: [
-                "Alert", "ChildProcesses", "VigilSchema", "WorkerRuntime", "WorkerRuntimeTesting",
+                "Alert", "ChildProcesses", "DeclarationFiles", "VigilSchema", "Webhooks", "WorkerRuntime", "WorkerRuntimeTesting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
@@ -577,8 +594,9 @@ let package = Package(
             dependencies: [
                 "WorkerRuntimeTesting",
                 "ChildProcesses", "Kafka", "Match", "Rules", "Topology", "VigilSchema", "WorkerRuntime", "Vision", "IndependentFaces",
-                "Cameras", "SigningKeys",
+                "Cameras", "SigningKeys", "Alert", "Webhooks",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],

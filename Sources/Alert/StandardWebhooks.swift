@@ -29,6 +29,42 @@ public enum StandardWebhooks {
         return [("webhook-id", id), ("webhook-timestamp", seconds), ("webhook-signature", signatures.joined(separator: " "))]
     }
 
+    /// Why a request does not verify.
+    public enum Rejection: Error, Equatable, CustomStringConvertible {
+        case missingHeader(String)
+        /// Its timestamp lies further than the tolerance from now: a replay, or a clock to fix.
+        case stale(seconds: Int64)
+        case badSignature
+
+        public var description: String {
+            switch self {
+            case .missingHeader(let name): "no \(name) header"
+            case .stale(let seconds): "timestamp \(seconds) s from now, beyond the tolerance (a replayed or delayed request)"
+            case .badSignature: "no signature matches the secret"
+            }
+        }
+    }
+
+    /// Checks a request as a receiver does: a `v1` signature made with `secret` over
+    /// "id.timestamp.body", and a timestamp within `tolerance` of `now` (the standard's default
+    /// is five minutes). Compared in constant time.
+    public static func verify(
+        id: String?, timestamp: String?, signature: String?, body: Data, secret: Secret, now: Date = Date(), tolerance: Duration = .seconds(300)
+    ) throws(Rejection) {
+        guard let id else { throw .missingHeader("webhook-id") }
+        guard let timestamp, let seconds = Int64(timestamp) else { throw .missingHeader("webhook-timestamp") }
+        guard let signature else { throw .missingHeader("webhook-signature") }
+        let skew = seconds - Int64(now.timeIntervalSince1970.rounded(.down))
+        guard abs(skew) <= tolerance.components.seconds else { throw .stale(seconds: skew) }
+        let content = Data("\(id).\(timestamp).".utf8) + body
+        let key = SymmetricKey(data: secret.key)
+        let matches = signature.split(separator: " ").contains { entry in
+            guard entry.hasPrefix("v1,"), let code = Data(base64Encoded: String(entry.dropFirst(3))) else { return false }
+            return HMAC<SHA256>.isValidAuthenticationCode(code, authenticating: content, using: key)
+        }
+        guard matches else { throw .badSignature }
+    }
+
     /// The request body: a CloudEvents 1.0 structured-mode JSON event whose data is a small
     /// summary of the alert — its evidence by reference, never pixels.
     public static func body(for alert: Vigil_V1_Alert, type: AlertChange) -> Data {
@@ -64,7 +100,7 @@ public enum StandardWebhooks {
     }
 
     /// The schema's enum value names, lowercased without their prefix: `false_positive`, `major`.
-    static func name(_ state: Vigil_V1_AlertState) -> String {
+    public static func name(_ state: Vigil_V1_AlertState) -> String {
         switch state {
         case .open: "open"
         case .acknowledged: "acknowledged"
@@ -75,7 +111,7 @@ public enum StandardWebhooks {
         }
     }
 
-    static func name(_ severity: Vigil_V1_Severity) -> String {
+    public static func name(_ severity: Vigil_V1_Severity) -> String {
         switch severity {
         case .info: "info"
         case .warning: "warning"

@@ -99,13 +99,17 @@ extension Topology {
         /// For a source worker (no inputs): the table whose partitions the group splits among
         /// replicas; each replica owns the keys (cameras) of its partitions.
         public var owns: String?
+        /// Read again to hand each record to receivers outside Kafka (vigil-alert's webhooks):
+        /// one consumer group per receiver, `<consumer_group>.webhooks.<receiver>`, so a slow
+        /// receiver holds back only its own group.
+        public var delivers: [String]
         public var outputs: [Output]
         /// Replica bound outside any region; regions give their own.
         public var maxReplicas: Int
 
         public init(
             name: String, description: String = "", consumerGroup: String, inputs: [String] = [], tables: [String] = [],
-            owns: String? = nil, outputs: [Output] = [], maxReplicas: Int
+            owns: String? = nil, delivers: [String] = [], outputs: [Output] = [], maxReplicas: Int
         ) {
             self.name = name
             self.description = description
@@ -113,12 +117,13 @@ extension Topology {
             self.inputs = inputs
             self.tables = tables
             self.owns = owns
+            self.delivers = delivers
             self.outputs = outputs
             self.maxReplicas = maxReplicas
         }
 
-        /// Every topic the worker reads: inputs, tables, then the table it owns keys of.
-        public var reads: [String] { inputs + tables + (owns.map { [$0] } ?? []) }
+        /// Every topic the worker reads: inputs, tables, the table it owns keys of, then what it delivers.
+        public var reads: [String] { inputs + tables + (owns.map { [$0] } ?? []) + delivers }
 
         /// The topics whose partitions the group splits among replicas: the inputs, or the owned table.
         public var groupTopics: [String] { inputs + (owns.map { [$0] } ?? []) }

@@ -392,7 +392,7 @@ extension Topology.CleanupPolicy: Codable {
 
 extension Topology.Worker: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case description, inputs, tables, owns, outputs
+        case description, inputs, tables, owns, delivers, outputs
         case consumerGroup = "consumer_group"
         case maxReplicas = "max_replicas"
     }
@@ -406,6 +406,7 @@ extension Topology.Worker: Codable {
         inputs = try container.decode([String].self, forKey: .inputs)
         tables = try container.decodeIfPresent([String].self, forKey: .tables) ?? []
         owns = try container.decodeIfPresent(String.self, forKey: .owns)
+        delivers = try container.decodeIfPresent([String].self, forKey: .delivers) ?? []
         outputs = try container.decode([Topology.Output].self, forKey: .outputs)
         maxReplicas = try container.decode(Int.self, forKey: .maxReplicas)
     }
@@ -417,6 +418,7 @@ extension Topology.Worker: Codable {
         try container.encode(inputs, forKey: .inputs)
         if !tables.isEmpty { try container.encode(tables, forKey: .tables) }
         try container.encodeIfPresent(owns, forKey: .owns)
+        if !delivers.isEmpty { try container.encode(delivers, forKey: .delivers) }
         try container.encode(outputs, forKey: .outputs)
         try container.encode(maxReplicas, forKey: .maxReplicas)
     }

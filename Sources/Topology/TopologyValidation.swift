@@ -203,7 +203,7 @@ extension Topology {
                 report("\(path).cleanup_policy", "is \(topic.cleanupPolicy.rawValue), which would keep raw pixels beyond their retention; use delete")
             }
             let readers = workers.flatMap { worker in
-                [("inputs", worker.inputs), ("tables", worker.tables)].flatMap { list, names in
+                [("inputs", worker.inputs), ("tables", worker.tables), ("delivers", worker.delivers)].flatMap { list, names in
                     names.enumerated().filter { $0.element == topic.name }.map { index, _ in
                         (worker: worker.name, path: "workers.\(worker.name).\(list)[\(index)]")
                     }
@@ -246,7 +246,7 @@ extension Topology {
                 report("\(path).max_replicas", "is \(worker.maxReplicas); use at least 1")
             }
 
-            for (list, names) in [("inputs", worker.inputs), ("tables", worker.tables)] {
+            for (list, names) in [("inputs", worker.inputs), ("tables", worker.tables), ("delivers", worker.delivers)] {
                 for (index, name) in names.enumerated() where topic(named: name) == nil {
                     report("\(path).\(list)[\(index)]", notDeclared(name))
                 }

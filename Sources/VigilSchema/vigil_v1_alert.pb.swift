@@ -491,6 +491,122 @@ public nonisolated struct Vigil_V1_PendingIncident: Sendable {
   fileprivate var _incident: Vigil_V1_Incident? = nil
 }
 
+/// Topic `webhooks.v1` (`vigil webhooks apply` → alert; a table keyed by endpoint name, latest per
+/// name). One receiver of signed webhooks (Standard Webhooks 1.0, docs/alerts.md). Its secrets
+/// are named, never held: a record, a log line or an audit event never carries one.
+public nonisolated struct Vigil_V1_WebhookEndpoint: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// http or https, never with credentials in it (user:password@): the signature authenticates.
+  public var url: String = String()
+
+  /// Where vigil-alert reads the signing secrets (`whsec_…`), newest first: `env:NAME` or
+  /// `file:/path`. Two during a rotation: every request is signed with both.
+  public var secretRefs: [String] = []
+
+  /// Which alert revisions go to this endpoint; an empty list matches everything.
+  public var cameraIds: [String] = []
+
+  public var ruleIds: [String] = []
+
+  public var severities: [Vigil_V1_Severity] = []
+
+  public var states: [Vigil_V1_AlertState] = []
+
+  public var version: UInt64 = 0
+
+  /// The operator account that applied this version, or "vigil-alert" for a disabling.
+  public var author: String = String()
+
+  public var updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_updatedTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_updatedTime = newValue}
+  }
+  /// Returns true if `updatedTime` has been explicitly set.
+  public var hasUpdatedTime: Bool {self._updatedTime != nil}
+  /// Clears the value of `updatedTime`. Subsequent reads from it will return its default value.
+  public mutating func clearUpdatedTime() {self._updatedTime = nil}
+
+  /// Set by vigil-alert when the endpoint answered 410 Gone: nothing more is sent to it until
+  /// the endpoints file is applied again, which enables it and resumes where delivery stopped.
+  public var disabledReason: String = String()
+
+  /// When the endpoint was first applied: a new endpoint receives the revisions recorded from
+  /// then on, not the topic's whole retention. Later versions keep it.
+  public var deliverFrom: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_deliverFrom ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_deliverFrom = newValue}
+  }
+  /// Returns true if `deliverFrom` has been explicitly set.
+  public var hasDeliverFrom: Bool {self._deliverFrom != nil}
+  /// Clears the value of `deliverFrom`. Subsequent reads from it will return its default value.
+  public mutating func clearDeliverFrom() {self._deliverFrom = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _updatedTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _deliverFrom: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+/// Topic `webhook.deadletters.v1` (alert → `vigil webhooks replay`; key = endpoint name). An
+/// alert revision an endpoint did not accept after its last retry, and why.
+public nonisolated struct Vigil_V1_WebhookDeadLetter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var endpoint: String = String()
+
+  public var alert: Vigil_V1_Alert {
+    get {_alert ?? Vigil_V1_Alert()}
+    set {_alert = newValue}
+  }
+  /// Returns true if `alert` has been explicitly set.
+  public var hasAlert: Bool {self._alert != nil}
+  /// Clears the value of `alert`. Subsequent reads from it will return its default value.
+  public mutating func clearAlert() {self._alert = nil}
+
+  /// The CloudEvents type the revision was delivered as (`vigil.alert.v1.acknowledged`).
+  public var eventType: String = String()
+
+  public var reason: String = String()
+
+  public var attempts: UInt32 = 0
+
+  public var lastAttemptTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_lastAttemptTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_lastAttemptTime = newValue}
+  }
+  /// Returns true if `lastAttemptTime` has been explicitly set.
+  public var hasLastAttemptTime: Bool {self._lastAttemptTime != nil}
+  /// Clears the value of `lastAttemptTime`. Subsequent reads from it will return its default value.
+  public mutating func clearLastAttemptTime() {self._lastAttemptTime = nil}
+
+  /// Where the revision is in `alerts.v1`.
+  public var source: Vigil_V1_RecordReference {
+    get {_source ?? Vigil_V1_RecordReference()}
+    set {_source = newValue}
+  }
+  /// Returns true if `source` has been explicitly set.
+  public var hasSource: Bool {self._source != nil}
+  /// Clears the value of `source`. Subsequent reads from it will return its default value.
+  public mutating func clearSource() {self._source = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _alert: Vigil_V1_Alert? = nil
+  fileprivate var _lastAttemptTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _source: Vigil_V1_RecordReference? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "vigil.v1"
@@ -1018,6 +1134,159 @@ nonisolated extension Vigil_V1_PendingIncident: SwiftProtobuf.Message, SwiftProt
   public static func ==(lhs: Vigil_V1_PendingIncident, rhs: Vigil_V1_PendingIncident) -> Bool {
     if lhs._incident != rhs._incident {return false}
     if lhs.revisionTimesMs != rhs.revisionTimesMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_WebhookEndpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WebhookEndpoint"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}url\0\u{3}secret_refs\0\u{3}camera_ids\0\u{3}rule_ids\0\u{1}severities\0\u{1}states\0\u{1}version\0\u{1}author\0\u{3}updated_time\0\u{3}disabled_reason\0\u{3}deliver_from\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.url) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.secretRefs) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.cameraIds) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.ruleIds) }()
+      case 6: try { try decoder.decodeRepeatedEnumField(value: &self.severities) }()
+      case 7: try { try decoder.decodeRepeatedEnumField(value: &self.states) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.author) }()
+      case 10: try { try decoder.decodeSingularMessageField(value: &self._updatedTime) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.disabledReason) }()
+      case 12: try { try decoder.decodeSingularMessageField(value: &self._deliverFrom) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.url.isEmpty {
+      try visitor.visitSingularStringField(value: self.url, fieldNumber: 2)
+    }
+    if !self.secretRefs.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.secretRefs, fieldNumber: 3)
+    }
+    if !self.cameraIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.cameraIds, fieldNumber: 4)
+    }
+    if !self.ruleIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.ruleIds, fieldNumber: 5)
+    }
+    if !self.severities.isEmpty {
+      try visitor.visitPackedEnumField(value: self.severities, fieldNumber: 6)
+    }
+    if !self.states.isEmpty {
+      try visitor.visitPackedEnumField(value: self.states, fieldNumber: 7)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 8)
+    }
+    if !self.author.isEmpty {
+      try visitor.visitSingularStringField(value: self.author, fieldNumber: 9)
+    }
+    try { if let v = self._updatedTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    } }()
+    if !self.disabledReason.isEmpty {
+      try visitor.visitSingularStringField(value: self.disabledReason, fieldNumber: 11)
+    }
+    try { if let v = self._deliverFrom {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_WebhookEndpoint, rhs: Vigil_V1_WebhookEndpoint) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.url != rhs.url {return false}
+    if lhs.secretRefs != rhs.secretRefs {return false}
+    if lhs.cameraIds != rhs.cameraIds {return false}
+    if lhs.ruleIds != rhs.ruleIds {return false}
+    if lhs.severities != rhs.severities {return false}
+    if lhs.states != rhs.states {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.author != rhs.author {return false}
+    if lhs._updatedTime != rhs._updatedTime {return false}
+    if lhs.disabledReason != rhs.disabledReason {return false}
+    if lhs._deliverFrom != rhs._deliverFrom {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vigil_V1_WebhookDeadLetter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WebhookDeadLetter"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}endpoint\0\u{1}alert\0\u{3}event_type\0\u{1}reason\0\u{1}attempts\0\u{3}last_attempt_time\0\u{1}source\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.endpoint) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._alert) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.eventType) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.attempts) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._lastAttemptTime) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._source) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.endpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.endpoint, fieldNumber: 1)
+    }
+    try { if let v = self._alert {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if !self.eventType.isEmpty {
+      try visitor.visitSingularStringField(value: self.eventType, fieldNumber: 3)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 4)
+    }
+    if self.attempts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attempts, fieldNumber: 5)
+    }
+    try { if let v = self._lastAttemptTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    try { if let v = self._source {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vigil_V1_WebhookDeadLetter, rhs: Vigil_V1_WebhookDeadLetter) -> Bool {
+    if lhs.endpoint != rhs.endpoint {return false}
+    if lhs._alert != rhs._alert {return false}
+    if lhs.eventType != rhs.eventType {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.attempts != rhs.attempts {return false}
+    if lhs._lastAttemptTime != rhs._lastAttemptTime {return false}
+    if lhs._source != rhs._source {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -14,6 +14,11 @@ public enum Worker {
     /// Mounts a worker's own HTTP routes next to `/metrics`, `/livez` and `/readyz`.
     public typealias Routes = @Sendable (Router<BasicRequestContext>) -> Void
 
+    /// Makes services that live as long as the stage, in the same process (vigil-alert's
+    /// webhook delivery): started with it, told to stop after it stopped; one that fails stops
+    /// the worker (exit 1, the orchestrator restarts it).
+    public typealias Companions = @Sendable (WorkerConfiguration, Logger) throws -> [any Service]
+
     /// Reads the configuration (file from `--config PATH` or `VIGIL_CONFIG`, then the
     /// environment), bootstraps logging and metrics, and runs until SIGTERM/SIGINT.
     /// - Parameters:
@@ -35,11 +40,14 @@ public enum Worker {
     /// Runs a stateful stage (see `StatefulStage`) the same way; its changelog
     /// (`worker.state-changelog`, default `<worker>.state.changelog`) must be among its outputs.
     public static func run<S: StatefulStage>(
-        stage: S, name: String, tables: [any WorkerTable] = [], routes: @escaping Routes = { _ in },
+        stage: S, name: String, tables: [any WorkerTable] = [], routes: @escaping Routes = { _ in }, companions: @escaping Companions = { _, _ in [] },
         arguments: [String] = CommandLine.arguments
     ) async throws {
         await main(name: name, arguments: arguments) { configuration, registry, logger in
-            try await run(statefulStage: stage, tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes)
+            try await run(
+                statefulStage: stage, tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes,
+                companions: try companions(configuration, logger)
+            )
         }
     }
 
@@ -69,7 +77,7 @@ public enum Worker {
     /// Runs a stateful stage with a ready configuration; tests and benchmarks call this directly.
     public static func run<S: StatefulStage>(
         statefulStage stage: S, tables: [any WorkerTable] = [], configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry,
-        logger: Logger, routes: @escaping Routes = { _ in }, onListening: @escaping @Sendable (Int) -> Void = { _ in }
+        logger: Logger, routes: @escaping Routes = { _ in }, companions: [any Service] = [], onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         let changelog = configuration.stateChangelog
         guard configuration.outputs.contains(changelog) else {
@@ -97,7 +105,7 @@ public enum Worker {
                     }
                 )
             },
-            tables: tables, configuration: configuration, registry: registry, logger: logger, routes: routes, onListening: onListening
+            tables: tables, companions: companions, configuration: configuration, registry: registry, logger: logger, routes: routes, onListening: onListening
         )
     }
 
@@ -131,7 +139,7 @@ public enum Worker {
 
     private static func runStage(
         _ stage: (any Stage)?, alreadyCompressedOutputs: Set<String>, stateful makeStateful: ((RecordHandler, LoopProgress) -> StatefulRuntime)?, tables: [any WorkerTable],
-        announcing: [StageOutput] = [], configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, routes: @escaping Routes,
+        announcing: [StageOutput] = [], companions: [any Service] = [], configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, routes: @escaping Routes,
         onListening: @escaping @Sendable (Int) -> Void
     ) async throws {
         guard !configuration.inputs.isEmpty else {
@@ -182,7 +190,7 @@ public enum Worker {
         ])
         do {
             try await serve(
-                runner, consumer: consumer, readiness: Readiness(tables: tableReader), progress: progress, metrics: metrics,
+                runner, companions: companions, consumer: consumer, readiness: Readiness(tables: tableReader), progress: progress, metrics: metrics,
                 configuration: configuration, registry: registry, logger: logger, routes: routes, onListening: onListening
             )
         } catch {
@@ -238,7 +246,7 @@ public enum Worker {
 
     /// Serves HTTP and watches the cluster while `runner` runs; stops on SIGTERM/SIGINT.
     private static func serve(
-        _ runner: some Service, consumer: KafkaConsumer, readiness: Readiness, progress: LoopProgress, metrics: WorkerMetrics, storesOffsets: Bool = true,
+        _ runner: some Service, companions: [any Service] = [], consumer: KafkaConsumer, readiness: Readiness, progress: LoopProgress, metrics: WorkerMetrics, storesOffsets: Bool = true,
         configuration: WorkerConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, routes: Routes,
         onListening: @escaping @Sendable (Int) -> Void
     ) async throws {
@@ -259,6 +267,7 @@ public enum Worker {
             services: [
                 .init(service: http),
                 .init(service: ClusterWatch(consumer: consumer, readiness: readiness, metrics: metrics, interval: .seconds(5), storesOffsets: storesOffsets)),
+            ] + companions.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) } + [
                 // On failure too the HTTP server and the watch end gracefully: only the runner's error is logged.
                 .init(service: runner, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             ],

@@ -103,4 +103,40 @@ struct StandardWebhooksTests {
         #expect(first.map(\.name) == ["webhook-id", "webhook-timestamp", "webhook-signature"])
         #expect(first[1].value == "1800000000", "whole seconds, rounded down")
     }
+
+    /// Signs with `standardwebhooks.Webhook(secret).sign` and prints the signature.
+    static let signer = """
+    import datetime, sys
+    from standardwebhooks.webhooks import Webhook
+    print(Webhook(sys.argv[1]).sign(sys.argv[2], datetime.datetime.fromtimestamp(int(sys.argv[3]), tz=datetime.timezone.utc), sys.argv[4]))
+    """
+
+    @Test("our receiver's check accepts what standardwebhooks signs, and refuses another secret, an altered body, a stale timestamp and missing headers")
+    func verifyReferenceSignatures() throws {
+        let text = Self.secret()
+        let secret = try #require(StandardWebhooks.Secret(text))
+        let other = try #require(StandardWebhooks.Secret(Self.secret()))
+        let now = Date()
+        let seconds = String(Int64(now.timeIntervalSince1970))
+        let body = #"{"type":"vigil.alert.v1.opened"}"#
+        let run = try ChildProcess.run(Self.python, ["-c", Self.signer, text, "alert-x/1", seconds, body], standardError: .lines)
+        let signature = try #require(run.output.first, "\(run.errorOutput.suffix(10))")
+        #expect(signature.hasPrefix("v1,"))
+        func check(_ secret: StandardWebhooks.Secret, body: String = body, timestamp: String? = seconds, signature: String? = signature, at time: Date = now) -> StandardWebhooks.Rejection? {
+            do {
+                try StandardWebhooks.verify(id: "alert-x/1", timestamp: timestamp, signature: signature, body: Data(body.utf8), secret: secret, now: time)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        #expect(check(secret) == nil)
+        #expect(check(secret, signature: "v1,bm90IGl0 " + signature) == nil, "one of several signatures (a rotation) matches")
+        #expect(check(other) == .badSignature)
+        #expect(check(secret, body: body + " ") == .badSignature)
+        #expect(check(secret, at: now.addingTimeInterval(301)) == .stale(seconds: -301))
+        #expect(check(secret, at: now.addingTimeInterval(-301)) == .stale(seconds: 301), "a timestamp from the future too")
+        #expect(check(secret, signature: nil) == .missingHeader("webhook-signature"))
+        #expect(check(secret, timestamp: "yesterday") == .missingHeader("webhook-timestamp"))
+    }
 }
