@@ -453,7 +453,7 @@ let package = Package(
             name: "VigilBench",
             dependencies: [
                 "ChildProcesses", "CommandLineSupport",
-                "Decode", "Detect", "Ingest", "Match", "Rules", "Video", "Vision",
+                "Alert", "Decode", "Detect", "Ingest", "Match", "Rules", "Video", "Vision", "Webhooks",
                 "Kafka", "Cameras", "DevCluster", "Topology", "VigilSchema", "WorkerRuntime",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vigil bench",
         abstract: "Benchmarks that print a ratio against an anchor measured in the same run.",
-        subcommands: [KafkaBench.self, RuntimeBench.self, DetectBench.self, DecodeBench.self, IngestBench.self, MatchBench.self, MatchClusterBench.self]
+        subcommands: [KafkaBench.self, RuntimeBench.self, DetectBench.self, DecodeBench.self, IngestBench.self, MatchBench.self, MatchClusterBench.self, AlertBench.self]
     )
 }
 

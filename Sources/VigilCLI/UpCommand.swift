@@ -24,7 +24,7 @@ struct UpCommand: AsyncParsableCommand {
         commandName: "up",
         abstract: "Run the dev cluster and one replica of every worker, supervised, with a live summary and incidents.",
         discussion: """
-            Starts `vigil dev-cluster` with the topology's topics, applies the cameras file (--cameras) and every rules file of --rules (each on its own: a file with problems is reported and the others apply), then starts vigil-ingest, vigil-decode, vigil-detect, vigil-match, vigil-alert and vigil-audit (those built next to this binary) as child processes. Their log lines are prefixed with the replica's name; a replica that exits on its own is restarted after 1 s, the wait doubling to 30 s while it keeps failing.
+            Starts `vigil dev-cluster` with the topology's topics, applies the cameras file (--cameras), every rules file of --rules (each on its own: a file with problems is reported and the others apply) and the webhooks file (--webhooks), then starts vigil-ingest, vigil-decode, vigil-detect, vigil-match, vigil-alert and vigil-audit (those built next to this binary) as child processes. Their log lines are prefixed with the replica's name; a replica that exits on its own is restarted after 1 s, the wait doubling to 30 s while it keeps failing.
 
             Every --summary seconds it prints per worker the records taken and written per second, lag, dead-lettered and skipped records, and restarts; incidents are printed as they open, update and close, and alerts at each revision.
 
@@ -39,6 +39,9 @@ struct UpCommand: AsyncParsableCommand {
 
     @Option(help: "A rules file or a folder of them to apply (see `vigil rules apply --help`).")
     var rules: String?
+
+    @Option(help: "A webhooks file to apply (see `vigil webhooks apply --help`); vigil-alert signs with the secrets it names, read from this environment.")
+    var webhooks: String?
 
     @Option(name: .customLong("for"), help: "Stop after this long (e.g. 60s, 5m); default: until Ctrl-C or SIGTERM.")
     var duration: String?
@@ -151,6 +154,10 @@ struct UpCommand: AsyncParsableCommand {
             for file in RulesCommand.files([rules]) {
                 await Self.runTool(vigil, ["rules", "apply", file, "--bootstrap", bootstrap, "--log-level", "warning"] + slot, name: "rules", environment: childEnvironment)
             }
+        }
+
+        if let webhooks {
+            await Self.runTool(vigil, ["webhooks", "apply", webhooks, "--bootstrap", bootstrap, "--log-level", "warning"], name: "webhooks", environment: childEnvironment)
         }
 
         var workers: [SupervisedWorker] = []

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// A webhook receiver as a subscriber would write one: every request's signature checked
 /// (Standard Webhooks), duplicates recognised by `webhook-id`. `vigil webhooks listen` runs it
@@ -68,7 +69,13 @@ public struct WebhookReceiver: Sendable {
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "vigil-webhook-receiver"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) }, logger: logger
         )
-        try await application.runService(gracefulShutdownSignals: [])
+        // Cancelled, it stops gracefully (as a worker does): cancelled outright, the server logs errors for a normal stop.
+        let group = ServiceGroup(services: [application], gracefulShutdownSignals: [], logger: logger)
+        try await withTaskCancellationHandler {
+            try await group.run()
+        } onCancel: {
+            Task { await group.triggerGracefulShutdown() }
+        }
     }
 }
 

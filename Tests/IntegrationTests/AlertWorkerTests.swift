@@ -14,12 +14,13 @@ import WorkerRuntime
 struct AlertWorkerTests {
     static let topics = [
         "incidents.v1:3", "alert.actions.v1:3", "alerts.v1:3", "alert.action.outcomes.v1:3", "vigil-alert.state.changelog:3", "rules.v1:1", "silences.v1:1",
-        "audit.events.v1:1", "incidents.v1.dlq:1", "alert.actions.v1.dlq:1", "snapshots.v1:3", "snapshots.v1.dlq:1",
+        "audit.events.v1:1", "incidents.v1.dlq:1", "alert.actions.v1.dlq:1", "snapshots.v1:3", "snapshots.v1.dlq:1", "webhooks.v1:1",
+        "webhook.deadletters.v1:1",
     ]
     static let environment = [
         "WORKER_INPUTS": "incidents.v1,snapshots.v1,alert.actions.v1",
-        "WORKER_OUTPUTS": "alerts.v1,alert.action.outcomes.v1,vigil-alert.state.changelog,audit.events.v1",
-        "WORKER_TABLES": "rules.v1,silences.v1", "WORKER_STATE_CHECKPOINT_MS": "1000",
+        "WORKER_OUTPUTS": "alerts.v1,alert.action.outcomes.v1,vigil-alert.state.changelog,audit.events.v1,webhook.deadletters.v1,webhooks.v1",
+        "WORKER_TABLES": "rules.v1,silences.v1,webhooks.v1", "WORKER_STATE_CHECKPOINT_MS": "1000",
     ]
 
     static func vigil(_ arguments: [String], bootstrap: String) async throws -> ChildProcess {

@@ -5,8 +5,10 @@ import Kafka
 import Logging
 import SwiftProtobuf
 import Testing
+import Alert
 import VigilSchema
 import Vision
+import Webhooks
 
 /// `vigil up` as an operator runs it, on the demo's streams (Scripts/make-demo-streams: people
 /// on a street, face photos in a lobby, a loading bay whose lens gets covered) and rules, plus
@@ -68,13 +70,27 @@ struct UpCommandTests {
         try await eventually(timeout: .seconds(20), "the squatter listens") { squatter.output.first.flatMap { Int($0) } != nil }
         let taken = squatter.output[0]
 
+        // A webhook receiver on loopback, as the demo runs one: every request's signature checked.
+        let secret = "whsec_" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        let receiver = WebhookReceiver(secrets: [try #require(StandardWebhooks.Secret(secret))], logger: Logger(label: "receiver"))
+        let deliveries = DeliveryLog()
+        let receiverPort = PortHolder()
+        let receiving = Task {
+            try await receiver.run(port: 0, onListening: receiverPort.set, onDelivery: deliveries.append, onRejection: { deliveries.reject($0) })
+        }
+        defer { receiving.cancel() }
+        let port = try await receiverPort.wait()
+        let webhooks = scratch.appendingPathComponent("webhooks.yaml")
+        try "webhooks:\n  demo-receiver:\n    url: http://127.0.0.1:\(port)/alerts\n    secrets: [env:VIGIL_UP_TEST_WEBHOOK_SECRET]\n"
+            .write(to: webhooks, atomically: true, encoding: .utf8)
+
         let up = try ChildProcess("vigil", [
-            "up", "--cameras", cameras.path, "--rules", scratch.appendingPathComponent("rules").path,
+            "up", "--cameras", cameras.path, "--rules", scratch.appendingPathComponent("rules").path, "--webhooks", webhooks.path,
             "--summary", "5", "--state-directory", scratch.appendingPathComponent("state").path,
             "--control-port", taken, "--metrics-port", taken,
             "--topology", Self.repository.appendingPathComponent("Topology/topology.yaml").path,
             "--models-directory", Self.repository.appendingPathComponent("models").path,
-        ], environment: ["VIGIL_UP_TEST_KILL": "vigil-match@25"])
+        ], environment: ["VIGIL_UP_TEST_KILL": "vigil-match@25", "VIGIL_UP_TEST_WEBHOOK_SECRET": secret])
         defer { if up.isRunning { up.signal(SIGKILL) } }
 
         // Incidents from the street both before and after vigil-match was killed and restarted.
@@ -114,6 +130,13 @@ struct UpCommandTests {
         // Evidence is a reference to a redacted snapshot of the alert's own camera.
         #expect(alerts.filter(\.hasEvidence).allSatisfy { $0.evidence.snapshot.topic == "snapshots.v1" && $0.evidence.snapshotID.hasPrefix($0.incident.cameraID + "/") && $0.evidence.jpegSha256.count == 32 })
         print("vigil up demo: \(Set(alerts.map(\.alertID)).count) alerts, \(Set(alerts.filter(\.hasEvidence).map(\.alertID)).count) with evidence")
+        // Every delivered (not silenced) revision seen so far reaches the receiver, signed.
+        let delivered = Set(alerts.filter { $0.silencedBy.isEmpty }.map(WebhookSender.Request.webhookID))
+        try await eventually(timeout: .seconds(60), "the webhook receiver has every alert revision, each signature verified") {
+            delivered.isSubset(of: Set(deliveries.all.map(\.id)))
+        }
+        #expect(deliveries.rejections.isEmpty, "\(deliveries.rejections)")
+        print("vigil up demo: the webhook receiver verified \(Set(deliveries.all.map(\.id)).count) alert revisions")
         #expect(alerts.allSatisfy { alert in alert.incidentIds.allSatisfy { id in incidents.contains { $0.incidentID == id } } }, "every alert links incidents match raised")
         // An operator acknowledges one from the CLI; vigil-alert applies it and vigil up prints the revision.
         let lobby = try #require(alerts.first { $0.incident.ruleID == "lobby-presence" })
@@ -218,4 +241,16 @@ struct UpCommandTests {
             children.allSatisfy { kill($0, 0) != 0 }
         }
     }
+}
+
+/// What a webhook receiver verified, and the reasons it refused any request.
+final class DeliveryLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var deliveries: [WebhookReceiver.Delivery] = []
+    private var refused: [String] = []
+
+    func append(_ delivery: WebhookReceiver.Delivery) { lock.withLock { deliveries.append(delivery) } }
+    func reject(_ reason: String) { lock.withLock { refused.append(reason) } }
+    var all: [WebhookReceiver.Delivery] { lock.withLock { deliveries } }
+    var rejections: [String] { lock.withLock { refused } }
 }

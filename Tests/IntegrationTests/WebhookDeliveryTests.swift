@@ -16,10 +16,8 @@ import WorkerRuntime
 struct WebhookDeliveryTests {
     static let secretVariable = "VIGIL_TEST_WEBHOOK_SECRET"
     static let secret = "whsec_" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
-    static let topics = AlertWorkerTests.topics + ["webhooks.v1:1", "webhook.deadletters.v1:1"]
+    static let topics = AlertWorkerTests.topics
     static let environment = AlertWorkerTests.environment.merging([
-        "WORKER_OUTPUTS": "alerts.v1,alert.action.outcomes.v1,vigil-alert.state.changelog,audit.events.v1,webhook.deadletters.v1,webhooks.v1",
-        "WORKER_TABLES": "rules.v1,silences.v1,webhooks.v1",
         "WEBHOOK_ATTEMPTS": "3", "WEBHOOK_RETRY_BASE_MS": "50", "WEBHOOK_RETRY_CAP_MS": "200", "WEBHOOK_TIMEOUT_MS": "5000",
         secretVariable: secret,
     ]) { $1 }

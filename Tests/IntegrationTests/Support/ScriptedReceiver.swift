@@ -24,7 +24,7 @@ final class ScriptedReceiver: @unchecked Sendable {
 
     /// Starts on a free loopback port; `answer` gets the request and how many came before it.
     init(_ answer: @escaping @Sendable (Request, Int) -> Answer) async throws {
-        let portBox = PortBox()
+        let portBox = PortHolder()
         let router = Router()
         let log = RequestLog()
         router.post("**") { request, _ -> Response in
@@ -73,15 +73,16 @@ private final class RequestLog: @unchecked Sendable {
 }
 
 /// The port a server reports once it listens.
-private final class PortBox: @unchecked Sendable {
+final class PortHolder: @unchecked Sendable {
     private let lock = NSLock()
     private var port: Int?
 
     func set(_ value: Int) { lock.withLock { port = value } }
 
+    /// The port, once the server reported it.
     func wait() async throws -> Int {
         var found = 0
-        try await eventually(timeout: .seconds(10), "the receiver listens") {
+        try await eventually(timeout: .seconds(10), "the server listens") {
             found = lock.withLock { port ?? 0 }
             return found != 0
         }
