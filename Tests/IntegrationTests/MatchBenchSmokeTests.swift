@@ -45,3 +45,29 @@ struct MatchBenchSmokeTests {
         #expect(bench.output.contains { $0.contains("goal p99 < 50 ms") }, "\(report)")
     }
 }
+
+/// `vigil bench alert` with small numbers: the dev cluster, kcat, wrk, two vigil-alert processes
+/// and the loopback receiver. That the run completes and reports its figures with their goals is
+/// checked; the figures themselves are the benchmark's to print.
+@Suite("vigil bench alert", .serialized, .timeLimit(.minutes(5)))
+struct AlertBenchSmokeTests {
+    @Test("a small run completes: every incident taken, every webhook verified, the ratios to kcat and wrk and the latency p50/p99 printed with their goals")
+    func smallRun() async throws {
+        let bench = try ChildProcess("vigil", [
+            "bench", "alert", "--incidents", "400", "--deliveries", "100", "--cameras", "10", "--rate", "20", "--latency-seconds", "2", "--warm-up", "1",
+            "--wrk-seconds", "1", "--topology", MatchBenchSmokeTests.topology.path,
+        ], name: "vigil bench alert", environment: ["CAMERA_ADMIN_KEYS_FILE": "", "VIGIL_ADMIN_KEY_FILE": ""])
+        try await bench.waitForExit(timeout: .seconds(240))
+        let report = bench.output.joined(separator: "\n")
+        #expect(bench.exitStatus == 0, "\(report)\n\(bench.standardError.suffix(3_000))")
+        #expect(bench.output.contains { $0.contains("vigil-alert") && $0.contains("(400 incidents in") }, "\(report)")
+        #expect(MatchBenchSmokeTests.figure(bench.output, after: "ratio vigil-alert / kcat =", before: "×").map { $0 > 0 } == true, "\(report)")
+        #expect(bench.output.contains { $0.contains("(100 in") && $0.contains("deliveries/s") }, "\(report)")
+        #expect(MatchBenchSmokeTests.figure(bench.output, after: "ratio vigil-alert / wrk =", before: "×").map { $0 > 0 } == true, "\(report)")
+        #expect(bench.output.contains { $0.contains("40 of 40 measured webhooks arrived") }, "\(report)")
+        let p50 = MatchBenchSmokeTests.figure(bench.output, after: "p50", before: "ms")
+        let p99 = MatchBenchSmokeTests.figure(bench.output, after: "p99", before: "ms")
+        #expect(p50 != nil && p99 != nil && p99! >= p50!, "\(report)")
+        #expect(bench.output.contains { $0.contains("goal p99 < 100 ms") }, "\(report)")
+    }
+}
