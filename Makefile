@@ -43,6 +43,7 @@ bench: deps
 	$(SWIFT) build -c release
 	$(shell $(SWIFT) build -c release --show-bin-path)/vigil bench kafka
 	$(shell $(SWIFT) build -c release --show-bin-path)/vigil bench match-cluster
+	$(shell $(SWIFT) build -c release --show-bin-path)/vigil bench alert
 
 # Plants each known runtime bug in a scratch copy and fails if its tests still pass (not part of `make test`).
 mutation: deps

@@ -41,6 +41,31 @@ public struct DeclarationProblems: Error, Sendable, CustomStringConvertible {
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 
+/// Every file's declarations, parsed by `parse`, with every problem of every file; ids must be
+/// unique across the files (`section.id: is declared in other.yaml too`). Sorted by id.
+public func loadDeclarations<Value>(
+    paths: [String], section: String, noun: String, id: (Value) -> String, parse: (_ yaml: String, _ file: String) throws(DeclarationProblems) -> [Value]
+) throws(DeclarationProblems) -> [Value] {
+    var values: [Value] = []
+    var problems: [DeclarationProblem] = []
+    var seen: [String: String] = [:]
+    for path in paths {
+        do {
+            for value in try parse(try DeclarationReader.text(of: path), path) {
+                if let other = seen[id(value)] {
+                    problems.append(DeclarationProblem(file: path, keyPath: "\(section).\(id(value))", message: "is declared in \(other) too; \(noun) ids are unique"))
+                }
+                seen[id(value)] = path
+                values.append(value)
+            }
+        } catch {
+            problems += error.errors
+        }
+    }
+    guard problems.isEmpty else { throw DeclarationProblems(errors: problems) }
+    return values.sorted { id($0) < id($1) }
+}
+
 /// Reads a YAML file an operator declares and collects every problem, not just the first, so
 /// one run shows everything to fix. The cameras and rules files extend it with their own keys.
 public struct DeclarationReader {

@@ -58,24 +58,9 @@ public enum RulesFile {
 
     /// Every file's rules; ids must be unique across the files.
     public static func load(paths: [String], knownClasses: Set<String> = builtInClasses) throws(DeclarationProblems) -> [Vigil_V1_Rule] {
-        var rules: [Vigil_V1_Rule] = []
-        var problems: [DeclarationProblem] = []
-        var seen: [String: String] = [:]
-        for path in paths {
-            do {
-                for rule in try parse(yaml: try DeclarationReader.text(of: path), file: path, knownClasses: knownClasses) {
-                    if let other = seen[rule.ruleID] {
-                        problems.append(DeclarationProblem(file: path, keyPath: "rules.\(rule.ruleID)", message: "is declared in \(other) too; rule ids are unique"))
-                    }
-                    seen[rule.ruleID] = path
-                    rules.append(rule)
-                }
-            } catch {
-                problems += error.errors
-            }
+        try loadDeclarations(paths: paths, section: "rules", noun: "rule", id: \.ruleID) { yaml, file throws(DeclarationProblems) in
+            try parse(yaml: yaml, file: file, knownClasses: knownClasses)
         }
-        guard problems.isEmpty else { throw DeclarationProblems(errors: problems) }
-        return rules.sorted { $0.ruleID < $1.ruleID }
     }
 }
 

@@ -181,11 +181,7 @@ struct CamerasCommand: AsyncParsableCommand {
             let plan = CameraPlan(entries: entries)
             let writer = CamerasCommand.writer(actor: apply.actor)
             writer.printPlan(plan)
-            if apply.dryRun {
-                writeLine("dry run: nothing published")
-                return
-            }
-            try await writer.publish(plan, cluster: cluster, logger: logger)
+            try await writer.publish(plan, dryRun: apply.dryRun, cluster: cluster, logger: logger)
         }
     }
 

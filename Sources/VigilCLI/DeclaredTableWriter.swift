@@ -66,6 +66,15 @@ struct DeclaredTableWriter<Value: Sendable & Equatable> {
         writeLine("plan: \(plan.changes.count) to change, \(plan.entries.count - plan.changes.count) unchanged or kept")
     }
 
+    /// Publishes `plan`, or with `--dry-run` says that nothing was.
+    func publish(_ plan: DeclaredTablePlan<Value>, dryRun: Bool, cluster: KafkaConfiguration, logger: Logger) async throws {
+        if dryRun {
+            writeLine("dry run: nothing published")
+            return
+        }
+        try await publish(plan, cluster: cluster, logger: logger)
+    }
+
     func publish(_ plan: DeclaredTablePlan<Value>, cluster: KafkaConfiguration, logger: Logger) async throws {
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: cluster), logger: logger)
         do {

@@ -104,11 +104,7 @@ struct RulesCommand: AsyncParsableCommand {
             }
             let plan = RulePlan(.rule, current: current, desired: desired, deleteMissing: apply.deleteMissing, actor: apply.actor, now: apply.effectiveMilliseconds)
             writer.printPlan(plan)
-            if apply.dryRun {
-                writeLine("dry run: nothing published")
-                return
-            }
-            try await writer.publish(plan, cluster: cluster, logger: logger)
+            try await writer.publish(plan, dryRun: apply.dryRun, cluster: cluster, logger: logger)
         }
     }
 

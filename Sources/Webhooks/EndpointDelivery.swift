@@ -52,11 +52,20 @@ final class EndpointDelivery: Sendable {
         self.logger = logger
     }
 
-    /// Runs until cancelled, or until the endpoint is removed, disabled or answers 410.
-    func run() async {
+    /// Why a run ended.
+    enum Ending: Sendable, Equatable {
+        /// Cancelled, or the endpoint removed, disabled or gone (410): nothing to resume.
+        case stopped
+        /// Reading `alerts.v1` failed: worth starting again from the last commit.
+        case failed
+    }
+
+    /// Runs until cancelled, or until the endpoint is removed, disabled or answers 410, or
+    /// reading fails.
+    func run() async -> Ending {
         do {
             for try await message in consumer.messages {
-                guard await deliver(message) == .settled else { break }
+                guard await deliver(message) == .settled else { return .stopped }
                 do {
                     try consumer.storeOffset(message)
                 } catch {
@@ -64,8 +73,10 @@ final class EndpointDelivery: Sendable {
                     logger.debug("offset not stored", metadata: ["error": "\(error)"])
                 }
             }
+            return .stopped
         } catch {
-            logger.error("reading alerts.v1 for the endpoint failed; delivery resumes from its last commit when the worker restarts", metadata: ["error": "\(error)"])
+            logger.error("reading alerts.v1 for the endpoint failed; delivery starts again from its last commit", metadata: ["error": "\(error)"])
+            return .failed
         }
     }
 

@@ -83,24 +83,30 @@ public final class WebhookDispatcher: Service, @unchecked Sendable {
         let group = WebhookEndpoints.consumerGroup(of: name, worker: workerGroup)
         let (cluster, settings, logger, endpoints) = (cluster, settings, logger, endpoints)
         return Task {
-            let consumer: KafkaConsumer
-            do {
-                consumer = try KafkaConsumer(
-                    configuration: KafkaConsumerConfiguration(cluster: cluster, groupID: group, topics: ["alerts.v1"], bufferedMessages: 100),
-                    logger: logger
+            // A delivery whose reading failed starts again, from its group's last commit.
+            while !Task.isCancelled {
+                let consumer: KafkaConsumer
+                do {
+                    consumer = try KafkaConsumer(
+                        configuration: KafkaConsumerConfiguration(cluster: cluster, groupID: group, topics: ["alerts.v1"], bufferedMessages: 100),
+                        logger: logger
+                    )
+                } catch {
+                    logger.error("cannot start delivery to the webhook endpoint; trying again in 5 s", metadata: ["endpoint": "\(name)", "error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(5))
+                    continue
+                }
+                logger.info("webhook delivery started", metadata: ["endpoint": "\(name)", "group": "\(group)"])
+                let delivery = EndpointDelivery(
+                    name: name, consumer: consumer, producer: producer, sender: sender, schedule: settings.schedule,
+                    endpoint: { endpoints.current(name) }, logger: logger
                 )
-            } catch {
-                logger.error("cannot start delivery to the webhook endpoint", metadata: ["endpoint": "\(name)", "error": "\(error)"])
-                return
+                let ending = await delivery.run()
+                // Commits what was stored: every revision accepted or dead-lettered, nothing else.
+                await consumer.close()
+                guard ending == .failed else { return }
+                try? await Task.sleep(for: .seconds(5))
             }
-            logger.info("webhook delivery started", metadata: ["endpoint": "\(name)", "group": "\(group)"])
-            let delivery = EndpointDelivery(
-                name: name, consumer: consumer, producer: producer, sender: sender, schedule: settings.schedule,
-                endpoint: { endpoints.current(name) }, logger: logger
-            )
-            await delivery.run()
-            // Commits what was stored: every revision accepted or dead-lettered, nothing else.
-            await consumer.close()
         }
     }
 }

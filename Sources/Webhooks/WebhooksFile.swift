@@ -27,24 +27,9 @@ public enum WebhooksFile {
 
     /// Every file's endpoints; names must be unique across the files.
     public static func load(paths: [String]) throws(DeclarationProblems) -> [Vigil_V1_WebhookEndpoint] {
-        var endpoints: [Vigil_V1_WebhookEndpoint] = []
-        var problems: [DeclarationProblem] = []
-        var seen: [String: String] = [:]
-        for path in paths {
-            do {
-                for endpoint in try parse(yaml: try DeclarationReader.text(of: path), file: path) {
-                    if let other = seen[endpoint.name] {
-                        problems.append(DeclarationProblem(file: path, keyPath: "webhooks.\(endpoint.name)", message: "is also declared in \(other); endpoint names are unique"))
-                    }
-                    seen[endpoint.name] = path
-                    endpoints.append(endpoint)
-                }
-            } catch {
-                problems += error.errors
-            }
+        try loadDeclarations(paths: paths, section: "webhooks", noun: "endpoint", id: \.name) { yaml, file throws(DeclarationProblems) in
+            try parse(yaml: yaml, file: file)
         }
-        guard problems.isEmpty else { throw DeclarationProblems(errors: problems) }
-        return endpoints
     }
 
     static let severities: [String: Vigil_V1_Severity] = ["info": .info, "warning": .warning, "major": .major, "critical": .critical]
