@@ -37,21 +37,25 @@ public struct AlertStage: StatefulStage {
     public let allowedLateness: Duration
     let policy: @Sendable (Vigil_V1_Incident) -> ResolvedAlertPolicy
     let silence: @Sendable (Vigil_V1_Incident, _ eventTime: Int64) -> Vigil_V1_Silence?
+    let geometry: @Sendable (Vigil_V1_Incident) -> Vigil_V1_Rule.OneOf_Geometry?
     /// Where audit events say they come from (`vigil-alert`, with the replica's host).
     let origin: String
 
     /// - Parameters:
     ///   - policy: the policy of an incident's rule (the rules table's rule, else the kind's defaults).
     ///   - silence: the silence covering an incident at an event time, if any (`Silences.covering`).
+    ///   - geometry: the zone or line of an incident's rule, drawn over its evidence.
     public init(
         allowedLateness: Duration = .seconds(600), origin: String = "vigil-alert",
         policy: @escaping @Sendable (Vigil_V1_Incident) -> ResolvedAlertPolicy = { ResolvedAlertPolicy.defaults(for: $0.kind) },
-        silence: @escaping @Sendable (Vigil_V1_Incident, _ eventTime: Int64) -> Vigil_V1_Silence? = { _, _ in nil }
+        silence: @escaping @Sendable (Vigil_V1_Incident, _ eventTime: Int64) -> Vigil_V1_Silence? = { _, _ in nil },
+        geometry: @escaping @Sendable (Vigil_V1_Incident) -> Vigil_V1_Rule.OneOf_Geometry? = { _ in nil }
     ) {
         self.allowedLateness = allowedLateness
         self.origin = origin
         self.policy = policy
         self.silence = silence
+        self.geometry = geometry
     }
 
     /// A camera's alerts, as the runtime keeps them.
@@ -154,7 +158,7 @@ public struct AlertStage: StatefulStage {
         alert.state = .open
         alert.severity = incident.severity
         alert.createdTime = Google_Protobuf_Timestamp(milliseconds: eventTime)
-        if let nearest = Self.nearest(camera.recentSnapshots, to: incident.windowStart.milliseconds) { alert.evidence = nearest }
+        if let nearest = Self.nearest(camera.recentSnapshots, to: incident.windowStart.milliseconds) { alert.evidence = evidence(nearest, for: incident) }
         var words = "opened: \(incident.summary)"
         var type = AlertChange.opened
         // `covers` never matches the unsilenceable kinds; checked here too, so no table can hide them.
@@ -279,6 +283,17 @@ public struct AlertStage: StatefulStage {
         return evidence
     }
 
+    /// `snapshot` as the evidence of an alert on `incident`: with its rule's zone or line.
+    func evidence(_ snapshot: Vigil_V1_AlertEvidence, for incident: Vigil_V1_Incident) -> Vigil_V1_AlertEvidence {
+        var evidence = snapshot
+        switch geometry(incident) {
+        case .zone(let zone): evidence.zone = zone
+        case .line(let line): evidence.line = line
+        case nil: evidence.ruleGeometry = nil
+        }
+        return evidence
+    }
+
     /// Keeps the snapshot's reference, and makes it the evidence of every open alert it is
     /// nearer to (by the first incident's start) than the evidence it has; each such alert gets
     /// a revision and the image's hash goes to the audit log.
@@ -290,7 +305,7 @@ public struct AlertStage: StatefulStage {
             var alert = camera.openAlerts[index]
             let start = Self.firstStart(alert)
             guard !alert.hasEvidence || Self.distance(evidence, start) < Self.distance(alert.evidence, start) else { continue }
-            alert.evidence = evidence
+            alert.evidence = self.evidence(evidence, for: alert.incident)
             let now = evidence.captureTime.milliseconds
             outputs.append(record(Self.change(&alert, by: Self.actor, at: max(now, alert.updatedTime.milliseconds), "evidence: snapshot \(evidence.snapshotID)", type: .evidence), camera: &camera, index: index))
             outputs.append(custody(alert, cameraID: cameraID))

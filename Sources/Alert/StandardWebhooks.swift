@@ -88,7 +88,7 @@ public enum StandardWebhooks {
                 "topic": evidence.snapshot.topic, "partition": evidence.snapshot.partition, "offset": evidence.snapshot.offset,
                 "snapshot_id": evidence.snapshotID, "capture_time": CloudEvents.timestamp(evidence.captureTime.milliseconds),
                 "sha256": evidence.jpegSha256Hex,
-            ] as [String: Any]
+            ].merging(geometry(of: evidence)) { $1 } as [String: Any]
         }
         let event: [String: Any] = [
             "specversion": "1.0", "id": "\(alert.alertID)/\(alert.revision)", "source": CloudEvents.source, "type": type.eventType,
@@ -97,6 +97,17 @@ public enum StandardWebhooks {
         ]
         // Sorted keys: the same alert revision is always the same bytes (and the same signature).
         return (try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+    }
+
+    /// The rule's zone (`[[x, y], …]`) or line (`{"start": [x, y], "end": [x, y]}`) in frame fractions.
+    static func geometry(of evidence: Vigil_V1_AlertEvidence) -> [String: Any] {
+        // Four decimals: the floats written as doubles would carry digits nobody declared.
+        func point(_ point: Vigil_V1_Point) -> [Double] { [point.x, point.y].map { (Double($0) * 10_000).rounded() / 10_000 } }
+        switch evidence.ruleGeometry {
+        case .zone(let zone): return ["zone": zone.vertices.map(point)]
+        case .line(let line): return ["line": ["start": point(line.start), "end": point(line.end)]]
+        case nil: return [:]
+        }
     }
 
     /// The schema's enum value names, lowercased without their prefix: `false_positive`, `major`.

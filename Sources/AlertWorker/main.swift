@@ -44,7 +44,8 @@ try await Worker.run(
         allowedLateness: .milliseconds(lateness), origin: "vigil-alert@\(host)",
         // The rule as it is now: a policy changed since the incident opened applies from here on.
         policy: { incident in rules.current(incident.ruleID).map(ResolvedAlertPolicy.of) ?? ResolvedAlertPolicy.defaults(for: incident.kind) },
-        silence: { incident, eventTime in Silences.covering(incident, at: eventTime, in: silences) }
+        silence: { incident, eventTime in Silences.covering(incident, at: eventTime, in: silences) },
+        geometry: { incident in rules.current(incident.ruleID)?.geometry }
     ),
     name: "vigil-alert", tables: [rules, silences, endpoints],
     companions: { configuration, logger in

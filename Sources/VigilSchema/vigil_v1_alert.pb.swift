@@ -300,7 +300,35 @@ public nonisolated struct Vigil_V1_AlertEvidence: Sendable {
   /// The objects detect saw in the frame (class, score, box, per-camera track id; never who).
   public var objects: [Vigil_V1_DetectedObject] = []
 
+  /// The rule's zone or line when the evidence was attached, to draw over the image. Unset for
+  /// rules that watch the whole frame (tamper, offline).
+  public var ruleGeometry: Vigil_V1_AlertEvidence.OneOf_RuleGeometry? = nil
+
+  public var zone: Vigil_V1_Polygon {
+    get {
+      if case .zone(let v)? = ruleGeometry {return v}
+      return Vigil_V1_Polygon()
+    }
+    set {ruleGeometry = .zone(newValue)}
+  }
+
+  public var line: Vigil_V1_DirectedLine {
+    get {
+      if case .line(let v)? = ruleGeometry {return v}
+      return Vigil_V1_DirectedLine()
+    }
+    set {ruleGeometry = .line(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  /// The rule's zone or line when the evidence was attached, to draw over the image. Unset for
+  /// rules that watch the whole frame (tamper, offline).
+  public nonisolated enum OneOf_RuleGeometry: Equatable, Sendable {
+    case zone(Vigil_V1_Polygon)
+    case line(Vigil_V1_DirectedLine)
+
+  }
 
   public init() {}
 
@@ -796,7 +824,7 @@ nonisolated extension Vigil_V1_Alert: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Vigil_V1_AlertEvidence: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AlertEvidence"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshot\0\u{3}snapshot_id\0\u{3}capture_time\0\u{3}jpeg_sha256\0\u{1}objects\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshot\0\u{3}snapshot_id\0\u{3}capture_time\0\u{3}jpeg_sha256\0\u{1}objects\0\u{1}zone\0\u{1}line\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -809,6 +837,32 @@ nonisolated extension Vigil_V1_AlertEvidence: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeSingularMessageField(value: &self._captureTime) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.jpegSha256) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.objects) }()
+      case 6: try {
+        var v: Vigil_V1_Polygon?
+        var hadOneofValue = false
+        if let current = self.ruleGeometry {
+          hadOneofValue = true
+          if case .zone(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.ruleGeometry = .zone(v)
+        }
+      }()
+      case 7: try {
+        var v: Vigil_V1_DirectedLine?
+        var hadOneofValue = false
+        if let current = self.ruleGeometry {
+          hadOneofValue = true
+          if case .line(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.ruleGeometry = .line(v)
+        }
+      }()
       default: break
       }
     }
@@ -834,6 +888,17 @@ nonisolated extension Vigil_V1_AlertEvidence: SwiftProtobuf.Message, SwiftProtob
     if !self.objects.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.objects, fieldNumber: 5)
     }
+    switch self.ruleGeometry {
+    case .zone?: try {
+      guard case .zone(let v)? = self.ruleGeometry else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .line?: try {
+      guard case .line(let v)? = self.ruleGeometry else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case nil: break
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -843,6 +908,7 @@ nonisolated extension Vigil_V1_AlertEvidence: SwiftProtobuf.Message, SwiftProtob
     if lhs._captureTime != rhs._captureTime {return false}
     if lhs.jpegSha256 != rhs.jpegSha256 {return false}
     if lhs.objects != rhs.objects {return false}
+    if lhs.ruleGeometry != rhs.ruleGeometry {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -14,9 +14,9 @@ struct AlertStageTests {
     static let camera = "cam-1"
     static let start: Int64 = 1_800_000_000_000
 
-    static func driver(restoredFrom changelog: [StageOutput] = []) -> StatefulStageTestDriver<AlertStage> {
+    static func driver(restoredFrom changelog: [StageOutput] = [], stage: AlertStage = AlertStage()) -> StatefulStageTestDriver<AlertStage> {
         StatefulStageTestDriver(
-            stage: AlertStage(), worker: "vigil-alert", inputs: [AlertStage.incidentsTopic, AlertStage.actionsTopic],
+            stage: stage, worker: "vigil-alert", inputs: [AlertStage.incidentsTopic, AlertStage.actionsTopic],
             outputs: [AlertStage.alertsTopic, AlertStage.outcomesTopic, "audit.events.v1"], changelogTopic: "vigil-alert.state.changelog",
             restoredFrom: changelog
         )
@@ -340,6 +340,44 @@ struct AlertEvidenceTests {
 
     static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
         haystack.count >= needle.count && (0...(haystack.count - needle.count)).contains { Array(haystack[$0..<$0 + needle.count]) == needle }
+    }
+
+    @Test("evidence carries its rule's zone or line (from the rules table), to draw over the image; the webhook body too")
+    func ruleGeometry() async throws {
+        var polygon = Vigil_V1_Polygon()
+        polygon.vertices = [(Float(0.1), Float(0.2)), (0.6, 0.2), (0.6, 0.9)].map { x, y in
+            var point = Vigil_V1_Point()
+            point.x = x
+            point.y = y
+            return point
+        }
+        var directed = Vigil_V1_DirectedLine()
+        directed.start.x = 0.5
+        directed.end.x = 0.5
+        directed.end.y = 1
+        let (zone, line) = (polygon, directed)
+        let stage = AlertStage(geometry: { incident in
+            switch incident.ruleID {
+            case "rule-1": .zone(zone)
+            case "door-line": .line(line)
+            default: nil
+            }
+        })
+        let start = AlertStageTests.start
+        let driver = AlertStageTests.driver(stage: stage)
+        try await driver.feed(AlertStageTests.incident("i1", at: start))
+        try await driver.feed(try Self.snapshot(at: start + 200, offset: 3))
+        try await driver.feed(AlertStageTests.incident("i2", rule: "door-line", kind: .lineCrossing, at: start + 300))
+        try await driver.feed(AlertStageTests.incident("i3", rule: "lens", kind: .cameraTamper, at: start + 300))
+        let alerts = try AlertStageTests.alerts(driver)
+        let zoned = try #require(alerts.last { $0.alertID == "alert-i1" })
+        #expect(zoned.evidence.zone == zone, "attached when the snapshot came")
+        #expect(alerts.last { $0.alertID == "alert-i2" }?.evidence.line == line, "attached as the alert opened, from the snapshot already held")
+        let whole = try #require(alerts.last { $0.alertID == "alert-i3" })
+        #expect(whole.hasEvidence && whole.evidence.ruleGeometry == nil, "a tamper rule watches the whole frame")
+        let body = try #require(try JSONSerialization.jsonObject(with: StandardWebhooks.body(for: zoned, type: .evidence)) as? [String: Any])
+        let evidence = try #require((body["data"] as? [String: Any])?["evidence"] as? [String: Any])
+        #expect(evidence["zone"] as? [[Double]] == [[0.1, 0.2], [0.6, 0.2], [0.6, 0.9]], "\(evidence)")
     }
 
     @Test("the snapshot nearest the incident's start becomes the alert's evidence by reference, with its JPEG's SHA-256 in the audit log; pixels go nowhere")
