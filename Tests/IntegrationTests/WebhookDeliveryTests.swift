@@ -18,7 +18,7 @@ struct WebhookDeliveryTests {
     static let secret = "whsec_" + Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
     static let topics = AlertWorkerTests.topics
     static let environment = AlertWorkerTests.environment.merging([
-        "WEBHOOK_ATTEMPTS": "3", "WEBHOOK_RETRY_BASE_MS": "50", "WEBHOOK_RETRY_CAP_MS": "200", "WEBHOOK_TIMEOUT_MS": "5000",
+        "WEBHOOK_ATTEMPTS": "3", "WEBHOOK_RETRY_BASE_MS": "50", "WEBHOOK_RETRY_CAP_MS": "2000", "WEBHOOK_TIMEOUT_MS": "5000",
         secretVariable: secret,
     ]) { $1 }
 
@@ -129,12 +129,16 @@ struct WebhookDeliveryTests {
         }
     }
 
-    @Test("a failing endpoint never holds back a working one; its revisions are dead-lettered after the last retry and replayed; 410 disables its endpoint, audited; a URL with credentials is refused")
+    @Test("a failing endpoint never holds back a working one; its revisions are dead-lettered after the last retry and replayed; Retry-After is waited out; 410 disables its endpoint, audited; a URL with credentials is refused")
     func endpointsApart() async throws {
         let failing = FailureSwitch()
         let good = try await ScriptedReceiver { _, _ in .init(status: 204) }
         let flaky = try await ScriptedReceiver { _, _ in failing.isOn ? .init(status: 500) : .init(status: 200) }
         let gone = try await ScriptedReceiver { _, _ in .init(status: 410) }
+        // Busy at first: asks for a second's pause, which outlasts the 50–100 ms backoff.
+        let busy = try await ScriptedReceiver { _, index in index == 0 ? .init(status: 429, headers: ["Retry-After": "1"]) : .init(status: 204) }
+        // Asks for a minute, beyond the retry cap (2 s here): dead-lettered at once, with that reason.
+        let patient = try await ScriptedReceiver { _, _ in .init(status: 503, headers: ["Retry-After": "60"]) }
         let cluster = try await DevClusterProcess(topics: Self.topics)
         let bootstrap = cluster.bootstrapServers
         let kafka = KafkaConfiguration(bootstrapServers: bootstrap)
@@ -144,7 +148,7 @@ struct WebhookDeliveryTests {
         #expect(refused.exitStatus == 1)
         #expect(refused.output.contains { $0.contains("webhooks.leaky.url: carries credentials") }, "\(refused.output)")
 
-        let file = try Self.endpointsFile([("good", good.url), ("flaky", flaky.url), ("gone", gone.url)])
+        let file = try Self.endpointsFile([("good", good.url), ("flaky", flaky.url), ("gone", gone.url), ("busy", busy.url), ("patient", patient.url)])
         let applied = try await Self.vigil(["webhooks", "apply", file, "--actor", "op-1"], bootstrap: bootstrap)
         #expect(applied.exitStatus == 0, "\(applied.standardError.suffix(1_000))")
         let worker = try await PassThroughWorkerProcess.start(cluster, environment: Self.environment, executable: "vigil-alert")
@@ -159,11 +163,17 @@ struct WebhookDeliveryTests {
             Set(good.received.compactMap { $0.headers["webhook-id"] }).count == 3
         }
         #expect(good.received.allSatisfy(Self.verified), "every request is signed with the endpoint's secret")
-        try await eventually(timeout: .seconds(60), "the failing endpoint's three revisions dead-lettered after three attempts each") {
-            try await KafkaTableReader.readPartitions(cluster: kafka, topic: "webhook.deadletters.v1", partitions: nil, logger: Logger(label: "test")).count == 3
+        try await eventually(timeout: .seconds(60), "the failing endpoints' revisions dead-lettered, three each") {
+            try await KafkaTableReader.readPartitions(cluster: kafka, topic: "webhook.deadletters.v1", partitions: nil, logger: Logger(label: "test")).count == 6
         }
-        let letters = try await KafkaTableReader.readPartitions(cluster: kafka, topic: "webhook.deadletters.v1", partitions: nil, logger: Logger(label: "test"))
+        let allLetters = try await KafkaTableReader.readPartitions(cluster: kafka, topic: "webhook.deadletters.v1", partitions: nil, logger: Logger(label: "test"))
             .map { try Vigil_V1_WebhookDeadLetter(serializedBytes: $0.value) }
+        let letters = allLetters.filter { $0.endpoint == "flaky" }
+        #expect(letters.count == 3)
+        #expect(allLetters.filter { $0.endpoint == "patient" }.allSatisfy {
+            $0.attempts == 1 && $0.reason == "HTTP 503; asked to retry after 60.0 seconds, longer than WEBHOOK_RETRY_CAP_MS (2.0 seconds)"
+        }, "\(allLetters.map(\.reason))")
+        #expect(patient.received.count == 3, "one attempt each")
         #expect(letters.allSatisfy { $0.endpoint == "flaky" && $0.reason == "HTTP 500" && $0.attempts == 3 && $0.eventType == "vigil.alert.v1.opened" })
         #expect(flaky.received.count == 9 && flaky.received.allSatisfy(Self.verified))
         // Retries keep the webhook id (the receiver's idempotency key).
@@ -174,10 +184,16 @@ struct WebhookDeliveryTests {
             return list.output.contains { $0.hasPrefix("gone") && $0.contains("DISABLED: the endpoint answered 410 Gone") }
         }
         #expect(gone.received.count == 1, "nothing more is sent after a 410")
+        try await eventually(timeout: .seconds(30), "the busy endpoint has all three after its pause") {
+            Set(busy.received.compactMap { $0.headers["webhook-id"] }).count == 3 && busy.received.count == 4
+        }
+        let pause = busy.received[1].arrived - busy.received[0].arrived
+        #expect(pause >= .milliseconds(950), "Retry-After: 1 waited out (the backoff alone is at most 200 ms): \(pause)")
+        #expect(busy.received[0].headers["webhook-id"] == busy.received[1].headers["webhook-id"], "the same revision tried again")
         let audit = try await KafkaTableReader.readPartitions(cluster: kafka, topic: "audit.events.v1", partitions: nil, logger: Logger(label: "test"))
             .compactMap { try? Vigil_V1_AuditEvent(serializedBytes: $0.value) }.filter { $0.kind == .subscriptionChanged }
         #expect(audit.contains { $0.actor == "vigil-alert" && $0.subject == "webhook:gone" && $0.detail.hasPrefix("disabled: the endpoint answered 410 Gone") })
-        #expect(audit.filter { $0.actor == "op-1" }.count == 3, "applying the three endpoints was audited")
+        #expect(audit.filter { $0.actor == "op-1" }.count == 5, "applying the five endpoints was audited")
         #expect(!audit.contains { $0.detail.contains(Self.secret) }, "no secret in an audit event")
 
         failing.isOn = false
@@ -194,7 +210,7 @@ struct WebhookDeliveryTests {
         #expect(worker.process.exitStatus == 0, "\(worker.process.standardError.suffix(1_000))")
         #expect(!worker.process.standardError.contains(Self.secret), "no secret in a log line")
         try await cluster.stop()
-        for receiver in [good, flaky, gone] { receiver.stop() }
+        for receiver in [good, flaky, gone, busy, patient] { receiver.stop() }
     }
 
     @Test("SIGKILL of vigil-alert while the receiver is slow: the request cut off is sent again, every alert revision reaches the receiver at least once, and exactly once after dedup by webhook-id")

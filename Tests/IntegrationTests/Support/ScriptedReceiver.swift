@@ -9,6 +9,7 @@ final class ScriptedReceiver: @unchecked Sendable {
         var path: String
         var headers: [String: String]
         var body: Data
+        var arrived: ContinuousClock.Instant
     }
 
     struct Answer: Sendable {
@@ -31,7 +32,7 @@ final class ScriptedReceiver: @unchecked Sendable {
             let buffer = try await request.body.collect(upTo: 1 << 20)
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
-            let recorded = Request(path: request.uri.path, headers: headers, body: Data(buffer.readableBytesView))
+            let recorded = Request(path: request.uri.path, headers: headers, body: Data(buffer.readableBytesView), arrived: .now)
             let index = log.append(recorded)
             let reply = answer(recorded, index)
             if reply.hold > .zero { try await Task.sleep(for: reply.hold) }
