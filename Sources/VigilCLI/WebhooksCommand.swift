@@ -260,7 +260,9 @@ struct WebhooksCommand: AsyncParsableCommand {
                     throw ExitCode.failure
                 }
             }
-            let receiver = WebhookReceiver(secrets: secrets, logger: Logger(label: "vigil.webhooks.listen"))
+            var logger = Logger(label: "vigil.webhooks.listen")
+            logger.logLevel = .warning  // its own lines say it listens and what arrives
+            let receiver = WebhookReceiver(secrets: secrets, logger: logger)
             try await receiver.run(port: port) { port in
                 writeLine("listening on http://127.0.0.1:\(port)/ for signed webhooks")
             } onDelivery: { delivery in
