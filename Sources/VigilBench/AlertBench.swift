@@ -107,7 +107,9 @@ struct AlertBench: AsyncParsableCommand {
         writeLine("")
         writeLine("confirmation — \(incidents) camera-tamper incidents pre-produced to incidents.v1 over \(cameras) cameras, no webhook endpoint")
         try await produce(count: incidents, prefix: "c", kafka: kafka, logger: logger)
-        let anchor = try (0..<3).map { _ in try readWithKcat(cluster: cluster, bench: bench) }.sorted()[1]
+        let anchor = try bench.kcatMedianSeconds(kcat, cluster: cluster, topic: AlertStage.incidentsTopic, expected: incidents, fetchWaitMs: fetchWaitMs) { read in
+            "kcat read \(read) of the \(incidents) incidents: ask for fewer (--incidents)"
+        }
         let taken = try await takeAll(executable: executable, environment: environment, group: group, cluster: cluster, kafka: kafka, bench: bench, logger: logger)
         let kcatRate = Double(incidents) / anchor, workerRate = Double(incidents) / taken.seconds
         writeLine(String(format: "  kcat -C -e     %9.0f records/s  (%d records in %.3f s: median of 3 runs)", kcatRate, incidents, anchor))
@@ -201,22 +203,6 @@ struct AlertBench: AsyncParsableCommand {
             throw error
         }
         await producer.close()
-    }
-
-    private func readWithKcat(cluster: BenchDevCluster, bench: BenchProcesses) throws -> Double {
-        let output = bench.scratch.appendingPathComponent("kcat.out")
-        let started = ContinuousClock.now
-        let process = try ChildProcess(
-            executable: kcat,
-            arguments: ["-C", "-b", cluster.bootstrapServers, "-t", AlertStage.incidentsTopic, "-o", "beginning", "-e", "-q", "-f", "%o\n", "-X", "fetch.wait.max.ms=\(fetchWaitMs)"],
-            standardOutput: .file(output.path), standardError: .file(bench.scratch.appendingPathComponent("kcat.log").path)
-        )
-        let termination = process.waitUntilExit()
-        let seconds = elapsedSeconds(since: started)
-        guard termination == .exited(0) else { throw BenchFailure("kcat \(termination) (see \(bench.scratch.path)/kcat.log)") }
-        let read = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").count
-        guard read == incidents else { throw BenchFailure("kcat read \(read) of the \(incidents) incidents: ask for fewer (--incidents)") }
-        return seconds
     }
 
     /// A vigil-alert taking every pre-produced incident: first taken → all committed, and its CPU time over that.

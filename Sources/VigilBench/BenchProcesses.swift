@@ -75,6 +75,34 @@ struct BenchProcesses {
         }
     }
 
+    /// `kcat -C -e` reading `topic` from its beginning to its end, three times: the median wall
+    /// time in seconds (one run takes a fraction of a second, so one slow moment weighs much).
+    /// Each run must read `expected` records; `shortfall` says what to do when one did not.
+    func kcatMedianSeconds(
+        _ kcat: String, cluster: BenchDevCluster, topic: String, expected: Int, fetchWaitMs: Int, shortfall: (_ read: Int) -> String
+    ) throws -> Double {
+        try (0..<3).map { _ in
+            let output = scratch.appendingPathComponent("kcat.out")
+            let started = ContinuousClock.now
+            let process = try ChildProcess(
+                executable: kcat,
+                arguments: [
+                    "-C", "-b", cluster.bootstrapServers, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%o\n",
+                    // A partition with no records reaches its end only when a fetch returns, which the mock holds this long.
+                    "-X", "fetch.wait.max.ms=\(fetchWaitMs)",
+                ],
+                standardOutput: .file(output.path), standardError: .file(scratch.appendingPathComponent("kcat.log").path)
+            )
+            // Waited for on this thread, not polled: the wall time is the figure.
+            let termination = process.waitUntilExit()
+            let seconds = elapsedSeconds(since: started)
+            guard termination == .exited(0) else { throw BenchFailure("kcat \(termination) (see \(scratch.path)/kcat.log)") }
+            let read = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").count
+            guard read == expected else { throw BenchFailure(shortfall(read)) }
+            return seconds
+        }.sorted()[1]
+    }
+
     /// Removes the scratch folder: the run went well, its logs are not needed.
     func clean() {
         try? FileManager.default.removeItem(at: scratch)

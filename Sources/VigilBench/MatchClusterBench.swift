@@ -225,33 +225,11 @@ struct MatchClusterBench: AsyncParsableCommand {
         return Double(bytes) / 1_000_000
     }
 
-    /// kcat reading detections.v1 from its beginning to its end, three times: the median wall
-    /// time in seconds (one run takes a fraction of a second, so one slow moment weighs much).
+    /// kcat reading detections.v1 from its beginning to its end: the median of three runs, in seconds.
     private func readWithKcat(cluster: BenchDevCluster, bench: BenchProcesses) throws -> Double {
-        try (0..<3).map { _ in try readOnceWithKcat(cluster: cluster, bench: bench) }.sorted()[1]
-    }
-
-    private func readOnceWithKcat(cluster: BenchDevCluster, bench: BenchProcesses) throws -> Double {
-        let output = bench.scratch.appendingPathComponent("kcat.out")
-        let started = ContinuousClock.now
-        let process = try ChildProcess(
-            executable: kcat,
-            arguments: [
-                "-C", "-b", cluster.bootstrapServers, "-t", MatchStage.detectionsTopic, "-o", "beginning", "-e", "-q", "-f", "%o\n",
-                // A partition with no records reaches its end only when a fetch returns, which the mock holds this long.
-                "-X", "fetch.wait.max.ms=\(fetchWaitMs)",
-            ],
-            standardOutput: .file(output.path), standardError: .file(bench.scratch.appendingPathComponent("kcat.log").path)
-        )
-        // Waited for on this thread, not polled: the wall time is the figure.
-        let termination = process.waitUntilExit()
-        let seconds = elapsedSeconds(since: started)
-        guard termination == .exited(0) else { throw BenchFailure("kcat \(termination) (see \(bench.scratch.path)/kcat.log)") }
-        let read = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").count
-        guard read == records else {
-            throw BenchFailure("kcat read \(read) of the \(records) records of detections.v1: each mock partition keeps only its newest 5 MiB; ask for fewer records (--records) or smaller ones (--persons)")
+        try bench.kcatMedianSeconds(kcat, cluster: cluster, topic: MatchStage.detectionsTopic, expected: records, fetchWaitMs: fetchWaitMs) { read in
+            "kcat read \(read) of the \(records) records of detections.v1: each mock partition keeps only its newest 5 MiB; ask for fewer records (--records) or smaller ones (--persons)"
         }
-        return seconds
     }
 
     struct Throughput {
