@@ -197,6 +197,7 @@ final class EndpointDelivery: Sendable {
 }
 
 extension Duration {
+    /// Whole nanoseconds, as the metrics' timers and the HTTP client's deadlines take them.
     var nanoseconds: Int64 {
         components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
     }

@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import VigilSchema
+import WorkerRuntime
 
 /// One signed request to one endpoint, and what its answer means. Redirects are never
 /// followed: the signature was made for this endpoint, and a 3xx is an answer to fix, not a
@@ -44,7 +45,7 @@ public struct WebhookSender: Sendable {
 
     /// A client for webhooks: no redirects, connect within the attempt's timeout.
     public static func makeClient(timeout: Duration) -> HTTPClient {
-        let milliseconds = max(1, timeout.components.seconds * 1_000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = max(1, timeout.milliseconds)
         return HTTPClient(
             eventLoopGroup: HTTPClient.defaultEventLoopGroup,
             configuration: HTTPClient.Configuration(
@@ -75,7 +76,7 @@ public struct WebhookSender: Sendable {
         for header in request.headers { http.headers.add(name: header.name, value: header.value) }
         http.body = .bytes(ByteBuffer(bytes: request.body))
         do {
-            let response = try await client.execute(http, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+            let response = try await client.execute(http, timeout: .nanoseconds(timeout.nanoseconds))
             // Read (a little of) the answer so the connection can be reused; its content does not matter.
             _ = try? await response.body.collect(upTo: 64 << 10)
             let status = Int(response.status.code)
